@@ -1,0 +1,374 @@
+//! The answer engine: one query message in, one response message out.
+//!
+//! Implements the authoritative-server rules of RFC 1034 §4.3.2 for a zone
+//! without delegations or wildcards, negative answers per RFC 2308, EDNS(0)
+//! per RFC 6891 and truncation per RFC 1035 §4.2.1. Both the UDP fast path and
+//! the TCP handler call [`respond`], so there is exactly one place where an
+//! answer is decided. It never panics on any input, never allocates beyond
+//! the output buffer, and never blocks: the only shared state it touches is
+//! the hot tier's read lock, held for the copy.
+
+use super::wire::{CLASS_ANY, CLASS_IN, MAX_NAME_LEN, Reader, WireError, is_within, rtype};
+use super::zone::{HotZone, Zone};
+
+/// Response codes cpid sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+    BadVers,
+}
+
+impl Rcode {
+    /// The full 12-bit code.
+    pub fn code(self) -> u16 {
+        match self {
+            Rcode::NoError => 0,
+            Rcode::FormErr => 1,
+            Rcode::ServFail => 2,
+            Rcode::NxDomain => 3,
+            Rcode::NotImp => 4,
+            Rcode::Refused => 5,
+            Rcode::BadVers => 16,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rcode::NoError => "NOERROR",
+            Rcode::FormErr => "FORMERR",
+            Rcode::ServFail => "SERVFAIL",
+            Rcode::NxDomain => "NXDOMAIN",
+            Rcode::NotImp => "NOTIMP",
+            Rcode::Refused => "REFUSED",
+            Rcode::BadVers => "BADVERS",
+        }
+    }
+}
+
+/// The transport a query came in on; it sets the response size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The largest UDP payload cpid sends or advertises (the DNS Flag Day 2020
+/// value, which avoids IP fragmentation).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// What was sent, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub rcode: Rcode,
+    pub qtype: u16,
+    pub answers: u16,
+    pub truncated: bool,
+}
+
+/// The parts of a query the engine needs.
+struct Query<'a> {
+    id: u16,
+    flags: u16,
+    /// Name, type and class exactly as received (case preserved).
+    question: &'a [u8],
+    qtype: u16,
+    qclass: u16,
+    edns: Option<Edns>,
+}
+
+#[derive(Clone, Copy)]
+struct Edns {
+    payload: u16,
+    version: u8,
+}
+
+const FLAG_QR: u16 = 0x8000;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_CD: u16 = 0x0010;
+const OPCODE_MASK: u16 = 0x7800;
+const OPT_LEN: usize = 11;
+
+/// Answers one query. Returns `None` when the message must be dropped
+/// (shorter than a header, or itself a response); otherwise `out` holds the
+/// response.
+pub fn respond(
+    zone: &Zone,
+    msg: &[u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Summary> {
+    out.clear();
+    let mut r = Reader::new(msg);
+    let id = r.u16().ok()?;
+    let flags = r.u16().ok()?;
+    let qdcount = r.u16().ok()?;
+    let (ancount, nscount, arcount) = (r.u16().ok()?, r.u16().ok()?, r.u16().ok()?);
+    if flags & FLAG_QR != 0 {
+        return None;
+    }
+    let bare = |rcode| {
+        let mut out_flags = (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR;
+        out_flags |= rcode_low(rcode);
+        (out_flags, rcode)
+    };
+    if qdcount != 1 {
+        let (f, rcode) = bare(Rcode::FormErr);
+        write_header(out, id, f, 0, 0, 0, 0);
+        return Some(summary(rcode, 0, 0, false));
+    }
+
+    let mut qbuf = [0u8; MAX_NAME_LEN];
+    let (query, qname_len) = match parse(&mut r, &mut qbuf, id, flags, ancount, nscount, arcount) {
+        Ok(q) => q,
+        Err(_) => {
+            let (f, rcode) = bare(Rcode::FormErr);
+            write_header(out, id, f, 0, 0, 0, 0);
+            return Some(summary(rcode, 0, 0, false));
+        }
+    };
+    let qname = &qbuf[..qname_len];
+
+    let limit = match (transport, query.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
+    };
+
+    let refuse = |rcode: Rcode, out: &mut Vec<u8>| {
+        write_response(out, &query, rcode, 0, &Sections::default(), limit)
+    };
+    if query.flags & OPCODE_MASK != 0 {
+        return Some(refuse(Rcode::NotImp, out));
+    }
+    if query.edns.is_some_and(|e| e.version > 0) {
+        return Some(refuse(Rcode::BadVers, out));
+    }
+    match query.qtype {
+        rtype::OPT => return Some(refuse(Rcode::FormErr, out)),
+        rtype::MAILA | rtype::MAILB => return Some(refuse(Rcode::NotImp, out)),
+        // Zone transfer is not offered on this path; over UDP it is never valid.
+        rtype::AXFR | rtype::IXFR if transport == Transport::Udp => {
+            return Some(refuse(Rcode::FormErr, out));
+        }
+        rtype::AXFR | rtype::IXFR => return Some(refuse(Rcode::Refused, out)),
+        _ => {}
+    }
+    if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
+        return Some(refuse(Rcode::Refused, out));
+    }
+
+    Some(zone.read(|z| answer(z, &query, qname, limit, out)))
+}
+
+#[derive(Default)]
+struct Sections<'z> {
+    answers: Vec<(u16, &'z [u8])>,
+    /// The SOA for the authority section, and the offset of the zone apex
+    /// inside the question name, which becomes the SOA's owner pointer.
+    negative_soa: Option<(&'z [u8], u16)>,
+    additional: Option<(u16, &'z [u8])>,
+}
+
+fn answer(z: &HotZone, q: &Query<'_>, qname: &[u8], limit: usize, out: &mut Vec<u8>) -> Summary {
+    let apex = z.apex.as_bytes();
+    if !is_within(qname, apex) {
+        return write_response(out, q, Rcode::Refused, 0, &Sections::default(), limit);
+    }
+    let mut sections = Sections::default();
+    // The apex is a suffix of the question name, so the SOA owner can be a
+    // compression pointer into the question (at most 12 + 255 < 0x3FFF).
+    let soa = (&*z.negative_soa, (12 + qname.len() - apex.len()) as u16);
+    let rcode = match z.names.get(qname) {
+        None => {
+            sections.negative_soa = Some(soa);
+            Rcode::NxDomain
+        }
+        Some(node) => {
+            for set in &node.rrsets {
+                if set.rtype == q.qtype || q.qtype == rtype::ANY {
+                    sections.answers.push((set.count, &set.bytes));
+                    if let Some((n, glue)) = &set.additional {
+                        sections.additional = Some((*n, glue));
+                    }
+                }
+            }
+            if sections.answers.is_empty() {
+                sections.negative_soa = Some(soa);
+            }
+            Rcode::NoError
+        }
+    };
+    write_response(out, q, rcode, FLAG_AA, &sections, limit)
+}
+
+fn summary(rcode: Rcode, qtype: u16, answers: u16, truncated: bool) -> Summary {
+    Summary {
+        rcode,
+        qtype,
+        answers,
+        truncated,
+    }
+}
+
+fn rcode_low(rcode: Rcode) -> u16 {
+    rcode.code() & 0x000F
+}
+
+fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) {
+    for v in [id, flags, qd, an, ns, ar] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode) {
+    out.push(0); // root owner
+    out.extend_from_slice(&rtype::OPT.to_be_bytes());
+    out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+    out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
+    out.push(0); // version
+    out.extend_from_slice(&[0, 0]); // flags: DO clear, cpid does not sign zones
+    out.extend_from_slice(&[0, 0]); // no options
+}
+
+fn write_response(
+    out: &mut Vec<u8>,
+    q: &Query<'_>,
+    rcode: Rcode,
+    aa: u16,
+    s: &Sections<'_>,
+    limit: usize,
+) -> Summary {
+    let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
+    let base = 12 + q.question.len() + opt_len;
+    let answer_len: usize = s.answers.iter().map(|(_, b)| b.len()).sum();
+    let answer_count: u16 = s.answers.iter().map(|(n, _)| *n).sum();
+    let soa_len = s.negative_soa.map_or(0, |(soa, _)| 2 + soa.len());
+    let mut truncated = false;
+    let mut additional = s.additional;
+    if base + answer_len + soa_len > limit {
+        truncated = true;
+    } else if let Some((_, glue)) = additional
+        && base + answer_len + soa_len + glue.len() > limit
+    {
+        // Glue for an in-zone NS is optional when the answer itself fits.
+        additional = None;
+    }
+
+    let mut flags = (q.flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR | aa | rcode_low(rcode);
+    let ar_opt = u16::from(q.edns.is_some());
+    if truncated {
+        flags |= FLAG_TC;
+        write_header(out, q.id, flags, 1, 0, 0, ar_opt);
+        out.extend_from_slice(q.question);
+    } else {
+        let (ar_n, ar_bytes) = additional.unwrap_or((0, &[]));
+        write_header(
+            out,
+            q.id,
+            flags,
+            1,
+            answer_count,
+            u16::from(s.negative_soa.is_some()),
+            ar_n + ar_opt,
+        );
+        out.extend_from_slice(q.question);
+        for (_, bytes) in &s.answers {
+            out.extend_from_slice(bytes);
+        }
+        if let Some((soa, apex_offset)) = s.negative_soa {
+            out.extend_from_slice(&(0xC000 | apex_offset).to_be_bytes());
+            out.extend_from_slice(soa);
+        }
+        out.extend_from_slice(ar_bytes);
+    }
+    if q.edns.is_some() {
+        write_opt(out, rcode);
+    }
+    summary(
+        rcode,
+        q.qtype,
+        if truncated { 0 } else { answer_count },
+        truncated,
+    )
+}
+
+fn parse<'a>(
+    r: &mut Reader<'a>,
+    qbuf: &mut [u8; MAX_NAME_LEN],
+    id: u16,
+    flags: u16,
+    ancount: u16,
+    nscount: u16,
+    arcount: u16,
+) -> Result<(Query<'a>, usize), WireError> {
+    let start = r.position();
+    let qname_len = r.name_lower(qbuf)?;
+    let qtype = r.u16()?;
+    let qclass = r.u16()?;
+    let end = r.position();
+    // Re-borrow the question bytes from the reader's buffer.
+    let question = r.slice(start, end);
+    for _ in 0..u32::from(ancount) + u32::from(nscount) {
+        skip_rr(r)?;
+    }
+    let mut edns = None;
+    for _ in 0..arcount {
+        let owner_is_root = r.peek_u8()? == 0;
+        r.skip_name()?;
+        let t = r.u16()?;
+        let class = r.u16()?;
+        let ttl = r.u32()?;
+        let rdlen = r.u16()?;
+        let rdata = r.take(usize::from(rdlen))?;
+        if t == rtype::OPT {
+            if edns.is_some() {
+                return Err(WireError::DuplicateOpt);
+            }
+            if !owner_is_root {
+                return Err(WireError::BadOpt);
+            }
+            check_options(rdata)?;
+            edns = Some(Edns {
+                payload: class,
+                version: (ttl >> 16) as u8,
+            });
+        }
+    }
+    r.finish()?;
+    let query = Query {
+        id,
+        flags,
+        question,
+        qtype,
+        qclass,
+        edns,
+    };
+    Ok((query, qname_len))
+}
+
+fn skip_rr(r: &mut Reader<'_>) -> Result<(), WireError> {
+    r.skip_name()?;
+    r.take(8)?;
+    let rdlen = r.u16()?;
+    r.take(usize::from(rdlen))?;
+    Ok(())
+}
+
+/// EDNS options must tile the RDATA exactly (RFC 6891 §6.1.2).
+fn check_options(mut rdata: &[u8]) -> Result<(), WireError> {
+    while !rdata.is_empty() {
+        let mut r = Reader::new(rdata);
+        r.u16().map_err(|_| WireError::BadOpt)?;
+        let len = r.u16().map_err(|_| WireError::BadOpt)?;
+        r.take(usize::from(len)).map_err(|_| WireError::BadOpt)?;
+        rdata = &rdata[r.position()..];
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! The DNS listeners: a UDP fast path on dedicated threads, and TCP (plus,
+//! optionally, UDP) through hickory-server with our `RequestHandler`.
+//!
+//! Both hand the raw query to [`engine::respond`], so there is one answer
+//! engine. The UDP fast path exists because hickory-server spawns a task per
+//! datagram and decodes every message into owned records before our handler
+//! sees it; the README's benchmark shows the difference. TCP keeps hickory's
+//! connection handling (framing, idle timeouts, back-pressure).
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hickory_proto::op::{
+    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::engine::{self, Transport};
+use super::zone::Zone;
+
+/// How UDP queries are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UdpMode {
+    /// Dedicated threads answering straight from the hot tier.
+    #[default]
+    FastPath,
+    /// hickory-server's UDP loop (a task per datagram); kept for comparison.
+    Hickory,
+}
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct DnsListen {
+    /// One address for UDP and TCP; port 0 picks a free port for both.
+    pub addr: SocketAddr,
+    pub udp_mode: UdpMode,
+    /// UDP fast-path threads.
+    pub udp_workers: usize,
+    /// Idle timeout of a TCP connection.
+    pub tcp_timeout: Duration,
+}
+
+/// Errors starting the listeners.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("DNS server task failed: {0}")]
+    Task(String),
+}
+
+/// Running DNS listeners; dropping without `shutdown` leaves threads to
+/// stop on their own at process exit.
+pub struct DnsServer {
+    local: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    hickory: hickory_server::Server<Handler>,
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on the same address and starts serving `zone`.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(zone: Arc<Zone>, listen: &DnsListen) -> Result<DnsServer, ServerError> {
+        let (udp, tcp) = bind_pair(listen.addr)?;
+        let local = udp.local_addr().map_err(|source| ServerError::Bind {
+            addr: listen.addr,
+            source,
+        })?;
+        let mut hickory = hickory_server::Server::new(Handler { zone: zone.clone() });
+        hickory.register_listener(tcp, listen.tcp_timeout, 64 * 1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        match listen.udp_mode {
+            UdpMode::Hickory => {
+                let udp =
+                    tokio::net::UdpSocket::from_std(udp).map_err(|source| ServerError::Bind {
+                        addr: local,
+                        source,
+                    })?;
+                hickory.register_socket(udp);
+            }
+            UdpMode::FastPath => {
+                udp.set_nonblocking(false)
+                    .and_then(|()| udp.set_read_timeout(Some(Duration::from_millis(200))))
+                    .map_err(|source| ServerError::Bind {
+                        addr: local,
+                        source,
+                    })?;
+                for i in 0..listen.udp_workers.max(1) {
+                    let socket = udp.try_clone().map_err(|source| ServerError::Bind {
+                        addr: local,
+                        source,
+                    })?;
+                    let (zone, stop) = (zone.clone(), stop.clone());
+                    let handle = std::thread::Builder::new()
+                        .name(format!("dns-udp-{i}"))
+                        .spawn(move || udp_worker(&socket, &zone, &stop))
+                        .map_err(|e| ServerError::Task(e.to_string()))?;
+                    threads.push(handle);
+                }
+            }
+        }
+        Ok(DnsServer {
+            local,
+            stop,
+            threads,
+            hickory,
+        })
+    }
+
+    /// The bound address (UDP and TCP share it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Stops accepting queries and waits for the listeners to finish.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let threads = std::mem::take(&mut self.threads);
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        self.hickory
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?;
+        joined.await.map_err(|e| ServerError::Task(e.to_string()))
+    }
+}
+
+/// Binds UDP and TCP to one port. With port 0 the kernel picks the UDP port;
+/// if TCP cannot have the same one, try again with another.
+fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, tokio::net::TcpListener), ServerError> {
+    let err = |source| ServerError::Bind { addr, source };
+    let attempts = if addr.port() == 0 { 16 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr).map_err(err)?;
+        let local = udp.local_addr().map_err(err)?;
+        match std::net::TcpListener::bind(local) {
+            Ok(tcp) => {
+                tcp.set_nonblocking(true).map_err(err)?;
+                let tcp = tokio::net::TcpListener::from_std(tcp).map_err(err)?;
+                return Ok((udp, tcp));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(err(last.unwrap_or_else(|| io::Error::other("no port"))))
+}
+
+fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(usize::from(engine::MAX_UDP_PAYLOAD) * 2);
+    while !stop.load(Ordering::Relaxed) {
+        let (len, src) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive failed");
+                continue;
+            }
+        };
+        // Port 0 cannot be answered; such datagrams are spoofed or broken.
+        if src.port() == 0 {
+            continue;
+        }
+        if engine::respond(zone, &buf[..len], Transport::Udp, &mut out).is_some() {
+            if let Err(e) = socket.send_to(&out, src) {
+                tracing::debug!(error = %e, %src, "udp send failed");
+            }
+        }
+    }
+}
+
+/// Our `RequestHandler`: runs the engine on the raw query and hands the
+/// result to hickory's response path.
+struct Handler {
+    zone: Arc<Zone>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let mut out = Vec::new();
+        let failed = || {
+            let mut metadata =
+                Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
+            metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            })
+        };
+        if engine::respond(&self.zone, request.as_slice(), transport, &mut out).is_none() {
+            return failed();
+        }
+        // hickory sends a `MessageResponse`, not bytes: decode our answer
+        // into its types. The question is re-emitted from the request as
+        // received, so the client's case is kept.
+        let msg = match Message::from_vec(&out) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "engine produced an undecodable response");
+                return failed();
+            }
+        };
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &msg.edns {
+            builder.edns(edns);
+        }
+        let response = builder.build(
+            msg.metadata,
+            msg.answers.iter(),
+            msg.authorities.iter(),
+            std::iter::empty(),
+            msg.additionals.iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "sending response failed");
+                failed()
+            }
+        }
+    }
+}
