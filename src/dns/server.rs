@@ -184,10 +184,10 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
         if src.port() == 0 {
             continue;
         }
-        if engine::respond(zone, &buf[..len], Transport::Udp, &mut out).is_some() {
-            if let Err(e) = socket.send_to(&out, src) {
-                tracing::debug!(error = %e, %src, "udp send failed");
-            }
+        if engine::respond(zone, &buf[..len], Transport::Udp, &mut out).is_some()
+            && let Err(e) = socket.send_to(&out, src)
+        {
+            tracing::debug!(error = %e, %src, "udp send failed");
         }
     }
 }
