@@ -1,4 +1,26 @@
 //! cpid: the identifier registry and resolution server of a national
 //! computing-power interconnection system.
+//!
+//! - [`identifier`]: the coding standard (`schema/identifier.md`) and the DNS mapping.
+//! - [`keys`]: node keys (Ed25519, PKCS#8 PEM) and key ids.
+//! - [`record`]: Handle-style values and the signed record (`schema/record.md`).
+//! - [`store`]: the narrow `Store` trait and its redb implementation (group commit).
+//! - [`registry`]: issuance and lifecycle of records.
+//! - [`dns`]: wire format, hot tier, answer engine, UDP/TCP servers.
+//! - [`zonefile`]: master-file export and record import.
+//! - [`config`], [`node`]: configuration and a node put together.
+//! - [`client`]: the DNS client behind `cpid resolve`.
+//! - [`seed`]: synthetic records for benchmarks.
 #![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
 pub mod dns;
+pub mod identifier;
+pub mod keys;
+pub mod node;
+pub mod record;
+pub mod registry;
+pub mod seed;
+pub mod store;
+pub mod zonefile;

@@ -5,6 +5,7 @@
 //! copy of ready bytes) → socket. Nothing on that path touches disk.
 
 pub mod engine;
+pub mod mapping;
 pub mod server;
 pub mod wire;
 pub mod zone;

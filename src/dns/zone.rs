@@ -354,8 +354,15 @@ impl Zone {
         self.read(|z| z.apex_data.serial)
     }
 
-    pub fn set_serial(&self, serial: u32) -> Result<(), ZoneError> {
+    /// Moves the SOA serial forward to `serial`; an older serial (in RFC
+    /// 1982 order), from a racing writer, is ignored.
+    pub fn advance_serial(&self, serial: u32) -> Result<(), ZoneError> {
         self.write(|z| {
+            let current = z.apex_data.serial;
+            let ahead = serial != current && serial.wrapping_sub(current) < 0x8000_0000;
+            if !ahead {
+                return Ok(());
+            }
             z.apex_data.serial = serial;
             z.rebuild_apex()
         })

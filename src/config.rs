@@ -1,0 +1,236 @@
+//! Node configuration: one TOML file, every setting optional, every default
+//! written down in `zones/national.toml`.
+//!
+//! Unknown keys are an error, so a typo never silently falls back to a
+//! default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dns::server::{DnsListen, UdpMode};
+use crate::dns::zone::SoaTimers;
+use crate::identifier::{Apex, Prefix};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub dns: DnsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The prefix this node is authoritative for.
+    pub prefix: String,
+    /// DNS apex under which prefixes are mapped.
+    pub apex: String,
+    /// Where the store and the node key live.
+    pub data_dir: PathBuf,
+    /// The node's signing key (PKCS#8 PEM); generated on first start when
+    /// absent. Default: `<data_dir>/node-key.pem`.
+    pub key_file: Option<PathBuf>,
+    /// TTL of records whose values do not say otherwise.
+    pub default_ttl: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "86".into(),
+            apex: "cpid.internal".into(),
+            data_dir: PathBuf::from("./cpid-data"),
+            key_file: None,
+            default_ttl: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// UDP and TCP listen address.
+    pub listen: SocketAddr,
+    /// `fast-path` (dedicated threads) or `hickory` (hickory-server's loop).
+    pub udp_mode: UdpMode,
+    /// Fast-path threads; 0 means one per core.
+    pub udp_workers: usize,
+    /// Idle timeout of a TCP connection, seconds.
+    pub tcp_timeout_secs: u64,
+    /// Name servers of the zone; a relative name is taken inside the zone
+    /// and gets glue from `addresses`.
+    pub name_servers: Vec<NameServer>,
+    /// Mailbox of the zone's SOA, relative to the zone.
+    pub hostmaster: String,
+    pub soa: SoaConfig,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5300)),
+            udp_mode: UdpMode::FastPath,
+            udp_workers: 0,
+            tcp_timeout_secs: 10,
+            name_servers: vec![NameServer {
+                name: "ns1".into(),
+                addresses: vec![IpAddr::from([127, 0, 0, 1])],
+            }],
+            hostmaster: "hostmaster".into(),
+            soa: SoaConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameServer {
+    pub name: String,
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SoaConfig {
+    pub ttl: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// Negative-caching TTL (RFC 2308).
+    pub minimum: u32,
+}
+
+impl Default for SoaConfig {
+    fn default() -> Self {
+        let t = SoaTimers::default();
+        Self {
+            ttl: t.ttl,
+            refresh: t.refresh,
+            retry: t.retry,
+            expire: t.expire,
+            minimum: t.minimum,
+        }
+    }
+}
+
+impl From<&SoaConfig> for SoaTimers {
+    fn from(c: &SoaConfig) -> Self {
+        SoaTimers {
+            ttl: c.ttl,
+            refresh: c.refresh,
+            retry: c.retry,
+            expire: c.expire,
+            minimum: c.minimum,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: prefix and apex syntax, name servers.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.prefix()?;
+        self.apex()?;
+        if self.dns.name_servers.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "dns.name_servers",
+                reason: "at least one name server is needed for the SOA and NS records".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn prefix(&self) -> Result<Prefix, ConfigError> {
+        Prefix::parse(&self.node.prefix).map_err(|e| ConfigError::Invalid {
+            key: "node.prefix",
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn apex(&self) -> Result<Apex, ConfigError> {
+        Apex::parse(&self.node.apex).map_err(|e| ConfigError::Invalid {
+            key: "node.apex",
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.node
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join("node-key.pem"))
+    }
+
+    pub fn store_file(&self) -> PathBuf {
+        self.node.data_dir.join("cpid.redb")
+    }
+
+    pub fn dns_listen(&self) -> DnsListen {
+        let workers = match self.dns.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        DnsListen {
+            addr: self.dns.listen,
+            udp_mode: self.dns.udp_mode,
+            udp_workers: workers,
+            tcp_timeout: Duration::from_secs(self.dns.tcp_timeout_secs),
+        }
+    }
+
+    /// The configuration as TOML, for `serve` to print at start.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_national_config_is_the_default() {
+        let text = include_str!("../zones/national.toml");
+        let parsed: Config = toml::from_str(text).unwrap();
+        assert_eq!(parsed.to_toml(), Config::default().to_toml());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<Config>("[node]\nprefx = \"86\"\n").is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! Zone files: export of a node's zone as an RFC 1035 master file, and
+//! import of records from such a file or from a declarative TOML file.
+//!
+//! Export writes every RR with an absolute owner name, known types in their
+//! presentation form and cpid's private types in the generic RFC 3597 form
+//! (`TYPE65280 \# len hex`), so Knot DNS and NSD load the file unchanged.
+//! Import of a master file takes the signed records (TYPE65280) and checks
+//! each against the node key; everything else in a zone is derived from
+//! them. Import of TOML issues (or updates) records through the registry.
+
+use std::io::Write;
+
+use serde::Deserialize;
+
+use crate::dns::wire::{rdata_presentation, rtype, type_name};
+use crate::dns::zone::Zone;
+use crate::identifier::{Class, Identifier, Prefix};
+use crate::record::{RecordError, RecordStatus, SignedRecord, Value, ValueType};
+use crate::registry::{NewRecord, Registry, RegistryError};
+
+/// Why an import failed; nothing after the failing entry is applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZoneFileError {
+    #[error("line {line}: {reason}")]
+    Master { line: usize, reason: String },
+    #[error("TOML: {0}")]
+    Toml(#[from] Box<toml::de::Error>),
+    #[error("record {index}: {reason}")]
+    Entry { index: usize, reason: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("write: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes the zone as a master file.
+pub fn export(zone: &Zone, out: &mut impl Write) -> std::io::Result<usize> {
+    let records = zone.records();
+    writeln!(out, "; cpid zone {} serial {}", zone.apex(), zone.serial())?;
+    writeln!(
+        out,
+        "; TYPE65280 = signed cpid record, TYPE65281 = node key (RFC 3597 generic form)"
+    )?;
+    for (owner, t, ttl, rdata) in &records {
+        writeln!(
+            out,
+            "{owner} {ttl} IN {} {}",
+            type_name(*t),
+            rdata_presentation(*t, rdata)
+        )?;
+    }
+    Ok(records.len())
+}
+
+/// The signed records of a master file (its TYPE65280 RRs).
+pub fn signed_records_from_master(text: &str) -> Result<Vec<SignedRecord>, ZoneFileError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split(';').next().unwrap_or_default().trim();
+        if line.is_empty() || line.starts_with('$') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pos) = fields
+            .iter()
+            .position(|f| f.eq_ignore_ascii_case(&format!("TYPE{}", rtype::CPREC)))
+        else {
+            continue;
+        };
+        let err = |reason: String| ZoneFileError::Master { line: i + 1, reason };
+        let rest = &fields[pos + 1..];
+        if rest.first() != Some(&"\\#") {
+            return Err(err("TYPE65280 RDATA must be in \\# generic form".into()));
+        }
+        let len: usize = rest
+            .get(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err("missing RDATA length".into()))?;
+        let hex: String = rest.get(2..).unwrap_or_default().concat();
+        let bytes = decode_hex(&hex).ok_or_else(|| err("RDATA is not hex".into()))?;
+        if bytes.len() != len {
+            return Err(err(format!(
+                "RDATA length {} does not match declared {len}",
+                bytes.len()
+            )));
+        }
+        let record = SignedRecord::decode(&bytes).map_err(|e| err(e.to_string()))?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+/// A declarative records file (`zones/*.toml`, see `zones/records.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsFile {
+    #[serde(default, rename = "record")]
+    pub records: Vec<RecordEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordEntry {
+    /// A fixed code; when absent the registry assigns the next one.
+    pub identifier: Option<String>,
+    pub class: Option<String>,
+    pub prefix: Option<String>,
+    pub owner: Option<String>,
+    #[serde(default, rename = "value")]
+    pub values: Vec<ValueEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueEntry {
+    pub index: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub data: String,
+    #[serde(default)]
+    pub ttl: u32,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportReport {
+    pub issued: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Imports a file: master format when it holds TYPE65280 records or starts
+/// like one, TOML otherwise.
+pub fn import(registry: &Registry, text: &str) -> Result<ImportReport, ZoneFileError> {
+    if text.contains("TYPE65280") || text.trim_start().starts_with("; cpid zone") {
+        let mut report = ImportReport::default();
+        for record in signed_records_from_master(text)? {
+            if registry.import(record)? {
+                report.issued += 1;
+            } else {
+                report.unchanged += 1;
+            }
+        }
+        return Ok(report);
+    }
+    let file: RecordsFile = toml::from_str(text).map_err(Box::new)?;
+    import_entries(registry, &file.records)
+}
+
+fn import_entries(registry: &Registry, entries: &[RecordEntry]) -> Result<ImportReport, ZoneFileError> {
+    let now = crate::registry::now();
+    let mut report = ImportReport::default();
+    for (index, e) in entries.iter().enumerate() {
+        let bad = |reason: String| ZoneFileError::Entry { index: index + 1, reason };
+        let values = e
+            .values
+            .iter()
+            .map(|v| {
+                Ok(Value {
+                    index: v.index,
+                    kind: ValueType::parse(&v.kind)?,
+                    data: v.data.clone(),
+                    ttl: v.ttl,
+                    timestamp: now,
+                })
+            })
+            .collect::<Result<Vec<_>, RecordError>>()
+            .map_err(|err| bad(err.to_string()))?;
+        let owner = e
+            .owner
+            .as_deref()
+            .map(Identifier::parse)
+            .transpose()
+            .map_err(|err| bad(format!("owner: {err}")))?;
+        if let Some(id) = &e.identifier {
+            let id = Identifier::parse(id).map_err(|err| bad(err.to_string()))?;
+            match registry.get(&id)? {
+                Some(existing) if same_values(&existing.record().values, &values) => {
+                    report.unchanged += 1;
+                }
+                Some(_) => {
+                    registry.update(&id, values)?;
+                    report.updated += 1;
+                }
+                None => {
+                    registry.issue_at(id, owner, values)?;
+                    report.issued += 1;
+                }
+            }
+            continue;
+        }
+        let class = e
+            .class
+            .as_deref()
+            .ok_or_else(|| bad("either identifier or class is required".into()))
+            .and_then(|c| Class::parse(c).map_err(|err| bad(err.to_string())))?;
+        let prefix = e
+            .prefix
+            .as_deref()
+            .map(Prefix::parse)
+            .transpose()
+            .map_err(|err| bad(err.to_string()))?;
+        registry.issue(NewRecord {
+            prefix,
+            class,
+            owner,
+            values,
+            status: RecordStatus::Active,
+        })?;
+        report.issued += 1;
+    }
+    Ok(report)
+}
+
+fn same_values(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.index == y.index && x.kind == y.kind && x.data == y.data && x.ttl == y.ttl)
+}
