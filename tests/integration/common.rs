@@ -1,0 +1,184 @@
+//! Shared test fixtures: a node in a temporary directory serving DNS on an
+//! ephemeral loopback port, and raw query builders.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use cpid::config::Config;
+use cpid::dns::server::UdpMode;
+use cpid::identifier::{Class, Identifier};
+use cpid::node::{Node, Running};
+use cpid::record::{RecordStatus, SignedRecord, Value, ValueType};
+use cpid::registry::NewRecord;
+use hickory_proto::op::Message;
+
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    pub node: Node,
+    pub running: Option<Running>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+pub fn config_in(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.node.data_dir = dir.to_path_buf();
+    config.dns.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.dns.udp_workers = 2;
+    config
+}
+
+impl TestNode {
+    pub fn start() -> TestNode {
+        Self::start_with(|_| {})
+    }
+
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        adjust(&mut config);
+        let node = Node::open(config).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = rt.block_on(node.serve()).unwrap();
+        TestNode {
+            dir,
+            node,
+            running: Some(running),
+            rt,
+        }
+    }
+
+    pub fn hickory_udp() -> TestNode {
+        Self::start_with(|c| c.dns.udp_mode = UdpMode::Hickory)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.running.as_ref().unwrap().dns_addr()
+    }
+
+    pub fn issue(&self, class: Class, prefix: Option<&str>, values: &[(&str, &str, u32)]) -> SignedRecord {
+        let at = cpid::registry::now();
+        let values = values
+            .iter()
+            .enumerate()
+            .map(|(i, (t, d, ttl))| Value {
+                index: i as u32 + 1,
+                kind: ValueType::parse(t).unwrap(),
+                data: d.to_string(),
+                ttl: *ttl,
+                timestamp: at,
+            })
+            .collect();
+        self.node
+            .registry
+            .issue(NewRecord {
+                prefix: prefix.map(|p| cpid::identifier::Prefix::parse(p).unwrap()),
+                class,
+                owner: None,
+                values,
+                status: RecordStatus::Active,
+            })
+            .unwrap()
+    }
+
+    pub fn dns_name(&self, id: &Identifier) -> String {
+        id.to_dns_name(self.node.registry.apex())
+    }
+
+    pub fn zone_name(&self) -> String {
+        self.node.registry.zone().apex().to_string()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = self.rt.block_on(r.shutdown());
+        }
+    }
+}
+
+/// EDNS settings of a raw query.
+#[derive(Clone, Copy)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+}
+
+pub const EDNS0: Option<Edns> = Some(Edns {
+    payload: 1232,
+    version: 0,
+});
+
+/// A query built byte by byte, so tests control every field.
+pub fn raw_query(id: u16, name: &str, qtype: u16, edns: Option<Edns>) -> Vec<u8> {
+    raw_query_with(id, 0x0100, name, qtype, 1, edns)
+}
+
+pub fn raw_query_with(id: u16, flags: u16, name: &str, qtype: u16, qclass: u16, edns: Option<Edns>) -> Vec<u8> {
+    let mut q = Vec::new();
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&flags.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 0, 0]);
+    q.extend_from_slice(&u16::from(edns.is_some()).to_be_bytes());
+    q.extend_from_slice(&name_wire(name));
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&qclass.to_be_bytes());
+    if let Some(e) = edns {
+        q.push(0);
+        q.extend_from_slice(&41u16.to_be_bytes());
+        q.extend_from_slice(&e.payload.to_be_bytes());
+        q.extend_from_slice(&[0, e.version, 0, 0, 0, 0]);
+    }
+    q
+}
+
+/// Wire form of a presentation name, case preserved.
+pub fn name_wire(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+pub fn udp_raw(addr: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    sock.connect(addr).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    for _ in 0..3 {
+        sock.send(query).unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            return Some(buf[..n].to_vec());
+        }
+    }
+    None
+}
+
+pub fn tcp_raw(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&(query.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(query).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+pub fn udp(addr: SocketAddr, query: &[u8]) -> Message {
+    Message::from_vec(&udp_raw(addr, query).expect("an answer over UDP")).unwrap()
+}
+
+pub fn tcp(addr: SocketAddr, query: &[u8]) -> Message {
+    Message::from_vec(&tcp_raw(addr, query)).unwrap()
+}
