@@ -13,7 +13,11 @@ use cpid::keys::{NodeKey, PublicKey};
 use cpid::node::Node;
 
 #[derive(Parser)]
-#[command(name = "cpid", version, about = "Identifier registry and resolution server for computing-power resources")]
+#[command(
+    name = "cpid",
+    version,
+    about = "Identifier registry and resolution server for computing-power resources"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -210,13 +214,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -245,7 +250,11 @@ fn key_generate(out: PathBuf) -> Result<()> {
     key.write_new(&out)
         .with_context(|| format!("writing {}", out.display()))?;
     let public = key.public();
-    eprintln!("wrote {} (mode 0600), key id {}", out.display(), public.key_id());
+    eprintln!(
+        "wrote {} (mode 0600), key id {}",
+        out.display(),
+        public.key_id()
+    );
     print!("{}", public.to_public_pem());
     Ok(())
 }
@@ -289,12 +298,20 @@ fn zone(command: ZoneCommand) -> Result<()> {
     Ok(())
 }
 
-fn resolve(id: &str, server: SocketAddr, apex: &str, node_key: Option<PathBuf>, tcp: bool, json: bool) -> Result<()> {
+fn resolve(
+    id: &str,
+    server: SocketAddr,
+    apex: &str,
+    node_key: Option<PathBuf>,
+    tcp: bool,
+    json: bool,
+) -> Result<()> {
     let id = Identifier::parse(id)?;
     let apex = Apex::parse(apex)?;
     let pinned = match node_key {
         Some(path) => {
-            let pem = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let pem = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Some(PublicKey::from_public_pem(&pem)?)
         }
         None => None,
@@ -321,7 +338,10 @@ fn resolve(id: &str, server: SocketAddr, apex: &str, node_key: Option<PathBuf>, 
     } else {
         "pinned key"
     };
-    eprintln!("signature: valid (Ed25519, node key {}; {source})", resolved.node_key.key_id());
+    eprintln!(
+        "signature: valid (Ed25519, node key {}; {source})",
+        resolved.node_key.key_id()
+    );
     Ok(())
 }
 
@@ -330,8 +350,10 @@ fn seed(count: u64, opts: NodeOpts) -> Result<()> {
     let reg = &node.registry;
     let bar = indicatif::ProgressBar::new(count);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} identifiers {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} identifiers {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let at = cpid::registry::now();
     let base = reg.store().len()?;
@@ -349,6 +371,9 @@ fn seed(count: u64, opts: NodeOpts) -> Result<()> {
     if count == 0 {
         bail!("nothing to seed: --count 0");
     }
-    eprintln!("seeded {count} identifiers into {}", node.config.node.data_dir.display());
+    eprintln!(
+        "seeded {count} identifiers into {}",
+        node.config.node.data_dir.display()
+    );
     Ok(())
 }

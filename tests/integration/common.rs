@@ -59,7 +59,12 @@ impl TestNode {
         self.running.as_ref().unwrap().dns_addr()
     }
 
-    pub fn issue(&self, class: Class, prefix: Option<&str>, values: &[(&str, &str, u32)]) -> SignedRecord {
+    pub fn issue(
+        &self,
+        class: Class,
+        prefix: Option<&str>,
+        values: &[(&str, &str, u32)],
+    ) -> SignedRecord {
         let at = cpid::registry::now();
         let values = values
             .iter()
@@ -118,7 +123,14 @@ pub fn raw_query(id: u16, name: &str, qtype: u16, edns: Option<Edns>) -> Vec<u8>
     raw_query_with(id, 0x0100, name, qtype, 1, edns)
 }
 
-pub fn raw_query_with(id: u16, flags: u16, name: &str, qtype: u16, qclass: u16, edns: Option<Edns>) -> Vec<u8> {
+pub fn raw_query_with(
+    id: u16,
+    flags: u16,
+    name: &str,
+    qtype: u16,
+    qclass: u16,
+    edns: Option<Edns>,
+) -> Vec<u8> {
     let mut q = Vec::new();
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&flags.to_be_bytes());
@@ -140,7 +152,11 @@ pub fn raw_query_with(id: u16, flags: u16, name: &str, qtype: u16, qclass: u16, 
 /// Wire form of a presentation name, case preserved.
 pub fn name_wire(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }
@@ -150,7 +166,8 @@ pub fn name_wire(name: &str) -> Vec<u8> {
 
 pub fn udp_raw(addr: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     sock.connect(addr).unwrap();
     let mut buf = vec![0u8; 65_535];
     for _ in 0..3 {

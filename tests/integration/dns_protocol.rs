@@ -23,7 +23,13 @@ fn txt_strings(msg: &Message) -> Vec<String> {
     msg.answers
         .iter()
         .filter_map(|r| match &r.data {
-            RData::TXT(t) => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>().join(" ")),
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             _ => None,
         })
         .collect()
@@ -48,14 +54,31 @@ fn identifier_name_answers_txt_uri_and_signed_record_over_udp_and_tcp() {
     for transport in ["udp", "tcp"] {
         let ask = |t: u16| {
             let q = raw_query(7, &name, t, EDNS0);
-            if transport == "udp" { udp(node.addr(), &q) } else { tcp(node.addr(), &q) }
+            if transport == "udp" {
+                udp(node.addr(), &q)
+            } else {
+                tcp(node.addr(), &q)
+            }
         };
         let txt = ask(rtype::TXT);
-        assert_eq!(txt.metadata.response_code, ResponseCode::NoError, "{transport}");
+        assert_eq!(
+            txt.metadata.response_code,
+            ResponseCode::NoError,
+            "{transport}"
+        );
         assert!(txt.metadata.authoritative);
         let strings = txt_strings(&txt);
-        assert!(strings.iter().any(|s| s.contains(&format!("id={}", rec.record().identifier))), "{strings:?}");
-        assert!(strings.iter().any(|s| s.contains("data=8x A800 training pool")));
+        assert!(
+            strings
+                .iter()
+                .any(|s| s.contains(&format!("id={}", rec.record().identifier))),
+            "{strings:?}"
+        );
+        assert!(
+            strings
+                .iter()
+                .any(|s| s.contains("data=8x A800 training pool"))
+        );
         // The RRset TTL is the smallest of its values' TTLs.
         assert!(txt.answers.iter().all(|r| r.ttl == 300));
 
@@ -82,7 +105,11 @@ fn apex_answers_soa_ns_with_glue_and_the_node_key() {
 
     let ns = udp(node.addr(), &raw_query(2, &apex, rtype::NS, EDNS0));
     assert_eq!(ns.answers.len(), 1);
-    let glue: Vec<_> = ns.additionals.iter().filter(|r| r.record_type() == RecordType::A).collect();
+    let glue: Vec<_> = ns
+        .additionals
+        .iter()
+        .filter(|r| r.record_type() == RecordType::A)
+        .collect();
     assert_eq!(glue.len(), 1, "in-zone name server comes with glue");
     assert_eq!(glue[0].name.to_ascii(), format!("ns1.{apex}"));
 
@@ -90,9 +117,15 @@ fn apex_answers_soa_ns_with_glue_and_the_node_key() {
     let blobs = private(&key, rtype::CPKEY);
     assert_eq!(blobs.len(), 1);
     assert_eq!(blobs[0][0], 15, "algorithm 15 = Ed25519");
-    assert_eq!(&blobs[0][1..], node.node.registry.key().public().to_bytes().as_slice());
+    assert_eq!(
+        &blobs[0][1..],
+        node.node.registry.key().public().to_bytes().as_slice()
+    );
 
-    let a = udp(node.addr(), &raw_query(4, &format!("ns1.{apex}"), rtype::A, EDNS0));
+    let a = udp(
+        node.addr(),
+        &raw_query(4, &format!("ns1.{apex}"), rtype::A, EDNS0),
+    );
     assert_eq!(a.answers.len(), 1);
 }
 
@@ -100,7 +133,9 @@ fn apex_answers_soa_ns_with_glue_and_the_node_key() {
 fn unknown_name_is_nxdomain_with_the_soa_and_negative_ttl() {
     let node = TestNode::start();
     let rec = sample(&node);
-    let name = node.dns_name(&rec.record().identifier).replacen("ic-", "gc-", 1);
+    let name = node
+        .dns_name(&rec.record().identifier)
+        .replacen("ic-", "gc-", 1);
     for msg in [
         udp(node.addr(), &raw_query(9, &name, rtype::TXT, EDNS0)),
         tcp(node.addr(), &raw_query(9, &name, rtype::TXT, None)),
@@ -155,7 +190,10 @@ fn other_opcodes_get_notimp_and_other_classes_refused() {
         assert_eq!(raw[3] & 0x0F, 4, "NOTIMP for opcode {opcode}");
     }
     let q = raw_query_with(11, 0, &apex, rtype::TXT, 3, EDNS0); // class CH
-    assert_eq!(udp(node.addr(), &q).metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        udp(node.addr(), &q).metadata.response_code,
+        ResponseCode::Refused
+    );
 }
 
 #[test]
@@ -180,7 +218,10 @@ fn question_count_other_than_one_is_formerr() {
 fn edns_is_echoed_with_payload_clamped_and_badvers_for_version_one() {
     let node = TestNode::start();
     let apex = node.zone_name();
-    let big = Some(Edns { payload: 65_000, version: 0 });
+    let big = Some(Edns {
+        payload: 65_000,
+        version: 0,
+    });
     let msg = udp(node.addr(), &raw_query(14, &apex, rtype::SOA, big));
     let edns = msg.edns.expect("OPT echoed");
     assert_eq!(edns.max_payload(), 1232);
@@ -189,7 +230,10 @@ fn edns_is_echoed_with_payload_clamped_and_badvers_for_version_one() {
     let no_edns = udp(node.addr(), &raw_query(15, &apex, rtype::SOA, None));
     assert!(no_edns.edns.is_none(), "no OPT without one in the query");
 
-    let v1 = Some(Edns { payload: 1232, version: 1 });
+    let v1 = Some(Edns {
+        payload: 1232,
+        version: 1,
+    });
     let msg = udp(node.addr(), &raw_query(16, &apex, rtype::SOA, v1));
     assert_eq!(msg.metadata.response_code, ResponseCode::BADVERS);
     assert!(msg.answers.is_empty());
@@ -199,7 +243,11 @@ fn edns_is_echoed_with_payload_clamped_and_badvers_for_version_one() {
 fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
     let node = TestNode::start();
     let long = "x".repeat(700);
-    let rec = node.issue(Class::Sc, None, &[("DESC", &long, 0), ("CP.RESOURCE", &long, 0)]);
+    let rec = node.issue(
+        Class::Sc,
+        None,
+        &[("DESC", &long, 0), ("CP.RESOURCE", &long, 0)],
+    );
     let name = node.dns_name(&rec.record().identifier);
 
     // Without EDNS the limit is 512: header + question only, TC set, and not
@@ -218,7 +266,10 @@ fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
 
     let msg = tcp(node.addr(), &raw_query(19, &name, rtype::CPREC, None));
     assert!(!msg.metadata.truncation);
-    assert_eq!(SignedRecord::decode(&private(&msg, rtype::CPREC)[0]).unwrap(), rec);
+    assert_eq!(
+        SignedRecord::decode(&private(&msg, rtype::CPREC)[0]).unwrap(),
+        rec
+    );
 }
 
 #[test]
@@ -229,12 +280,22 @@ fn matching_ignores_case_and_the_question_case_is_echoed() {
     let mixed: String = name
         .chars()
         .enumerate()
-        .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
         .collect();
     let q = raw_query(20, &mixed, rtype::TXT, EDNS0);
     let raw = udp_raw(node.addr(), &q).unwrap();
     let qlen = name_wire(&mixed).len() + 4;
-    assert_eq!(&raw[12..12 + qlen], &q[12..12 + qlen], "question echoed byte for byte");
+    assert_eq!(
+        &raw[12..12 + qlen],
+        &q[12..12 + qlen],
+        "question echoed byte for byte"
+    );
     let msg = Message::from_vec(&raw).unwrap();
     assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
     assert!(!msg.answers.is_empty());
@@ -268,7 +329,10 @@ fn withdrawn_record_answers_nxdomain_and_updates_show_at_once() {
 fn soa_serial_grows_with_every_change() {
     let node = TestNode::start();
     let apex = node.zone_name();
-    let serial = |n: &TestNode| match &udp(n.addr(), &raw_query(24, &apex, rtype::SOA, EDNS0)).answers[0].data {
+    let serial = |n: &TestNode| match &udp(n.addr(), &raw_query(24, &apex, rtype::SOA, EDNS0))
+        .answers[0]
+        .data
+    {
         RData::SOA(soa) => soa.serial(),
         other => panic!("not an SOA: {other:?}"),
     };
@@ -286,12 +350,22 @@ fn hickory_udp_loop_gives_the_same_answers_as_the_fast_path() {
     // Same data in both: import the signed record into the second node is
     // not possible (different keys), so compare answers that do not depend on
     // the key: NXDOMAIN, REFUSED, FORMERR, BADVERS and the SOA shape.
-    let unknown = fast.dns_name(&rec.record().identifier).replacen("ic-", "st-", 1);
+    let unknown = fast
+        .dns_name(&rec.record().identifier)
+        .replacen("ic-", "st-", 1);
     let queries = [
         raw_query(30, &unknown, rtype::TXT, EDNS0),
         raw_query(31, "example.com.", rtype::A, None),
         raw_query(32, &fast.zone_name(), rtype::NS, None),
-        raw_query(33, &fast.zone_name(), rtype::SOA, Some(Edns { payload: 512, version: 1 })),
+        raw_query(
+            33,
+            &fast.zone_name(),
+            rtype::SOA,
+            Some(Edns {
+                payload: 512,
+                version: 1,
+            }),
+        ),
     ];
     for q in &queries {
         let a = udp(fast.addr(), q);

@@ -56,7 +56,12 @@ fn hex(b: &[u8]) -> String {
 fn acknowledged_records_survive_sigkill_with_the_same_signature() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "durability::durability_child_issues_until_killed", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "durability::durability_child_issues_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -66,8 +71,12 @@ fn acknowledged_records_survive_sigkill_with_the_same_signature() {
     let reader = BufReader::new(child.stdout.take().unwrap());
     for line in reader.lines() {
         let line = line.unwrap();
-        let Some((id, blob)) = line.split_once(' ') else { continue };
-        let Ok(id) = Identifier::parse(id) else { continue };
+        let Some((id, blob)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(id) = Identifier::parse(id) else {
+            continue;
+        };
         acked.push((id, blob.to_string()));
         if acked.len() >= 300 {
             break;
@@ -76,13 +85,21 @@ fn acknowledged_records_survive_sigkill_with_the_same_signature() {
     // SIGKILL: no destructor, no flush, no goodbye.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(acked.len() >= 300, "child acknowledged only {}", acked.len());
+    assert!(
+        acked.len() >= 300,
+        "child acknowledged only {}",
+        acked.len()
+    );
 
     let node = TestNode::start_with(|c| c.node.data_dir = dir.path().to_path_buf());
     for (id, blob) in &acked {
         let name = node.dns_name(id);
         let msg = udp(node.addr(), &raw_query(1, &name, rtype::CPREC, EDNS0));
-        assert_eq!(msg.metadata.response_code, ResponseCode::NoError, "{id} lost");
+        assert_eq!(
+            msg.metadata.response_code,
+            ResponseCode::NoError,
+            "{id} lost"
+        );
         let served = msg
             .answers
             .iter()
@@ -113,7 +130,11 @@ fn records_survive_a_clean_restart_through_the_cli() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Importing the same file again with fixed identifiers is idempotent;
     // this file assigns codes, so it issues two more.
     let node = TestNode::start_with(|c| c.node.data_dir = dir.path().to_path_buf());

@@ -72,7 +72,8 @@ fn a_thousand_malformed_packets_then_a_correct_answer() {
     let valid = raw_query(0x4242, &apex, rtype::SOA, EDNS0);
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .unwrap();
     let mut buf = vec![0u8; 65_535];
     let mut replies = 0;
     for i in 0..1000 {
@@ -96,7 +97,10 @@ fn a_thousand_malformed_packets_then_a_correct_answer() {
             );
         }
     }
-    assert!(replies > 100, "FORMERR is sent where a header was readable ({replies})");
+    assert!(
+        replies > 100,
+        "FORMERR is sent where a header was readable ({replies})"
+    );
     // Over TCP too, on one connection that must stay usable.
     for i in 0..50 {
         let q = malformed(&mut rng, &valid, i);

@@ -1,0 +1,8 @@
+//! One integration-test binary (one link step) with a module per area.
+
+mod common;
+mod dns_protocol;
+mod durability;
+mod fuzz_corpus;
+mod malformed;
+mod scenarios;

@@ -1,0 +1,254 @@
+//! Runs the DNS scenario files in `tests/scenarios/`: query in, expected
+//! answer out, written so a DNS operator can read and extend them without
+//! reading Rust.
+//!
+//! Each scenario starts a fresh node on loopback with the records of
+//! `tests/scenarios/zone.toml` (imported in order, so their codes are
+//! fixed) and runs the cases of one `.scn` file. A case is a `query` line
+//! followed by expectations; blank lines and `#` comments separate cases.
+//!
+//! ```text
+//! query NAME TYPE [+tcp] [+edns[=PAYLOAD]] [+ednsver=N] [+class=N] [+opcode=N] [+nord]
+//! rcode NOERROR|NXDOMAIN|REFUSED|FORMERR|NOTIMP|BADVERS
+//! flags qr aa rd ...          exact set of header flags among qr aa tc rd ra
+//! answer N [TYPE]             N records, all of TYPE
+//! authority N [TYPE] [OWNER]  N records, all of TYPE, owned by OWNER
+//! additional N [TYPE]         N records besides the OPT, all of TYPE
+//! edns PAYLOAD | noedns       the OPT the server sent back, or none
+//! ttl N                       every answer and authority record has TTL N
+//! ```
+
+use std::path::Path;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Record, RecordType};
+
+use crate::common::*;
+
+struct Case {
+    line: usize,
+    query: Vec<u8>,
+    tcp: bool,
+    expect: Vec<(usize, String)>,
+}
+
+fn type_code(s: &str) -> u16 {
+    match s.to_ascii_uppercase().as_str() {
+        "A" => 1,
+        "NS" => 2,
+        "SOA" => 6,
+        "TXT" => 16,
+        "AAAA" => 28,
+        "OPT" => 41,
+        "URI" => 256,
+        "AXFR" => 252,
+        "IXFR" => 251,
+        "ANY" => 255,
+        other => other
+            .strip_prefix("TYPE")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unknown type {other}")),
+    }
+}
+
+fn parse_cases(text: &str) -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let key = words.next().unwrap();
+        if key == "query" {
+            let name = words.next().expect("query NAME");
+            let qtype = type_code(words.next().expect("query NAME TYPE"));
+            let (mut tcp, mut edns, mut class, mut flags) = (false, None, 1u16, 0x0100u16);
+            for opt in words {
+                let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+                match k {
+                    "+tcp" => tcp = true,
+                    "+edns" => {
+                        let payload = if v.is_empty() {
+                            1232
+                        } else {
+                            v.parse().unwrap()
+                        };
+                        edns = Some(Edns {
+                            payload,
+                            version: edns.map_or(0, |e: Edns| e.version),
+                        });
+                    }
+                    "+ednsver" => {
+                        let version = v.parse().unwrap();
+                        edns = Some(Edns {
+                            payload: edns.map_or(1232, |e: Edns| e.payload),
+                            version,
+                        });
+                    }
+                    "+class" => class = v.parse().unwrap(),
+                    "+opcode" => flags |= v.parse::<u16>().unwrap() << 11,
+                    "+nord" => flags &= !0x0100,
+                    other => panic!("line {}: unknown query option {other}", i + 1),
+                }
+            }
+            cases.push(Case {
+                line: i + 1,
+                query: raw_query_with(0x5C00 + cases.len() as u16, flags, name, qtype, class, edns),
+                tcp,
+                expect: Vec::new(),
+            });
+        } else {
+            cases
+                .last_mut()
+                .unwrap_or_else(|| panic!("line {}: expectation before any query", i + 1))
+                .expect
+                .push((i + 1, line.to_string()));
+        }
+    }
+    cases
+}
+
+fn check_section(records: &[Record], words: &[&str], what: &str) -> Result<(), String> {
+    let n: usize = words
+        .first()
+        .ok_or("count missing")?
+        .parse()
+        .map_err(|_| "bad count")?;
+    let records: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::OPT)
+        .collect();
+    if records.len() != n {
+        return Err(format!(
+            "{what}: {} records, expected {n}: {records:?}",
+            records.len()
+        ));
+    }
+    if let Some(t) = words.get(1) {
+        let want = type_code(t);
+        if let Some(r) = records.iter().find(|r| u16::from(r.record_type()) != want) {
+            return Err(format!("{what}: {r:?} is not of type {t}"));
+        }
+    }
+    if let Some(owner) = words.get(2) {
+        if let Some(r) = records
+            .iter()
+            .find(|r| !r.name.to_ascii().eq_ignore_ascii_case(owner))
+        {
+            return Err(format!("{what}: owner {} is not {owner}", r.name));
+        }
+    }
+    Ok(())
+}
+
+fn check(msg: &Message, expectation: &str) -> Result<(), String> {
+    let words: Vec<&str> = expectation.split_whitespace().collect();
+    let m = &msg.metadata;
+    match words[0] {
+        "rcode" => {
+            let got = msg.metadata.response_code.to_string().to_ascii_uppercase();
+            let got = match got.as_str() {
+                "NO ERROR" => "NOERROR".to_string(),
+                "NON-EXISTENT DOMAIN" => "NXDOMAIN".to_string(),
+                "FORM ERROR" => "FORMERR".to_string(),
+                "QUERY REFUSED" => "REFUSED".to_string(),
+                "NOT IMPLEMENTED" => "NOTIMP".to_string(),
+                _ => format!("{:?}", msg.metadata.response_code).to_ascii_uppercase(),
+            };
+            let want = words[1].to_ascii_uppercase();
+            let want = if want == "NXDOMAIN" {
+                "NXDOMAIN".into()
+            } else {
+                want
+            };
+            (got == want || format!("{:?}", msg.metadata.response_code).eq_ignore_ascii_case(&want))
+                .then_some(())
+                .ok_or(format!("rcode {got}, expected {want}"))
+        }
+        "flags" => {
+            let mut got = Vec::new();
+            for (set, name) in [
+                (true, "qr"),
+                (m.authoritative, "aa"),
+                (m.truncation, "tc"),
+                (m.recursion_desired, "rd"),
+                (m.recursion_available, "ra"),
+            ] {
+                if set {
+                    got.push(name);
+                }
+            }
+            let mut want: Vec<&str> = words[1..].to_vec();
+            want.sort();
+            got.sort();
+            (got == want)
+                .then_some(())
+                .ok_or(format!("flags {got:?}, expected {want:?}"))
+        }
+        "answer" => check_section(&msg.answers, &words[1..], "answer"),
+        "authority" => check_section(&msg.authorities, &words[1..], "authority"),
+        "additional" => check_section(&msg.additionals, &words[1..], "additional"),
+        "edns" => match &msg.edns {
+            Some(e) if e.max_payload().to_string() == words[1] => Ok(()),
+            other => Err(format!("edns {other:?}, expected payload {}", words[1])),
+        },
+        "noedns" => msg.edns.is_none().then_some(()).ok_or("OPT present".into()),
+        "ttl" => {
+            let want: u32 = words[1].parse().map_err(|_| "bad ttl")?;
+            match msg
+                .answers
+                .iter()
+                .chain(&msg.authorities)
+                .find(|r| r.ttl != want)
+            {
+                None => Ok(()),
+                Some(r) => Err(format!("{r:?} has TTL {}, expected {want}", r.ttl)),
+            }
+        }
+        other => Err(format!("unknown expectation {other}")),
+    }
+}
+
+#[test]
+fn dns_scenarios() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let zone = std::fs::read_to_string(dir.join("zone.toml")).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "scn"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenario files");
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for file in &files {
+        let node = TestNode::start();
+        cpid::zonefile::import(&node.node.registry, &zone).unwrap();
+        for case in parse_cases(&std::fs::read_to_string(file).unwrap()) {
+            ran += 1;
+            let raw = if case.tcp {
+                tcp_raw(node.addr(), &case.query)
+            } else {
+                udp_raw(node.addr(), &case.query).expect("an answer")
+            };
+            let msg = Message::from_vec(&raw).unwrap();
+            for (line, e) in &case.expect {
+                if let Err(why) = check(&msg, e) {
+                    failures.push(format!(
+                        "{}:{line} (query at line {}): {why}",
+                        file.file_name().unwrap().to_string_lossy(),
+                        case.line
+                    ));
+                }
+            }
+        }
+    }
+    assert!(ran > 10, "only {ran} cases ran");
+    assert!(
+        failures.is_empty(),
+        "scenario failures:\n{}",
+        failures.join("\n")
+    );
+}
