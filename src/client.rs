@@ -33,7 +33,12 @@ pub enum ClientError {
 
 /// Sends a query and returns the response, over TCP if `tcp` is set or the
 /// UDP answer came back truncated.
-pub fn query(server: SocketAddr, name: &str, qtype: u16, tcp: bool) -> Result<Message, ClientError> {
+pub fn query(
+    server: SocketAddr,
+    name: &str,
+    qtype: u16,
+    tcp: bool,
+) -> Result<Message, ClientError> {
     let name = Name::from_ascii(name).map_err(|_| ClientError::Name(name.to_string()))?;
     let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     msg.add_query(Query::query(name, RecordType::from(qtype)));
@@ -60,7 +65,9 @@ fn rand_id() -> u16 {
 
 fn udp_exchange(server: SocketAddr, bytes: &[u8]) -> Result<Message, ClientError> {
     let bind: SocketAddr = if server.is_ipv6() {
-        "[::]:0".parse().map_err(|_| ClientError::Name("::".into()))?
+        "[::]:0"
+            .parse()
+            .map_err(|_| ClientError::Name("::".into()))?
     } else {
         SocketAddr::from(([0, 0, 0, 0], 0))
     };
@@ -72,9 +79,14 @@ fn udp_exchange(server: SocketAddr, bytes: &[u8]) -> Result<Message, ClientError
         sock.send(bytes)?;
         match sock.recv(&mut buf) {
             Ok(n) => {
-                return Message::from_vec(&buf[..n]).map_err(|e| ClientError::Malformed(e.to_string()));
+                return Message::from_vec(&buf[..n])
+                    .map_err(|e| ClientError::Malformed(e.to_string()));
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -87,7 +99,8 @@ fn udp_exchange(server: SocketAddr, bytes: &[u8]) -> Result<Message, ClientError
 fn tcp_exchange(server: SocketAddr, bytes: &[u8]) -> Result<Message, ClientError> {
     let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let len = u16::try_from(bytes.len()).map_err(|_| ClientError::Malformed("query too long".into()))?;
+    let len =
+        u16::try_from(bytes.len()).map_err(|_| ClientError::Malformed("query too long".into()))?;
     s.write_all(&len.to_be_bytes())?;
     s.write_all(bytes)?;
     let mut lenb = [0u8; 2];
@@ -130,7 +143,9 @@ pub fn resolve(
     let bytes = private_rdata(&resp, rtype::CPREC).ok_or(ClientError::Missing("TYPE65280"))?;
     let record = SignedRecord::decode(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))?;
     if &record.record().identifier != id {
-        return Err(ClientError::Verify("record is for another identifier".into()));
+        return Err(ClientError::Verify(
+            "record is for another identifier".into(),
+        ));
     }
     let (node_key, key_from_dns) = match pinned {
         Some(k) => (k, false),
@@ -166,6 +181,8 @@ fn node_key_from_dns(server: SocketAddr, name: &str, tcp: bool) -> Result<Public
                 .map_err(|_| ClientError::Malformed("node key is not 32 octets".into()))?;
             PublicKey::from_bytes(&key).map_err(|e| ClientError::Malformed(e.to_string()))
         }
-        _ => Err(ClientError::Malformed("node key algorithm is not Ed25519".into())),
+        _ => Err(ClientError::Malformed(
+            "node key algorithm is not Ed25519".into(),
+        )),
     }
 }

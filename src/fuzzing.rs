@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::dns::engine::{self, Transport};
 use crate::dns::wire::WireName;
-use crate::dns::zone::{ApexData, RrSet, SoaTimers, Zone};
 use crate::dns::wire::{rtype, txt_rdata};
+use crate::dns::zone::{ApexData, RrSet, SoaTimers, Zone};
 use crate::identifier::{Apex, Identifier};
 use crate::record::SignedRecord;
 
@@ -47,7 +47,8 @@ fn fuzz_zone() -> &'static Arc<Zone> {
             extra: vec![],
         })
         .expect("constant fuzz zone");
-        let name = WireName::parse("ic-000001-0.1005.31.86.cpid.internal").expect("constant fuzz zone");
+        let name =
+            WireName::parse("ic-000001-0.1005.31.86.cpid.internal").expect("constant fuzz zone");
         let sets = [RrSet {
             rtype: rtype::TXT,
             ttl: 60,

@@ -312,7 +312,11 @@ pub fn check_char(data: impl IntoIterator<Item = u8>) -> char {
         p = (s * 2) % (M + 1);
     }
     let d = (M + 1 - p) % M;
-    char::from(if d < 10 { b'0' + d as u8 } else { b'A' + (d - 10) as u8 })
+    char::from(if d < 10 {
+        b'0' + d as u8
+    } else {
+        b'A' + (d - 10) as u8
+    })
 }
 
 /// A compute identifier.
@@ -392,7 +396,13 @@ impl Identifier {
 
     /// `ic-0000a7-k`
     pub fn suffix_label(&self) -> String {
-        format!("{}-{}-{}", self.class.code(), self.serial, self.check_char()).to_ascii_lowercase()
+        format!(
+            "{}-{}-{}",
+            self.class.code(),
+            self.serial,
+            self.check_char()
+        )
+        .to_ascii_lowercase()
     }
 
     /// `ic-0000a7-k.1005.31.86.cpid.internal.`
@@ -497,7 +507,9 @@ impl Apex {
             if label.is_empty() || label.len() > 63 {
                 return bad("has an empty or over-long label");
             }
-            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 || label.starts_with('-')
                 || label.ends_with('-')
             {
@@ -543,7 +555,11 @@ mod tests {
 
     #[test]
     fn canonical_form_is_upper_case_and_round_trips() {
-        let i = Identifier::new(Prefix::parse("86.31.1005").unwrap(), Class::Ic, Serial::new(0xA7 * 1).unwrap());
+        let i = Identifier::new(
+            Prefix::parse("86.31.1005").unwrap(),
+            Class::Ic,
+            Serial::new(0xA7).unwrap(),
+        );
         let s = i.to_string();
         assert!(s.starts_with("86.31.1005/IC-00005"), "{s}");
         assert_eq!(id(&s.to_ascii_lowercase()), i);
@@ -552,7 +568,11 @@ mod tests {
 
     #[test]
     fn check_character_catches_substitutions_and_transpositions() {
-        let i = Identifier::new(Prefix::parse("86.31.1005").unwrap(), Class::Ic, Serial::new(123_456).unwrap());
+        let i = Identifier::new(
+            Prefix::parse("86.31.1005").unwrap(),
+            Class::Ic,
+            Serial::new(123_456).unwrap(),
+        );
         let s = i.to_string();
         let bytes = s.as_bytes();
         for pos in 0..bytes.len() - 2 {
@@ -568,7 +588,10 @@ mod tests {
                 let m = String::from_utf8(m).unwrap();
                 assert!(Identifier::parse(&m).is_err(), "{m} accepted");
             }
-            if pos + 1 < bytes.len() - 2 && bytes[pos + 1].is_ascii_alphanumeric() && bytes[pos] != bytes[pos + 1] {
+            if pos + 1 < bytes.len() - 2
+                && bytes[pos + 1].is_ascii_alphanumeric()
+                && bytes[pos] != bytes[pos + 1]
+            {
                 let mut m = bytes.to_vec();
                 m.swap(pos, pos + 1);
                 let m = String::from_utf8(m).unwrap();
@@ -579,8 +602,17 @@ mod tests {
 
     #[test]
     fn errors_say_which_part_is_wrong() {
-        let good = Identifier::new(Prefix::parse("86").unwrap(), Class::Gc, Serial::new(1).unwrap()).to_string();
-        let wrong_check = format!("{}{}", &good[..good.len() - 1], if good.ends_with('0') { '1' } else { '0' });
+        let good = Identifier::new(
+            Prefix::parse("86").unwrap(),
+            Class::Gc,
+            Serial::new(1).unwrap(),
+        )
+        .to_string();
+        let wrong_check = format!(
+            "{}{}",
+            &good[..good.len() - 1],
+            if good.ends_with('0') { '1' } else { '0' }
+        );
         for (input, kind) in [
             ("", "empty"),
             ("86GC-000001-0", "separator"),
@@ -595,18 +627,29 @@ mod tests {
             ("86/GC-000001", "suffix"),
             (wrong_check.as_str(), "check_char"),
         ] {
-            assert_eq!(Identifier::parse(input).unwrap_err().kind(), kind, "{input:?}");
+            assert_eq!(
+                Identifier::parse(input).unwrap_err().kind(),
+                kind,
+                "{input:?}"
+            );
         }
     }
 
     #[test]
     fn dns_mapping_is_unambiguous_both_ways() {
         let apex = Apex::default();
-        let i = Identifier::new(Prefix::parse("86.31.1005").unwrap(), Class::Ic, Serial::new(167).unwrap());
+        let i = Identifier::new(
+            Prefix::parse("86.31.1005").unwrap(),
+            Class::Ic,
+            Serial::new(167).unwrap(),
+        );
         let name = i.to_dns_name(&apex);
         assert!(name.ends_with(".1005.31.86.cpid.internal."), "{name}");
         assert_eq!(Identifier::from_dns_name(&name, &apex).unwrap(), i);
-        assert_eq!(Identifier::from_dns_name(&name.to_ascii_uppercase(), &apex).unwrap(), i);
+        assert_eq!(
+            Identifier::from_dns_name(&name.to_ascii_uppercase(), &apex).unwrap(),
+            i
+        );
         assert!(Identifier::from_dns_name("1005.31.86.cpid.internal.", &apex).is_err());
         assert!(Identifier::from_dns_name(&name.replace("cpid", "other"), &apex).is_err());
     }

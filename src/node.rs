@@ -95,14 +95,7 @@ impl Node {
             serial: 0,
             extra: mapping::node_key_rrsets(&key.public(), config.dns.soa.ttl),
         })?);
-        let registry = Registry::open(
-            store,
-            key,
-            prefix,
-            apex,
-            zone,
-            config.node.default_ttl,
-        )?;
+        let registry = Registry::open(store, key, prefix, apex, zone, config.node.default_ttl)?;
         Ok(Node {
             config,
             registry: Arc::new(registry),

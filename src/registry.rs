@@ -242,7 +242,11 @@ impl Registry {
     }
 
     /// Replaces the values of a record (version + 1).
-    pub fn update(&self, id: &Identifier, values: Vec<Value>) -> Result<SignedRecord, RegistryError> {
+    pub fn update(
+        &self,
+        id: &Identifier,
+        values: Vec<Value>,
+    ) -> Result<SignedRecord, RegistryError> {
         self.change(id, |r| {
             r.values = values;
             Ok(())
@@ -250,7 +254,11 @@ impl Registry {
     }
 
     /// Sets the status of a record (pending → active on approval).
-    pub fn set_status(&self, id: &Identifier, status: RecordStatus) -> Result<SignedRecord, RegistryError> {
+    pub fn set_status(
+        &self,
+        id: &Identifier,
+        status: RecordStatus,
+    ) -> Result<SignedRecord, RegistryError> {
         self.change(id, |r| {
             r.status = status;
             Ok(())
@@ -326,9 +334,8 @@ impl Registry {
     }
 
     fn publish(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
-        let name = mapping::owner(signed, &self.apex).map_err(|e| {
-            ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier))
-        })?;
+        let name = mapping::owner(signed, &self.apex)
+            .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
         self.zone
             .set(&name, &mapping::rrsets(signed, self.default_ttl))?;
         self.zone.advance_serial(self.store.zone_serial()?)?;

@@ -9,7 +9,8 @@ use crate::registry::NewRecord;
 
 /// GB/T 2260 province codes used for regional prefixes.
 const REGIONS: [&str; 8] = ["11", "31", "44", "51", "32", "33", "42", "61"];
-const ACCELERATORS: [(&str, u32); 4] = [("A800", 312), ("H800", 989), ("910B", 320), ("MI250", 383)];
+const ACCELERATORS: [(&str, u32); 4] =
+    [("A800", 312), ("H800", 989), ("910B", 320), ("MI250", 383)];
 
 /// A small deterministic generator (xorshift64*), enough for test data.
 struct Rng(u64);
@@ -66,10 +67,25 @@ pub fn synthetic(node: &Prefix, n: u64, at: u64) -> Result<NewRecord, RecordErro
     );
     let host = format!("r{n:07}.dc{region}.example.internal");
     let values = vec![
-        value(1, "DESC", format!("{} resource {n} in region {region}", class.description()), 0, at)?,
+        value(
+            1,
+            "DESC",
+            format!("{} resource {n} in region {region}", class.description()),
+            0,
+            at,
+        )?,
         value(2, "CP.RESOURCE", resource, 0, at)?,
         value(3, "CP.ENDPOINT", format!("https://{host}/api"), 300, at)?,
-        value(4, "CP.STATUS", format!(r#"{{"available":{},"heartbeat":{at}}}"#, rng.below(u64::from(count) + 1)), 60, at)?,
+        value(
+            4,
+            "CP.STATUS",
+            format!(
+                r#"{{"available":{},"heartbeat":{at}}}"#,
+                rng.below(u64::from(count) + 1)
+            ),
+            60,
+            at,
+        )?,
     ];
     Ok(NewRecord {
         prefix: Some(prefix),

@@ -68,7 +68,10 @@ pub fn signed_records_from_master(text: &str) -> Result<Vec<SignedRecord>, ZoneF
         else {
             continue;
         };
-        let err = |reason: String| ZoneFileError::Master { line: i + 1, reason };
+        let err = |reason: String| ZoneFileError::Master {
+            line: i + 1,
+            reason,
+        };
         let rest = &fields[pos + 1..];
         if rest.first() != Some(&"\\#") {
             return Err(err("TYPE65280 RDATA must be in \\# generic form".into()));
@@ -92,7 +95,7 @@ pub fn signed_records_from_master(text: &str) -> Result<Vec<SignedRecord>, ZoneF
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -158,11 +161,17 @@ pub fn import(registry: &Registry, text: &str) -> Result<ImportReport, ZoneFileE
     import_entries(registry, &file.records)
 }
 
-fn import_entries(registry: &Registry, entries: &[RecordEntry]) -> Result<ImportReport, ZoneFileError> {
+fn import_entries(
+    registry: &Registry,
+    entries: &[RecordEntry],
+) -> Result<ImportReport, ZoneFileError> {
     let now = crate::registry::now();
     let mut report = ImportReport::default();
     for (index, e) in entries.iter().enumerate() {
-        let bad = |reason: String| ZoneFileError::Entry { index: index + 1, reason };
+        let bad = |reason: String| ZoneFileError::Entry {
+            index: index + 1,
+            reason,
+        };
         let values = e
             .values
             .iter()
@@ -225,7 +234,7 @@ fn import_entries(registry: &Registry, entries: &[RecordEntry]) -> Result<Import
 
 fn same_values(a: &[Value], b: &[Value]) -> bool {
     a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.index == y.index && x.kind == y.kind && x.data == y.data && x.ttl == y.ttl)
+        && a.iter().zip(b).all(|(x, y)| {
+            x.index == y.index && x.kind == y.kind && x.data == y.data && x.ttl == y.ttl
+        })
 }

@@ -16,7 +16,7 @@ use crate::identifier::Apex;
 use crate::keys::PublicKey;
 use crate::record::{RecordStatus, SignedRecord};
 
-use super::wire::{WireName, WireError, rtype, txt_rdata, uri_rdata};
+use super::wire::{WireError, WireName, rtype, txt_rdata, uri_rdata};
 use super::zone::RrSet;
 
 /// The value types served as URI records.
@@ -72,7 +72,11 @@ pub fn rrsets(signed: &SignedRecord, default_ttl: u32) -> Vec<RrSet> {
     if !uri_values.is_empty() {
         sets.push(RrSet {
             rtype: rtype::URI,
-            ttl: uri_values.iter().map(|v| ttl_of(v.ttl)).min().unwrap_or(min_ttl),
+            ttl: uri_values
+                .iter()
+                .map(|v| ttl_of(v.ttl))
+                .min()
+                .unwrap_or(min_ttl),
             rdatas: uri_values
                 .iter()
                 .map(|v| uri_rdata(u16::try_from(v.index).unwrap_or(u16::MAX), 1, &v.data))

@@ -13,7 +13,8 @@ use cpid::registry::NewRecord;
 use hickory_proto::op::Message;
 
 pub struct TestNode {
-    pub dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the node.
+    pub _dir: tempfile::TempDir,
     pub node: Node,
     pub running: Option<Running>,
     pub rt: tokio::runtime::Runtime,
@@ -44,7 +45,7 @@ impl TestNode {
             .unwrap();
         let running = rt.block_on(node.serve()).unwrap();
         TestNode {
-            dir,
+            _dir: dir,
             node,
             running: Some(running),
             rt,
@@ -190,6 +191,20 @@ pub fn tcp_raw(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut buf).unwrap();
     buf
+}
+
+/// One query over a fresh TCP connection; `None` when the server closed it.
+pub fn tcp_try(addr: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.write_all(&(query.len() as u16).to_be_bytes()).ok()?;
+    s.write_all(query).ok()?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
 }
 
 pub fn udp(addr: SocketAddr, query: &[u8]) -> Message {

@@ -333,7 +333,7 @@ fn soa_serial_grows_with_every_change() {
         .answers[0]
         .data
     {
-        RData::SOA(soa) => soa.serial(),
+        RData::SOA(soa) => soa.serial,
         other => panic!("not an SOA: {other:?}"),
     };
     let before = serial(&node);

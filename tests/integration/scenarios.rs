@@ -131,13 +131,12 @@ fn check_section(records: &[Record], words: &[&str], what: &str) -> Result<(), S
             return Err(format!("{what}: {r:?} is not of type {t}"));
         }
     }
-    if let Some(owner) = words.get(2) {
-        if let Some(r) = records
+    if let Some(owner) = words.get(2)
+        && let Some(r) = records
             .iter()
             .find(|r| !r.name.to_ascii().eq_ignore_ascii_case(owner))
-        {
-            return Err(format!("{what}: owner {} is not {owner}", r.name));
-        }
+    {
+        return Err(format!("{what}: owner {} is not {owner}", r.name));
     }
     Ok(())
 }

@@ -1,0 +1,281 @@
+//! Node keys: Ed25519 (RFC 8032) signing keys kept as PKCS#8 PEM files
+//! (RFC 5958), public keys as SPKI PEM (RFC 8410), so OpenSSL, Python
+//! `cryptography` and any other ecosystem read them.
+//!
+//! A key file is created with mode 0600 and refused when group or others can
+//! read it. Key ids are blake3-derived and stable. Verification is always
+//! `verify_strict` (no malleable or small-order signatures).
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+/// blake3 key-derivation context for key ids.
+const KEY_ID_CONTEXT: &str = "cpid 2026 key id v1";
+
+/// Why a key could not be made, read, written or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
+    #[error("not a PKCS#8 Ed25519 private key: {0}")]
+    Pkcs8(String),
+    #[error("not an SPKI Ed25519 public key: {0}")]
+    Spki(String),
+    #[error("invalid Ed25519 public key")]
+    InvalidPublicKey,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("key file {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key file {path} is readable by group or others (mode {mode:o}); run chmod 600")]
+    Permissions { path: std::path::PathBuf, mode: u32 },
+}
+
+/// A node's (or provider's) Ed25519 signing key.
+pub struct NodeKey(SigningKey);
+
+impl fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeKey({})", self.public().key_id())
+    }
+}
+
+impl NodeKey {
+    pub fn generate() -> Result<NodeKey, KeyError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
+        Ok(NodeKey(SigningKey::from_bytes(&secret)))
+    }
+
+    /// From the 32-byte RFC 8032 secret (test vectors).
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> NodeKey {
+        NodeKey(SigningKey::from_bytes(secret))
+    }
+
+    pub fn from_pkcs8_pem(pem: &str) -> Result<NodeKey, KeyError> {
+        SigningKey::from_pkcs8_pem(pem)
+            .map(NodeKey)
+            .map_err(|e| KeyError::Pkcs8(e.to_string()))
+    }
+
+    pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
+        self.0
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|z| z.as_str().to_owned())
+            .map_err(|e| KeyError::Pkcs8(e.to_string()))
+    }
+
+    /// Reads a key file, refusing one that group or others can read.
+    pub fn load(path: &Path) -> Result<NodeKey, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions {
+                    path: path.to_owned(),
+                    mode: mode & 0o777,
+                });
+            }
+        }
+        let pem = std::fs::read_to_string(path).map_err(io)?;
+        NodeKey::from_pkcs8_pem(&pem)
+    }
+
+    /// Writes a new key file with mode 0600; never overwrites.
+    pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let pem = self.to_pkcs8_pem()?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        file.write_all(pem.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(())
+    }
+
+    /// Loads the key at `path`, or generates and writes one if there is none.
+    pub fn load_or_generate(path: &Path) -> Result<(NodeKey, bool), KeyError> {
+        if path.exists() {
+            return Ok((NodeKey::load(path)?, false));
+        }
+        let key = NodeKey::generate()?;
+        key.write_new(path)?;
+        Ok((key, true))
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        Signature(self.0.sign(msg).to_bytes())
+    }
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
+        VerifyingKey::from_bytes(bytes)
+            .map(PublicKey)
+            .map_err(|_| KeyError::InvalidPublicKey)
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        let derived = blake3::derive_key(KEY_ID_CONTEXT, &self.to_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&derived[..16]);
+        KeyId(id)
+    }
+
+    pub fn to_public_pem(&self) -> String {
+        // Encoding 32 known-good bytes as SPKI cannot fail.
+        self.0.to_public_key_pem(LineEnding::LF).unwrap_or_default()
+    }
+
+    pub fn from_public_pem(pem: &str) -> Result<PublicKey, KeyError> {
+        VerifyingKey::from_public_key_pem(pem)
+            .map(PublicKey)
+            .map_err(|e| KeyError::Spki(e.to_string()))
+    }
+
+    pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
+        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        self.0
+            .verify_strict(msg, &sig)
+            .map_err(|_| KeyError::BadSignature)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.key_id())
+    }
+}
+
+/// A key's id: the first 16 bytes of blake3's key derivation over the public
+/// key with context "cpid 2026 key id v1"; shown as lower-case hex.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct KeyId(pub [u8; 16]);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// An Ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_pem() {
+        let key = NodeKey::generate().unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let back = NodeKey::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.public(), key.public());
+        let public = PublicKey::from_public_pem(&key.public().to_public_pem()).unwrap();
+        assert_eq!(public, key.public());
+    }
+
+    #[test]
+    fn key_file_is_created_0600_and_group_readable_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let (key, created) = NodeKey::load_or_generate(&path).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, created) = NodeKey::load_or_generate(&path).unwrap();
+        assert!(!created);
+        assert_eq!(again.public(), key.public());
+        assert!(key.write_new(&path).is_err(), "never overwrites");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            NodeKey::load(&path),
+            Err(KeyError::Permissions { .. })
+        ));
+    }
+
+    #[test]
+    fn signatures_verify_only_for_the_signed_message_and_key() {
+        let key = NodeKey::generate().unwrap();
+        let sig = key.sign(b"hello");
+        key.public().verify_strict(b"hello", &sig).unwrap();
+        assert!(key.public().verify_strict(b"hellO", &sig).is_err());
+        let other = NodeKey::generate().unwrap();
+        assert!(other.public().verify_strict(b"hello", &sig).is_err());
+    }
+
+    #[test]
+    fn rfc_8032_test_1_public_key() {
+        // RFC 8032 §7.1 TEST 1.
+        let secret: [u8; 32] =
+            hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let key = NodeKey::from_secret_bytes(&secret);
+        assert_eq!(
+            key.public().to_bytes(),
+            hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+        );
+    }
+
+    fn hex32(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+}

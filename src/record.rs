@@ -1,0 +1,520 @@
+//! Handle-style values (RFC 3651 §3.1) and the signed record (DESIGN §2).
+//!
+//! One canonical encoder: a record is encoded with postcard in the field
+//! order written down in `schema/record.md`; the signature is Ed25519 over
+//! `SIGNING_CONTEXT || canonical bytes`. Decoding is strict, in the manner
+//! of a TLS codec: every byte must be consumed, the record must validate,
+//! and re-encoding must give back exactly the input, so one record has one
+//! encoding and a tampered or padded blob is refused, never repaired.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identifier::{Class, Identifier};
+use crate::keys::{KeyId, NodeKey, PublicKey, Signature};
+
+/// Domain separation for record signatures.
+pub const SIGNING_CONTEXT: &[u8] = b"cpid/record/v1\0";
+/// The format byte that starts every encoded record.
+pub const FORMAT_VERSION: u8 = 1;
+/// Most values a record may hold.
+pub const MAX_VALUES: usize = 64;
+/// Most bytes in one value's data.
+pub const MAX_DATA_LEN: usize = 4096;
+/// Largest encoded signed record (fits one DNS RR with room to spare).
+pub const MAX_ENCODED_LEN: usize = 16 * 1024;
+const SIGNATURE_LEN: usize = 64;
+
+/// Why a record is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    #[error("malformed encoding: {0}")]
+    Encoding(String),
+    #[error("encoding is not canonical")]
+    NotCanonical,
+    #[error("unsupported record format {0}")]
+    Format(u8),
+    #[error("invalid value type {0:?}: 1-32 of A-Z 0-9 . _")]
+    ValueType(String),
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    #[error("record of {0} bytes is larger than {MAX_ENCODED_LEN}")]
+    TooLarge(usize),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("record was issued by key {issuer}, not {key}")]
+    WrongIssuer { issuer: KeyId, key: KeyId },
+}
+
+/// A value type: `URL`, `EMAIL`, `DESC`, `HS_PUBKEY`, `HS_ADMIN`,
+/// `CP.RESOURCE`, `CP.ENDPOINT`, `CP.STATUS`, `CP.DELEGATION`, `CP.TXN`, …
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueType(String);
+
+impl ValueType {
+    /// Case-insensitive; stored upper-case.
+    pub fn parse(s: &str) -> Result<ValueType, RecordError> {
+        let ok = (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+        if ok {
+            Ok(ValueType(s.to_ascii_uppercase()))
+        } else {
+            Err(RecordError::ValueType(s.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ValueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One typed value of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// 1..=65535, unique and ascending within a record.
+    pub index: u32,
+    pub kind: ValueType,
+    pub data: String,
+    /// Seconds; 0 means the node's default.
+    pub ttl: u32,
+    /// Unix seconds of the value's last change.
+    pub timestamp: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordStatus {
+    Active,
+    /// Waiting for approval; not resolvable.
+    Pending,
+    /// A tombstone: keeps its code from reuse, resolves as NXDOMAIN.
+    Withdrawn,
+}
+
+impl RecordStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Active => "active",
+            RecordStatus::Pending => "pending",
+            RecordStatus::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// An identifier record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub identifier: Identifier,
+    /// The provider or user that controls the record.
+    pub owner: Option<Identifier>,
+    /// 1 at issue, +1 with every change.
+    pub version: u64,
+    pub status: RecordStatus,
+    /// Key id of the node key that signed it.
+    pub issuer: KeyId,
+    pub created: u64,
+    pub updated: u64,
+    pub values: Vec<Value>,
+}
+
+/// The encoded form, field order fixed by `schema/record.md`.
+#[derive(Serialize, Deserialize)]
+struct RecordWire {
+    format: u8,
+    identifier: String,
+    owner: Option<String>,
+    version: u64,
+    status: RecordStatus,
+    issuer: [u8; 16],
+    created: u64,
+    updated: u64,
+    values: Vec<ValueWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ValueWire {
+    index: u32,
+    kind: String,
+    data: String,
+    ttl: u32,
+    timestamp: u64,
+}
+
+impl Record {
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let bad = |why: String| Err(RecordError::Invalid(why));
+        if self.version == 0 {
+            return bad("version starts at 1".into());
+        }
+        if self.created > self.updated {
+            return bad("created after updated".into());
+        }
+        if self.values.len() > MAX_VALUES {
+            return bad(format!("more than {MAX_VALUES} values"));
+        }
+        if self.status == RecordStatus::Withdrawn && !self.values.is_empty() {
+            return bad("a withdrawn record keeps no values".into());
+        }
+        if let Some(owner) = &self.owner
+            && !matches!(owner.class(), Class::Pv | Class::Us)
+        {
+            return bad(format!("owner {owner} is not a provider (PV) or user (US)"));
+        }
+        let mut last = 0u32;
+        for v in &self.values {
+            if v.index == 0 || v.index > 65_535 {
+                return bad(format!("value index {} outside 1..=65535", v.index));
+            }
+            if v.index <= last {
+                return bad(format!("value index {} not ascending", v.index));
+            }
+            last = v.index;
+            if v.data.len() > MAX_DATA_LEN {
+                return bad(format!(
+                    "value {} data longer than {MAX_DATA_LEN} bytes",
+                    v.index
+                ));
+            }
+            ValueType::parse(v.kind.as_str())?;
+            if v.kind.as_str() != v.kind.as_str().to_ascii_uppercase() {
+                return Err(RecordError::ValueType(v.kind.0.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn wire(&self) -> RecordWire {
+        RecordWire {
+            format: FORMAT_VERSION,
+            identifier: self.identifier.to_string(),
+            owner: self.owner.as_ref().map(ToString::to_string),
+            version: self.version,
+            status: self.status,
+            issuer: self.issuer.0,
+            created: self.created,
+            updated: self.updated,
+            values: self
+                .values
+                .iter()
+                .map(|v| ValueWire {
+                    index: v.index,
+                    kind: v.kind.0.clone(),
+                    data: v.data.clone(),
+                    ttl: v.ttl,
+                    timestamp: v.timestamp,
+                })
+                .collect(),
+        }
+    }
+
+    /// The canonical bytes (postcard of the wire struct).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serializing plain structs into a Vec cannot fail.
+        postcard::to_stdvec(&self.wire()).unwrap_or_default()
+    }
+
+    fn signing_message(canonical: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(SIGNING_CONTEXT.len() + canonical.len());
+        msg.extend_from_slice(SIGNING_CONTEXT);
+        msg.extend_from_slice(canonical);
+        msg
+    }
+
+    /// Validates and signs with the node key.
+    pub fn sign(self, key: &NodeKey) -> Result<SignedRecord, RecordError> {
+        self.validate()?;
+        let key_id = key.public().key_id();
+        if self.issuer != key_id {
+            return Err(RecordError::WrongIssuer {
+                issuer: self.issuer,
+                key: key_id,
+            });
+        }
+        let canonical = self.canonical_bytes();
+        if canonical.len() + SIGNATURE_LEN > MAX_ENCODED_LEN {
+            return Err(RecordError::TooLarge(canonical.len() + SIGNATURE_LEN));
+        }
+        let signature = key.sign(&Record::signing_message(&canonical));
+        Ok(SignedRecord {
+            record: self,
+            signature,
+        })
+    }
+
+    /// The smallest value TTL, or `default` when the record has none.
+    pub fn min_ttl(&self, default: u32) -> u32 {
+        self.values
+            .iter()
+            .map(|v| if v.ttl == 0 { default } else { v.ttl })
+            .min()
+            .unwrap_or(default)
+    }
+}
+
+/// A record with the issuing node's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRecord {
+    record: Record,
+    signature: Signature,
+}
+
+impl SignedRecord {
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Wire, disk and DNS (TYPE65280 RDATA) form: canonical bytes followed
+    /// by the 64-byte signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.record.canonical_bytes();
+        out.extend_from_slice(&self.signature.0);
+        out
+    }
+
+    /// Strict decoding; see the module documentation.
+    pub fn decode(bytes: &[u8]) -> Result<SignedRecord, RecordError> {
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(RecordError::TooLarge(bytes.len()));
+        }
+        let split = bytes
+            .len()
+            .checked_sub(SIGNATURE_LEN)
+            .ok_or_else(|| RecordError::Encoding("shorter than a signature".into()))?;
+        let (body, sig) = bytes.split_at(split);
+        match body.first() {
+            Some(&FORMAT_VERSION) => {}
+            Some(&other) => return Err(RecordError::Format(other)),
+            None => return Err(RecordError::Encoding("empty record".into())),
+        }
+        let (wire, rest): (RecordWire, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|e| RecordError::Encoding(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(RecordError::Encoding(format!(
+                "{} bytes after the record",
+                rest.len()
+            )));
+        }
+        let parse_id =
+            |s: &str| Identifier::parse(s).map_err(|e| RecordError::Invalid(e.to_string()));
+        let record = Record {
+            identifier: parse_id(&wire.identifier)?,
+            owner: wire.owner.as_deref().map(parse_id).transpose()?,
+            version: wire.version,
+            status: wire.status,
+            issuer: KeyId(wire.issuer),
+            created: wire.created,
+            updated: wire.updated,
+            values: wire
+                .values
+                .into_iter()
+                .map(|v| {
+                    Ok(Value {
+                        index: v.index,
+                        kind: ValueType::parse(&v.kind)?,
+                        data: v.data,
+                        ttl: v.ttl,
+                        timestamp: v.timestamp,
+                    })
+                })
+                .collect::<Result<_, RecordError>>()?,
+        };
+        record.validate()?;
+        if record.canonical_bytes() != body {
+            return Err(RecordError::NotCanonical);
+        }
+        let mut signature = [0u8; SIGNATURE_LEN];
+        signature.copy_from_slice(sig);
+        Ok(SignedRecord {
+            record,
+            signature: Signature(signature),
+        })
+    }
+
+    /// Checks the signature with `verify_strict` and that `key` is the issuer.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), RecordError> {
+        let key_id = key.key_id();
+        if self.record.issuer != key_id {
+            return Err(RecordError::WrongIssuer {
+                issuer: self.record.issuer,
+                key: key_id,
+            });
+        }
+        let msg = Record::signing_message(&self.record.canonical_bytes());
+        key.verify_strict(&msg, &self.signature)
+            .map_err(|_| RecordError::BadSignature)
+    }
+}
+
+/// The record as JSON (for `cpid resolve --json` and the HTTP API).
+pub fn to_json(signed: &SignedRecord) -> serde_json::Value {
+    let r = signed.record();
+    serde_json::json!({
+        "identifier": r.identifier.to_string(),
+        "owner": r.owner.as_ref().map(ToString::to_string),
+        "version": r.version,
+        "status": r.status.as_str(),
+        "issuer": r.issuer.to_string(),
+        "created": r.created,
+        "updated": r.updated,
+        "values": r.values.iter().map(|v| serde_json::json!({
+            "index": v.index,
+            "type": v.kind.as_str(),
+            "data": v.data,
+            "ttl": v.ttl,
+            "timestamp": v.timestamp,
+        })).collect::<Vec<_>>(),
+        "signature": signed.signature().0.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "encoded": signed.encode().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identifier::{Prefix, Serial};
+
+    pub(crate) fn sample(key: &NodeKey) -> Record {
+        Record {
+            identifier: Identifier::new(
+                Prefix::parse("86.31.1005").unwrap(),
+                Class::Ic,
+                Serial::new(167).unwrap(),
+            ),
+            owner: Some(Identifier::new(
+                Prefix::parse("86.31").unwrap(),
+                Class::Pv,
+                Serial::new(1).unwrap(),
+            )),
+            version: 1,
+            status: RecordStatus::Active,
+            issuer: key.public().key_id(),
+            created: 1_790_000_000,
+            updated: 1_790_000_000,
+            values: vec![
+                Value {
+                    index: 1,
+                    kind: ValueType::parse("CP.RESOURCE").unwrap(),
+                    data: r#"{"accelerator":"A800","count":8}"#.into(),
+                    ttl: 3600,
+                    timestamp: 1_790_000_000,
+                },
+                Value {
+                    index: 2,
+                    kind: ValueType::parse("CP.ENDPOINT").unwrap(),
+                    data: "https://pool.example.internal/api".into(),
+                    ttl: 300,
+                    timestamp: 1_790_000_000,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn signed_record_round_trips_and_verifies() {
+        let key = NodeKey::generate().unwrap();
+        let signed = sample(&key).sign(&key).unwrap();
+        let bytes = signed.encode();
+        let back = SignedRecord::decode(&bytes).unwrap();
+        assert_eq!(back, signed);
+        back.verify(&key.public()).unwrap();
+    }
+
+    #[test]
+    fn tampered_record_and_wrong_key_are_rejected() {
+        let key = NodeKey::generate().unwrap();
+        let signed = sample(&key).sign(&key).unwrap();
+        let mut bytes = signed.encode();
+        let at = bytes.len() - 70;
+        bytes[at] ^= 0x01;
+        if let Ok(r) = SignedRecord::decode(&bytes) {
+            assert!(r.verify(&key.public()).is_err());
+        }
+        let other = NodeKey::generate().unwrap();
+        assert!(matches!(
+            signed.verify(&other.public()),
+            Err(RecordError::WrongIssuer { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_and_non_canonical_encodings_are_rejected() {
+        let key = NodeKey::generate().unwrap();
+        let signed = sample(&key).sign(&key).unwrap();
+        let body = signed.record().canonical_bytes();
+        // Trailing byte inside the body.
+        let mut padded = body.clone();
+        padded.push(0);
+        padded.extend_from_slice(&signed.signature().0);
+        assert!(SignedRecord::decode(&padded).is_err());
+        // Lower-case identifier: same meaning, different bytes.
+        let mut wire = signed.record().wire();
+        wire.identifier = wire.identifier.to_ascii_lowercase();
+        let mut lower = postcard::to_stdvec(&wire).unwrap();
+        lower.extend_from_slice(&signed.signature().0);
+        assert_eq!(SignedRecord::decode(&lower), Err(RecordError::NotCanonical));
+        // Over-long varint for the version (1 written as 0x81 0x00).
+        let mut wire = signed.record().wire();
+        wire.version = 1;
+        let enc = postcard::to_stdvec(&wire).unwrap();
+        let id_len = 1 + wire.identifier.len();
+        let owner_len = 1 + wire.owner.as_ref().map_or(0, |o| 1 + o.len());
+        let pos = 1 + id_len + owner_len;
+        assert_eq!(enc[pos], 1);
+        let mut overlong = enc[..pos].to_vec();
+        overlong.extend_from_slice(&[0x81, 0x00]);
+        overlong.extend_from_slice(&enc[pos + 1..]);
+        overlong.extend_from_slice(&signed.signature().0);
+        assert!(SignedRecord::decode(&overlong).is_err());
+    }
+
+    #[test]
+    fn invalid_records_cannot_be_signed() {
+        let key = NodeKey::generate().unwrap();
+        let mut r = sample(&key);
+        r.values.swap(0, 1);
+        assert!(r.clone().sign(&key).is_err(), "indices must ascend");
+        let mut r = sample(&key);
+        r.status = RecordStatus::Withdrawn;
+        assert!(r.sign(&key).is_err(), "tombstones carry no values");
+        let mut r = sample(&key);
+        r.owner = Some(r.identifier.clone());
+        assert!(r.sign(&key).is_err(), "owner must be PV or US");
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics() {
+        let key = NodeKey::generate().unwrap();
+        let good = sample(&key).sign(&key).unwrap().encode();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5_000 {
+            let mut b = good.clone();
+            match next() % 3 {
+                0 => b.truncate((next() as usize) % good.len()),
+                1 => {
+                    let at = (next() as usize) % b.len();
+                    b[at] ^= 1 << (next() % 8);
+                }
+                _ => b = (0..next() % 300).map(|_| next() as u8).collect(),
+            }
+            if let Ok(r) = SignedRecord::decode(&b) {
+                assert_eq!(r.encode(), b);
+            }
+        }
+    }
+}

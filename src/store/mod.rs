@@ -1,0 +1,56 @@
+//! Storage behind one narrow trait, so the registry never knows which
+//! engine holds its records.
+//!
+//! The contract every backend keeps: a `write` returns only once its batch
+//! is durable; a batch is atomic (records and serial marks together); a
+//! serial mark never goes down; a record never replaces one with an equal
+//! or higher version; and a stored record that no longer decodes is
+//! reported as corrupt, never skipped.
+
+pub mod redb;
+
+use crate::identifier::{Class, Identifier, Prefix};
+use crate::record::SignedRecord;
+
+/// One atomic unit of change.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    pub records: Vec<SignedRecord>,
+    /// New serial high-water marks per (prefix, class).
+    pub serials: Vec<(Prefix, Class, u64)>,
+}
+
+/// Why the store failed or refused a write.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(String),
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("version conflict on {identifier}: stored {stored}, offered {offered}")]
+    Conflict {
+        identifier: Identifier,
+        stored: u64,
+        offered: u64,
+    },
+    #[error("the store's writer has stopped")]
+    Closed,
+}
+
+/// The storage interface of a node.
+pub trait Store: Send + Sync + 'static {
+    /// Durable when it returns `Ok`; concurrent callers share commits.
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, StoreError>;
+    /// Every record, in identifier order.
+    fn records(&self) -> Result<Vec<SignedRecord>, StoreError>;
+    /// The serial high-water mark of (prefix, class); 0 when none.
+    fn serial(&self, prefix: &Prefix, class: Class) -> Result<u64, StoreError>;
+    /// Grows with every commit that changed something (RFC 1982 order).
+    fn zone_serial(&self) -> Result<u32, StoreError>;
+    fn len(&self) -> Result<u64, StoreError>;
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+}

@@ -1,0 +1,297 @@
+//! The embedded store: redb, with durable commits and group commit.
+//!
+//! Writers hand their batch to one writer thread and wait. The thread takes
+//! every batch that is queued, applies them in one write transaction (each
+//! batch checked on its own, so one stale batch fails alone), commits once
+//! with `Durability::Immediate`, and only then answers every waiting
+//! writer. Under load many writes share one fsync; alone, a write costs one.
+//! Readers use their own read transactions and never wait for the writer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+use super::{Store, StoreError, WriteBatch};
+use crate::identifier::{Class, Identifier, Prefix};
+use crate::record::SignedRecord;
+
+/// Canonical identifier → `SignedRecord::encode` bytes.
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+/// `"<prefix>/<CLASS>"` → serial high-water mark.
+const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
+/// Store-wide counters: `zone_serial`, `format`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const FORMAT: u64 = 1;
+/// Most batches one commit takes.
+const MAX_GROUP: usize = 4096;
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn serial_key(prefix: &Prefix, class: Class) -> String {
+    format!("{prefix}/{}", class.code())
+}
+
+type Reply = mpsc::SyncSender<Result<(), StoreError>>;
+
+/// The redb-backed store.
+pub struct RedbStore {
+    db: Arc<Database>,
+    queue: Mutex<Option<mpsc::Sender<(WriteBatch, Reply)>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl RedbStore {
+    /// Opens or creates the database file.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let db = Arc::new(Database::create(path).map_err(db_err)?);
+        {
+            let txn = db.begin_write().map_err(db_err)?;
+            {
+                txn.open_table(RECORDS).map_err(db_err)?;
+                txn.open_table(SERIALS).map_err(db_err)?;
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let format = meta.get("format").map_err(db_err)?.map(|v| v.value());
+                match format {
+                    None => {
+                        meta.insert("format", FORMAT).map_err(db_err)?;
+                    }
+                    Some(FORMAT) => {}
+                    Some(other) => {
+                        return Err(StoreError::Database(format!(
+                            "store format {other} is not supported (expected {FORMAT})"
+                        )));
+                    }
+                }
+            }
+            txn.commit().map_err(db_err)?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let db = db.clone();
+            let commits = commits.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer_loop(&db, &rx, &commits))
+                .map_err(db_err)?
+        };
+        Ok(RedbStore {
+            db,
+            queue: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            commits,
+        })
+    }
+
+    /// Commits made so far (group commit shows as commits < writes).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<(WriteBatch, Reply)>, commits: &AtomicU64) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(item) => group.push(item),
+                Err(_) => break,
+            }
+        }
+        let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match commit_group(db, &batches) {
+            Ok(results) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Database(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Applies every batch that passes its checks, in one durable transaction.
+/// Returns one result per batch; `Err` only when the whole commit failed.
+fn commit_group(
+    db: &Database,
+    batches: &[WriteBatch],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let mut txn = db.begin_write().map_err(db_err)?;
+    txn.set_durability(Durability::Immediate).map_err(db_err)?;
+    let mut results = Vec::with_capacity(batches.len());
+    let mut changed = false;
+    {
+        let mut records = txn.open_table(RECORDS).map_err(db_err)?;
+        let mut serials = txn.open_table(SERIALS).map_err(db_err)?;
+        // Versions written earlier in this group, which the table already
+        // holds but which later batches must see too (they do: same txn).
+        for batch in batches {
+            let mut conflict = None;
+            let mut seen: HashMap<&Identifier, u64> = HashMap::new();
+            for r in &batch.records {
+                let rec = r.record();
+                let key = rec.identifier.to_string();
+                let stored = match seen.get(&rec.identifier) {
+                    Some(v) => Some(*v),
+                    None => records
+                        .get(key.as_str())
+                        .map_err(db_err)?
+                        .map(|v| stored_version(&key, v.value()))
+                        .transpose()?,
+                };
+                if let Some(stored) = stored
+                    && stored >= rec.version
+                {
+                    conflict = Some(StoreError::Conflict {
+                        identifier: rec.identifier.clone(),
+                        stored,
+                        offered: rec.version,
+                    });
+                    break;
+                }
+                seen.insert(&rec.identifier, rec.version);
+            }
+            if let Some(e) = conflict {
+                results.push(Err(e));
+                continue;
+            }
+            for r in &batch.records {
+                let key = r.record().identifier.to_string();
+                records
+                    .insert(key.as_str(), r.encode().as_slice())
+                    .map_err(db_err)?;
+                changed = true;
+            }
+            for (prefix, class, mark) in &batch.serials {
+                let key = serial_key(prefix, *class);
+                let current = serials
+                    .get(key.as_str())
+                    .map_err(db_err)?
+                    .map_or(0, |v| v.value());
+                if *mark > current {
+                    serials.insert(key.as_str(), *mark).map_err(db_err)?;
+                    changed = true;
+                }
+            }
+            results.push(Ok(()));
+        }
+        if changed {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let serial = meta
+                .get("zone_serial")
+                .map_err(db_err)?
+                .map_or(0, |v| v.value());
+            meta.insert("zone_serial", serial + 1).map_err(db_err)?;
+        }
+    }
+    txn.commit().map_err(db_err)?;
+    Ok(results)
+}
+
+fn stored_version(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    SignedRecord::decode(bytes)
+        .map(|r| r.record().version)
+        .map_err(|e| StoreError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<SignedRecord, StoreError> {
+    SignedRecord::decode(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl Store for RedbStore {
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let queue = self.queue.lock().map_err(|_| StoreError::Closed)?;
+            queue
+                .as_ref()
+                .ok_or(StoreError::Closed)?
+                .send((batch, tx))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(RECORDS).map_err(db_err)?;
+        let key = id.to_string();
+        let value = table.get(key.as_str()).map_err(db_err)?;
+        value.map(|v| decode(&key, v.value())).transpose()
+    }
+
+    fn records(&self) -> Result<Vec<SignedRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(RECORDS).map_err(db_err)?;
+        let mut out =
+            Vec::with_capacity(usize::try_from(table.len().map_err(db_err)?).unwrap_or(0));
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn serial(&self, prefix: &Prefix, class: Class) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SERIALS).map_err(db_err)?;
+        let key = serial_key(prefix, class);
+        Ok(table
+            .get(key.as_str())
+            .map_err(db_err)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn zone_serial(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(META).map_err(db_err)?;
+        let v = table
+            .get("zone_serial")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        // RFC 1982 serial arithmetic: wrap into 32 bits.
+        Ok(v as u32)
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(RECORDS).map_err(db_err)?;
+        table.len().map_err(db_err)
+    }
+}
