@@ -42,6 +42,7 @@ pub fn export(zone: &Zone, out: &mut impl Write) -> std::io::Result<usize> {
         out,
         "; TYPE65280 = signed cpid record, TYPE65281 = node key (RFC 3597 generic form)"
     )?;
+    writeln!(out, "$ORIGIN {}", zone.apex())?;
     for (owner, t, ttl, rdata) in &records {
         writeln!(
             out,

@@ -82,8 +82,10 @@ impl DnsServer {
         let mut threads = Vec::new();
         match listen.udp_mode {
             UdpMode::Hickory => {
-                let udp =
-                    tokio::net::UdpSocket::from_std(udp).map_err(|source| ServerError::Bind {
+                let udp = udp
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::UdpSocket::from_std(udp))
+                    .map_err(|source| ServerError::Bind {
                         addr: local,
                         source,
                     })?;

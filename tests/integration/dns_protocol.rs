@@ -235,7 +235,9 @@ fn edns_is_echoed_with_payload_clamped_and_badvers_for_version_one() {
         version: 1,
     });
     let msg = udp(node.addr(), &raw_query(16, &apex, rtype::SOA, v1));
-    assert_eq!(msg.metadata.response_code, ResponseCode::BADVERS);
+    // 16 is BADVERS in a response to a query with OPT (RFC 6891 §9);
+    // hickory names the shared code BADSIG.
+    assert_eq!(u16::from(msg.metadata.response_code), 16);
     assert!(msg.answers.is_empty());
 }
 
