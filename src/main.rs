@@ -56,6 +56,9 @@ enum Command {
         /// DNS listen address; overrides dns.listen.
         #[arg(long)]
         dns: Option<SocketAddr>,
+        /// UDP fast-path threads; overrides dns.udp_workers (0 = one per core).
+        #[arg(long)]
+        udp_workers: Option<usize>,
     },
     /// Node facts: prefix, zone, public key and key id, record count.
     Node {
@@ -156,7 +159,11 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { node, dns } => serve(node, dns),
+        Command::Serve {
+            node,
+            dns,
+            udp_workers,
+        } => serve(node, dns, udp_workers),
         Command::Node {
             command: NodeCommand::Info { node },
         } => node_info(node),
@@ -178,10 +185,13 @@ fn main() -> Result<()> {
     }
 }
 
-fn serve(opts: NodeOpts, dns: Option<SocketAddr>) -> Result<()> {
+fn serve(opts: NodeOpts, dns: Option<SocketAddr>, udp_workers: Option<usize>) -> Result<()> {
     let mut config = opts.load()?;
     if let Some(addr) = dns {
         config.dns.listen = addr;
+    }
+    if let Some(n) = udp_workers {
+        config.dns.udp_workers = n;
     }
     eprintln!("# cpid configuration in effect\n{}", config.to_toml());
     let started = std::time::Instant::now();

@@ -93,16 +93,21 @@ impl Registry {
         Ok(registry)
     }
 
+    /// Streams every stored record into the hot tier.
     fn load_zone(&self) -> Result<(), RegistryError> {
-        let records = self.store.records()?;
-        let mut items = Vec::with_capacity(records.len());
-        for r in &records {
-            let name = mapping::owner(r, &self.apex)
-                .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", r.record().identifier)))?;
-            items.push((name, mapping::rrsets(r, self.default_ttl)));
-        }
-        self.zone
-            .set_many(items.iter().map(|(n, s)| (n, s.as_slice())))?;
+        let mut failed = None;
+        self.store
+            .for_each_record(&mut |r| {
+                if let Err(e) = self.publish_only(&r) {
+                    failed = Some(e);
+                    return Err(crate::store::StoreError::Database("load stopped".into()));
+                }
+                Ok(())
+            })
+            .or_else(|e| match failed.take() {
+                Some(first) => Err(first),
+                None => Err(RegistryError::Store(e)),
+            })?;
         self.zone.advance_serial(self.store.zone_serial()?)?;
         Ok(())
     }
@@ -334,11 +339,17 @@ impl Registry {
     }
 
     fn publish(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
+        self.publish_only(signed)?;
+        self.zone.advance_serial(self.store.zone_serial()?)?;
+        Ok(())
+    }
+
+    /// Puts a record's RRsets in the hot tier without touching the SOA.
+    fn publish_only(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
         let name = mapping::owner(signed, &self.apex)
             .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
         self.zone
             .set(&name, &mapping::rrsets(signed, self.default_ttl))?;
-        self.zone.advance_serial(self.store.zone_serial()?)?;
         Ok(())
     }
 }

@@ -334,26 +334,6 @@ impl Zone {
         })
     }
 
-    /// Sets many names under one lock (start-up load).
-    pub fn set_many<'a>(
-        &self,
-        items: impl IntoIterator<Item = (&'a WireName, &'a [RrSet])>,
-    ) -> Result<(), ZoneError> {
-        self.write(|z| {
-            for (name, sets) in items {
-                if name == &z.apex {
-                    return Err(ZoneError::Apex);
-                }
-                z.set(name, sets)?;
-            }
-            Ok(())
-        })
-    }
-
-    pub fn serial(&self) -> u32 {
-        self.read(|z| z.apex_data.serial)
-    }
-
     /// Moves the SOA serial forward to `serial`; an older serial (in RFC
     /// 1982 order), from a racing writer, is ignored.
     pub fn advance_serial(&self, serial: u32) -> Result<(), ZoneError> {

@@ -43,8 +43,21 @@ pub trait Store: Send + Sync + 'static {
     /// Durable when it returns `Ok`; concurrent callers share commits.
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
     fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, StoreError>;
+    /// Calls `f` with every record, in identifier order, without holding
+    /// them all in memory.
+    fn for_each_record(
+        &self,
+        f: &mut dyn FnMut(SignedRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// Every record, in identifier order.
-    fn records(&self) -> Result<Vec<SignedRecord>, StoreError>;
+    fn records(&self) -> Result<Vec<SignedRecord>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_record(&mut |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
     /// The serial high-water mark of (prefix, class); 0 when none.
     fn serial(&self, prefix: &Prefix, class: Class) -> Result<u64, StoreError>;
     /// Grows with every commit that changed something (RFC 1982 order).

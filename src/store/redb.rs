@@ -30,6 +30,8 @@ const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const FORMAT: u64 = 1;
+/// redb's page cache (its own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 /// Most batches one commit takes.
 const MAX_GROUP: usize = 4096;
 
@@ -52,9 +54,20 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
-    /// Opens or creates the database file.
+    /// Opens or creates the database file with the default page cache.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        let db = Arc::new(Database::create(path).map_err(db_err)?);
+        RedbStore::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens or creates the database file. The page cache only serves the
+    /// write path and start-up (queries never read the store), so it can
+    /// be small.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<RedbStore, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(db_err)?;
+        let db = Arc::new(db);
         {
             let txn = db.begin_write().map_err(db_err)?;
             {
@@ -256,16 +269,17 @@ impl Store for RedbStore {
         value.map(|v| decode(&key, v.value())).transpose()
     }
 
-    fn records(&self) -> Result<Vec<SignedRecord>, StoreError> {
+    fn for_each_record(
+        &self,
+        f: &mut dyn FnMut(SignedRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(RECORDS).map_err(db_err)?;
-        let mut out =
-            Vec::with_capacity(usize::try_from(table.len().map_err(db_err)?).unwrap_or(0));
         for item in table.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
-            out.push(decode(k.value(), v.value())?);
+            f(decode(k.value(), v.value())?)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn serial(&self, prefix: &Prefix, class: Class) -> Result<u64, StoreError> {
