@@ -334,6 +334,10 @@ impl Zone {
         })
     }
 
+    pub fn serial(&self) -> u32 {
+        self.read(|z| z.apex_data.serial)
+    }
+
     /// Moves the SOA serial forward to `serial`; an older serial (in RFC
     /// 1982 order), from a racing writer, is ignored.
     pub fn advance_serial(&self, serial: u32) -> Result<(), ZoneError> {
