@@ -104,10 +104,7 @@ impl Registry {
                 }
                 Ok(())
             })
-            .or_else(|e| match failed.take() {
-                Some(first) => Err(first),
-                None => Err(RegistryError::Store(e)),
-            })?;
+            .map_err(|e| failed.take().unwrap_or(RegistryError::Store(e)))?;
         self.zone.advance_serial(self.store.zone_serial()?)?;
         Ok(())
     }
