@@ -6,3 +6,4 @@ mod durability;
 mod fuzz_corpus;
 mod malformed;
 mod scenarios;
+mod vectors;
