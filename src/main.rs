@@ -340,7 +340,11 @@ fn resolve(
         }
         println!("issuer:     {}", r.issuer);
         for v in &r.values {
-            println!("  [{}] {} (ttl {}): {}", v.index, v.kind, v.ttl, v.data);
+            let ttl = match v.ttl {
+                0 => "node default".to_string(),
+                t => format!("{t} s"),
+            };
+            println!("  [{}] {} (ttl {ttl}): {}", v.index, v.kind, v.data);
         }
     }
     let source = if resolved.key_from_dns {

@@ -66,7 +66,13 @@ impl RedbStore {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)
-            .map_err(db_err)?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Database(format!(
+                    "{} is in use by another process (a running node?); stop it first",
+                    path.display()
+                )),
+                other => db_err(other),
+            })?;
         let db = Arc::new(db);
         {
             let txn = db.begin_write().map_err(db_err)?;

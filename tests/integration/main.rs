@@ -5,5 +5,6 @@ mod dns_protocol;
 mod durability;
 mod fuzz_corpus;
 mod malformed;
+mod record_vectors;
 mod scenarios;
 mod vectors;
