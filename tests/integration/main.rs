@@ -7,4 +7,5 @@ mod fuzz_corpus;
 mod malformed;
 mod record_vectors;
 mod scenarios;
+mod store;
 mod vectors;
