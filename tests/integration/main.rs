@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step) with a module per area.
 
 mod common;
+mod conformance;
 mod dns_protocol;
 mod durability;
 mod fuzz_corpus;
