@@ -148,8 +148,24 @@ pub struct ImportReport {
 /// like one, TOML otherwise.
 pub fn import(registry: &Registry, text: &str) -> Result<ImportReport, ZoneFileError> {
     if text.contains("TYPE65280") || text.trim_start().starts_with("; cpid zone") {
+        let records = signed_records_from_master(text)?;
+        // Check every record before storing any, so a bad file changes nothing.
+        let key = registry.key().public();
+        for (i, r) in records.iter().enumerate() {
+            let id = &r.record().identifier;
+            if !registry.prefix().contains(id.prefix()) {
+                return Err(ZoneFileError::Entry {
+                    index: i + 1,
+                    reason: format!("{id} is outside this node's prefix {}", registry.prefix()),
+                });
+            }
+            r.verify(&key).map_err(|e| ZoneFileError::Entry {
+                index: i + 1,
+                reason: format!("{id}: {e}"),
+            })?;
+        }
         let mut report = ImportReport::default();
-        for record in signed_records_from_master(text)? {
+        for record in records {
             if registry.import(record)? {
                 report.issued += 1;
             } else {

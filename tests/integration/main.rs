@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step) with a module per area.
 
+mod cli;
 mod common;
 mod conformance;
 mod dns_protocol;
