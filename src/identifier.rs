@@ -360,6 +360,8 @@ impl Serial {
     pub const MAX_LEN: usize = 12;
     /// Largest serial value, 32¹² − 1.
     pub const MAX: u64 = (1 << 60) - 1;
+    /// The first serial of every (prefix, class).
+    pub const FIRST: Serial = Serial(1);
 
     /// A serial of the given value, which must be in 1 ..= [`Serial::MAX`].
     pub fn new(value: u64) -> Result<Serial, IdentifierError> {

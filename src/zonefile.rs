@@ -182,71 +182,116 @@ fn import_entries(
     registry: &Registry,
     entries: &[RecordEntry],
 ) -> Result<ImportReport, ZoneFileError> {
-    let now = crate::registry::now();
-    let mut report = ImportReport::default();
-    for (index, e) in entries.iter().enumerate() {
-        let bad = |reason: String| ZoneFileError::Entry {
-            index: index + 1,
-            reason,
-        };
-        let values = e
-            .values
-            .iter()
-            .map(|v| {
-                Ok(Value {
-                    index: v.index,
-                    kind: ValueType::parse(&v.kind)?,
-                    data: v.data.clone(),
-                    ttl: v.ttl,
-                    timestamp: now,
-                })
+    // Parse and check every entry before applying any, so a bad file
+    // changes nothing.
+    let planned = entries
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            plan(registry, e).map_err(|reason| ZoneFileError::Entry {
+                index: index + 1,
+                reason,
             })
-            .collect::<Result<Vec<_>, RecordError>>()
-            .map_err(|err| bad(err.to_string()))?;
-        let owner = e
-            .owner
-            .as_deref()
-            .map(Identifier::parse)
-            .transpose()
-            .map_err(|err| bad(format!("owner: {err}")))?;
-        if let Some(id) = &e.identifier {
-            let id = Identifier::parse(id).map_err(|err| bad(err.to_string()))?;
-            match registry.get(&id)? {
-                Some(existing) if same_values(&existing.record().values, &values) => {
-                    report.unchanged += 1;
-                }
-                Some(_) => {
-                    registry.update(&id, values)?;
-                    report.updated += 1;
-                }
-                None => {
-                    registry.issue_at(id, owner, values)?;
-                    report.issued += 1;
-                }
-            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = ImportReport::default();
+    for (fixed, new) in planned {
+        let Some(id) = fixed else {
+            registry.issue(new)?;
+            report.issued += 1;
             continue;
+        };
+        match registry.get(&id)? {
+            Some(existing) if same_values(&existing.record().values, &new.values) => {
+                report.unchanged += 1;
+            }
+            Some(_) => {
+                registry.update(&id, new.values)?;
+                report.updated += 1;
+            }
+            None => {
+                registry.issue_at(id, new.owner, new.values)?;
+                report.issued += 1;
+            }
         }
-        let class = e
-            .class
-            .as_deref()
-            .ok_or_else(|| bad("either identifier or class is required".into()))
-            .and_then(|c| Class::parse(c).map_err(|err| bad(err.to_string())))?;
-        let prefix = e
-            .prefix
-            .as_deref()
-            .map(Prefix::parse)
-            .transpose()
-            .map_err(|err| bad(err.to_string()))?;
-        registry.issue(NewRecord {
-            prefix,
-            class,
-            owner,
-            values,
-            status: RecordStatus::Active,
-        })?;
-        report.issued += 1;
     }
     Ok(report)
+}
+
+/// One entry, parsed and validated: an optional fixed code and the record.
+fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, NewRecord), String> {
+    let now = crate::registry::now();
+    let values = e
+        .values
+        .iter()
+        .map(|v| {
+            Ok(Value {
+                index: v.index,
+                kind: ValueType::parse(&v.kind)?,
+                data: v.data.clone(),
+                ttl: v.ttl,
+                timestamp: now,
+            })
+        })
+        .collect::<Result<Vec<_>, RecordError>>()
+        .map_err(|err| err.to_string())?;
+    let owner = e
+        .owner
+        .as_deref()
+        .map(Identifier::parse)
+        .transpose()
+        .map_err(|err| format!("owner: {err}"))?;
+    let fixed = e
+        .identifier
+        .as_deref()
+        .map(Identifier::parse)
+        .transpose()
+        .map_err(|err| err.to_string())?;
+    let (prefix, class) = match &fixed {
+        Some(id) => (id.prefix().clone(), id.class()),
+        None => {
+            let class = e
+                .class
+                .as_deref()
+                .ok_or("either identifier or class is required")?;
+            let class = Class::parse(class).map_err(|err| err.to_string())?;
+            let prefix = match e.prefix.as_deref() {
+                Some(p) => Prefix::parse(p).map_err(|err| err.to_string())?,
+                None => registry.prefix().clone(),
+            };
+            (prefix, class)
+        }
+    };
+    if !registry.prefix().contains(&prefix) {
+        return Err(format!(
+            "prefix {prefix} is outside this node's prefix {}",
+            registry.prefix()
+        ));
+    }
+    let new = NewRecord {
+        prefix: Some(prefix.clone()),
+        class,
+        owner,
+        values,
+        status: RecordStatus::Active,
+    };
+    // The same checks signing will make, on a stand-in with this shape.
+    let probe = fixed
+        .clone()
+        .unwrap_or_else(|| Identifier::new(prefix, class, crate::identifier::Serial::FIRST));
+    crate::record::Record {
+        identifier: probe,
+        owner: new.owner.clone(),
+        version: 1,
+        status: RecordStatus::Active,
+        issuer: registry.key().public().key_id(),
+        created: now,
+        updated: now,
+        values: new.values.clone(),
+    }
+    .validate()
+    .map_err(|err| err.to_string())?;
+    Ok((fixed, new))
 }
 
 fn same_values(a: &[Value], b: &[Value]) -> bool {

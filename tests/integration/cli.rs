@@ -182,3 +182,36 @@ fn a_bad_config_is_refused_with_the_key_that_is_wrong() {
     let out = cpid(&["node", "info", "--config", path.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_on"));
 }
+
+#[test]
+fn a_records_file_with_one_bad_entry_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.toml");
+    let data = dir.path().join("data");
+    for bad in [
+        "class = \"GC\"\n[[record.value]]\nindex = 1\ntype = \"not a type\"\ndata = \"x\"\n",
+        "class = \"GC\"\nprefix = \"87\"\n",
+        "class = \"QQ\"\n",
+        "class = \"GC\"\n[[record.value]]\nindex = 2\ntype = \"DESC\"\ndata = \"b\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"a\"\n",
+    ] {
+        let text = format!(
+            "[[record]]\nclass = \"IC\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"fine\"\n\n[[record]]\n{bad}"
+        );
+        std::fs::write(&file, text).unwrap();
+        let out = cpid(&[
+            "zone",
+            "import",
+            file.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "accepted: {bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("record 2"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info = ok(cpid(&["node", "info", "--data", data.to_str().unwrap()]));
+        assert!(info.contains("records:  0"), "entry 1 was stored: {info}");
+    }
+}
