@@ -241,9 +241,12 @@ impl Record {
             return Err(RecordError::TooLarge(canonical.len() + SIGNATURE_LEN));
         }
         let signature = key.sign(&Record::signing_message(&canonical));
+        let mut encoded = canonical;
+        encoded.extend_from_slice(&signature.0);
         Ok(SignedRecord {
             record: self,
             signature,
+            encoded: encoded.into_boxed_slice(),
         })
     }
 
@@ -262,6 +265,9 @@ impl Record {
 pub struct SignedRecord {
     record: Record,
     signature: Signature,
+    /// The encoded form, kept because every consumer (store, DNS, HTTP)
+    /// needs exactly these bytes and recomputing them is the costly part.
+    encoded: Box<[u8]>,
 }
 
 impl SignedRecord {
@@ -276,9 +282,16 @@ impl SignedRecord {
     /// Wire, disk and DNS (TYPE65280 RDATA) form: canonical bytes followed
     /// by the 64-byte signature.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.record.canonical_bytes();
-        out.extend_from_slice(&self.signature.0);
-        out
+        self.encoded.to_vec()
+    }
+
+    /// The encoded form without copying.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    fn canonical(&self) -> &[u8] {
+        &self.encoded[..self.encoded.len() - SIGNATURE_LEN]
     }
 
     /// Strict decoding; see the module documentation.
@@ -337,6 +350,7 @@ impl SignedRecord {
         Ok(SignedRecord {
             record,
             signature: Signature(signature),
+            encoded: bytes.into(),
         })
     }
 
@@ -349,7 +363,7 @@ impl SignedRecord {
                 key: key_id,
             });
         }
-        let msg = Record::signing_message(&self.record.canonical_bytes());
+        let msg = Record::signing_message(self.canonical());
         key.verify_strict(&msg, &self.signature)
             .map_err(|_| RecordError::BadSignature)
     }
@@ -513,7 +527,9 @@ mod tests {
                 _ => b = (0..next() % 300).map(|_| next() as u8).collect(),
             }
             if let Ok(r) = SignedRecord::decode(&b) {
-                assert_eq!(r.encode(), b);
+                let mut again = r.record().canonical_bytes();
+                again.extend_from_slice(&r.signature().0);
+                assert_eq!(again, b);
             }
         }
     }

@@ -86,7 +86,7 @@ pub fn rrsets(signed: &SignedRecord, default_ttl: u32) -> Vec<RrSet> {
     sets.push(RrSet {
         rtype: rtype::CPREC,
         ttl: min_ttl,
-        rdatas: vec![signed.encode()],
+        rdatas: vec![signed.as_bytes().to_vec()],
     });
     sets
 }

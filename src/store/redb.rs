@@ -206,9 +206,7 @@ fn commit_group(
             }
             for r in &batch.records {
                 let key = r.record().identifier.to_string();
-                records
-                    .insert(key.as_str(), r.encode().as_slice())
-                    .map_err(db_err)?;
+                records.insert(key.as_str(), r.as_bytes()).map_err(db_err)?;
                 changed = true;
             }
             for (prefix, class, mark) in &batch.serials {
