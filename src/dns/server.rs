@@ -163,33 +163,92 @@ fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, tokio::net::TcpListener), S
     Err(err(last.unwrap_or_else(|| io::Error::other("no port"))))
 }
 
+/// Datagrams taken per system call: `recvmmsg`/`sendmmsg` carry up to this
+/// many queries and answers each, which is where a busy server saves most.
+const BATCH: usize = 32;
+/// Largest query read. Anything longer is cut and answered FORMERR:
+/// no legitimate query comes near it.
+const MAX_QUERY: usize = 4096;
+
+#[cfg(target_os = "linux")]
 fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(usize::from(engine::MAX_UDP_PAYLOAD) * 2);
+    use std::io::{IoSlice, IoSliceMut};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{
+        MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage, recvmmsg, sendmmsg,
+    };
+
+    let fd = socket.as_raw_fd();
+    let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
+    let mut outs: Vec<Vec<u8>> = (0..BATCH)
+        .map(|_| Vec::with_capacity(usize::from(engine::MAX_UDP_PAYLOAD)))
+        .collect();
+    let mut rx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut tx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut got: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+        got.clear();
+        {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            // Blocks for the first datagram (or the socket's read timeout,
+            // so `stop` is seen), then takes whatever else is queued.
+            match recvmmsg(fd, &mut rx, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                Ok(msgs) => {
+                    for m in msgs {
+                        if let Some(addr) = m.address {
+                            got.push((m.bytes, addr));
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive failed");
+                    continue;
+                }
+            }
+        }
+        addrs.clear();
+        let mut n = 0;
+        for (i, (len, addr)) in got.iter().enumerate() {
+            // Port 0 cannot be answered; such datagrams are spoofed or broken.
+            let port = addr
+                .as_sockaddr_in()
+                .map(|a| a.port())
+                .or_else(|| addr.as_sockaddr_in6().map(|a| a.port()));
+            if port.unwrap_or(0) == 0 || addr.len() == 0 {
                 continue;
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive failed");
-                continue;
+            let query = &bufs[i][..(*len).min(MAX_QUERY)];
+            if engine::respond(zone, query, Transport::Udp, &mut outs[n]).is_some() {
+                addrs.push(Some(*addr));
+                n += 1;
             }
-        };
-        // Port 0 cannot be answered; such datagrams are spoofed or broken.
-        if src.port() == 0 {
+        }
+        if n == 0 {
             continue;
         }
-        if engine::respond(zone, &buf[..len], Transport::Udp, &mut out).is_some()
-            && let Err(e) = socket.send_to(&out, src)
+        let slices: Vec<[IoSlice<'_>; 1]> = outs[..n].iter().map(|o| [IoSlice::new(o)]).collect();
+        if let Err(e) = sendmmsg(fd, &mut tx, slices.iter(), &addrs, [], MsgFlags::empty()) {
+            tracing::debug!(error = %e, "udp send failed");
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
+    let mut buf = vec![0u8; MAX_QUERY];
+    let mut out = Vec::with_capacity(usize::from(engine::MAX_UDP_PAYLOAD));
+    let _ = BATCH;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, src)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        if src.port() != 0 && engine::respond(zone, &buf[..len], Transport::Udp, &mut out).is_some()
         {
-            tracing::debug!(error = %e, %src, "udp send failed");
+            let _ = socket.send_to(&out, src);
         }
     }
 }
