@@ -9,7 +9,7 @@
 //! the hot tier's read lock, held for the copy.
 
 use super::wire::{CLASS_ANY, CLASS_IN, MAX_NAME_LEN, Reader, WireError, is_within, rtype};
-use super::zone::{HotZone, Zone};
+use super::zone::{HotZone, Prepared, Zone};
 
 /// Response codes cpid sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,11 +169,22 @@ pub fn respond(
 
 #[derive(Default)]
 struct Sections<'z> {
-    answers: Vec<(u16, &'z [u8])>,
+    /// The RRsets of the name; those of the asked type are the answer.
+    rrsets: &'z [Prepared],
+    qtype: u16,
     /// The SOA for the authority section, and the offset of the zone apex
     /// inside the question name, which becomes the SOA's owner pointer.
     negative_soa: Option<(&'z [u8], u16)>,
     additional: Option<(u16, &'z [u8])>,
+}
+
+impl<'z> Sections<'z> {
+    fn answers(&self) -> impl Iterator<Item = &'z Prepared> + use<'z> {
+        let qtype = self.qtype;
+        self.rrsets
+            .iter()
+            .filter(move |set| set.rtype == qtype || qtype == rtype::ANY)
+    }
 }
 
 fn answer(z: &HotZone, q: &Query<'_>, qname: &[u8], limit: usize, out: &mut Vec<u8>) -> Summary {
@@ -191,15 +202,12 @@ fn answer(z: &HotZone, q: &Query<'_>, qname: &[u8], limit: usize, out: &mut Vec<
             Rcode::NxDomain
         }
         Some(node) => {
-            for set in &node.rrsets {
-                if set.rtype == q.qtype || q.qtype == rtype::ANY {
-                    sections.answers.push((set.count, &set.bytes));
-                    if let Some((n, glue)) = &set.additional {
-                        sections.additional = Some((*n, glue));
-                    }
-                }
-            }
-            if sections.answers.is_empty() {
+            sections.rrsets = &node.rrsets;
+            sections.qtype = q.qtype;
+            sections.additional = sections
+                .answers()
+                .find_map(|set| set.additional.as_ref().map(|(n, glue)| (*n, &**glue)));
+            if sections.answers().next().is_none() {
                 sections.negative_soa = Some(soa);
             }
             Rcode::NoError
@@ -247,8 +255,8 @@ fn write_response(
 ) -> Summary {
     let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
     let base = 12 + q.question.len() + opt_len;
-    let answer_len: usize = s.answers.iter().map(|(_, b)| b.len()).sum();
-    let answer_count: u16 = s.answers.iter().map(|(n, _)| *n).sum();
+    let answer_len: usize = s.answers().map(|set| set.bytes.len()).sum();
+    let answer_count: u16 = s.answers().map(|set| set.count).sum();
     let soa_len = s.negative_soa.map_or(0, |(soa, _)| 2 + soa.len());
     let mut truncated = false;
     let mut additional = s.additional;
@@ -279,8 +287,8 @@ fn write_response(
             ar_n + ar_opt,
         );
         out.extend_from_slice(q.question);
-        for (_, bytes) in &s.answers {
-            out.extend_from_slice(bytes);
+        for set in s.answers() {
+            out.extend_from_slice(&set.bytes);
         }
         if let Some((soa, apex_offset)) = s.negative_soa {
             out.extend_from_slice(&(0xC000 | apex_offset).to_be_bytes());
