@@ -54,8 +54,8 @@ pub fn rrsets(signed: &SignedRecord, default_ttl: u32) -> Vec<RrSet> {
     for v in &r.values {
         txt.push(txt_rdata(&[
             format!("index={}", v.index),
-            format!("type={}", v.kind),
-            format!("data={}", v.data),
+            kv("type", v.kind.as_str()),
+            kv("data", &v.data),
         ]));
     }
 
@@ -114,6 +114,16 @@ pub fn node_key_rrsets(key: &PublicKey, ttl: u32) -> Vec<RrSet> {
             rdatas: vec![cpkey],
         },
     ]
+}
+
+/// `key=value`, sized once (`format!` regrows its buffer for long values,
+/// which showed up in start-up profiles).
+fn kv(key: &str, value: &str) -> String {
+    let mut s = String::with_capacity(key.len() + 1 + value.len());
+    s.push_str(key);
+    s.push('=');
+    s.push_str(value);
+    s
 }
 
 fn hex(bytes: &[u8]) -> String {

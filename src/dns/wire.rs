@@ -299,7 +299,11 @@ impl fmt::Debug for WireName {
 
 /// TXT RDATA: each string split into character-strings of at most 255 octets.
 pub fn txt_rdata<S: AsRef<str>>(strings: &[S]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let total: usize = strings
+        .iter()
+        .map(|s| s.as_ref().len() + s.as_ref().len() / 255 + 1)
+        .sum();
+    let mut out = Vec::with_capacity(total);
     for s in strings {
         let bytes = s.as_ref().as_bytes();
         if bytes.is_empty() {

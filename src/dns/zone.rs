@@ -127,7 +127,7 @@ fn encode_rr(
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
 fn prepare(set: &RrSet) -> Result<Prepared, ZoneError> {
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(set.rdatas.iter().map(|r| 12 + r.len()).sum());
     for rdata in &set.rdatas {
         encode_rr(&mut bytes, &QUESTION_POINTER, set.rtype, set.ttl, rdata)?;
     }
