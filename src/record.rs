@@ -20,6 +20,8 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const MAX_VALUES: usize = 64;
 /// Most bytes in one value's data.
 pub const MAX_DATA_LEN: usize = 4096;
+/// Largest TTL a DNS resolver honours (RFC 2181 §8).
+pub const MAX_TTL: u32 = 0x7fff_ffff;
 /// Largest encoded signed record (fits one DNS RR with room to spare).
 pub const MAX_ENCODED_LEN: usize = 16 * 1024;
 const SIGNATURE_LEN: usize = 64;
@@ -205,6 +207,12 @@ impl Record {
                 return bad(format!("value index {} not ascending", v.index));
             }
             last = v.index;
+            if v.ttl > MAX_TTL {
+                return bad(format!(
+                    "value {} ttl {} above 2^31-1 (RFC 2181 §8)",
+                    v.index, v.ttl
+                ));
+            }
             if v.data.len() > MAX_DATA_LEN {
                 return bad(format!(
                     "value {} data longer than {MAX_DATA_LEN} bytes",
@@ -567,6 +575,9 @@ mod tests {
         let mut r = sample(&key);
         r.owner = Some(r.identifier.clone());
         assert!(r.sign(&key).is_err(), "owner must be PV or US");
+        let mut r = sample(&key);
+        r.values[0].ttl = MAX_TTL + 1;
+        assert!(r.sign(&key).is_err(), "TTLs are 31-bit");
     }
 
     #[test]
