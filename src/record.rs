@@ -226,32 +226,6 @@ impl Record {
         Ok(())
     }
 
-    /// The owned wire form; the tests use it to build non-canonical bytes.
-    #[cfg(test)]
-    fn wire(&self) -> RecordWire {
-        RecordWire {
-            format: FORMAT_VERSION,
-            identifier: self.identifier.to_string(),
-            owner: self.owner.as_ref().map(ToString::to_string),
-            version: self.version,
-            status: self.status,
-            issuer: self.issuer.0,
-            created: self.created,
-            updated: self.updated,
-            values: self
-                .values
-                .iter()
-                .map(|v| ValueWire {
-                    index: v.index,
-                    kind: v.kind.0.clone(),
-                    data: v.data.clone(),
-                    ttl: v.ttl,
-                    timestamp: v.timestamp,
-                })
-                .collect(),
-        }
-    }
-
     /// The canonical bytes (postcard of the wire struct).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let identifier = self.identifier.to_string();
@@ -505,6 +479,12 @@ mod tests {
         }
     }
 
+    /// The wire struct of a record, read back from its canonical bytes, for
+    /// building encodings the decoder must refuse.
+    fn owned_wire(signed: &SignedRecord) -> RecordWire {
+        postcard::from_bytes(&signed.record().canonical_bytes()).unwrap()
+    }
+
     #[test]
     fn signed_record_round_trips_and_verifies() {
         let key = NodeKey::generate().unwrap();
@@ -543,13 +523,13 @@ mod tests {
         padded.extend_from_slice(&signed.signature().0);
         assert!(SignedRecord::decode(&padded).is_err());
         // Lower-case identifier: same meaning, different bytes.
-        let mut wire = signed.record().wire();
+        let mut wire = owned_wire(&signed);
         wire.identifier = wire.identifier.to_ascii_lowercase();
         let mut lower = postcard::to_stdvec(&wire).unwrap();
         lower.extend_from_slice(&signed.signature().0);
         assert_eq!(SignedRecord::decode(&lower), Err(RecordError::NotCanonical));
         // Over-long varint for the version (1 written as 0x81 0x00).
-        let mut wire = signed.record().wire();
+        let mut wire = owned_wire(&signed);
         wire.version = 1;
         let enc = postcard::to_stdvec(&wire).unwrap();
         let id_len = 1 + wire.identifier.len();
