@@ -34,12 +34,7 @@ pub fn rrsets(signed: &SignedRecord, default_ttl: u32) -> Vec<RrSet> {
         return Vec::new();
     }
     let ttl_of = |t: u32| if t == 0 { default_ttl } else { t };
-    let min_ttl = r
-        .values
-        .iter()
-        .map(|v| ttl_of(v.ttl))
-        .min()
-        .unwrap_or(default_ttl);
+    let min_ttl = r.min_ttl(default_ttl);
 
     let mut header = vec![
         format!("id={}", r.identifier),
