@@ -113,25 +113,21 @@ pub fn respond(
     if flags & FLAG_QR != 0 {
         return None;
     }
-    let bare = |rcode| {
-        let mut out_flags = (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR;
-        out_flags |= rcode_low(rcode);
-        (out_flags, rcode)
+    // Without exactly one readable question there is nothing to echo: a
+    // bare header with FORMERR.
+    let formerr = |out: &mut Vec<u8>| {
+        let f = (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR | rcode_low(Rcode::FormErr);
+        write_header(out, id, f, 0, 0, 0, 0);
+        Some(summary(Rcode::FormErr, 0, 0, false))
     };
     if qdcount != 1 {
-        let (f, rcode) = bare(Rcode::FormErr);
-        write_header(out, id, f, 0, 0, 0, 0);
-        return Some(summary(rcode, 0, 0, false));
+        return formerr(out);
     }
 
     let mut qbuf = [0u8; MAX_NAME_LEN];
     let (query, qname_len) = match parse(&mut r, &mut qbuf, id, flags, ancount, nscount, arcount) {
         Ok(q) => q,
-        Err(_) => {
-            let (f, rcode) = bare(Rcode::FormErr);
-            write_header(out, id, f, 0, 0, 0, 0);
-            return Some(summary(rcode, 0, 0, false));
-        }
+        Err(_) => return formerr(out),
     };
     let qname = &qbuf[..qname_len];
 
