@@ -37,6 +37,68 @@ pub enum ConfigError {
 pub struct Config {
     pub node: NodeConfig,
     pub dns: DnsConfig,
+    pub http: HttpConfig,
+    pub registration: RegistrationConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// HTTP API listen address.
+    pub listen: SocketAddr,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8053)),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Whether new providers are active at once or wait for the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// A self-registered provider is active at once.
+    Open,
+    /// A self-registered provider stays pending until the admin approves it.
+    #[default]
+    Review,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Open => "open",
+            Policy::Review => "review",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// `open` or `review`.
+    pub policy: Policy,
+    /// How far a request's `created` may be from the node's clock, seconds.
+    pub signature_window_secs: u64,
+    /// The admin's public key (SPKI PEM). When absent the node uses
+    /// `<data_dir>/admin-key.pem`, generated on first start.
+    pub admin_public_key_file: Option<PathBuf>,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            policy: Policy::Review,
+            signature_window_secs: 300,
+            admin_public_key_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +233,18 @@ impl Config {
                 reason: "at least one name server is needed for the SOA and NS records".into(),
             });
         }
+        if self.registration.signature_window_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "registration.signature_window_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "http.max_body_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
         Ok(())
     }
 
@@ -193,6 +267,12 @@ impl Config {
             .key_file
             .clone()
             .unwrap_or_else(|| self.node.data_dir.join("node-key.pem"))
+    }
+
+    /// The admin key pair made on first start when no admin public key is
+    /// configured.
+    pub fn admin_key_file(&self) -> PathBuf {
+        self.node.data_dir.join("admin-key.pem")
     }
 
     pub fn store_file(&self) -> PathBuf {

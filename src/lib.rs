@@ -17,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod dns;
 pub mod fuzzing;
+pub mod httpsig;
 pub mod identifier;
 pub mod keys;
 pub mod node;

@@ -8,15 +8,18 @@
 //! the serial high-water mark only grows.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::dns::mapping;
 use crate::dns::zone::{Zone, ZoneError};
 use crate::identifier::{Apex, Class, Identifier, Prefix, Serial};
-use crate::keys::NodeKey;
+use crate::keys::{KeyId, NodeKey, PublicKey};
 use crate::record::{Record, RecordError, RecordStatus, SignedRecord, Value};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Nonce, Store, StoreError, WriteBatch};
+
+/// The value type that carries a provider's public key (SPKI PEM).
+pub const HS_PUBKEY: &str = "HS_PUBKEY";
 
 /// Why a registry operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,72 @@ pub struct Registry {
     default_ttl: u32,
     /// Serials handed out but maybe not yet committed, per (prefix, class).
     next: Mutex<HashMap<(Prefix, Class), u64>>,
+    /// Provider keys, kept in step with every published PV record.
+    providers: RwLock<ProviderIndex>,
+}
+
+/// A change to an existing record.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// New values (version + 1).
+    Values(Vec<Value>),
+    /// A new status (pending → active on approval).
+    Status(RecordStatus),
+    /// A signed tombstone that keeps the code taken.
+    Withdraw,
+}
+
+/// A registered provider key and the provider it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderKey {
+    pub provider: Identifier,
+    pub status: RecordStatus,
+    pub key: PublicKey,
+}
+
+/// Key id → provider, and provider → its keys (to drop replaced keys).
+#[derive(Default)]
+struct ProviderIndex {
+    by_key: HashMap<KeyId, ProviderKey>,
+    by_provider: HashMap<Identifier, Vec<KeyId>>,
+}
+
+impl ProviderIndex {
+    fn publish(&mut self, record: &Record) {
+        if record.identifier.class() != Class::Pv {
+            return;
+        }
+        for old in self
+            .by_provider
+            .remove(&record.identifier)
+            .unwrap_or_default()
+        {
+            self.by_key.remove(&old);
+        }
+        if record.status == RecordStatus::Withdrawn {
+            return;
+        }
+        let keys: Vec<PublicKey> = record
+            .values
+            .iter()
+            .filter(|v| v.kind.as_str() == HS_PUBKEY)
+            .filter_map(|v| PublicKey::from_public_pem(&v.data).ok())
+            .collect();
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id = key.key_id();
+            ids.push(id);
+            self.by_key.insert(
+                id,
+                ProviderKey {
+                    provider: record.identifier.clone(),
+                    status: record.status,
+                    key,
+                },
+            );
+        }
+        self.by_provider.insert(record.identifier.clone(), ids);
+    }
 }
 
 pub fn now() -> u64 {
@@ -88,6 +157,7 @@ impl Registry {
             zone,
             default_ttl,
             next: Mutex::new(HashMap::new()),
+            providers: RwLock::new(ProviderIndex::default()),
         };
         registry.load_zone()?;
         Ok(registry)
@@ -129,6 +199,16 @@ impl Registry {
         &self.store
     }
 
+    /// The provider that registered `key_id` as its `HS_PUBKEY`, if any.
+    pub fn provider_key(&self, key_id: &KeyId) -> Option<ProviderKey> {
+        self.providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_key
+            .get(key_id)
+            .cloned()
+    }
+
     pub fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, RegistryError> {
         Ok(self.store.get(id)?)
     }
@@ -160,7 +240,17 @@ impl Registry {
 
     /// Issues a new identifier; returns once the record is durable and served.
     pub fn issue(&self, new: NewRecord) -> Result<SignedRecord, RegistryError> {
-        let mut issued = self.issue_many(vec![new])?;
+        self.issue_once(new, None)
+    }
+
+    /// Issues a new identifier, consuming `nonce` in the same commit: the
+    /// store refuses the whole write when the nonce was used before.
+    pub fn issue_once(
+        &self,
+        new: NewRecord,
+        nonce: Option<Nonce>,
+    ) -> Result<SignedRecord, RegistryError> {
+        let mut issued = self.issue_batch(vec![new], nonce.into_iter().collect())?;
         issued
             .pop()
             .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
@@ -168,6 +258,14 @@ impl Registry {
 
     /// Issues many identifiers in one durable commit (bulk provisioning).
     pub fn issue_many(&self, news: Vec<NewRecord>) -> Result<Vec<SignedRecord>, RegistryError> {
+        self.issue_batch(news, Vec::new())
+    }
+
+    fn issue_batch(
+        &self,
+        news: Vec<NewRecord>,
+        nonces: Vec<Nonce>,
+    ) -> Result<Vec<SignedRecord>, RegistryError> {
         let at = now();
         let mut records = Vec::with_capacity(news.len());
         let mut marks: HashMap<(Prefix, Class), u64> = HashMap::new();
@@ -189,7 +287,7 @@ impl Registry {
             };
             records.push(record.sign(&self.key)?);
         }
-        self.commit_new(records, marks)
+        self.commit_new(records, marks, nonces)
     }
 
     /// Issues a record at a code chosen by the caller (declarative import).
@@ -223,7 +321,7 @@ impl Registry {
             *entry = (*entry).max(identifier.serial().value());
         }
         let marks = HashMap::from([(key, identifier.serial().value())]);
-        let mut out = self.commit_new(vec![signed], marks)?;
+        let mut out = self.commit_new(vec![signed], marks, Vec::new())?;
         out.pop()
             .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
     }
@@ -232,10 +330,12 @@ impl Registry {
         &self,
         records: Vec<SignedRecord>,
         marks: HashMap<(Prefix, Class), u64>,
+        nonces: Vec<Nonce>,
     ) -> Result<Vec<SignedRecord>, RegistryError> {
         self.store.write(WriteBatch {
             records: records.clone(),
             serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
+            nonces,
         })?;
         for r in &records {
             self.publish(r)?;
@@ -249,10 +349,7 @@ impl Registry {
         id: &Identifier,
         values: Vec<Value>,
     ) -> Result<SignedRecord, RegistryError> {
-        self.change(id, |r| {
-            r.values = values;
-            Ok(())
-        })
+        self.change(id, Change::Values(values), None)
     }
 
     /// Sets the status of a record (pending → active on approval).
@@ -261,26 +358,22 @@ impl Registry {
         id: &Identifier,
         status: RecordStatus,
     ) -> Result<SignedRecord, RegistryError> {
-        self.change(id, |r| {
-            r.status = status;
-            Ok(())
-        })
+        self.change(id, Change::Status(status), None)
     }
 
     /// Withdraws a record: a signed tombstone that keeps the code taken.
     pub fn withdraw(&self, id: &Identifier) -> Result<SignedRecord, RegistryError> {
-        self.change(id, |r| {
-            r.status = RecordStatus::Withdrawn;
-            r.values.clear();
-            Ok(())
-        })
+        self.change(id, Change::Withdraw, None)
     }
 
-    fn change(
+    /// Applies a change (version + 1), consuming `nonce` in the same commit.
+    pub fn change(
         &self,
         id: &Identifier,
-        edit: impl FnOnce(&mut Record) -> Result<(), RegistryError>,
+        change: Change,
+        nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
+        let nonces: Vec<Nonce> = nonce.into_iter().collect();
         let current = self
             .store
             .get(id)?
@@ -289,7 +382,14 @@ impl Registry {
         if record.status == RecordStatus::Withdrawn {
             return Err(RegistryError::Withdrawn(id.clone()));
         }
-        edit(&mut record)?;
+        match change {
+            Change::Values(values) => record.values = values,
+            Change::Status(status) => record.status = status,
+            Change::Withdraw => {
+                record.status = RecordStatus::Withdrawn;
+                record.values.clear();
+            }
+        }
         record.version += 1;
         record.updated = now().max(record.updated);
         record.issuer = self.key.public().key_id();
@@ -299,6 +399,7 @@ impl Registry {
         self.store.write(WriteBatch {
             records: vec![signed.clone()],
             serials: vec![],
+            nonces,
         })?;
         // Publish whatever is newest now, so a slower racing writer can
         // never put an older version back into the hot tier.
@@ -324,6 +425,7 @@ impl Registry {
         self.store.write(WriteBatch {
             records: vec![signed.clone()],
             serials: vec![(id.prefix().clone(), id.class(), id.serial().value())],
+            nonces: vec![],
         })?;
         {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
@@ -343,6 +445,10 @@ impl Registry {
 
     /// Puts a record's RRsets in the hot tier without touching the SOA.
     fn publish_only(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
+        self.providers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .publish(signed.record());
         let name = mapping::owner(signed, &self.apex)
             .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
         self.zone

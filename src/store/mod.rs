@@ -18,6 +18,18 @@ pub struct WriteBatch {
     pub records: Vec<SignedRecord>,
     /// New serial high-water marks per (prefix, class).
     pub serials: Vec<(Prefix, Class, u64)>,
+    /// Request nonces this change consumes. The batch fails with
+    /// [`StoreError::Replay`] when one was already consumed, so a signed
+    /// request changes the store at most once, across restarts too.
+    pub nonces: Vec<Nonce>,
+}
+
+/// A consumed request nonce, kept until `expires` (Unix seconds) has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce {
+    /// Scoped by the signing key: `"<key id>/<nonce>"`.
+    pub key: String,
+    pub expires: u64,
 }
 
 /// Why the store failed or refused a write.
@@ -34,6 +46,8 @@ pub enum StoreError {
         stored: u64,
         offered: u64,
     },
+    #[error("nonce {0} was already used")]
+    Replay(String),
     #[error("the store's writer has stopped")]
     Closed,
 }
@@ -63,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     /// Grows with every commit that changed something (RFC 1982 order).
     fn zone_serial(&self) -> Result<u32, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
+    /// True when a write already consumed this nonce key and it has not
+    /// expired yet.
+    fn nonce_used(&self, key: &str) -> Result<bool, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }

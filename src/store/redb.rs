@@ -28,6 +28,12 @@ const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
 /// Store-wide counters: `zone_serial`, `format`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Consumed request nonce (`"<key id>/<nonce>"`) → expiry (Unix seconds).
+const NONCES: TableDefinition<&str, u64> = TableDefinition::new("nonces");
+/// (expiry, nonce key), so expired nonces are found without a full scan.
+const NONCE_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("nonce_expiry");
+/// Most expired nonces one commit removes (keeps commits short).
+const PRUNE_PER_COMMIT: usize = 1024;
 
 const FORMAT: u64 = 1;
 /// redb's page cache (its own default is 1 GiB).
@@ -79,6 +85,8 @@ impl RedbStore {
             {
                 txn.open_table(RECORDS).map_err(db_err)?;
                 txn.open_table(SERIALS).map_err(db_err)?;
+                txn.open_table(NONCES).map_err(db_err)?;
+                txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 let format = meta.get("format").map_err(db_err)?.map(|v| v.value());
                 match format {
@@ -172,6 +180,9 @@ fn commit_group(
     {
         let mut records = txn.open_table(RECORDS).map_err(db_err)?;
         let mut serials = txn.open_table(SERIALS).map_err(db_err)?;
+        let mut nonces = txn.open_table(NONCES).map_err(db_err)?;
+        let mut expiry = txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
+        let now = crate::registry::now();
         // Versions written earlier in this group, which the table already
         // holds but which later batches must see too (they do: same txn).
         for batch in batches {
@@ -200,9 +211,27 @@ fn commit_group(
                 }
                 seen.insert(&rec.identifier, rec.version);
             }
+            if conflict.is_none() {
+                for n in &batch.nonces {
+                    let live = nonces
+                        .get(n.key.as_str())
+                        .map_err(db_err)?
+                        .is_some_and(|v| v.value() >= now);
+                    if live {
+                        conflict = Some(StoreError::Replay(n.key.clone()));
+                        break;
+                    }
+                }
+            }
             if let Some(e) = conflict {
                 results.push(Err(e));
                 continue;
+            }
+            for n in &batch.nonces {
+                nonces.insert(n.key.as_str(), n.expires).map_err(db_err)?;
+                expiry
+                    .insert((n.expires, n.key.as_str()), ())
+                    .map_err(db_err)?;
             }
             for r in &batch.records {
                 let key = r.record().identifier.to_string();
@@ -222,6 +251,7 @@ fn commit_group(
             }
             results.push(Ok(()));
         }
+        prune_nonces(&mut nonces, &mut expiry, now)?;
         if changed {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let serial = meta
@@ -233,6 +263,32 @@ fn commit_group(
     }
     txn.commit().map_err(db_err)?;
     Ok(results)
+}
+
+/// Forgets up to `PRUNE_PER_COMMIT` nonces whose window has passed.
+fn prune_nonces(
+    nonces: &mut redb::Table<&str, u64>,
+    expiry: &mut redb::Table<(u64, &str), ()>,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut expired: Vec<(u64, String)> = Vec::new();
+    for item in expiry.range(..(now, "")).map_err(db_err)? {
+        let (k, _) = item.map_err(db_err)?;
+        let (at, key) = k.value();
+        expired.push((at, key.to_string()));
+        if expired.len() >= PRUNE_PER_COMMIT {
+            break;
+        }
+    }
+    for (at, key) in &expired {
+        expiry.remove((*at, key.as_str())).map_err(db_err)?;
+        // A nonce re-inserted later carries a later expiry; keep it.
+        let current = nonces.get(key.as_str()).map_err(db_err)?.map(|v| v.value());
+        if current == Some(*at) {
+            nonces.remove(key.as_str()).map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 fn stored_version(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
@@ -305,6 +361,16 @@ impl Store for RedbStore {
             .map_or(0, |v| v.value());
         // RFC 1982 serial arithmetic: wrap into 32 bits.
         Ok(v as u32)
+    }
+
+    fn nonce_used(&self, key: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(NONCES).map_err(db_err)?;
+        let now = crate::registry::now();
+        Ok(table
+            .get(key)
+            .map_err(db_err)?
+            .is_some_and(|v| v.value() >= now))
     }
 
     fn len(&self) -> Result<u64, StoreError> {

@@ -8,7 +8,7 @@ use cpid::identifier::{Class, Identifier, Prefix, Serial};
 use cpid::keys::NodeKey;
 use cpid::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
 use cpid::store::redb::RedbStore;
-use cpid::store::{Store, StoreError, WriteBatch};
+use cpid::store::{Nonce, Store, StoreError, WriteBatch};
 
 fn record(key: &NodeKey, serial: u64, version: u64) -> SignedRecord {
     Record {
@@ -46,6 +46,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
             .write(WriteBatch {
                 records: vec![r1.clone()],
                 serials: vec![(p.clone(), Class::Gc, 5)],
+                nonces: vec![],
             })
             .unwrap();
         // A lower mark is ignored, never applied.
@@ -53,6 +54,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
             .write(WriteBatch {
                 records: vec![],
                 serials: vec![(p.clone(), Class::Gc, 3)],
+                nonces: vec![],
             })
             .unwrap();
         assert_eq!(store.serial(&p, Class::Gc).unwrap(), 5);
@@ -63,6 +65,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
             .write(WriteBatch {
                 records: vec![record(&key, 1, 1)],
                 serials: vec![(p.clone(), Class::Gc, 9)],
+                nonces: vec![],
             })
             .unwrap_err();
         assert!(
@@ -78,6 +81,58 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
         );
         assert_eq!(store.serial(&p, Class::Gc).unwrap(), 5);
         assert_eq!(store.get(&r1.record().identifier).unwrap().unwrap(), r1);
+
+        // A nonce is consumed once, together with the change it carries.
+        let nonce = |key: &str| Nonce {
+            key: key.into(),
+            expires: cpid::registry::now() + 600,
+        };
+        store
+            .write(WriteBatch {
+                records: vec![record(&key, 2, 1)],
+                nonces: vec![nonce("k/n1")],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+        assert!(store.nonce_used("k/n1").unwrap());
+        assert!(!store.nonce_used("other/n1").unwrap(), "scoped by key");
+    }
+    {
+        // After reopening, the same nonce is refused and its batch changes
+        // nothing; an expired nonce no longer counts.
+        let store = open();
+        assert!(store.nonce_used("k/n1").unwrap());
+        let err = store
+            .write(WriteBatch {
+                records: vec![record(&key, 3, 1)],
+                serials: vec![(p.clone(), Class::Gc, 50)],
+                nonces: vec![Nonce {
+                    key: "k/n1".into(),
+                    expires: cpid::registry::now() + 600,
+                }],
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Replay(ref k) if k == "k/n1"),
+            "{err}"
+        );
+        assert!(
+            store
+                .get(&record(&key, 3, 1).record().identifier)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.serial(&p, Class::Gc).unwrap(), 5);
+        store
+            .write(WriteBatch {
+                nonces: vec![Nonce {
+                    key: "k/old".into(),
+                    expires: cpid::registry::now() - 1,
+                }],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+        assert!(!store.nonce_used("k/old").unwrap());
     }
     // Reopened: byte-identical.
     let store = open();
@@ -92,6 +147,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
         .write(WriteBatch {
             records: vec![r2.clone()],
             serials: vec![],
+            nonces: vec![],
         })
         .unwrap();
     assert_eq!(store.get(&r1.record().identifier).unwrap().unwrap(), r2);
@@ -121,6 +177,7 @@ fn concurrent_writers_share_commits_and_every_write_lands() {
                         .write(WriteBatch {
                             records: vec![r],
                             serials: vec![],
+                            nonces: vec![],
                         })
                         .unwrap();
                 }
@@ -152,6 +209,7 @@ fn a_corrupt_stored_record_is_reported_not_skipped() {
             .write(WriteBatch {
                 records: vec![r.clone()],
                 serials: vec![],
+                nonces: vec![],
             })
             .unwrap();
     }
