@@ -1,6 +1,8 @@
 //! cpid: the identifier registry and resolution server of a national
 //! computing-power interconnection system.
 //!
+//! - [`api`]: the HTTP API (axum): signed registration, native and Handle.Net reads.
+//! - [`httpsig`]: HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530).
 //! - [`identifier`]: the coding standard (`schema/identifier.md`) and the DNS mapping.
 //! - [`keys`]: node keys (Ed25519, PKCS#8 PEM) and key ids.
 //! - [`record`]: Handle-style values and the signed record (`schema/record.md`).
@@ -11,8 +13,10 @@
 //! - [`config`], [`node`]: configuration and a node put together.
 //! - [`client`]: the DNS client behind `cpid resolve`.
 //! - [`seed`]: synthetic records for benchmarks.
+//! - [`telemetry`]: Prometheus metrics, named once.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod client;
 pub mod config;
 pub mod dns;
@@ -25,4 +29,5 @@ pub mod record;
 pub mod registry;
 pub mod seed;
 pub mod store;
+pub mod telemetry;
 pub mod zonefile;

@@ -59,6 +59,51 @@ enum Command {
         /// UDP fast-path threads; overrides dns.udp_workers (0 = one per core).
         #[arg(long)]
         udp_workers: Option<usize>,
+        /// HTTP API listen address; overrides http.listen.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Provider policy (open or review); overrides registration.policy.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// Providers: self-registration with a signed request.
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
+    /// Register a resource identifier (signed by an active provider's key).
+    Register {
+        #[command(flatten)]
+        api: ApiOpts,
+        /// Class: GC, IC, SC, ST, NL or AS.
+        #[arg(long)]
+        class: String,
+        /// A prefix at or below the node's (default: the node's own).
+        #[arg(long)]
+        prefix: Option<String>,
+        #[command(flatten)]
+        values: ValueOpts,
+    },
+    /// Replace the values of an identifier you own (version + 1).
+    Update {
+        /// Identifier, e.g. 86/IC-000001-4
+        id: String,
+        #[command(flatten)]
+        api: ApiOpts,
+        #[command(flatten)]
+        values: ValueOpts,
+    },
+    /// Withdraw an identifier you own: a signed tombstone; the code is never reissued.
+    Withdraw {
+        /// Identifier, e.g. 86/IC-000001-4
+        id: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Node administration (signed by the node's admin key).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Node facts: prefix, zone, public key and key id, record count.
     Node {
@@ -99,6 +144,91 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+/// Where the HTTP API is and which key signs.
+#[derive(Args, Clone)]
+struct ApiOpts {
+    /// Signing key (PKCS#8 PEM, as `cpid key generate` writes).
+    #[arg(long, short = 'k')]
+    key: PathBuf,
+    /// The node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8053")]
+    server: String,
+    /// Print the signed record as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Values from the command line or a JSON file.
+#[derive(Args, Clone)]
+struct ValueOpts {
+    /// A value as TYPE=DATA (repeatable), e.g. --value CP.ENDPOINT=https://pool.example/v1
+    #[arg(long = "value", value_name = "TYPE=DATA")]
+    values: Vec<String>,
+    /// A JSON file: an array of {"type", "data", "ttl"?, "index"?} or an object with "values".
+    #[arg(long, conflicts_with = "values")]
+    file: Option<PathBuf>,
+}
+
+impl ValueOpts {
+    fn load(&self) -> Result<serde_json::Value> {
+        if let Some(path) = &self.file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            return Ok(match v {
+                serde_json::Value::Object(mut o) => o
+                    .remove("values")
+                    .with_context(|| format!("{} has no \"values\"", path.display()))?,
+                other => other,
+            });
+        }
+        if self.values.is_empty() {
+            bail!("give at least one --value TYPE=DATA or --file");
+        }
+        let mut out = Vec::new();
+        for v in &self.values {
+            let (kind, data) = v
+                .split_once('=')
+                .with_context(|| format!("--value {v:?} is not TYPE=DATA"))?;
+            out.push(serde_json::json!({ "type": kind, "data": data }));
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Register a provider signed by its own key; prints the PV identifier.
+    Register {
+        #[command(flatten)]
+        api: ApiOpts,
+        /// Provider name.
+        #[arg(long)]
+        name: String,
+        /// Organisation code (e.g. the unified social credit code).
+        #[arg(long)]
+        organisation: String,
+        /// Contact e-mail address.
+        #[arg(long)]
+        contact: String,
+        /// GB/T 2260 province code, e.g. 31 (Shanghai).
+        #[arg(long)]
+        region: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Approve a pending provider (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
+    Approve {
+        /// Provider identifier, e.g. 86/PV-000001-X
+        id: String,
+        #[command(flatten)]
+        api: ApiOpts,
     },
 }
 
@@ -163,7 +293,61 @@ fn main() -> Result<()> {
             node,
             dns,
             udp_workers,
-        } => serve(node, dns, udp_workers),
+            http,
+            policy,
+        } => serve(node, dns, udp_workers, http, policy),
+        Command::Provider {
+            command:
+                ProviderCommand::Register {
+                    api,
+                    name,
+                    organisation,
+                    contact,
+                    region,
+                },
+        } => {
+            let key = load_key(&api.key)?;
+            let body = serde_json::json!({
+                "name": name,
+                "organisation": organisation,
+                "contact": contact,
+                "region": region,
+                "public_key": key.public().to_public_pem(),
+            });
+            api_call(&api, "POST", "/v1/providers", Some(&body))
+        }
+        Command::Register {
+            api,
+            class,
+            prefix,
+            values,
+        } => {
+            let mut body = serde_json::json!({ "class": class, "values": values.load()? });
+            if let Some(p) = prefix {
+                body["prefix"] = p.into();
+            }
+            api_call(&api, "POST", "/v1/identifiers", Some(&body))
+        }
+        Command::Update { id, api, values } => {
+            let id = Identifier::parse(&id)?;
+            let body = serde_json::json!({ "values": values.load()? });
+            api_call(&api, "PUT", &format!("/v1/identifiers/{id}"), Some(&body))
+        }
+        Command::Withdraw { id, api } => {
+            let id = Identifier::parse(&id)?;
+            api_call(&api, "DELETE", &format!("/v1/identifiers/{id}"), None)
+        }
+        Command::Admin {
+            command: AdminCommand::Approve { id, api },
+        } => {
+            let id = Identifier::parse(&id)?;
+            api_call(
+                &api,
+                "POST",
+                &format!("/v1/admin/providers/{id}/approve"),
+                None,
+            )
+        }
         Command::Node {
             command: NodeCommand::Info { node },
         } => node_info(node),
@@ -185,8 +369,56 @@ fn main() -> Result<()> {
     }
 }
 
-fn serve(opts: NodeOpts, dns: Option<SocketAddr>, udp_workers: Option<usize>) -> Result<()> {
+fn load_key(path: &std::path::Path) -> Result<NodeKey> {
+    NodeKey::load(path).with_context(|| format!("signing key {}", path.display()))
+}
+
+/// Sends one signed request; prints the identifier (or the record with
+/// `--json`), or the node's error and a non-zero exit.
+fn api_call(
+    api: &ApiOpts,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<()> {
+    let key = load_key(&api.key)?;
+    let client = cpid::api::client::ApiClient::new(&api.server);
+    let response = client.signed(method, path, body, &key)?;
+    if !(200..300).contains(&response.status) {
+        let code = response.body["error"].as_str().unwrap_or("error");
+        let reason = response.body["reason"].as_str().unwrap_or(&response.text);
+        bail!("{} {}: {code}: {reason}", method, path);
+    }
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&response.body)?);
+    } else {
+        let id = response.body["identifier"].as_str().unwrap_or("?");
+        let status = response.body["status"].as_str().unwrap_or("?");
+        let version = &response.body["version"];
+        println!("{id}");
+        eprintln!("{status}, version {version}");
+    }
+    Ok(())
+}
+
+fn serve(
+    opts: NodeOpts,
+    dns: Option<SocketAddr>,
+    udp_workers: Option<usize>,
+    http: Option<SocketAddr>,
+    policy: Option<String>,
+) -> Result<()> {
     let mut config = opts.load()?;
+    if let Some(addr) = http {
+        config.http.listen = addr;
+    }
+    if let Some(p) = policy {
+        config.registration.policy = match p.as_str() {
+            "open" => cpid::config::Policy::Open,
+            "review" => cpid::config::Policy::Review,
+            other => bail!("--policy {other:?}: use open or review"),
+        };
+    }
     if let Some(addr) = dns {
         config.dns.listen = addr;
     }
@@ -200,17 +432,24 @@ fn serve(opts: NodeOpts, dns: Option<SocketAddr>, udp_workers: Option<usize>) ->
     if node.key_created {
         eprintln!("generated node key {}", node.config.key_file().display());
     }
+    if node.admin_key_created {
+        eprintln!(
+            "generated admin key {} (approves providers: cpid admin approve --key …)",
+            node.config.admin_key_file().display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let running = node.serve().await?;
         eprintln!(
-            "cpid serving zone {} ({} names, key id {}) on udp+tcp {} — ready in {:.2?}",
+            "cpid serving zone {} ({} names, key id {}) on udp+tcp {}, http://{} — ready in {:.2?}",
             reg.zone().apex(),
             reg.zone().len(),
             reg.key().public().key_id(),
             running.dns_addr(),
+            running.http_addr(),
             started.elapsed()
         );
         shutdown_signal().await;

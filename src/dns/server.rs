@@ -24,6 +24,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::engine::{self, Transport};
 use super::zone::Zone;
+use crate::telemetry::DnsTally;
 
 /// How UDP queries are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -188,6 +189,7 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
     let mut tx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut got: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+    let mut tally = DnsTally::new();
     while !stop.load(Ordering::Relaxed) {
         got.clear();
         {
@@ -210,6 +212,7 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
                 }
             }
         }
+        let received = std::time::Instant::now();
         addrs.clear();
         let mut n = 0;
         for (i, (len, addr)) in got.iter().enumerate() {
@@ -222,7 +225,8 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
                 continue;
             }
             let query = &bufs[i][..(*len).min(MAX_QUERY)];
-            if engine::respond(zone, query, Transport::Udp, &mut outs[n]).is_some() {
+            if let Some(summary) = engine::respond(zone, query, Transport::Udp, &mut outs[n]) {
+                tally.count(&summary);
                 addrs.push(Some(*addr));
                 n += 1;
             }
@@ -234,6 +238,7 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
         if let Err(e) = sendmmsg(fd, &mut tx, slices.iter(), &addrs, [], MsgFlags::empty()) {
             tracing::debug!(error = %e, "udp send failed");
         }
+        tally.flush(received.elapsed(), n as u64);
     }
 }
 
@@ -241,14 +246,19 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
 fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(usize::from(engine::MAX_UDP_PAYLOAD));
+    let mut tally = DnsTally::new();
     let _ = BATCH;
     while !stop.load(Ordering::Relaxed) {
         let Ok((len, src)) = socket.recv_from(&mut buf) else {
             continue;
         };
-        if src.port() != 0 && engine::respond(zone, &buf[..len], Transport::Udp, &mut out).is_some()
+        let received = std::time::Instant::now();
+        if src.port() != 0
+            && let Some(summary) = engine::respond(zone, &buf[..len], Transport::Udp, &mut out)
         {
+            tally.count(&summary);
             let _ = socket.send_to(&out, src);
+            tally.flush(received.elapsed(), 1);
         }
     }
 }
@@ -280,9 +290,12 @@ impl RequestHandler for Handler {
                 counts: HeaderCounts::default(),
             })
         };
-        if engine::respond(&self.zone, request.as_slice(), transport, &mut out).is_none() {
+        let received = std::time::Instant::now();
+        let Some(summary) = engine::respond(&self.zone, request.as_slice(), transport, &mut out)
+        else {
             return failed();
-        }
+        };
+        crate::telemetry::count_answer(&summary, received.elapsed());
         // hickory sends a `MessageResponse`, not bytes: decode our answer
         // into its types. The question is re-emitted from the request as
         // received, so the client's case is kept.

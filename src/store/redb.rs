@@ -150,7 +150,11 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<(WriteBatch, Reply)>, commits:
             }
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        match commit_group(db, &batches) {
+        let started = std::time::Instant::now();
+        let outcome = commit_group(db, &batches);
+        metrics::histogram!(crate::telemetry::STORE_COMMIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(results) => {
                 commits.fetch_add(1, Ordering::Relaxed);
                 for (reply, result) in replies.into_iter().zip(results) {

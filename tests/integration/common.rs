@@ -25,6 +25,7 @@ pub fn config_in(dir: &std::path::Path) -> Config {
     config.node.data_dir = dir.to_path_buf();
     config.dns.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.dns.udp_workers = 2;
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config
 }
 

@@ -1,0 +1,195 @@
+//! The one place that checks signed requests (DESIGN §4).
+//!
+//! A mutation is accepted only when its body fits the limit, is JSON, its
+//! RFC 9421 signature covers `@method`, `@path` (or `@target-uri`) and
+//! `content-digest`, carries `created` (within the node's window), `nonce`
+//! and `keyid`, the RFC 9530 digest matches the body, the key is known and
+//! the signature verifies with `verify_strict`. The nonce is not consumed
+//! here: it travels with the write and the store consumes it in the same
+//! commit, so a request changes the node at most once, even across a
+//! restart, and a request that is refused consumes nothing.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header, request::Parts};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::httpsig::{self, Message, SigError};
+use crate::keys::PublicKey;
+use crate::store::Nonce;
+use crate::telemetry;
+
+/// Longest nonce accepted.
+const MAX_NONCE_LEN: usize = 128;
+
+/// A request whose body has been read within the limit, not yet verified.
+pub struct SignedBody {
+    pub parts: Parts,
+    pub body: Bytes,
+}
+
+impl FromRequest<std::sync::Arc<ApiState>> for SignedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: Request,
+        state: &std::sync::Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let limit = state.max_body_bytes;
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let body = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| too_large(limit))?;
+        if !body.is_empty() {
+            let json = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "request bodies must be application/json",
+                ));
+            }
+        }
+        Ok(SignedBody { parts, body })
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request bodies are limited to {limit} bytes"),
+    )
+}
+
+/// A request whose signature verified.
+#[derive(Debug)]
+pub struct Verified {
+    /// The `keyid` parameter as sent.
+    pub keyid: String,
+    pub key: PublicKey,
+    /// The nonce to consume with the write this request makes.
+    pub nonce: Nonce,
+}
+
+/// Checks the signature of `req`; `resolve` maps the `keyid` to the key
+/// that must have signed (or refuses the key).
+pub fn verify(
+    state: &ApiState,
+    req: &SignedBody,
+    resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
+) -> Result<Verified, ApiError> {
+    let result = check(state, req, resolve);
+    if let Err(e) = &result {
+        metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.code).increment(1);
+        tracing::info!(error = %e, path = %req.parts.uri.path(), "signed request refused");
+    }
+    result
+}
+
+fn check(
+    state: &ApiState,
+    req: &SignedBody,
+    resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
+) -> Result<Verified, ApiError> {
+    let headers = &req.parts.headers;
+    let signed = httpsig::parse(headers)?;
+    let p = &signed.params;
+    let covers = |c: &str| p.components.iter().any(|x| x == c);
+    for (needed, present) in [
+        ("\"@method\"", covers("@method")),
+        (
+            "\"@path\" or \"@target-uri\"",
+            covers("@path") || covers("@target-uri"),
+        ),
+        ("\"content-digest\"", covers("content-digest")),
+    ] {
+        if !present {
+            return Err(ApiError::unauthorized(
+                "signature_coverage",
+                format!("the signature must cover {needed}"),
+            ));
+        }
+    }
+    if let Some(alg) = &p.alg
+        && alg != httpsig::ALG_ED25519
+    {
+        return Err(SigError::Algorithm(alg.clone()).into());
+    }
+    let created = p.created.ok_or_else(|| {
+        ApiError::unauthorized("missing_created", "the signature has no created parameter")
+    })?;
+    let now = i64::try_from(crate::registry::now()).unwrap_or(i64::MAX);
+    let window = i64::try_from(state.signature_window_secs).unwrap_or(i64::MAX);
+    if created.abs_diff(now) > window.unsigned_abs() {
+        return Err(ApiError::unauthorized(
+            "stale_request",
+            format!(
+                "created={created} is {} s from the node's clock; the window is ±{window} s",
+                created.abs_diff(now)
+            ),
+        ));
+    }
+    if let Some(expires) = p.expires
+        && expires < now
+    {
+        return Err(ApiError::unauthorized(
+            "expired_request",
+            format!("the signature expired at {expires}"),
+        ));
+    }
+    let nonce = p
+        .nonce
+        .as_deref()
+        .ok_or_else(|| ApiError::unauthorized("missing_nonce", "the signature has no nonce"))?;
+    if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
+        return Err(ApiError::unauthorized(
+            "missing_nonce",
+            format!("a nonce has 1 to {MAX_NONCE_LEN} characters"),
+        ));
+    }
+    let keyid = p
+        .keyid
+        .as_deref()
+        .ok_or_else(|| ApiError::unauthorized("missing_keyid", "the signature has no keyid"))?;
+    httpsig::check_content_digest(headers, &req.body)?;
+    let key = resolve(keyid)?;
+    let message = Message {
+        method: req.parts.method.as_str(),
+        uri: &req.parts.uri,
+        headers,
+        scheme: "http",
+    };
+    httpsig::verify(&message, &signed, &key)?;
+    let nonce = Nonce {
+        key: format!("{keyid}/{nonce}"),
+        // Past this the request is stale anyway, so the nonce can go.
+        expires: u64::try_from(created.saturating_add(window).saturating_add(1)).unwrap_or(0),
+    };
+    if state.registry.store().nonce_used(&nonce.key)? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed_nonce",
+            "this request's nonce was already used by this key; sign a new request",
+        ));
+    }
+    Ok(Verified {
+        keyid: keyid.to_string(),
+        key,
+        nonce,
+    })
+}

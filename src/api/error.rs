@@ -1,0 +1,128 @@
+//! The one mapping from a failure to an HTTP status and a JSON body
+//! `{"error": code, "reason": text}`. Codes are stable and documented in
+//! `schema/openapi.yaml`; reasons are for people.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::httpsig::SigError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, reason)
+    }
+
+    pub fn unauthorized(code: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, reason)
+    }
+
+    pub fn forbidden(code: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, reason)
+    }
+
+    pub fn unprocessable(code: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, reason)
+    }
+
+    pub fn internal(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", reason)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "reason": self.reason });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<SigError> for ApiError {
+    fn from(e: SigError) -> ApiError {
+        let status = match e {
+            SigError::Digest(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, e.reason(), e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Replay(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "replayed_nonce",
+                "this request's nonce was already used by this key; sign a new request",
+            ),
+            StoreError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "version_conflict", e.to_string())
+            }
+            StoreError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ),
+            StoreError::Database(_) | StoreError::Corrupt { .. } => {
+                tracing::error!(error = %e, "store failure on the HTTP path");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    e.to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> ApiError {
+        match e {
+            RegistryError::OutsidePrefix { .. } => {
+                ApiError::unprocessable("outside_prefix", e.to_string())
+            }
+            RegistryError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            RegistryError::Withdrawn(_) => {
+                ApiError::new(StatusCode::GONE, "withdrawn", e.to_string())
+            }
+            RegistryError::Taken(_) => ApiError::new(StatusCode::CONFLICT, "taken", e.to_string()),
+            RegistryError::Record(_) => ApiError::unprocessable("invalid_record", e.to_string()),
+            RegistryError::SerialsExhausted(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "serials_exhausted",
+                e.to_string(),
+            ),
+            RegistryError::Store(s) => s.into(),
+            RegistryError::ForeignIssuer(_) | RegistryError::Zone(_) => {
+                tracing::error!(error = %e, "registry failure on the HTTP path");
+                ApiError::internal(e.to_string())
+            }
+        }
+    }
+}

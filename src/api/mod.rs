@@ -1,0 +1,550 @@
+//! The HTTP API (axum): signed registration and lifecycle of identifiers,
+//! and reads in native and Handle.Net JSON (DESIGN §3–4).
+//!
+//! Every mutation passes [`auth::verify`] (RFC 9421 signature, RFC 9530
+//! digest, time window, known key) and then goes through the registry,
+//! which signs, commits durably together with the request's nonce, updates
+//! the hot tier, and only then returns: a `201` is an acknowledged write.
+//! Registry work runs on tokio's blocking pool, never on the reactor.
+//! Every failure is an [`ApiError`]: a 4xx/5xx with `{"error", "reason"}`.
+//! The routes are listed once in [`ROUTES`]; `schema/openapi.yaml`
+//! describes the same set and a test holds the two together.
+
+pub mod auth;
+pub mod body;
+pub mod client;
+pub mod error;
+pub mod handles;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use self::auth::SignedBody;
+use self::body::{IssueRequest, ProviderRequest, UpdateRequest};
+pub use self::error::ApiError;
+use crate::config::Policy;
+use crate::identifier::{Class, Identifier};
+use crate::keys::{KeyId, PublicKey};
+use crate::record::{RecordStatus, SignedRecord};
+use crate::registry::{Change, NewRecord, ProviderKey, Registry};
+use crate::telemetry;
+
+/// Every route: method and path, as in `schema/openapi.yaml`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/node"),
+    ("POST", "/v1/providers"),
+    ("POST", "/v1/identifiers"),
+    ("GET", "/v1/identifiers/{prefix}/{suffix}"),
+    ("PUT", "/v1/identifiers/{prefix}/{suffix}"),
+    ("DELETE", "/v1/identifiers/{prefix}/{suffix}"),
+    ("POST", "/v1/admin/providers/{prefix}/{suffix}/approve"),
+    ("GET", "/api/handles/{prefix}/{suffix}"),
+];
+
+/// What the handlers share.
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+    pub policy: Policy,
+    pub signature_window_secs: u64,
+    pub max_body_bytes: usize,
+    /// The node admin's key: approves providers; not the record-signing key.
+    pub admin_key: PublicKey,
+    pub default_ttl: u32,
+    /// Where DNS is served, for `/v1/node`.
+    pub dns_addr: Option<SocketAddr>,
+    /// One provider registration at a time, so a key registers once.
+    provider_lock: Mutex<()>,
+}
+
+impl ApiState {
+    pub fn new(
+        registry: Arc<Registry>,
+        policy: Policy,
+        signature_window_secs: u64,
+        max_body_bytes: usize,
+        admin_key: PublicKey,
+        default_ttl: u32,
+    ) -> ApiState {
+        ApiState {
+            registry,
+            policy,
+            signature_window_secs,
+            max_body_bytes,
+            admin_key,
+            default_ttl,
+            dns_addr: None,
+            provider_lock: Mutex::new(()),
+        }
+    }
+}
+
+type Shared = State<Arc<ApiState>>;
+
+/// The router over `state`.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/node", get(node_info))
+        .route("/v1/providers", post(register_provider))
+        .route("/v1/identifiers", post(register_resource))
+        .route(
+            "/v1/identifiers/{prefix}/{suffix}",
+            get(read_identifier)
+                .put(update_identifier)
+                .delete(withdraw_identifier),
+        )
+        .route(
+            "/v1/admin/providers/{prefix}/{suffix}/approve",
+            post(approve_provider),
+        )
+        .route("/api/handles/{prefix}/{suffix}", get(read_handle))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such endpoint; see schema/openapi.yaml",
+    )
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+/// Runs registry work off the reactor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+fn path_identifier(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
+    Identifier::parse(&format!("{prefix}/{suffix}"))
+        .map_err(|e| ApiError::bad_request("invalid_identifier", e.to_string()))
+}
+
+/// Counts a mutation's outcome.
+fn count(kind: &'static str, result: &Result<SignedRecord, ApiError>) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    metrics::counter!(telemetry::REGISTRATIONS, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// The native JSON of a record, with the key that signed it.
+fn record_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
+    let mut v = crate::record::to_json(signed);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "issuer_public_key".into(),
+            state.registry.key().public().to_public_pem().into(),
+        );
+    }
+    v
+}
+
+fn location(id: &Identifier) -> String {
+    format!("/v1/identifiers/{id}")
+}
+
+fn created(state: &ApiState, signed: &SignedRecord) -> Response {
+    let mut response = (StatusCode::CREATED, Json(record_json(state, signed))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location(&signed.record().identifier)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn parse_key_id(keyid: &str) -> Option<KeyId> {
+    if keyid.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(keyid.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(KeyId(out))
+}
+
+/// The active provider that owns `keyid`.
+fn active_provider(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiError> {
+    let entry = parse_key_id(keyid)
+        .and_then(|id| state.registry.provider_key(&id))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "unknown_key",
+                format!("keyid {keyid:?} is not the key of a registered provider"),
+            )
+        })?;
+    if entry.status != RecordStatus::Active {
+        return Err(ApiError::forbidden(
+            "inactive_key",
+            format!(
+                "provider {} is {}; it cannot act until it is active",
+                entry.provider,
+                entry.status.as_str()
+            ),
+        ));
+    }
+    Ok(entry)
+}
+
+async fn register_provider(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
+    let s = state.clone();
+    let result = blocking(move || {
+        let body: ProviderRequest = body::parse_json(&req.body)?;
+        let (key, values) = body.into_values(crate::registry::now())?;
+        let own_id = key.key_id().to_string();
+        let verified = auth::verify(&s, &req, |keyid| {
+            if keyid == own_id {
+                Ok(key)
+            } else {
+                Err(ApiError::unauthorized(
+                    "unknown_key",
+                    format!(
+                        "a registration is signed by the key it registers: keyid must be {own_id}"
+                    ),
+                ))
+            }
+        })?;
+        let _one = s.provider_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = s.registry.provider_key(&key.key_id()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "key_registered",
+                format!("this key already belongs to provider {}", existing.provider),
+            ));
+        }
+        let status = match s.policy {
+            Policy::Open => RecordStatus::Active,
+            Policy::Review => RecordStatus::Pending,
+        };
+        let new = NewRecord {
+            prefix: None,
+            class: Class::Pv,
+            owner: None,
+            values,
+            status,
+        };
+        Ok(s.registry.issue_once(new, Some(verified.nonce))?)
+    })
+    .await;
+    count("provider", &result);
+    Ok(created(&state, &result?))
+}
+
+async fn register_resource(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
+    let s = state.clone();
+    let result = blocking(move || {
+        let mut provider = None;
+        let verified = auth::verify(&s, &req, |keyid| {
+            let p = active_provider(&s, keyid)?;
+            let key = p.key;
+            provider = Some(p.provider);
+            Ok(key)
+        })?;
+        let owner = provider.ok_or_else(|| ApiError::internal("no provider after verification"))?;
+        let body: IssueRequest = body::parse_json(&req.body)?;
+        let class = body::resource_class(&body.class)?;
+        let prefix = body::prefix(body.prefix.as_deref())?;
+        let values = body::values(body.values, crate::registry::now())?;
+        let new = NewRecord {
+            prefix,
+            class,
+            owner: Some(owner),
+            values,
+            status: RecordStatus::Active,
+        };
+        Ok(s.registry.issue_once(new, Some(verified.nonce))?)
+    })
+    .await;
+    count("resource", &result);
+    Ok(created(&state, &result?))
+}
+
+/// Verifies an owner's request on an existing record and applies `change`.
+async fn owner_change(
+    state: &Arc<ApiState>,
+    id: Identifier,
+    req: SignedBody,
+    change: impl FnOnce(&SignedBody) -> Result<Change, ApiError> + Send + 'static,
+) -> Result<SignedRecord, ApiError> {
+    let s = state.clone();
+    blocking(move || {
+        let mut provider = None;
+        let verified = auth::verify(&s, &req, |keyid| {
+            let p = active_provider(&s, keyid)?;
+            let key = p.key;
+            provider = Some(p.provider);
+            Ok(key)
+        })?;
+        let change = change(&req)?;
+        let current = s.registry.get(&id)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no record for {id}"),
+            )
+        })?;
+        if current.record().owner.is_none() || current.record().owner != provider {
+            return Err(ApiError::forbidden(
+                "not_owner",
+                format!("{id} is not owned by the signing provider"),
+            ));
+        }
+        Ok(s.registry.change(&id, change, Some(verified.nonce))?)
+    })
+    .await
+}
+
+async fn update_identifier(
+    State(state): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    let id = path_identifier(&prefix, &suffix)?;
+    let result = owner_change(&state, id, req, |req| {
+        let body: UpdateRequest = body::parse_json(&req.body)?;
+        Ok(Change::Values(body::values(
+            body.values,
+            crate::registry::now(),
+        )?))
+    })
+    .await;
+    count("update", &result);
+    Ok(Json(record_json(&state, &result?)).into_response())
+}
+
+async fn withdraw_identifier(
+    State(state): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    let id = path_identifier(&prefix, &suffix)?;
+    let result = owner_change(&state, id, req, |_| Ok(Change::Withdraw)).await;
+    count("withdraw", &result);
+    Ok(Json(record_json(&state, &result?)).into_response())
+}
+
+async fn approve_provider(
+    State(state): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    let id = path_identifier(&prefix, &suffix)?;
+    let s = state.clone();
+    let result = blocking(move || {
+        let admin_id = s.admin_key.key_id().to_string();
+        let verified = auth::verify(&s, &req, |keyid| {
+            if keyid == admin_id {
+                Ok(s.admin_key)
+            } else {
+                Err(ApiError::forbidden(
+                    "not_admin",
+                    "only the node's admin key approves providers",
+                ))
+            }
+        })?;
+        if id.class() != Class::Pv {
+            return Err(ApiError::unprocessable(
+                "not_a_provider",
+                format!("{id} is not a provider (PV) identifier"),
+            ));
+        }
+        let current = s.registry.get(&id)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no record for {id}"),
+            )
+        })?;
+        if current.record().status != RecordStatus::Pending {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_pending",
+                format!("{id} is {}, not pending", current.record().status.as_str()),
+            ));
+        }
+        Ok(s.registry.change(
+            &id,
+            Change::Status(RecordStatus::Active),
+            Some(verified.nonce),
+        )?)
+    })
+    .await;
+    count("approve", &result);
+    Ok(Json(record_json(&state, &result?)).into_response())
+}
+
+async fn read_identifier(
+    State(state): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = path_identifier(&prefix, &suffix)?;
+    let s = state.clone();
+    let found = blocking(move || {
+        Ok(s.registry.get(&id)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no record for {id}"),
+            )
+        })?)
+    })
+    .await?;
+    let mut body = record_json(&state, &found);
+    if found.record().status == RecordStatus::Withdrawn {
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("error".into(), "withdrawn".into());
+            obj.insert(
+                "reason".into(),
+                format!(
+                    "{} is withdrawn; its code is never reissued",
+                    found.record().identifier
+                )
+                .into(),
+            );
+        }
+        return Ok((StatusCode::GONE, Json(body)).into_response());
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn read_handle(
+    State(state): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let handle = format!("{prefix}/{suffix}");
+    let error = |status: StatusCode, message: String| {
+        (
+            status,
+            Json(json!({ "responseCode": 2, "handle": handle, "message": message })),
+        )
+            .into_response()
+    };
+    let filter = match handles::Filter::parse(query.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let id = match Identifier::parse(&handle) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let s = state.clone();
+    let lookup = blocking(move || Ok(s.registry.get(&id)?)).await;
+    match lookup {
+        Ok(Some(r)) if r.record().status == RecordStatus::Active => {
+            let (body, _) = handles::handle_json(&r, &filter, state.default_ttl);
+            Json(body).into_response()
+        }
+        Ok(_) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "responseCode": 100, "handle": handle })),
+        )
+            .into_response(),
+        Err(e) => error(e.status, e.reason),
+    }
+}
+
+async fn node_info(State(state): Shared) -> Json<serde_json::Value> {
+    let reg = &state.registry;
+    let public = reg.key().public();
+    Json(json!({
+        "prefix": reg.prefix().to_string(),
+        "apex": reg.apex().as_str(),
+        "zone": reg.zone().apex().to_string(),
+        "key_id": public.key_id().to_string(),
+        "public_key": public.to_public_pem(),
+        "admin_key_id": state.admin_key.key_id().to_string(),
+        "policy": state.policy.as_str(),
+        "signature_window_secs": state.signature_window_secs,
+        "dns": state.dns_addr.map(|a| a.to_string()),
+    }))
+}
+
+async fn healthz(State(state): Shared) -> Response {
+    let s = state.clone();
+    match blocking(move || Ok(s.registry.store().len()?)).await {
+        Ok(records) => Json(json!({ "status": "ok", "records": records })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": e.code, "reason": e.reason })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        telemetry::render(),
+    )
+        .into_response()
+}
+
+/// A running HTTP listener.
+pub struct HttpServer {
+    local: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Binds `addr` and serves the API. Must be called inside a tokio runtime.
+    pub async fn start(state: Arc<ApiState>, addr: SocketAddr) -> std::io::Result<HttpServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(HttpServer {
+            local,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Stops accepting, lets requests in flight finish, then returns.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

@@ -1,0 +1,165 @@
+//! Prometheus metrics (the `metrics` crate, rendered by
+//! `metrics-exporter-prometheus` from the node's own `/metrics` route).
+//!
+//! Every metric name is written here once. The DNS query path never looks a
+//! metric up by name: [`DnsTally`] counts answers in a plain local table and
+//! flushes it into pre-resolved handles once per receive batch, so a
+//! counter costs the query path an array increment.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::dns::engine::{Rcode, Summary};
+use crate::dns::wire::rtype;
+
+pub const DNS_QUERIES: &str = "cpid_dns_queries_total";
+pub const DNS_ANSWER_SECONDS: &str = "cpid_dns_answer_seconds";
+pub const REGISTRATIONS: &str = "cpid_registrations_total";
+pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
+pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
+pub const HTTP_REQUESTS: &str = "cpid_http_requests_total";
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls return the same
+/// handle); `None` when another recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(DNS_ANSWER_SECONDS.into()),
+                    &[1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(STORE_COMMIT_SECONDS.into()),
+                        &[
+                            1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.5, 1.0,
+                        ],
+                    )
+                })
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// The Prometheus text of every metric ("" without a recorder).
+pub fn render() -> String {
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+/// Drains histogram samples into their buckets; call periodically so
+/// memory does not grow between scrapes.
+pub fn upkeep() {
+    if let Some(h) = install() {
+        h.run_upkeep();
+    }
+}
+
+/// How often [`upkeep`] should run.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+const TYPES: [(u16, &str); 10] = [
+    (rtype::A, "A"),
+    (rtype::NS, "NS"),
+    (rtype::SOA, "SOA"),
+    (rtype::TXT, "TXT"),
+    (rtype::AAAA, "AAAA"),
+    (rtype::URI, "URI"),
+    (rtype::ANY, "ANY"),
+    (rtype::CPREC, "TYPE65280"),
+    (rtype::CPKEY, "TYPE65281"),
+    (0, "other"),
+];
+const RCODES: [Rcode; 7] = [
+    Rcode::NoError,
+    Rcode::FormErr,
+    Rcode::ServFail,
+    Rcode::NxDomain,
+    Rcode::NotImp,
+    Rcode::Refused,
+    Rcode::BadVers,
+];
+
+fn type_slot(qtype: u16) -> usize {
+    TYPES
+        .iter()
+        .position(|(t, _)| *t == qtype && *t != 0)
+        .unwrap_or(TYPES.len() - 1)
+}
+
+fn rcode_slot(rcode: Rcode) -> usize {
+    RCODES.iter().position(|r| *r == rcode).unwrap_or(0)
+}
+
+/// Counts one answer directly (TCP, where a lookup per query is cheap
+/// next to the connection).
+pub fn count_answer(summary: &Summary, took: Duration) {
+    let (_, t) = TYPES[type_slot(summary.qtype)];
+    metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => summary.rcode.as_str()).increment(1);
+    metrics::histogram!(DNS_ANSWER_SECONDS).record(took.as_secs_f64());
+}
+
+/// Per-thread DNS counters: local counts, flushed into shared handles.
+pub struct DnsTally {
+    /// Resolved on first use, so `/metrics` lists only what happened.
+    counters: Vec<Option<Counter>>,
+    counts: Vec<u64>,
+    latency: Histogram,
+}
+
+impl Default for DnsTally {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DnsTally {
+    /// Must be made after [`install`] (handles bind to the recorder).
+    pub fn new() -> DnsTally {
+        let slots = TYPES.len() * RCODES.len();
+        DnsTally {
+            counts: vec![0; slots],
+            counters: vec![None; slots],
+            latency: metrics::histogram!(DNS_ANSWER_SECONDS),
+        }
+    }
+
+    /// Counts one answer.
+    #[inline]
+    pub fn count(&mut self, summary: &Summary) {
+        let slot = type_slot(summary.qtype) * RCODES.len() + rcode_slot(summary.rcode);
+        if let Some(c) = self.counts.get_mut(slot) {
+            *c += 1;
+        }
+    }
+
+    /// Publishes the counts, and `answered` answers that each took `took`
+    /// from receipt to send.
+    pub fn flush(&mut self, took: Duration, answered: u64) {
+        for (slot, (count, counter)) in self.counts.iter_mut().zip(&mut self.counters).enumerate() {
+            if *count > 0 {
+                counter
+                    .get_or_insert_with(|| {
+                        let (_, t) = TYPES[slot / RCODES.len()];
+                        let r = RCODES[slot % RCODES.len()].as_str();
+                        metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => r)
+                    })
+                    .increment(*count);
+                *count = 0;
+            }
+        }
+        if answered > 0 {
+            self.latency
+                .record_many(took.as_secs_f64(), answered as usize);
+        }
+    }
+}
