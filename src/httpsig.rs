@@ -108,7 +108,7 @@ pub struct SignedRequest {
     pub signature: Vec<u8>,
 }
 
-fn field<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<String, SigError> {
+fn field(headers: &HeaderMap, name: &'static str) -> Result<String, SigError> {
     let mut out = String::new();
     for value in headers.get_all(name) {
         let v = value.to_str().map_err(|_| SigError::Malformed {

@@ -897,6 +897,53 @@ string_serde!(
     "an identifier such as \"86.31.1005/IC-0000A7-Q\""
 );
 
+/// GB/T 2260 province-level division codes: the regional segments of the
+/// national prefix (`86.31` is Shanghai) and the `region` of a provider.
+pub const PROVINCES: [(&str, &str); 34] = [
+    ("11", "Beijing"),
+    ("12", "Tianjin"),
+    ("13", "Hebei"),
+    ("14", "Shanxi"),
+    ("15", "Inner Mongolia"),
+    ("21", "Liaoning"),
+    ("22", "Jilin"),
+    ("23", "Heilongjiang"),
+    ("31", "Shanghai"),
+    ("32", "Jiangsu"),
+    ("33", "Zhejiang"),
+    ("34", "Anhui"),
+    ("35", "Fujian"),
+    ("36", "Jiangxi"),
+    ("37", "Shandong"),
+    ("41", "Henan"),
+    ("42", "Hubei"),
+    ("43", "Hunan"),
+    ("44", "Guangdong"),
+    ("45", "Guangxi"),
+    ("46", "Hainan"),
+    ("50", "Chongqing"),
+    ("51", "Sichuan"),
+    ("52", "Guizhou"),
+    ("53", "Yunnan"),
+    ("54", "Tibet"),
+    ("61", "Shaanxi"),
+    ("62", "Gansu"),
+    ("63", "Qinghai"),
+    ("64", "Ningxia"),
+    ("65", "Xinjiang"),
+    ("71", "Taiwan"),
+    ("81", "Hong Kong"),
+    ("82", "Macao"),
+];
+
+/// The province of a GB/T 2260 code, if it is one.
+pub fn province(code: &str) -> Option<&'static str> {
+    PROVINCES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, name)| *name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1359,51 +1406,4 @@ mod tests {
             "the generator never reached a valid identifier"
         );
     }
-}
-
-/// GB/T 2260 province-level division codes: the regional segments of the
-/// national prefix (`86.31` is Shanghai) and the `region` of a provider.
-pub const PROVINCES: [(&str, &str); 34] = [
-    ("11", "Beijing"),
-    ("12", "Tianjin"),
-    ("13", "Hebei"),
-    ("14", "Shanxi"),
-    ("15", "Inner Mongolia"),
-    ("21", "Liaoning"),
-    ("22", "Jilin"),
-    ("23", "Heilongjiang"),
-    ("31", "Shanghai"),
-    ("32", "Jiangsu"),
-    ("33", "Zhejiang"),
-    ("34", "Anhui"),
-    ("35", "Fujian"),
-    ("36", "Jiangxi"),
-    ("37", "Shandong"),
-    ("41", "Henan"),
-    ("42", "Hubei"),
-    ("43", "Hunan"),
-    ("44", "Guangdong"),
-    ("45", "Guangxi"),
-    ("46", "Hainan"),
-    ("50", "Chongqing"),
-    ("51", "Sichuan"),
-    ("52", "Guizhou"),
-    ("53", "Yunnan"),
-    ("54", "Tibet"),
-    ("61", "Shaanxi"),
-    ("62", "Gansu"),
-    ("63", "Qinghai"),
-    ("64", "Ningxia"),
-    ("65", "Xinjiang"),
-    ("71", "Taiwan"),
-    ("81", "Hong Kong"),
-    ("82", "Macao"),
-];
-
-/// The province of a GB/T 2260 code, if it is one.
-pub fn province(code: &str) -> Option<&'static str> {
-    PROVINCES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, name)| *name)
 }

@@ -139,6 +139,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
 }
 
+fn not_found(id: &Identifier) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no record for {id}"),
+    )
+}
+
 fn path_identifier(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
     Identifier::parse(&format!("{prefix}/{suffix}"))
         .map_err(|e| ApiError::bad_request("invalid_identifier", e.to_string()))
@@ -301,13 +309,7 @@ async fn owner_change(
             Ok(key)
         })?;
         let change = change(&req)?;
-        let current = s.registry.get(&id)?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no record for {id}"),
-            )
-        })?;
+        let current = s.registry.get(&id)?.ok_or_else(|| not_found(&id))?;
         if current.record().owner.is_none() || current.record().owner != provider {
             return Err(ApiError::forbidden(
                 "not_owner",
@@ -373,13 +375,7 @@ async fn approve_provider(
                 format!("{id} is not a provider (PV) identifier"),
             ));
         }
-        let current = s.registry.get(&id)?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no record for {id}"),
-            )
-        })?;
+        let current = s.registry.get(&id)?.ok_or_else(|| not_found(&id))?;
         if current.record().status != RecordStatus::Pending {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -404,16 +400,7 @@ async fn read_identifier(
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
     let s = state.clone();
-    let found = blocking(move || {
-        Ok(s.registry.get(&id)?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no record for {id}"),
-            )
-        })?)
-    })
-    .await?;
+    let found = blocking(move || s.registry.get(&id)?.ok_or_else(|| not_found(&id))).await?;
     let mut body = record_json(&state, &found);
     if found.record().status == RecordStatus::Withdrawn {
         if let Some(obj) = body.as_object_mut() {

@@ -38,6 +38,28 @@ impl TestNode {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config_in(dir.path());
         adjust(&mut config);
+        TestNode::open_in(dir, config)
+    }
+
+    /// A node whose providers are active at once.
+    pub fn open_policy() -> TestNode {
+        Self::start_with(|c| c.registration.policy = cpid::config::Policy::Open)
+    }
+
+    /// Stops the node and starts it again on the same data (new ports).
+    pub fn restart(mut self) -> TestNode {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.shutdown()).unwrap();
+        }
+        let mut config = self.node.config.clone();
+        config.dns.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        drop(self);
+        TestNode::open_in(dir, config)
+    }
+
+    fn open_in(dir: tempfile::TempDir, config: Config) -> TestNode {
         let node = Node::open(config).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -59,6 +81,24 @@ impl TestNode {
 
     pub fn addr(&self) -> SocketAddr {
         self.running.as_ref().unwrap().dns_addr()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.running.as_ref().unwrap().http_addr()
+    }
+
+    /// A client of this node's HTTP API.
+    pub fn api(&self) -> cpid::api::client::ApiClient {
+        cpid::api::client::ApiClient::new(&format!("http://{}", self.http_addr()))
+    }
+
+    /// The admin key pair the node made in its data directory.
+    pub fn admin_key(&self) -> cpid::keys::NodeKey {
+        cpid::keys::NodeKey::load(&self.node.config.admin_key_file()).unwrap()
+    }
+
+    pub fn records(&self) -> u64 {
+        self.node.registry.store().len().unwrap()
     }
 
     pub fn issue(

@@ -6,6 +6,7 @@ mod conformance;
 mod dns_protocol;
 mod durability;
 mod fuzz_corpus;
+mod http_api;
 mod malformed;
 mod record_vectors;
 mod scenarios;
