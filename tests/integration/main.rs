@@ -8,6 +8,7 @@ mod durability;
 mod fuzz_corpus;
 mod http_api;
 mod malformed;
+mod openapi;
 mod record_vectors;
 mod scenarios;
 mod store;
