@@ -255,3 +255,8 @@ pub fn udp(addr: SocketAddr, query: &[u8]) -> Message {
 pub fn tcp(addr: SocketAddr, query: &[u8]) -> Message {
     Message::from_vec(&tcp_raw(addr, query)).unwrap()
 }
+
+/// Lower-case hex, as the API and the SIGKILL children print bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -42,10 +42,6 @@ fn durability_child_issues_until_killed() {
     });
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[test]
 fn acknowledged_records_survive_sigkill_with_the_same_signature() {
     let dir = tempfile::tempdir().unwrap();

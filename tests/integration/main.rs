@@ -7,6 +7,7 @@ mod dns_protocol;
 mod durability;
 mod fuzz_corpus;
 mod http_api;
+mod http_durability;
 mod malformed;
 mod openapi;
 mod record_vectors;
