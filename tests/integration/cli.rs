@@ -215,3 +215,108 @@ fn a_records_file_with_one_bad_entry_changes_nothing() {
         assert!(info.contains("records:  0"), "entry 1 was stored: {info}");
     }
 }
+
+#[test]
+fn provider_resource_lifecycle_through_the_cli() {
+    let node = TestNode::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("provider.pem");
+    let key = key.to_str().unwrap();
+    ok(cpid(&["key", "generate", "-o", key]));
+    let server = format!("http://{}", node.http_addr());
+    let admin = node.node.config.admin_key_file();
+    let admin = admin.to_str().unwrap();
+    let with = |args: &[&str], key: &str| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(["--server", server.as_str(), "--key", key]);
+        cpid(&v)
+    };
+
+    let pv = ok(with(
+        &[
+            "provider",
+            "register",
+            "--name",
+            "Lingang AI Computing",
+            "--organisation",
+            "91310000MA1K4XYZ",
+            "--contact",
+            "noc@lingang.example",
+            "--region",
+            "31",
+        ],
+        key,
+    ));
+    let pv = pv.trim().to_string();
+    assert!(pv.starts_with("86/PV-"), "{pv}");
+    // Review policy: pending, so registering a resource fails with the reason.
+    let refused = with(&["register", "--class", "IC", "--value", "DESC=x"], key);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("inactive_key"));
+    // The provider's key is not the admin key.
+    let not_admin = with(&["admin", "approve", &pv], key);
+    assert!(String::from_utf8_lossy(&not_admin.stderr).contains("not_admin"));
+    ok(with(&["admin", "approve", &pv], admin));
+
+    // Values from the command line.
+    let id = ok(with(
+        &[
+            "register",
+            "--class",
+            "IC",
+            "--value",
+            r#"CP.RESOURCE={"accelerator":"A800","count":8}"#,
+            "--value",
+            "CP.ENDPOINT=https://pool.lingang.example/v1",
+        ],
+        key,
+    ));
+    let id = id.trim().to_string();
+    assert!(id.starts_with("86/IC-"), "{id}");
+    // Values from a JSON file, and --json output.
+    let file = dir.path().join("values.json");
+    std::fs::write(
+        &file,
+        r#"{"values": [{"type": "DESC", "data": "8 x A800, Lingang"}, {"type": "URL", "data": "https://lingang.example/", "ttl": 600}]}"#,
+    )
+    .unwrap();
+    let json = ok(with(
+        &[
+            "register",
+            "--class",
+            "SC",
+            "--file",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+        key,
+    ));
+    let record: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(record["values"][1]["ttl"], 600);
+    assert_eq!(record["owner"], pv);
+
+    // Update and withdraw; both visible through the HTTP reads.
+    ok(with(&["update", &id, "--value", "DESC=moved"], key));
+    let api = node.api();
+    let got = api.get(&format!("/v1/identifiers/{id}")).unwrap();
+    assert_eq!(got.body["version"], 2);
+    assert_eq!(got.body["values"][0]["data"], "moved");
+    ok(with(&["withdraw", &id], key));
+    assert_eq!(
+        api.get(&format!("/v1/identifiers/{id}")).unwrap().status,
+        410
+    );
+    // A bad value is refused with the node's reason.
+    let bad = with(
+        &[
+            "register",
+            "--class",
+            "IC",
+            "--value",
+            "URL=ftp://x.example/",
+        ],
+        key,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_value"));
+}
