@@ -226,20 +226,27 @@ fn main() {
         let work = presign(&key, o.requests, round);
         let before_text = api.get("/metrics").unwrap().text;
         let cpu_before = pid.map_or(0.0, cpu_seconds);
+        let client_before = cpu_seconds(std::process::id());
         let (mut lat, wall) = rt.block_on(drive(addr, work, o.connections));
         let cpu = pid.map_or(0.0, cpu_seconds) - cpu_before;
+        let client = cpu_seconds(std::process::id()) - client_before;
         let after_text = api.get("/metrics").unwrap().text;
         let commits = metric(&after_text, "cpid_store_commit_seconds_count")
             - metric(&before_text, "cpid_store_commit_seconds_count");
+        let commit_busy = metric(&after_text, "cpid_store_commit_seconds_sum")
+            - metric(&before_text, "cpid_store_commit_seconds_sum");
         lat.sort();
+        let per = |secs: f64| secs / o.requests as f64 * 1e6;
         println!(
-            "round {}: {:>7.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  server CPU {:>5.1} µs/registration  {:>5.1} registrations/commit",
+            "round {}: {:>6.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/registration: server {:>5.1}, client {:>5.1}  {:>5.1} registrations/commit, writer busy {:>3.0} %",
             round + 1,
             o.requests as f64 / wall.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            cpu / o.requests as f64 * 1e6,
+            per(cpu),
+            per(client),
             o.requests as f64 / commits.max(1.0),
+            commit_busy / wall.as_secs_f64() * 100.0,
         );
     }
     if let Some(mut c) = child {

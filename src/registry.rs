@@ -266,6 +266,35 @@ impl Registry {
         news: Vec<NewRecord>,
         nonces: Vec<Nonce>,
     ) -> Result<Vec<SignedRecord>, RegistryError> {
+        let batch = self.prepare_new(news, nonces)?;
+        self.store.write(batch.clone())?;
+        self.publish_all(&batch.records)?;
+        Ok(batch.records)
+    }
+
+    /// [`Registry::issue_once`] for async callers: the task waits for the
+    /// group commit without holding a thread.
+    pub async fn issue_async(
+        &self,
+        new: NewRecord,
+        nonce: Option<Nonce>,
+    ) -> Result<SignedRecord, RegistryError> {
+        let batch = self.prepare_new(vec![new], nonce.into_iter().collect())?;
+        crate::store::write_async(self.store.as_ref(), batch.clone()).await?;
+        self.publish_all(&batch.records)?;
+        batch
+            .records
+            .into_iter()
+            .next()
+            .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
+    }
+
+    /// Assigns serials and signs: the write batch that issues `news`.
+    fn prepare_new(
+        &self,
+        news: Vec<NewRecord>,
+        nonces: Vec<Nonce>,
+    ) -> Result<WriteBatch, RegistryError> {
         let at = now();
         let mut records = Vec::with_capacity(news.len());
         let mut marks: HashMap<(Prefix, Class), u64> = HashMap::new();
@@ -287,7 +316,11 @@ impl Registry {
             };
             records.push(record.sign(&self.key)?);
         }
-        self.commit_new(records, marks, nonces)
+        Ok(WriteBatch {
+            records,
+            serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
+            nonces,
+        })
     }
 
     /// Issues a record at a code chosen by the caller (declarative import).
@@ -321,26 +354,21 @@ impl Registry {
             *entry = (*entry).max(identifier.serial().value());
         }
         let marks = HashMap::from([(key, identifier.serial().value())]);
-        let mut out = self.commit_new(vec![signed], marks, Vec::new())?;
-        out.pop()
-            .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
+        self.store.write(WriteBatch {
+            records: vec![signed.clone()],
+            serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
+            nonces: Vec::new(),
+        })?;
+        self.publish(&signed)?;
+        Ok(signed)
     }
 
-    fn commit_new(
-        &self,
-        records: Vec<SignedRecord>,
-        marks: HashMap<(Prefix, Class), u64>,
-        nonces: Vec<Nonce>,
-    ) -> Result<Vec<SignedRecord>, RegistryError> {
-        self.store.write(WriteBatch {
-            records: records.clone(),
-            serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
-            nonces,
-        })?;
-        for r in &records {
-            self.publish(r)?;
+    fn publish_all(&self, records: &[SignedRecord]) -> Result<(), RegistryError> {
+        for r in records {
+            self.publish_only(r)?;
         }
-        Ok(records)
+        self.zone.advance_serial(self.store.zone_serial()?)?;
+        Ok(())
     }
 
     /// Replaces the values of a record (version + 1).
@@ -373,7 +401,30 @@ impl Registry {
         change: Change,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
-        let nonces: Vec<Nonce> = nonce.into_iter().collect();
+        let batch = self.prepare_change(id, change, nonce)?;
+        self.store.write(batch.clone())?;
+        self.publish_latest(id, batch)
+    }
+
+    /// [`Registry::change`] for async callers.
+    pub async fn change_async(
+        &self,
+        id: &Identifier,
+        change: Change,
+        nonce: Option<Nonce>,
+    ) -> Result<SignedRecord, RegistryError> {
+        let batch = self.prepare_change(id, change, nonce)?;
+        crate::store::write_async(self.store.as_ref(), batch.clone()).await?;
+        self.publish_latest(id, batch)
+    }
+
+    /// The write batch that applies `change` to the stored record.
+    fn prepare_change(
+        &self,
+        id: &Identifier,
+        change: Change,
+        nonce: Option<Nonce>,
+    ) -> Result<WriteBatch, RegistryError> {
         let current = self
             .store
             .get(id)?
@@ -393,16 +444,28 @@ impl Registry {
         record.version += 1;
         record.updated = now().max(record.updated);
         record.issuer = self.key.public().key_id();
-        let signed = record.sign(&self.key)?;
         // The store refuses a version that is not newer, so two racing
         // changes cannot both land on the same version.
-        self.store.write(WriteBatch {
-            records: vec![signed.clone()],
+        Ok(WriteBatch {
+            records: vec![record.sign(&self.key)?],
             serials: vec![],
-            nonces,
-        })?;
-        // Publish whatever is newest now, so a slower racing writer can
-        // never put an older version back into the hot tier.
+            nonces: nonce.into_iter().collect(),
+        })
+    }
+
+    /// After a committed change: publish whatever is newest now, so a
+    /// slower racing writer can never put an older version back into the
+    /// hot tier. Returns the record this change wrote.
+    fn publish_latest(
+        &self,
+        id: &Identifier,
+        batch: WriteBatch,
+    ) -> Result<SignedRecord, RegistryError> {
+        let signed = batch
+            .records
+            .into_iter()
+            .next()
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
         let latest = self.store.get(id)?.unwrap_or_else(|| signed.clone());
         self.publish(&latest)?;
         Ok(signed)

@@ -52,10 +52,39 @@ pub enum StoreError {
     Closed,
 }
 
+/// [`Store::submit`] for async callers: resolves once the batch is durable
+/// or refused, without parking a thread while the commit runs.
+pub async fn write_async(store: &dyn Store, batch: WriteBatch) -> Result<(), StoreError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit(
+        batch,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.await.map_err(|_| StoreError::Closed)?
+}
+
+/// Called exactly once with the outcome of a submitted batch.
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 /// The storage interface of a node.
 pub trait Store: Send + Sync + 'static {
+    /// Queues a batch; `done` is called once it is durable (`Ok`) or
+    /// refused. Concurrent submissions share commits. Lets async callers
+    /// wait for a commit without parking a thread.
+    fn submit(&self, batch: WriteBatch, done: Done);
     /// Durable when it returns `Ok`; concurrent callers share commits.
-    fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(
+            batch,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
     fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, StoreError>;
     /// Calls `f` with every record, in identifier order, without holding
     /// them all in memory.

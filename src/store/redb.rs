@@ -18,7 +18,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-use super::{Store, StoreError, WriteBatch};
+use super::{Done, Store, StoreError, WriteBatch};
 use crate::identifier::{Class, Identifier, Prefix};
 use crate::record::SignedRecord;
 
@@ -49,7 +49,7 @@ fn serial_key(prefix: &Prefix, class: Class) -> String {
     format!("{prefix}/{}", class.code())
 }
 
-type Reply = mpsc::SyncSender<Result<(), StoreError>>;
+type Reply = Done;
 
 /// The redb-backed store.
 pub struct RedbStore {
@@ -158,13 +158,13 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<(WriteBatch, Reply)>, commits:
             Ok(results) => {
                 commits.fetch_add(1, Ordering::Relaxed);
                 for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
+                    reply(result);
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Database(msg.clone())));
+                    reply(Err(StoreError::Database(msg.clone())));
                 }
             }
         }
@@ -312,17 +312,19 @@ fn decode(key: &str, bytes: &[u8]) -> Result<SignedRecord, StoreError> {
 }
 
 impl Store for RedbStore {
-    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        {
-            let queue = self.queue.lock().map_err(|_| StoreError::Closed)?;
-            queue
-                .as_ref()
-                .ok_or(StoreError::Closed)?
-                .send((batch, tx))
-                .map_err(|_| StoreError::Closed)?;
+    fn submit(&self, batch: WriteBatch, done: Done) {
+        let queue = match self.queue.lock() {
+            Ok(q) => q,
+            Err(_) => return done(Err(StoreError::Closed)),
+        };
+        match queue.as_ref() {
+            Some(q) => {
+                if let Err(mpsc::SendError((_, done))) = q.send((batch, done)) {
+                    done(Err(StoreError::Closed));
+                }
+            }
+            None => done(Err(StoreError::Closed)),
         }
-        rx.recv().map_err(|_| StoreError::Closed)?
     }
 
     fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, StoreError> {
