@@ -148,6 +148,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// µs per signature of ed25519-dalek's `verify_batch` over `n` signatures.
+fn batch_cost(n: usize) -> f64 {
+    use ed25519_dalek::{Signer, SigningKey};
+    let keys: Vec<SigningKey> = (0..n)
+        .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+        .collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 300]).collect();
+    let sigs: Vec<_> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let publics: Vec<_> = keys.iter().map(SigningKey::verifying_key).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let rounds = 4_000 / n;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        ed25519_dalek::verify_batch(&refs, &sigs, &publics).unwrap();
+    }
+    t.elapsed().as_secs_f64() / (rounds * n) as f64 * 1e6
+}
+
 fn ed25519_costs() -> (f64, f64) {
     let key = NodeKey::generate().unwrap();
     let msg = vec![7u8; 300];
@@ -216,7 +234,11 @@ fn main() {
         "registration benchmark: {} requests x {} rounds over {} connections, durable commits",
         o.requests, o.rounds, o.connections
     );
-    println!("ed25519 on this machine: sign {sign_us:.1} µs, verify_strict {verify_us:.1} µs");
+    println!(
+        "ed25519 on this machine: sign {sign_us:.1} µs, verify_strict {verify_us:.1} µs, verify_batch {:.1} µs/signature at 8, {:.1} at 32",
+        batch_cost(8),
+        batch_cost(32)
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -240,16 +240,25 @@ pub fn parse(headers: &HeaderMap) -> Result<SignedRequest, SigError> {
     })
 }
 
+/// `@authority` (RFC 9421 §2.2.3): host lower-cased, default port removed.
 fn authority(message: &Message<'_>) -> Result<String, SigError> {
-    if let Some(a) = message.uri.authority() {
-        return Ok(a.as_str().to_ascii_lowercase());
-    }
-    message
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_ascii_lowercase)
-        .ok_or_else(|| SigError::Component("\"@authority\": no Host header".into()))
+    let raw = match message.uri.authority() {
+        Some(a) => a.as_str().to_ascii_lowercase(),
+        None => message
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| SigError::Component("\"@authority\": no Host header".into()))?,
+    };
+    let default = match message.scheme.to_ascii_lowercase().as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return Ok(raw),
+    };
+    Ok(raw
+        .strip_suffix(default)
+        .map_or(raw.clone(), str::to_string))
 }
 
 fn component_value(message: &Message<'_>, name: &str) -> Result<String, SigError> {
@@ -582,6 +591,31 @@ mod tests {
             check_content_digest(&headers, b"{}"),
             Err(SigError::Digest(_))
         ));
+    }
+
+    #[test]
+    fn authority_drops_the_default_port_and_case() {
+        let uri: Uri = "/x".parse().unwrap();
+        for (host, scheme, want) in [
+            ("Example.COM:443", "https", "example.com"),
+            ("example.com:80", "http", "example.com"),
+            ("example.com:8443", "https", "example.com:8443"),
+            ("example.com:443", "http", "example.com:443"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("host", host.parse().unwrap());
+            let m = Message {
+                method: "GET",
+                uri: &uri,
+                headers: &headers,
+                scheme,
+            };
+            assert_eq!(
+                component_value(&m, "@authority").unwrap(),
+                want,
+                "{host} {scheme}"
+            );
+        }
     }
 
     #[test]

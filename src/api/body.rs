@@ -111,7 +111,11 @@ fn check_email(field: &str, s: &str) -> Result<(), ApiError> {
     let ok = s.len() <= 254
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
         && s.split_once('@').is_some_and(|(user, host)| {
-            !user.is_empty() && host.contains('.') && !host.contains('@')
+            !user.is_empty()
+                && host.split('.').count() >= 2
+                && host.split('.').all(|label| {
+                    !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                })
         });
     if ok {
         Ok(())
@@ -129,6 +133,20 @@ fn check_url(field: &str, s: &str) -> Result<(), ApiError> {
         return Err(invalid(format!(
             "{field} {s:?} must be an absolute http or https URL"
         )));
+    }
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    // Credentials in a public record would be published to everyone.
+    if authority.contains('@') {
+        return Err(invalid(format!(
+            "{field}: a URL must not carry credentials"
+        )));
+    }
+    if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.contains(']'))
+        && uri.port_u16().is_none()
+    {
+        return Err(invalid(format!("{field} {s:?}: invalid port")));
     }
     Ok(())
 }
@@ -230,9 +248,9 @@ pub fn values(inputs: Vec<ValueInput>, at: u64) -> Result<Vec<Value>, ApiError> 
                 "{at_value}: type {kind} is written by the node only"
             )));
         }
-        if v.data.is_empty() || v.data.len() > MAX_DATA_LEN {
+        if v.data.trim().is_empty() || v.data.len() > MAX_DATA_LEN {
             return Err(invalid(format!(
-                "{at_value}: data must be 1 to {MAX_DATA_LEN} bytes"
+                "{at_value}: data must be 1 to {MAX_DATA_LEN} bytes, not only white space"
             )));
         }
         if v.data
@@ -315,6 +333,11 @@ mod tests {
             ("HS_ADMIN", "x"),
             ("bad type!", "x"),
             ("DESC", ""),
+            ("DESC", "  "),
+            ("EMAIL", "x@."),
+            ("EMAIL", "a@b..c"),
+            ("URL", "http://user:pw@host.example/"),
+            ("URL", "http://host.example:99999/"),
         ] {
             assert!(
                 values(vec![input(kind, data)], 1).is_err(),
@@ -332,7 +355,14 @@ mod tests {
             },
         ];
         assert!(values(twice, 1).is_err());
-        assert!(values(vec![input("CP.ENDPOINT", "https://a.example/v1")], 1).is_ok());
+        for ok in [
+            ("CP.ENDPOINT", "https://a.example/v1"),
+            ("URL", "http://[2001:db8::1]:8080/x"),
+            ("URL", "https://a.example:443/"),
+            ("EMAIL", "noc@lingang.example"),
+        ] {
+            assert!(values(vec![input(ok.0, ok.1)], 1).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

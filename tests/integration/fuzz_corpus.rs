@@ -21,4 +21,5 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("identifier", cpid::fuzzing::identifier) > 0);
     assert!(replay("record", cpid::fuzzing::record) > 0);
     assert!(replay("dns_query", cpid::fuzzing::dns_query) > 0);
+    assert!(replay("http_request", cpid::fuzzing::http_request) > 0);
 }
