@@ -329,12 +329,12 @@ pub fn signature_base(message: &Message<'_>, params: &SignatureParams) -> Result
     Ok(base)
 }
 
-/// Verifies an Ed25519 signature (`verify_strict`) over the request.
-pub fn verify(
+/// The signature base and signature bytes of `signed`, ready to verify
+/// (alone or in a batch); refuses an algorithm other than `ed25519`.
+pub fn prepare(
     message: &Message<'_>,
     signed: &SignedRequest,
-    key: &PublicKey,
-) -> Result<(), SigError> {
+) -> Result<(String, Signature), SigError> {
     if let Some(alg) = &signed.params.alg
         && alg != ALG_ED25519
     {
@@ -352,8 +352,17 @@ pub fn verify(
                     signed.signature.len()
                 ),
             })?;
-    let base = signature_base(message, &signed.params)?;
-    key.verify_strict(base.as_bytes(), &Signature(bytes))
+    Ok((signature_base(message, &signed.params)?, Signature(bytes)))
+}
+
+/// Verifies an Ed25519 signature (`verify_strict`) over the request.
+pub fn verify(
+    message: &Message<'_>,
+    signed: &SignedRequest,
+    key: &PublicKey,
+) -> Result<(), SigError> {
+    let (base, signature) = prepare(message, signed)?;
+    key.verify_strict(base.as_bytes(), &signature)
         .map_err(|_| SigError::BadSignature)
 }
 

@@ -164,6 +164,15 @@ impl PublicKey {
             .map_err(|e| KeyError::Spki(e.to_string()))
     }
 
+    /// True for a small-order key, which no honest signer has.
+    pub fn is_weak(&self) -> bool {
+        self.0.is_weak()
+    }
+
+    pub(crate) fn dalek(&self) -> VerifyingKey {
+        self.0
+    }
+
     pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
         self.0
@@ -178,6 +187,18 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// Lower-case hex of `bytes`, written into one buffer (no allocation per
+/// byte: responses carry whole signed records this way).
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 /// A key's id: the first 16 bytes of blake3's key derivation over the public
 /// key with context "cpid 2026 key id v1"; shown as lower-case hex.
 #[derive(
@@ -187,10 +208,7 @@ pub struct KeyId(pub [u8; 16]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&to_hex(&self.0))
     }
 }
 
@@ -257,6 +275,13 @@ mod tests {
         assert!(key.public().verify_strict(b"hellO", &sig).is_err());
         let other = NodeKey::generate().unwrap();
         assert!(other.public().verify_strict(b"hello", &sig).is_err());
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(to_hex(&[]), "");
+        assert_eq!(KeyId([0xab; 16]).to_string(), "ab".repeat(16));
     }
 
     #[test]

@@ -433,8 +433,8 @@ pub fn to_json(signed: &SignedRecord) -> serde_json::Value {
             "ttl": v.ttl,
             "timestamp": v.timestamp,
         })).collect::<Vec<_>>(),
-        "signature": signed.signature().0.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        "encoded": signed.encode().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "signature": crate::keys::to_hex(&signed.signature().0),
+        "encoded": crate::keys::to_hex(signed.as_bytes()),
     })
 }
 

@@ -20,7 +20,8 @@ pub const DNS_ANSWER_SECONDS: &str = "cpid_dns_answer_seconds";
 pub const REGISTRATIONS: &str = "cpid_registrations_total";
 pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
 pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
-pub const HTTP_REQUESTS: &str = "cpid_http_requests_total";
+/// Request signatures verified together (histogram of batch sizes).
+pub const SIGNATURE_BATCH: &str = "cpid_signature_batch_size";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -34,6 +35,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                     Matcher::Full(DNS_ANSWER_SECONDS.into()),
                     &[1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2],
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(SIGNATURE_BATCH.into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+                    )
+                })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(STORE_COMMIT_SECONDS.into()),

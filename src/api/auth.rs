@@ -4,7 +4,8 @@
 //! RFC 9421 signature covers `@method`, `@path` (or `@target-uri`) and
 //! `content-digest`, carries `created` (within the node's window), `nonce`
 //! and `keyid`, the RFC 9530 digest matches the body, the key is known and
-//! the signature verifies with `verify_strict`. The nonce is not consumed
+//! the signature verifies (batched with concurrent requests, see
+//! [`super::batch`]). The nonce is not consumed
 //! here: it travels with the write and the store consumes it in the same
 //! commit, so a request changes the node at most once, even across a
 //! restart, and a request that is refused consumes nothing.
@@ -88,12 +89,12 @@ pub struct Verified {
 
 /// Checks the signature of `req`; `resolve` maps the `keyid` to the key
 /// that must have signed (or refuses the key).
-pub fn verify(
+pub async fn verify(
     state: &ApiState,
     req: &SignedBody,
     resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
 ) -> Result<Verified, ApiError> {
-    let result = check(state, req, resolve);
+    let result = check(state, req, resolve).await;
     if let Err(e) = &result {
         metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.code).increment(1);
         tracing::info!(error = %e, path = %req.parts.uri.path(), "signed request refused");
@@ -101,7 +102,7 @@ pub fn verify(
     result
 }
 
-fn check(
+async fn check(
     state: &ApiState,
     req: &SignedBody,
     resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
@@ -174,7 +175,14 @@ fn check(
         headers,
         scheme: "http",
     };
-    httpsig::verify(&message, &signed, &key)?;
+    let (base, signature) = httpsig::prepare(&message, &signed)?;
+    if !state
+        .batcher
+        .verify(base.into_bytes(), signature, key)
+        .await
+    {
+        return Err(SigError::BadSignature.into());
+    }
     let nonce = Nonce {
         key: format!("{keyid}/{nonce}"),
         // Past this the request is stale anyway, so the nonce can go.

@@ -173,6 +173,9 @@ impl ProviderRequest {
         }
         let key = PublicKey::from_public_pem(&self.public_key)
             .map_err(|e| invalid(format!("public_key: {e}")))?;
+        if key.is_weak() {
+            return Err(invalid("public_key is a small-order (weak) Ed25519 key"));
+        }
         let value = |index: u32, kind: &str, data: String| -> Result<Value, ApiError> {
             Ok(Value {
                 index,

@@ -30,7 +30,7 @@ pub enum ClientError {
 pub fn nonce() -> Result<String, ClientError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ClientError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::keys::to_hex(&bytes))
 }
 
 /// The headers that make a request signed: `Content-Digest`,

@@ -14,6 +14,7 @@
 //! describes the same set and a test holds the two together.
 
 pub mod auth;
+pub mod batch;
 pub mod body;
 pub mod client;
 pub mod error;
@@ -67,6 +68,8 @@ pub struct ApiState {
     pub dns_addr: Option<SocketAddr>,
     /// One provider registration at a time, so a key registers once.
     provider_lock: tokio::sync::Mutex<()>,
+    /// Verifies concurrent request signatures together.
+    batcher: batch::Batcher,
 }
 
 impl ApiState {
@@ -87,6 +90,7 @@ impl ApiState {
             default_ttl,
             dns_addr: None,
             provider_lock: tokio::sync::Mutex::new(()),
+            batcher: batch::Batcher::default(),
         }
     }
 }
@@ -241,7 +245,8 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
                 format!("a registration is signed by the key it registers: keyid must be {own_id}"),
             ))
         }
-    })?;
+    })
+    .await?;
     let _one = s.provider_lock.lock().await;
     if let Some(existing) = s.registry.provider_key(&key.key_id()) {
         return Err(ApiError::new(
@@ -271,7 +276,7 @@ async fn register_resource(State(state): Shared, req: SignedBody) -> Result<Resp
 }
 
 /// Verifies a request signed by an active provider; returns the provider.
-fn verify_provider(
+async fn verify_provider(
     s: &ApiState,
     req: &SignedBody,
 ) -> Result<(Identifier, auth::Verified), ApiError> {
@@ -281,13 +286,14 @@ fn verify_provider(
         let key = p.key;
         provider = Some(p.provider);
         Ok(key)
-    })?;
+    })
+    .await?;
     let provider = provider.ok_or_else(|| ApiError::internal("no provider after verification"))?;
     Ok((provider, verified))
 }
 
 async fn resource(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiError> {
-    let (owner, verified) = verify_provider(s, req)?;
+    let (owner, verified) = verify_provider(s, req).await?;
     let body: IssueRequest = body::parse_json(&req.body)?;
     let class = body::resource_class(&body.class)?;
     let prefix = body::prefix(body.prefix.as_deref())?;
@@ -309,7 +315,7 @@ async fn owner_change(
     req: &SignedBody,
     change: impl FnOnce(&SignedBody) -> Result<Change, ApiError>,
 ) -> Result<SignedRecord, ApiError> {
-    let (provider, verified) = verify_provider(s, req)?;
+    let (provider, verified) = verify_provider(s, req).await?;
     let change = change(req)?;
     let current = s.registry.get(&id)?.ok_or_else(|| not_found(&id))?;
     if current.record().owner.as_ref() != Some(&provider) {
@@ -374,7 +380,8 @@ async fn approve(s: &ApiState, id: Identifier, req: &SignedBody) -> Result<Signe
                 "only the node's admin key approves providers",
             ))
         }
-    })?;
+    })
+    .await?;
     if id.class() != Class::Pv {
         return Err(ApiError::unprocessable(
             "not_a_provider",

@@ -100,7 +100,7 @@ pub fn node_key_rrsets(key: &PublicKey, ttl: u32) -> Vec<RrSet> {
                 "cpid-node-key=1".to_string(),
                 "alg=ed25519".to_string(),
                 format!("key-id={}", key.key_id()),
-                format!("key={}", hex(&key.to_bytes())),
+                format!("key={}", crate::keys::to_hex(&key.to_bytes())),
             ])],
         },
         RrSet {
@@ -119,8 +119,4 @@ fn kv(key: &str, value: &str) -> String {
     s.push('=');
     s.push_str(value);
     s
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -384,9 +384,7 @@ fn generic_presentation(rdata: &[u8]) -> String {
     let mut s = format!("\\# {}", rdata.len());
     if !rdata.is_empty() {
         s.push(' ');
-        for b in rdata {
-            s.push_str(&format!("{b:02x}"));
-        }
+        s.push_str(&crate::keys::to_hex(rdata));
     }
     s
 }
