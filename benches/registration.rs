@@ -230,6 +230,7 @@ fn main() {
     );
 
     let (sign_us, verify_us) = ed25519_costs();
+    let mut summary = Vec::new();
     println!(
         "registration benchmark: {} requests x {} rounds over {} connections, durable commits",
         o.requests, o.rounds, o.connections
@@ -255,12 +256,16 @@ fn main() {
         let after_text = api.get("/metrics").unwrap().text;
         let commits = metric(&after_text, "cpid_store_commit_seconds_count")
             - metric(&before_text, "cpid_store_commit_seconds_count");
+        let batched = metric(&after_text, "cpid_signature_batch_size_sum")
+            - metric(&before_text, "cpid_signature_batch_size_sum");
+        let batches = metric(&after_text, "cpid_signature_batch_size_count")
+            - metric(&before_text, "cpid_signature_batch_size_count");
         let commit_busy = metric(&after_text, "cpid_store_commit_seconds_sum")
             - metric(&before_text, "cpid_store_commit_seconds_sum");
         lat.sort();
         let per = |secs: f64| secs / o.requests as f64 * 1e6;
         println!(
-            "round {}: {:>6.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/registration: server {:>5.1}, client {:>5.1}  {:>5.1} registrations/commit, writer busy {:>3.0} %",
+            "round {}: {:>6.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/registration: server {:>5.1}, client {:>5.1}  {:>5.1} registrations/commit, writer busy {:>3.0} %, {:>4.1} signatures/batch",
             round + 1,
             o.requests as f64 / wall.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
@@ -269,6 +274,17 @@ fn main() {
             per(client),
             o.requests as f64 / commits.max(1.0),
             commit_busy / wall.as_secs_f64() * 100.0,
+            batched / batches.max(1.0),
+        );
+        if pid.is_some() {
+            summary.push(per(cpu) / verify_us);
+        }
+    }
+    if !summary.is_empty() {
+        let text: Vec<String> = summary.iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "server CPU per registration in units of one verify_strict measured in this run: {}",
+            text.join(" / ")
         );
     }
     if let Some(mut c) = child {
