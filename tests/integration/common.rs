@@ -11,6 +11,7 @@ use cpid::node::{Node, Running};
 use cpid::record::{RecordStatus, SignedRecord, Value, ValueType};
 use cpid::registry::NewRecord;
 use hickory_proto::op::Message;
+use hickory_proto::rr::RData;
 
 pub struct TestNode {
     /// Kept so the directory lives as long as the node.
@@ -259,4 +260,21 @@ pub fn tcp(addr: SocketAddr, query: &[u8]) -> Message {
 /// Lower-case hex, as the API and the SIGKILL children print bytes.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The TXT answers of a response, each RR's strings joined by spaces.
+pub fn txt_strings(msg: &Message) -> Vec<String> {
+    msg.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        })
+        .collect()
 }

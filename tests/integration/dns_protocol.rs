@@ -19,22 +19,6 @@ fn private(msg: &Message, t: u16) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn txt_strings(msg: &Message) -> Vec<String> {
-    msg.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::TXT(t) => Some(
-                t.txt_data
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 fn sample(node: &TestNode) -> SignedRecord {
     node.issue(
         Class::Ic,

@@ -9,7 +9,6 @@ use cpid::identifier::Identifier;
 use cpid::keys::NodeKey;
 use cpid::record::SignedRecord;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RData;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -78,21 +77,7 @@ fn dns_txt(node: &TestNode, id: &Identifier) -> (ResponseCode, Vec<String>) {
         node.addr(),
         &raw_query(7, &node.dns_name(id), rtype::TXT, EDNS0),
     );
-    let strings = msg
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::TXT(t) => Some(
-                t.txt_data
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            _ => None,
-        })
-        .collect();
-    (msg.metadata.response_code, strings)
+    (msg.metadata.response_code, txt_strings(&msg))
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
