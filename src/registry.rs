@@ -268,7 +268,7 @@ impl Registry {
     ) -> Result<Vec<SignedRecord>, RegistryError> {
         let batch = self.prepare_new(news, nonces)?;
         self.store.write(batch.clone())?;
-        self.publish_all(&batch.records)?;
+        self.after_commit(self.publish_all(&batch.records));
         Ok(batch.records)
     }
 
@@ -281,7 +281,7 @@ impl Registry {
     ) -> Result<SignedRecord, RegistryError> {
         let batch = self.prepare_new(vec![new], nonce.into_iter().collect())?;
         crate::store::write_async(self.store.as_ref(), batch.clone()).await?;
-        self.publish_all(&batch.records)?;
+        self.after_commit(self.publish_all(&batch.records));
         batch
             .records
             .into_iter()
@@ -361,6 +361,15 @@ impl Registry {
         })?;
         self.publish(&signed)?;
         Ok(signed)
+    }
+
+    /// A write that committed is acknowledged whatever happens next: a
+    /// failure to publish it is logged (the next start publishes from the
+    /// store), never reported as a failed write.
+    fn after_commit(&self, published: Result<(), RegistryError>) {
+        if let Err(e) = published {
+            tracing::error!(error = %e, "committed but not published to the hot tier");
+        }
     }
 
     fn publish_all(&self, records: &[SignedRecord]) -> Result<(), RegistryError> {
@@ -466,8 +475,12 @@ impl Registry {
             .into_iter()
             .next()
             .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
-        let latest = self.store.get(id)?.unwrap_or_else(|| signed.clone());
-        self.publish(&latest)?;
+        let published = self
+            .store
+            .get(id)
+            .map_err(RegistryError::from)
+            .and_then(|latest| self.publish(&latest.unwrap_or_else(|| signed.clone())));
+        self.after_commit(published);
         Ok(signed)
     }
 

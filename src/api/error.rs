@@ -79,6 +79,11 @@ impl From<StoreError> for ApiError {
                 "replayed_nonce",
                 "this request's nonce was already used by this key; sign a new request",
             ),
+            StoreError::StaleNonce(_) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "stale_request",
+                "the request's window passed before it could be committed; sign a new request",
+            ),
             StoreError::Conflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "version_conflict", e.to_string())
             }

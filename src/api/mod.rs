@@ -137,6 +137,19 @@ async fn wrong_method() -> ApiError {
     )
 }
 
+/// Runs a mutation to completion even if the client goes away: once its
+/// write is queued the commit will happen, so what follows the commit
+/// (publishing to the hot tier and the provider-key index, releasing the
+/// provider lock) must happen too. hyper drops a handler whose connection
+/// closes; a spawned task is not dropped with it.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
+}
+
 /// Runs registry work off the reactor.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -227,7 +240,8 @@ fn active_provider(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiErro
 }
 
 async fn register_provider(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
-    let result = provider(&state, &req).await;
+    let s = state.clone();
+    let result = detached(async move { provider(&s, &req).await }).await;
     count("provider", &result);
     Ok(created(&state, &result?))
 }
@@ -270,7 +284,8 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
 }
 
 async fn register_resource(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
-    let result = resource(&state, &req).await;
+    let s = state.clone();
+    let result = detached(async move { resource(&s, &req).await }).await;
     count("resource", &result);
     Ok(created(&state, &result?))
 }
@@ -335,12 +350,16 @@ async fn update_identifier(
     req: SignedBody,
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
-    let result = owner_change(&state, id, &req, |req| {
-        let body: UpdateRequest = body::parse_json(&req.body)?;
-        Ok(Change::Values(body::values(
-            body.values,
-            crate::registry::now(),
-        )?))
+    let s = state.clone();
+    let result = detached(async move {
+        owner_change(&s, id, &req, |req| {
+            let body: UpdateRequest = body::parse_json(&req.body)?;
+            Ok(Change::Values(body::values(
+                body.values,
+                crate::registry::now(),
+            )?))
+        })
+        .await
     })
     .await;
     count("update", &result);
@@ -353,7 +372,9 @@ async fn withdraw_identifier(
     req: SignedBody,
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
-    let result = owner_change(&state, id, &req, |_| Ok(Change::Withdraw)).await;
+    let s = state.clone();
+    let result =
+        detached(async move { owner_change(&s, id, &req, |_| Ok(Change::Withdraw)).await }).await;
     count("withdraw", &result);
     Ok(Json(record_json(&state, &result?)).into_response())
 }
@@ -364,7 +385,8 @@ async fn approve_provider(
     req: SignedBody,
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
-    let result = approve(&state, id, &req).await;
+    let s = state.clone();
+    let result = detached(async move { approve(&s, id, &req).await }).await;
     count("approve", &result);
     Ok(Json(record_json(&state, &result?)).into_response())
 }

@@ -48,6 +48,8 @@ pub enum StoreError {
     },
     #[error("nonce {0} was already used")]
     Replay(String),
+    #[error("nonce {0} expired before its write could commit")]
+    StaleNonce(String),
     #[error("the store's writer has stopped")]
     Closed,
 }

@@ -217,6 +217,13 @@ fn commit_group(
             }
             if conflict.is_none() {
                 for n in &batch.nonces {
+                    // Judged at commit time: a request that went stale
+                    // while queued would otherwise be stored and pruned in
+                    // this same transaction, and a copy could follow it.
+                    if n.expires < now {
+                        conflict = Some(StoreError::StaleNonce(n.key.clone()));
+                        break;
+                    }
                     let live = nonces
                         .get(n.key.as_str())
                         .map_err(db_err)?

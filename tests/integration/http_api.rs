@@ -661,3 +661,61 @@ fn node_health_and_metrics_endpoints_report_what_happened() {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
 }
+
+#[test]
+fn clients_that_hang_up_mid_write_leave_store_and_dns_in_step() {
+    use std::io::Write;
+    let node = TestNode::open_policy();
+    let (key, _) = active_provider(&node, "impatient");
+    let body = serde_json::to_vec(&resource_body()).unwrap();
+    let before = node.records();
+    for i in 0..60 {
+        let headers = signed_headers(
+            "POST",
+            "/v1/identifiers",
+            &body,
+            &key,
+            &format!("gone-{i}"),
+            now(),
+        )
+        .unwrap();
+        let mut request = format!(
+            "POST /v1/identifiers HTTP/1.1\r\nhost: cpid\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in &headers {
+            request.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+        }
+        request.push_str("\r\n");
+        let mut s = std::net::TcpStream::connect(node.http_addr()).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        // Hang up without reading the answer.
+        drop(s);
+    }
+    // Wait until the store stops changing.
+    let mut last = u64::MAX;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let n = node.records();
+        if n == last {
+            break;
+        }
+        last = n;
+    }
+    let stored = node.node.registry.store().records().unwrap();
+    assert!(
+        stored.len() as u64 > before,
+        "some of the abandoned requests were committed"
+    );
+    // Everything committed is also published: DNS serves every record.
+    for r in &stored {
+        let (rcode, _) = dns_txt(&node, &r.record().identifier);
+        assert_eq!(
+            rcode,
+            ResponseCode::NoError,
+            "{} committed but not served",
+            r.record().identifier
+        );
+    }
+}

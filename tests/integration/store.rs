@@ -123,15 +123,25 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 .is_none()
         );
         assert_eq!(store.serial(&p, Class::Gc).unwrap(), 5);
-        store
+        // A nonce whose window passed before the commit is refused with
+        // its batch, never stored and pruned in the same transaction.
+        let err = store
             .write(WriteBatch {
+                records: vec![record(&key, 4, 1)],
                 nonces: vec![Nonce {
                     key: "k/old".into(),
                     expires: cpid::registry::now() - 1,
                 }],
                 ..WriteBatch::default()
             })
-            .unwrap();
+            .unwrap_err();
+        assert!(matches!(err, StoreError::StaleNonce(_)), "{err}");
+        assert!(
+            store
+                .get(&record(&key, 4, 1).record().identifier)
+                .unwrap()
+                .is_none()
+        );
         assert!(!store.nonce_used("k/old").unwrap());
     }
     // Reopened: byte-identical.
