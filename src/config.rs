@@ -233,10 +233,10 @@ impl Config {
                 reason: "at least one name server is needed for the SOA and NS records".into(),
             });
         }
-        if self.registration.signature_window_secs == 0 {
+        if !(1..=3600).contains(&self.registration.signature_window_secs) {
             return Err(ConfigError::Invalid {
                 key: "registration.signature_window_secs",
-                reason: "must be at least 1".into(),
+                reason: "must be 1 to 3600 seconds (nonces are kept that long)".into(),
             });
         }
         if self.http.max_body_bytes < 1024 {

@@ -239,9 +239,6 @@ fn http_bodies(body: &[u8]) {
             if let Err(e) = body::resource_class(&request.class) {
                 not_internal(&e);
             }
-            if let Err(e) = body::prefix(request.prefix.as_deref()) {
-                not_internal(&e);
-            }
             checked_values(request.values);
         }
         Err(e) => not_internal(&e),

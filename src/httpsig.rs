@@ -65,7 +65,12 @@ impl SigError {
     /// A short, stable label for metrics and JSON error codes.
     pub fn reason(&self) -> &'static str {
         match self {
+            SigError::Missing("content-digest") => "missing_digest",
             SigError::Missing(_) => "missing_signature",
+            SigError::Malformed {
+                field: "content-digest",
+                ..
+            } => "malformed_digest",
             SigError::Malformed { .. } => "malformed_signature",
             SigError::Component(_) => "bad_component",
             SigError::Algorithm(_) => "unsupported_algorithm",

@@ -75,12 +75,9 @@ enum Command {
     Register {
         #[command(flatten)]
         api: ApiOpts,
-        /// Class: GC, IC, SC, ST, NL or AS.
+        /// Class: GC, IC, SC, ST, NL or AS (issued under the node's prefix).
         #[arg(long)]
         class: String,
-        /// A prefix at or below the node's (default: the node's own).
-        #[arg(long)]
-        prefix: Option<String>,
         #[command(flatten)]
         values: ValueOpts,
     },
@@ -316,16 +313,8 @@ fn main() -> Result<()> {
             });
             api_call(&api, "POST", "/v1/providers", Some(&body))
         }
-        Command::Register {
-            api,
-            class,
-            prefix,
-            values,
-        } => {
-            let mut body = serde_json::json!({ "class": class, "values": values.load()? });
-            if let Some(p) = prefix {
-                body["prefix"] = p.into();
-            }
+        Command::Register { api, class, values } => {
+            let body = serde_json::json!({ "class": class, "values": values.load()? });
             api_call(&api, "POST", "/v1/identifiers", Some(&body))
         }
         Command::Update { id, api, values } => {

@@ -47,9 +47,15 @@ impl FromRequest<std::sync::Arc<ApiState>> for SignedBody {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
         }
-        let body = axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| too_large(limit))?;
+        let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large(limit)
+            } else {
+                ApiError::bad_request("body_unreadable", format!("reading the body: {e}"))
+            }
+        })?;
         if !body.is_empty() {
             let json = parts
                 .headers
@@ -159,7 +165,7 @@ async fn check(
         .ok_or_else(|| ApiError::unauthorized("missing_nonce", "the signature has no nonce"))?;
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
         return Err(ApiError::unauthorized(
-            "missing_nonce",
+            "invalid_nonce",
             format!("a nonce has 1 to {MAX_NONCE_LEN} characters"),
         ));
     }
@@ -183,8 +189,9 @@ async fn check(
     {
         return Err(SigError::BadSignature.into());
     }
+    // Scoped by the verified key, not by how the keyid was spelled.
     let nonce = Nonce {
-        key: format!("{keyid}/{nonce}"),
+        key: format!("{}/{nonce}", key.key_id()),
         // Past this the request is stale anyway, so the nonce can go.
         expires: u64::try_from(created.saturating_add(window).saturating_add(1)).unwrap_or(0),
     };

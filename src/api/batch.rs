@@ -3,7 +3,9 @@
 //! Requests that arrive together are verified together with ed25519-dalek's
 //! `verify_batch` (about 2.4× cheaper per signature on this hardware). The
 //! first request to find no batch in progress leads: it yields once, so the
-//! requests already runnable queue theirs, then verifies everything queued.
+//! requests already runnable queue theirs, then verifies what is queued (at
+//! most [`MAX_BATCH`]). If more arrived meanwhile it hands the lead to a
+//! new task, so no request is kept verifying others' signatures for long.
 //! A batch that fails is re-checked one signature at a time with
 //! `verify_strict`, so a bad signature fails only its own request. A lone
 //! request is verified with `verify_strict` directly.
@@ -13,10 +15,13 @@
 //! refuses, and weak (small-order) keys are refused at registration, so a
 //! batch can never accept a forgery.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::keys::{PublicKey, Signature};
+
+/// Most signatures verified in one batch.
+pub const MAX_BATCH: usize = 64;
 
 struct Job {
     message: Vec<u8>,
@@ -32,19 +37,24 @@ pub struct Batcher {
     leading: AtomicBool,
 }
 
-/// Drains the queue when dropped, so a leader whose request is cancelled
+/// Verifies one batch when dropped, so a leader whose request is cancelled
 /// mid-way still verifies what others queued.
-struct Lead<'a>(&'a Batcher);
+struct Lead(Arc<Batcher>);
 
-impl Drop for Lead<'_> {
+impl Drop for Lead {
     fn drop(&mut self) {
-        self.0.drain();
+        self.0.lead_once();
     }
 }
 
 impl Batcher {
     /// True when `signature` is `key`'s signature of `message`.
-    pub async fn verify(&self, message: Vec<u8>, signature: Signature, key: PublicKey) -> bool {
+    pub async fn verify(
+        self: &Arc<Self>,
+        message: Vec<u8>,
+        signature: Signature,
+        key: PublicKey,
+    ) -> bool {
         let (done, result) = tokio::sync::oneshot::channel();
         self.lock().push(Job {
             message,
@@ -53,7 +63,7 @@ impl Batcher {
             done,
         });
         if !self.leading.swap(true, Ordering::AcqRel) {
-            let lead = Lead(self);
+            let lead = Lead(self.clone());
             tokio::task::yield_now().await;
             drop(lead);
         }
@@ -64,26 +74,38 @@ impl Batcher {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn drain(&self) {
-        loop {
-            loop {
-                let jobs = std::mem::take(&mut *self.lock());
-                if jobs.is_empty() {
-                    break;
-                }
-                run(jobs);
+    /// Verifies one batch, then gives up the lead; whoever queued since
+    /// gets a new leader task.
+    fn lead_once(self: &Arc<Self>) {
+        let jobs = {
+            let mut queue = self.lock();
+            let n = queue.len().min(MAX_BATCH);
+            queue.drain(..n).collect::<Vec<_>>()
+        };
+        run(jobs);
+        self.leading.store(false, Ordering::Release);
+        // Jobs queued while this batch ran saw a leader and did not lead.
+        if self.lock().is_empty() || self.leading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let next = Lead(self.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::task::yield_now().await;
+                    drop(next);
+                });
             }
-            self.leading.store(false, Ordering::Release);
-            // A job queued after the last take but before `leading` was
-            // cleared saw a leader and did not lead: take over again.
-            if self.lock().is_empty() || self.leading.swap(true, Ordering::AcqRel) {
-                return;
-            }
+            // No runtime (shutting down): finish here.
+            Err(_) => drop(next),
         }
     }
 }
 
 fn run(jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
     metrics::histogram!(crate::telemetry::SIGNATURE_BATCH).record(jobs.len() as f64);
     if jobs.len() > 1 {
         let messages: Vec<&[u8]> = jobs.iter().map(|j| j.message.as_slice()).collect();
@@ -112,9 +134,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_verifications_batch_and_a_bad_one_fails_alone() {
-        let batcher = std::sync::Arc::new(Batcher::default());
+        let batcher = Arc::new(Batcher::default());
         let mut tasks = Vec::new();
-        for i in 0..64u32 {
+        for i in 0..200u32 {
             let b = batcher.clone();
             tasks.push(tokio::spawn(async move {
                 let key = NodeKey::generate().unwrap();

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::identifier::{self, Class, Prefix};
+use crate::identifier::{self, Class};
 use crate::keys::PublicKey;
 use crate::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
 use crate::registry::HS_PUBKEY;
@@ -50,11 +50,9 @@ pub struct ProviderRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
-    /// Two-letter class code, e.g. "IC".
+    /// Two-letter class code, e.g. "IC". The identifier is issued under
+    /// the node's own prefix: prefixes below it belong to child nodes.
     pub class: String,
-    /// A prefix at or below the node's; the node's own when absent.
-    #[serde(default)]
-    pub prefix: Option<String>,
     pub values: Vec<ValueInput>,
 }
 
@@ -209,12 +207,6 @@ pub fn resource_class(code: &str) -> Result<Class, ApiError> {
         ));
     }
     Ok(class)
-}
-
-/// Checks an optional prefix.
-pub fn prefix(p: Option<&str>) -> Result<Option<Prefix>, ApiError> {
-    p.map(|p| Prefix::parse(p).map_err(|e| invalid(format!("prefix: {e}"))))
-        .transpose()
 }
 
 /// Checks and orders client values: indices assigned or checked, types

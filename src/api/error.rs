@@ -64,7 +64,12 @@ impl IntoResponse for ApiError {
 impl From<SigError> for ApiError {
     fn from(e: SigError) -> ApiError {
         let status = match e {
-            SigError::Digest(_) => StatusCode::BAD_REQUEST,
+            SigError::Digest(_)
+            | SigError::Missing("content-digest")
+            | SigError::Malformed {
+                field: "content-digest",
+                ..
+            } => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNAUTHORIZED,
         };
         ApiError::new(status, e.reason(), e.to_string())

@@ -69,7 +69,7 @@ pub struct ApiState {
     /// One provider registration at a time, so a key registers once.
     provider_lock: tokio::sync::Mutex<()>,
     /// Verifies concurrent request signatures together.
-    batcher: batch::Batcher,
+    batcher: Arc<batch::Batcher>,
 }
 
 impl ApiState {
@@ -90,7 +90,7 @@ impl ApiState {
             default_ttl,
             dns_addr: None,
             provider_lock: tokio::sync::Mutex::new(()),
-            batcher: batch::Batcher::default(),
+            batcher: Arc::new(batch::Batcher::default()),
         }
     }
 }
@@ -205,8 +205,13 @@ fn created(state: &ApiState, signed: &SignedRecord) -> Response {
     response
 }
 
+/// A key id as cpid writes it: exactly 32 lower-case hex digits.
 fn parse_key_id(keyid: &str) -> Option<KeyId> {
-    if keyid.len() != 32 {
+    let canonical = keyid.len() == 32
+        && keyid
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !canonical {
         return None;
     }
     let mut out = [0u8; 16];
@@ -216,27 +221,16 @@ fn parse_key_id(keyid: &str) -> Option<KeyId> {
     Some(KeyId(out))
 }
 
-/// The active provider that owns `keyid`.
-fn active_provider(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiError> {
-    let entry = parse_key_id(keyid)
+/// The registered provider that owns `keyid`, whatever its status.
+fn provider_of(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiError> {
+    parse_key_id(keyid)
         .and_then(|id| state.registry.provider_key(&id))
         .ok_or_else(|| {
             ApiError::unauthorized(
                 "unknown_key",
                 format!("keyid {keyid:?} is not the key of a registered provider"),
             )
-        })?;
-    if entry.status != RecordStatus::Active {
-        return Err(ApiError::forbidden(
-            "inactive_key",
-            format!(
-                "provider {} is {}; it cannot act until it is active",
-                entry.provider,
-                entry.status.as_str()
-            ),
-        ));
-    }
-    Ok(entry)
+        })
 }
 
 async fn register_provider(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
@@ -297,24 +291,34 @@ async fn verify_provider(
 ) -> Result<(Identifier, auth::Verified), ApiError> {
     let mut provider = None;
     let verified = auth::verify(s, req, |keyid| {
-        let p = active_provider(s, keyid)?;
+        let p = provider_of(s, keyid)?;
         let key = p.key;
-        provider = Some(p.provider);
+        provider = Some(p);
         Ok(key)
     })
     .await?;
-    let provider = provider.ok_or_else(|| ApiError::internal("no provider after verification"))?;
-    Ok((provider, verified))
+    let p = provider.ok_or_else(|| ApiError::internal("no provider after verification"))?;
+    // Only a verified request learns the provider's status.
+    if p.status != RecordStatus::Active {
+        return Err(ApiError::forbidden(
+            "inactive_key",
+            format!(
+                "provider {} is {}; it cannot act until it is active",
+                p.provider,
+                p.status.as_str()
+            ),
+        ));
+    }
+    Ok((p.provider, verified))
 }
 
 async fn resource(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiError> {
     let (owner, verified) = verify_provider(s, req).await?;
     let body: IssueRequest = body::parse_json(&req.body)?;
     let class = body::resource_class(&body.class)?;
-    let prefix = body::prefix(body.prefix.as_deref())?;
     let values = body::values(body.values, crate::registry::now())?;
     let new = NewRecord {
-        prefix,
+        prefix: None,
         class,
         owner: Some(owner),
         values,
@@ -393,17 +397,23 @@ async fn approve_provider(
 
 async fn approve(s: &ApiState, id: Identifier, req: &SignedBody) -> Result<SignedRecord, ApiError> {
     let admin_id = s.admin_key.key_id().to_string();
+    let mut is_admin = false;
     let verified = auth::verify(s, req, |keyid| {
         if keyid == admin_id {
+            is_admin = true;
             Ok(s.admin_key)
         } else {
-            Err(ApiError::forbidden(
-                "not_admin",
-                "only the node's admin key approves providers",
-            ))
+            // A provider's key is verified, then refused as not the admin's.
+            provider_of(s, keyid).map(|p| p.key)
         }
     })
     .await?;
+    if !is_admin {
+        return Err(ApiError::forbidden(
+            "not_admin",
+            "only the node's admin key approves providers",
+        ));
+    }
     if id.class() != Class::Pv {
         return Err(ApiError::unprocessable(
             "not_a_provider",

@@ -126,6 +126,26 @@ fn review_policy_keeps_a_provider_pending_until_the_admin_approves() {
         403,
         "not_admin",
     );
+    let node_key = NodeKey::load(&node.node.config.key_file()).unwrap();
+    assert_error(
+        &api.signed("POST", &approve, None, &node_key).unwrap(),
+        401,
+        "unknown_key",
+    );
+    // An unsigned request learns nothing about the provider's status.
+    let body = serde_json::to_vec(&resource_body()).unwrap();
+    let mut h = signed_headers(
+        "POST",
+        "/v1/identifiers",
+        &body,
+        &key,
+        &nonce().unwrap(),
+        now(),
+    )
+    .unwrap();
+    h.insert("signature", "sig1=:AAAA:".parse().unwrap());
+    let r = send_raw(&api, "/v1/identifiers", h, &body);
+    assert_eq!(r.status, 401, "{}", r.text);
     assert_eq!(node.records(), before);
     let r = api
         .signed("POST", &approve, None, &node.admin_key())
@@ -289,6 +309,45 @@ fn one_key_registers_one_provider() {
     assert_eq!(node.records(), before);
 }
 
+/// Headers signed over the usual components with a chosen nonce and expiry.
+fn signed_with(
+    key: &NodeKey,
+    path: &str,
+    body: &[u8],
+    nonce: Option<&str>,
+    expires: Option<i64>,
+) -> http::HeaderMap {
+    let uri: http::Uri = path.parse().unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", "application/json".parse().unwrap());
+    h.insert(
+        "content-digest",
+        cpid::httpsig::content_digest(body).parse().unwrap(),
+    );
+    let keyid = key.public().key_id().to_string();
+    let (input, sig) = cpid::httpsig::sign(
+        &cpid::httpsig::Message {
+            method: "POST",
+            uri: &uri,
+            headers: &h,
+            scheme: "http",
+        },
+        &cpid::httpsig::SignOptions {
+            label: "sig1",
+            components: &cpid::api::client::COMPONENTS,
+            created: now(),
+            expires,
+            nonce,
+            keyid: &keyid,
+        },
+        key,
+    )
+    .unwrap();
+    h.insert("signature-input", input.parse().unwrap());
+    h.insert("signature", sig.parse().unwrap());
+    h
+}
+
 /// Sends a resource registration with hand-made headers.
 fn send_raw(api: &ApiClient, path: &str, headers: http::HeaderMap, body: &[u8]) -> ApiResponse {
     api.send("POST", path, headers, body.to_vec()).unwrap()
@@ -326,12 +385,12 @@ fn every_bad_signature_is_refused_and_changes_nothing() {
     );
     // Outside the ±300 s window, both ways.
     assert_error(
-        &send_raw(&api, path, fresh(now() - 301), &body),
+        &send_raw(&api, path, fresh(now() - 310), &body),
         401,
         "stale_request",
     );
     assert_error(
-        &send_raw(&api, path, fresh(now() + 301), &body),
+        &send_raw(&api, path, fresh(now() + 310), &body),
         401,
         "stale_request",
     );
@@ -387,6 +446,14 @@ fn every_bad_signature_is_refused_and_changes_nothing() {
     h.insert("signature-input", input.parse().unwrap());
     h.insert("signature", sig.parse().unwrap());
     assert_error(&send_raw(&api, path, h, &body), 401, "signature_coverage");
+    // No nonce; a signature past its own expiry; no Content-Digest at all.
+    let h = signed_with(&key, path, &body, None, None);
+    assert_error(&send_raw(&api, path, h, &body), 401, "missing_nonce");
+    let h = signed_with(&key, path, &body, Some("n-exp"), Some(now() - 5));
+    assert_error(&send_raw(&api, path, h, &body), 401, "expired_request");
+    let mut h = fresh(now());
+    h.remove("content-digest");
+    assert_error(&send_raw(&api, path, h, &body), 400, "missing_digest");
     assert_eq!(node.records(), before, "nothing stored by any refusal");
 
     // Signature failures are counted by reason.
@@ -564,10 +631,11 @@ fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
         422,
         "invalid_value",
     );
-    // A prefix outside the node's.
+    // Providers issue under the node's own prefix only: deeper prefixes
+    // belong to child nodes, so there is no field to ask for one.
     let r =
-        post(&json!({"class": "IC", "prefix": "87.31", "values": [{"type": "DESC", "data": "x"}]}));
-    assert_error(&r, 422, "outside_prefix");
+        post(&json!({"class": "IC", "prefix": "86.31", "values": [{"type": "DESC", "data": "x"}]}));
+    assert_error(&r, 422, "invalid_request");
     // A malformed identifier in the path (wrong check character, bad class).
     let update = json!({"values": [{"type": "DESC", "data": "x"}]});
     let good = pv.to_string();
