@@ -538,6 +538,9 @@ async fn metrics_text() -> Response {
         .into_response()
 }
 
+/// How long shutdown waits for open HTTP connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running HTTP listener.
 pub struct HttpServer {
     local: SocketAddr,
@@ -570,11 +573,22 @@ impl HttpServer {
         self.local
     }
 
-    /// Stops accepting, lets requests in flight finish, then returns.
+    /// Stops accepting and lets requests in flight finish (mutations run
+    /// to completion in their own tasks regardless); connections still open
+    /// after [`SHUTDOWN_GRACE`] are cut.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.await.map_err(std::io::Error::other)?
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+            Ok(joined) => joined.map_err(std::io::Error::other)?,
+            Err(_) => {
+                tracing::warn!(
+                    "HTTP connections still open after {SHUTDOWN_GRACE:?}; closing them"
+                );
+                self.task.abort();
+                Ok(())
+            }
+        }
     }
 }

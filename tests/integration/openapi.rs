@@ -88,3 +88,58 @@ fn every_route_in_the_spec_is_live_and_other_methods_are_refused() {
         }
     }
 }
+
+/// Every error code the API can send (a string literal handed to an
+/// `ApiError` constructor, or a `SigError::reason`) is in the spec's enum.
+#[test]
+fn every_error_code_in_the_source_is_in_the_spec() {
+    let (doc, _) = spec_routes();
+    let listed: BTreeSet<String> =
+        doc["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
+            .as_vec()
+            .expect("error enum")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+    let mut found = BTreeSet::new();
+    for file in [
+        "api/mod.rs",
+        "api/auth.rs",
+        "api/body.rs",
+        "api/error.rs",
+        "httpsig.rs",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}{file}")).unwrap();
+        // The first string literal after a constructor or a `reason()` arm.
+        for marker in [
+            "ApiError::new(",
+            "ApiError::bad_request(",
+            "ApiError::unauthorized(",
+            "ApiError::forbidden(",
+            "ApiError::unprocessable(",
+            "=> \"",
+        ] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                let rest = if marker == "=> \"" {
+                    rest
+                } else {
+                    &rest[rest.find('"').unwrap() + 1..]
+                };
+                let code = &rest[..rest.find('"').unwrap()];
+                // "ok" is the metrics outcome of a success, not an error.
+                let is_code = !code.is_empty() && code != "ok";
+                if is_code && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    found.insert(code.to_string());
+                }
+            }
+        }
+    }
+    assert!(found.len() > 20, "the scan finds the codes: {found:?}");
+    let missing: Vec<_> = found.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "codes missing from schema/openapi.yaml: {missing:?}"
+    );
+}
