@@ -67,11 +67,18 @@ impl NodeKey {
             .map_err(|e| KeyError::Pkcs8(e.to_string()))
     }
 
+    /// PKCS#8 v1 (RFC 8410 §7): the secret alone. The v2 form with the
+    /// public key attached, which ed25519-dalek writes by default, is read
+    /// by neither OpenSSL 3.0 nor Python `cryptography`; v1 is read by all.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
-        self.0
-            .to_pkcs8_pem(LineEnding::LF)
-            .map(|z| z.as_str().to_owned())
-            .map_err(|e| KeyError::Pkcs8(e.to_string()))
+        use ed25519_dalek::pkcs8::KeypairBytes;
+        KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map(|z| z.as_str().to_owned())
+        .map_err(|e| KeyError::Pkcs8(e.to_string()))
     }
 
     /// Reads a key file, refusing one that group or others can read.
@@ -241,6 +248,8 @@ mod tests {
         let key = NodeKey::generate().unwrap();
         let pem = key.to_pkcs8_pem().unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        // PKCS#8 v1: version 0, no public key (48 bytes of DER).
+        assert!(pem.contains("\nMC4CAQAw"), "{pem}");
         let back = NodeKey::from_pkcs8_pem(&pem).unwrap();
         assert_eq!(back.public(), key.public());
         let public = PublicKey::from_public_pem(&key.public().to_public_pem()).unwrap();

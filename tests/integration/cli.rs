@@ -320,3 +320,62 @@ fn provider_resource_lifecycle_through_the_cli() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_value"));
 }
+
+/// Keys are PKCS#8 / SPKI PEM that other ecosystems read, and requests
+/// signed by an independent RFC 9421 implementation (Python `cryptography`
+/// and the standard library, `tests/interop/register.py`) are accepted.
+#[test]
+fn openssl_reads_the_keys_and_a_python_client_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let key = key.to_str().unwrap();
+    let out = cpid(&["key", "generate", "-o", key]);
+    let public = ok(Output { ..out.clone() });
+    let keyid = String::from_utf8_lossy(&out.stderr)
+        .split("key id ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    match Command::new("openssl")
+        .args(["pkey", "-in", key, "-pubout"])
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout),
+                public,
+                "OpenSSL derives the same public key"
+            );
+        }
+        _ => eprintln!("SKIPPED: openssl is not installed"),
+    }
+    let has_python = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        eprintln!("SKIPPED: python3 with `cryptography` is not installed (.ci/run installs it)");
+        return;
+    }
+    let node = TestNode::open_policy();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/register.py");
+    let url = format!("http://{}", node.http_addr());
+    let out = Command::new("python3")
+        .args([script, &url, key, &keyid])
+        .output()
+        .unwrap();
+    let printed = ok(out);
+    let ids: Vec<&str> = printed.lines().collect();
+    assert_eq!(ids.len(), 2, "{printed}");
+    assert!(
+        ids[0].starts_with("86/PV-") && ids[1].starts_with("86/AS-"),
+        "{printed}"
+    );
+    let got = node
+        .api()
+        .get(&format!("/v1/identifiers/{}", ids[1]))
+        .unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["owner"], ids[0]);
+}
