@@ -316,10 +316,20 @@ impl Registry {
             };
             records.push(record.sign(&self.key)?);
         }
+        let answer = records
+            .first()
+            .map(|r| r.record().identifier.to_string())
+            .unwrap_or_default();
         Ok(WriteBatch {
             records,
             serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
-            nonces,
+            nonces: nonces
+                .into_iter()
+                .map(|n| Nonce {
+                    answer: answer.clone(),
+                    ..n
+                })
+                .collect(),
         })
     }
 
@@ -458,7 +468,13 @@ impl Registry {
         Ok(WriteBatch {
             records: vec![record.sign(&self.key)?],
             serials: vec![],
-            nonces: nonce.into_iter().collect(),
+            nonces: nonce
+                .into_iter()
+                .map(|n| Nonce {
+                    answer: id.to_string(),
+                    ..n
+                })
+                .collect(),
         })
     }
 

@@ -194,13 +194,10 @@ async fn check(
         key: format!("{}/{nonce}", key.key_id()),
         // Past this the request is stale anyway, so the nonce can go.
         expires: u64::try_from(created.saturating_add(window).saturating_add(1)).unwrap_or(0),
+        answer: String::new(),
     };
-    if state.registry.store().nonce_used(&nonce.key)? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "replayed_nonce",
-            "this request's nonce was already used by this key; sign a new request",
-        ));
+    if let Some(answer) = state.registry.store().nonce_answer(&nonce.key)? {
+        return Err(ApiError::replayed(Some(answer)));
     }
     Ok(Verified {
         keyid: keyid.to_string(),

@@ -150,6 +150,12 @@ impl ApiClient {
     }
 
     /// A signed request with a fresh nonce and the current time.
+    ///
+    /// When the connection fails, the very same signed request is sent once
+    /// more: the node carries a nonce out at most once, so this cannot make
+    /// a second identifier. If the first attempt had in fact been carried
+    /// out, the node answers `409 replayed_nonce` naming what it made, and
+    /// that record is fetched and returned as the answer.
     pub fn signed(
         &self,
         method: &str,
@@ -163,6 +169,24 @@ impl ApiClient {
         };
         let created = i64::try_from(crate::registry::now()).unwrap_or(i64::MAX);
         let headers = signed_headers(method, path, &bytes, key, &nonce()?, created)?;
-        self.send(method, path, headers, bytes)
+        match self.send(method, path, headers.clone(), bytes.clone()) {
+            Err(ClientError::Transport { .. }) => {
+                let again = self.send(method, path, headers, bytes)?;
+                let done_before = again.status == 409 && again.body["error"] == "replayed_nonce";
+                match again.location.as_deref() {
+                    Some(location) if done_before => {
+                        let mut original = self.get(location)?;
+                        // A withdrawal's record reads as 410 Gone: that is
+                        // what the original DELETE achieved.
+                        if original.status == 410 && method == "DELETE" {
+                            original.status = 200;
+                        }
+                        Ok(original)
+                    }
+                    _ => Ok(again),
+                }
+            }
+            first => first,
+        }
     }
 }

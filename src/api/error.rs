@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub reason: String,
+    /// For a replayed request: the identifier the original request wrote.
+    pub answer: Option<String>,
 }
 
 impl ApiError {
@@ -24,7 +26,21 @@ impl ApiError {
             status,
             code,
             reason: reason.into(),
+            answer: None,
         }
+    }
+
+    /// 409 for a nonce already used; with the identifier the original
+    /// request wrote when it is known, so a retry learns the first answer.
+    pub fn replayed(answer: Option<String>) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed_nonce",
+            "this request's nonce was already used by this key: it was carried out once \
+             (see identifier and Location); sign a new request to change anything",
+        );
+        e.answer = answer.filter(|a| !a.is_empty());
+        e
     }
 
     pub fn bad_request(code: &'static str, reason: impl Into<String>) -> ApiError {
@@ -56,8 +72,22 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "reason": self.reason });
-        (self.status, Json(body)).into_response()
+        let mut body = serde_json::json!({ "error": self.code, "reason": self.reason });
+        let location = self
+            .answer
+            .as_ref()
+            .map(|id| format!("/v1/identifiers/{id}"));
+        if let (Some(id), Some(loc)) = (&self.answer, &location) {
+            body["identifier"] = id.as_str().into();
+            body["location"] = loc.as_str().into();
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(v) = location.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LOCATION, v);
+        }
+        response
     }
 }
 
@@ -79,11 +109,7 @@ impl From<SigError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Replay(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "replayed_nonce",
-                "this request's nonce was already used by this key; sign a new request",
-            ),
+            StoreError::Replay(_) => ApiError::replayed(None),
             StoreError::StaleNonce(_) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "stale_request",

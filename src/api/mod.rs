@@ -172,6 +172,22 @@ fn path_identifier(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_identifier", e.to_string()))
 }
 
+/// A registry result as the API answers it: a duplicate that the store's
+/// writer refused (it raced the original) is told what the original wrote.
+fn answered(
+    s: &ApiState,
+    nonce_key: &str,
+    result: Result<SignedRecord, crate::registry::RegistryError>,
+) -> Result<SignedRecord, ApiError> {
+    result.map_err(|e| {
+        let err = ApiError::from(e);
+        if err.code != "replayed_nonce" {
+            return err;
+        }
+        ApiError::replayed(s.registry.store().nonce_answer(nonce_key).ok().flatten())
+    })
+}
+
 /// Counts a mutation's outcome.
 fn count(kind: &'static str, result: &Result<SignedRecord, ApiError>) {
     let outcome = match result {
@@ -274,7 +290,12 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
         values,
         status,
     };
-    Ok(s.registry.issue_async(new, Some(verified.nonce)).await?)
+    let key = verified.nonce.key.clone();
+    answered(
+        s,
+        &key,
+        s.registry.issue_async(new, Some(verified.nonce)).await,
+    )
 }
 
 async fn register_resource(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
@@ -324,7 +345,12 @@ async fn resource(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
         values,
         status: RecordStatus::Active,
     };
-    Ok(s.registry.issue_async(new, Some(verified.nonce)).await?)
+    let key = verified.nonce.key.clone();
+    answered(
+        s,
+        &key,
+        s.registry.issue_async(new, Some(verified.nonce)).await,
+    )
 }
 
 /// Verifies an owner's request on an existing record and applies `change`.
@@ -343,9 +369,12 @@ async fn owner_change(
             format!("{id} is not owned by the signing provider"),
         ));
     }
-    Ok(s.registry
+    let key = verified.nonce.key.clone();
+    let result = s
+        .registry
         .change_async(&id, change, Some(verified.nonce))
-        .await?)
+        .await;
+    answered(s, &key, result)
 }
 
 async fn update_identifier(
@@ -428,13 +457,13 @@ async fn approve(s: &ApiState, id: Identifier, req: &SignedBody) -> Result<Signe
             format!("{id} is {}, not pending", current.record().status.as_str()),
         ));
     }
-    Ok(s.registry
-        .change_async(
-            &id,
-            Change::Status(RecordStatus::Active),
-            Some(verified.nonce),
-        )
-        .await?)
+    let key = verified.nonce.key.clone();
+    let active = Change::Status(RecordStatus::Active);
+    let result = s
+        .registry
+        .change_async(&id, active, Some(verified.nonce))
+        .await;
+    answered(s, &key, result)
 }
 
 async fn read_identifier(

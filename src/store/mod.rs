@@ -25,11 +25,14 @@ pub struct WriteBatch {
 }
 
 /// A consumed request nonce, kept until `expires` (Unix seconds) has passed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Nonce {
     /// Scoped by the signing key: `"<key id>/<nonce>"`.
     pub key: String,
     pub expires: u64,
+    /// What the request produced (the identifier it wrote), so a retry can
+    /// be told the original answer. Filled in by the registry.
+    pub answer: String,
 }
 
 /// Why the store failed or refused a write.
@@ -108,9 +111,13 @@ pub trait Store: Send + Sync + 'static {
     /// Grows with every commit that changed something (RFC 1982 order).
     fn zone_serial(&self) -> Result<u32, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
+    /// The answer recorded with a consumed nonce that has not expired yet.
+    fn nonce_answer(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// True when a write already consumed this nonce key and it has not
     /// expired yet.
-    fn nonce_used(&self, key: &str) -> Result<bool, StoreError>;
+    fn nonce_used(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.nonce_answer(key)?.is_some())
+    }
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }

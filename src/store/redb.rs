@@ -30,6 +30,8 @@ const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Consumed request nonce (`"<key id>/<nonce>"`) → expiry (Unix seconds).
 const NONCES: TableDefinition<&str, u64> = TableDefinition::new("nonces");
+/// Consumed nonce key → what its request produced (an identifier).
+const NONCE_ANSWERS: TableDefinition<&str, &str> = TableDefinition::new("nonce_answers");
 /// (expiry, nonce key), so expired nonces are found without a full scan.
 const NONCE_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("nonce_expiry");
 /// Most expired nonces one commit removes (keeps commits short).
@@ -87,6 +89,7 @@ impl RedbStore {
                 txn.open_table(SERIALS).map_err(db_err)?;
                 txn.open_table(NONCES).map_err(db_err)?;
                 txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
+                txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 let format = meta.get("format").map_err(db_err)?.map(|v| v.value());
                 match format {
@@ -186,6 +189,7 @@ fn commit_group(
         let mut serials = txn.open_table(SERIALS).map_err(db_err)?;
         let mut nonces = txn.open_table(NONCES).map_err(db_err)?;
         let mut expiry = txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
+        let mut answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
         let now = crate::registry::now();
         // Versions written earlier in this group, which the table already
         // holds but which later batches must see too (they do: same txn).
@@ -240,6 +244,9 @@ fn commit_group(
             }
             for n in &batch.nonces {
                 nonces.insert(n.key.as_str(), n.expires).map_err(db_err)?;
+                answers
+                    .insert(n.key.as_str(), n.answer.as_str())
+                    .map_err(db_err)?;
                 expiry
                     .insert((n.expires, n.key.as_str()), ())
                     .map_err(db_err)?;
@@ -262,7 +269,7 @@ fn commit_group(
             }
             results.push(Ok(()));
         }
-        prune_nonces(&mut nonces, &mut expiry, now)?;
+        prune_nonces(&mut nonces, &mut expiry, &mut answers, now)?;
         if changed {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let serial = meta
@@ -280,6 +287,7 @@ fn commit_group(
 fn prune_nonces(
     nonces: &mut redb::Table<&str, u64>,
     expiry: &mut redb::Table<(u64, &str), ()>,
+    answers: &mut redb::Table<&str, &str>,
     now: u64,
 ) -> Result<(), StoreError> {
     let mut expired: Vec<(u64, String)> = Vec::new();
@@ -297,6 +305,7 @@ fn prune_nonces(
         let current = nonces.get(key.as_str()).map_err(db_err)?.map(|v| v.value());
         if current == Some(*at) {
             nonces.remove(key.as_str()).map_err(db_err)?;
+            answers.remove(key.as_str()).map_err(db_err)?;
         }
     }
     Ok(())
@@ -376,14 +385,22 @@ impl Store for RedbStore {
         Ok(v as u32)
     }
 
-    fn nonce_used(&self, key: &str) -> Result<bool, StoreError> {
+    fn nonce_answer(&self, key: &str) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(NONCES).map_err(db_err)?;
+        let nonces = txn.open_table(NONCES).map_err(db_err)?;
         let now = crate::registry::now();
-        Ok(table
+        let live = nonces
             .get(key)
             .map_err(db_err)?
-            .is_some_and(|v| v.value() >= now))
+            .is_some_and(|v| v.value() >= now);
+        if !live {
+            return Ok(None);
+        }
+        let answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
+        let answer = answers.get(key).map_err(db_err)?;
+        Ok(Some(
+            answer.map(|a| a.value().to_string()).unwrap_or_default(),
+        ))
     }
 
     fn len(&self) -> Result<u64, StoreError> {

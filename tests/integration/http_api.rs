@@ -525,15 +525,29 @@ fn a_replayed_request_is_refused_before_and_after_restart() {
     let retry = send_raw(&node.api(), "/v1/identifiers", headers.clone(), &body);
     assert_error(&retry, 409, "replayed_nonce");
     assert_eq!(node.records(), after_first);
+    // ... that names what the original request made.
+    let original = first.body["identifier"].as_str().unwrap();
+    assert_eq!(retry.body["identifier"], original);
+    assert_eq!(
+        retry.location.as_deref(),
+        Some(format!("/v1/identifiers/{original}").as_str())
+    );
     // Concurrent copies of one fresh request: exactly one lands.
     let headers2 = signed_headers("POST", "/v1/identifiers", &body, &key, "raced", now()).unwrap();
     let api = node.api();
-    let statuses: Vec<u16> = std::thread::scope(|s| {
+    let answers: Vec<ApiResponse> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| send_raw(&api, "/v1/identifiers", headers2.clone(), &body).status))
+            .map(|_| s.spawn(|| send_raw(&api, "/v1/identifiers", headers2.clone(), &body)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    // Every copy, winner or not, names the one identifier that was made.
+    let made: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|a| a.body["identifier"].as_str().unwrap_or("none").to_string())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         1,
@@ -549,6 +563,7 @@ fn a_replayed_request_is_refused_before_and_after_restart() {
     let node = node.restart();
     let later = send_raw(&node.api(), "/v1/identifiers", headers, &body);
     assert_error(&later, 409, "replayed_nonce");
+    assert_eq!(later.body["identifier"], original);
     assert_eq!(node.records(), after_first + 1);
 }
 
@@ -786,4 +801,66 @@ fn clients_that_hang_up_mid_write_leave_store_and_dns_in_step() {
             r.record().identifier
         );
     }
+}
+
+/// Reads one HTTP/1.1 message (headers and a Content-Length body).
+fn read_message(s: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed mid-message");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                return buf;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_client_whose_connection_drops_gets_the_original_answer_on_retry() {
+    use std::io::Write;
+    let node = TestNode::open_policy();
+    let (key, pv) = active_provider(&node, "unlucky");
+    let upstream = node.http_addr();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in proxy.incoming().enumerate() {
+            let mut client = conn.unwrap();
+            let request = read_message(&mut client);
+            let mut server = std::net::TcpStream::connect(upstream).unwrap();
+            server.write_all(&request).unwrap();
+            let response = read_message(&mut server);
+            if n == 0 {
+                // The node carried it out; the client never hears so.
+                drop(client);
+                continue;
+            }
+            client.write_all(&response).unwrap();
+        }
+    });
+    let before = node.records();
+    let api = ApiClient::new(&format!("http://{proxy_addr}"));
+    let r = api
+        .signed("POST", "/v1/identifiers", Some(&resource_body()), &key)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["owner"], pv.to_string());
+    assert_eq!(
+        node.records(),
+        before + 1,
+        "exactly one identifier was made"
+    );
+    let id = r.body["identifier"].as_str().unwrap();
+    let direct = node.api().get(&format!("/v1/identifiers/{id}")).unwrap();
+    assert_eq!(direct.body["encoded"], r.body["encoded"]);
 }

@@ -86,6 +86,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
         let nonce = |key: &str| Nonce {
             key: key.into(),
             expires: cpid::registry::now() + 600,
+            answer: "what-it-made".into(),
         };
         store
             .write(WriteBatch {
@@ -102,6 +103,11 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
         // nothing; an expired nonce no longer counts.
         let store = open();
         assert!(store.nonce_used("k/n1").unwrap());
+        assert_eq!(
+            store.nonce_answer("k/n1").unwrap().as_deref(),
+            Some("what-it-made"),
+            "the answer survives a reopen"
+        );
         let err = store
             .write(WriteBatch {
                 records: vec![record(&key, 3, 1)],
@@ -109,6 +115,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 nonces: vec![Nonce {
                     key: "k/n1".into(),
                     expires: cpid::registry::now() + 600,
+                    answer: "second".into(),
                 }],
             })
             .unwrap_err();
@@ -131,6 +138,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 nonces: vec![Nonce {
                     key: "k/old".into(),
                     expires: cpid::registry::now() - 1,
+                    ..Nonce::default()
                 }],
                 ..WriteBatch::default()
             })
