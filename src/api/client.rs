@@ -175,7 +175,12 @@ impl ApiClient {
                 let done_before = again.status == 409 && again.body["error"] == "replayed_nonce";
                 match again.location.as_deref() {
                     Some(location) if done_before => {
-                        let mut original = self.get(location)?;
+                        // A read is safe to repeat (a pooled connection may
+                        // have gone stale meanwhile).
+                        let mut original = match self.get(location) {
+                            Err(ClientError::Transport { .. }) => self.get(location)?,
+                            other => other?,
+                        };
                         // A withdrawal's record reads as 410 Gone: that is
                         // what the original DELETE achieved.
                         if original.status == 410 && method == "DELETE" {

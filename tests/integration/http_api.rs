@@ -803,14 +803,18 @@ fn clients_that_hang_up_mid_write_leave_store_and_dns_in_step() {
     }
 }
 
-/// Reads one HTTP/1.1 message (headers and a Content-Length body).
-fn read_message(s: &mut std::net::TcpStream) -> Vec<u8> {
+/// Reads one HTTP/1.1 message (headers and a Content-Length body); `None`
+/// when the peer closed the connection before a new message began.
+fn read_message(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed mid-message");
+        let n = s.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            assert!(buf.is_empty(), "connection closed mid-message");
+            return None;
+        }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
@@ -819,7 +823,7 @@ fn read_message(s: &mut std::net::TcpStream) -> Vec<u8> {
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .map_or(0, |v| v.trim().parse().unwrap());
             if buf.len() >= end + 4 + len {
-                return buf;
+                return Some(buf);
             }
         }
     }
@@ -836,16 +840,21 @@ fn a_client_whose_connection_drops_gets_the_original_answer_on_retry() {
     std::thread::spawn(move || {
         for (n, conn) in proxy.incoming().enumerate() {
             let mut client = conn.unwrap();
-            let request = read_message(&mut client);
-            let mut server = std::net::TcpStream::connect(upstream).unwrap();
-            server.write_all(&request).unwrap();
-            let response = read_message(&mut server);
-            if n == 0 {
-                // The node carried it out; the client never hears so.
-                drop(client);
-                continue;
-            }
-            client.write_all(&response).unwrap();
+            std::thread::spawn(move || {
+                // One upstream connection per client connection, keep-alive.
+                let mut server = std::net::TcpStream::connect(upstream).unwrap();
+                while let Some(request) = read_message(&mut client) {
+                    server.write_all(&request).unwrap();
+                    let response = read_message(&mut server).unwrap();
+                    if n == 0 {
+                        // The node carried it out; the client never hears so.
+                        return;
+                    }
+                    if client.write_all(&response).is_err() {
+                        return;
+                    }
+                }
+            });
         }
     });
     let before = node.records();
