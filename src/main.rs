@@ -477,6 +477,12 @@ fn node_info(opts: NodeOpts) -> Result<()> {
     println!("zone:     {}", reg.zone().apex());
     println!("key id:   {}", public.key_id());
     println!("key file: {}", node.config.key_file().display());
+    let admin_source = match &node.config.registration.admin_public_key_file {
+        Some(path) => path.display().to_string(),
+        None => node.config.admin_key_file().display().to_string(),
+    };
+    println!("admin:    {} ({admin_source})", node.admin_key.key_id());
+    println!("policy:   {}", node.config.registration.policy.as_str());
     println!("records:  {}", reg.store().len()?);
     println!("serial:   {}", reg.zone().serial());
     print!("{}", public.to_public_pem());
