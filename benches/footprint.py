@@ -88,7 +88,7 @@ def main():
         servers = {
             "knot": (cmds["knot"], compare.PORTS["knot"]),
             "cpid": ([a.cpid, "serve", "--data", data, "--dns", f"127.0.0.1:{compare.PORTS['cpid']}",
-                      "--udp-workers", "1"], compare.PORTS["cpid"]),
+                      "--http", "127.0.0.1:0", "--udp-workers", "1"], compare.PORTS["cpid"]),
         }
         for name, (cmd, port) in servers.items():
             results = [measure(cmd, port, origin) for _ in range(a.rounds)]

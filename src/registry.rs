@@ -240,18 +240,7 @@ impl Registry {
 
     /// Issues a new identifier; returns once the record is durable and served.
     pub fn issue(&self, new: NewRecord) -> Result<SignedRecord, RegistryError> {
-        self.issue_once(new, None)
-    }
-
-    /// Issues a new identifier, consuming `nonce` in the same commit: the
-    /// store refuses the whole write when the nonce was used before.
-    pub fn issue_once(
-        &self,
-        new: NewRecord,
-        nonce: Option<Nonce>,
-    ) -> Result<SignedRecord, RegistryError> {
-        let mut issued = self.issue_batch(vec![new], nonce.into_iter().collect())?;
-        issued
+        self.issue_batch(vec![new], Vec::new())?
             .pop()
             .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
     }
@@ -272,8 +261,9 @@ impl Registry {
         Ok(batch.records)
     }
 
-    /// [`Registry::issue_once`] for async callers: the task waits for the
-    /// group commit without holding a thread.
+    /// Issues a new identifier, consuming `nonce` in the same commit (the
+    /// store refuses the whole write when it was used before); the task
+    /// waits for the group commit without holding a thread.
     pub async fn issue_async(
         &self,
         new: NewRecord,

@@ -86,8 +86,6 @@ fn too_large(limit: usize) -> ApiError {
 /// A request whose signature verified.
 #[derive(Debug)]
 pub struct Verified {
-    /// The `keyid` parameter as sent.
-    pub keyid: String,
     pub key: PublicKey,
     /// The nonce to consume with the write this request makes.
     pub nonce: Nonce,
@@ -199,9 +197,5 @@ async fn check(
     if let Some(answer) = state.registry.store().nonce_answer(&nonce.key)? {
         return Err(ApiError::replayed(Some(answer)));
     }
-    Ok(Verified {
-        keyid: keyid.to_string(),
-        key,
-        nonce,
-    })
+    Ok(Verified { key, nonce })
 }

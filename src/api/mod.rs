@@ -137,17 +137,29 @@ async fn wrong_method() -> ApiError {
     )
 }
 
-/// Runs a mutation to completion even if the client goes away: once its
-/// write is queued the commit will happen, so what follows the commit
-/// (publishing to the hot tier and the provider-key index, releasing the
-/// provider lock) must happen too. hyper drops a handler whose connection
-/// closes; a spawned task is not dropped with it.
-async fn detached<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
+/// Runs a mutation to completion even if the client goes away, counts its
+/// outcome and answers with the record (`201` + `Location` when it issued
+/// one). Once a write is queued the commit will happen, so what follows the
+/// commit (publishing to the hot tier and the provider-key index, releasing
+/// the provider lock) must happen too: hyper drops a handler whose
+/// connection closes, but not a spawned task.
+async fn mutation(
+    state: &ApiState,
+    kind: &'static str,
+    issues: bool,
+    work: impl std::future::Future<Output = Result<SignedRecord, ApiError>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let result = match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(format!("request task failed: {e}"))),
+    };
+    count(kind, &result);
+    let signed = result?;
+    Ok(if issues {
+        created(state, &signed)
+    } else {
+        Json(record_json(state, &signed)).into_response()
+    })
 }
 
 /// Runs registry work off the reactor.
@@ -251,9 +263,13 @@ fn provider_of(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiError> {
 
 async fn register_provider(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     let s = state.clone();
-    let result = detached(async move { provider(&s, &req).await }).await;
-    count("provider", &result);
-    Ok(created(&state, &result?))
+    mutation(
+        &state,
+        "provider",
+        true,
+        async move { provider(&s, &req).await },
+    )
+    .await
 }
 
 async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiError> {
@@ -300,9 +316,13 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
 
 async fn register_resource(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     let s = state.clone();
-    let result = detached(async move { resource(&s, &req).await }).await;
-    count("resource", &result);
-    Ok(created(&state, &result?))
+    mutation(
+        &state,
+        "resource",
+        true,
+        async move { resource(&s, &req).await },
+    )
+    .await
 }
 
 /// Verifies a request signed by an active provider; returns the provider.
@@ -384,7 +404,7 @@ async fn update_identifier(
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
     let s = state.clone();
-    let result = detached(async move {
+    let work = async move {
         owner_change(&s, id, &req, |req| {
             let body: UpdateRequest = body::parse_json(&req.body)?;
             Ok(Change::Values(body::values(
@@ -393,10 +413,8 @@ async fn update_identifier(
             )?))
         })
         .await
-    })
-    .await;
-    count("update", &result);
-    Ok(Json(record_json(&state, &result?)).into_response())
+    };
+    mutation(&state, "update", false, work).await
 }
 
 async fn withdraw_identifier(
@@ -406,10 +424,8 @@ async fn withdraw_identifier(
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
     let s = state.clone();
-    let result =
-        detached(async move { owner_change(&s, id, &req, |_| Ok(Change::Withdraw)).await }).await;
-    count("withdraw", &result);
-    Ok(Json(record_json(&state, &result?)).into_response())
+    let work = async move { owner_change(&s, id, &req, |_| Ok(Change::Withdraw)).await };
+    mutation(&state, "withdraw", false, work).await
 }
 
 async fn approve_provider(
@@ -419,9 +435,10 @@ async fn approve_provider(
 ) -> Result<Response, ApiError> {
     let id = path_identifier(&prefix, &suffix)?;
     let s = state.clone();
-    let result = detached(async move { approve(&s, id, &req).await }).await;
-    count("approve", &result);
-    Ok(Json(record_json(&state, &result?)).into_response())
+    mutation(&state, "approve", false, async move {
+        approve(&s, id, &req).await
+    })
+    .await
 }
 
 async fn approve(s: &ApiState, id: Identifier, req: &SignedBody) -> Result<SignedRecord, ApiError> {
