@@ -39,6 +39,20 @@ pub struct Config {
     pub dns: DnsConfig,
     pub http: HttpConfig,
     pub registration: RegistrationConfig,
+    pub federation: FederationConfig,
+}
+
+/// Where this node sits in the hierarchy. A node with a chain checks it at
+/// start and refuses to run if it does not lead from the root key to this
+/// node's prefix and key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// The national root node's public key (SPKI PEM).
+    pub trust_anchor_file: Option<PathBuf>,
+    /// The delegations from the root down to this node (JSON
+    /// `{"chain": [hex, ...]}`, root first), as `cpid admin delegate --out` writes it.
+    pub chain_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +251,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "registration.signature_window_secs",
                 reason: "must be 1 to 3600 seconds (nonces are kept that long)".into(),
+            });
+        }
+        if self.federation.chain_file.is_some() && self.federation.trust_anchor_file.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "federation.trust_anchor_file",
+                reason: "a delegation chain is checked from the root key: set the trust anchor"
+                    .into(),
             });
         }
         if self.http.max_body_bytes < 1024 {

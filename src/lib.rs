@@ -8,6 +8,10 @@
 //! - [`record`]: Handle-style values and the signed record (`schema/record.md`).
 //! - [`store`]: the narrow `Store` trait and its redb implementation (group commit).
 //! - [`registry`]: issuance and lifecycle of records.
+//! - [`delegation`]: delegation records and the chain of trust.
+//! - [`resolver`]: iterative resolution from the root key, verifying every link.
+//! - [`gateway`]: the caching gateway (L1 memory, L2 redb, serve-stale).
+//! - [`federation`]: national, regional, industry node and gateway on loopback (`cpid demo`).
 //! - [`dns`]: wire format, hot tier, answer engine, UDP/TCP servers.
 //! - [`zonefile`]: master-file export and record import.
 //! - [`config`], [`node`]: configuration and a node put together.
@@ -19,14 +23,18 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod delegation;
 pub mod dns;
+pub mod federation;
 pub mod fuzzing;
+pub mod gateway;
 pub mod httpsig;
 pub mod identifier;
 pub mod keys;
 pub mod node;
 pub mod record;
 pub mod registry;
+pub mod resolver;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,11 @@ use cpid::identifier::{Apex, Identifier};
 use cpid::keys::{NodeKey, PublicKey};
 use cpid::node::Node;
 
+#[path = "cli/demo.rs"]
+mod demo;
+#[path = "cli/gateway.rs"]
+mod gateway;
+
 #[derive(Parser)]
 #[command(
     name = "cpid",
@@ -136,6 +141,23 @@ enum Command {
         /// Print the record as JSON.
         #[arg(long)]
         json: bool,
+        /// The national root key (SPKI PEM): resolve from the root at --server
+        /// down the delegations, verify every link and print the chain.
+        #[arg(long, conflicts_with = "node_key")]
+        trust_anchor: Option<PathBuf>,
+    },
+    /// Run a caching gateway: DNS (UDP/TCP) and HTTP reads for any identifier
+    /// in the federation, starting from the national node alone.
+    Gateway {
+        #[command(flatten)]
+        opts: gateway::GatewayOpts,
+    },
+    /// Start a demo federation on loopback: national, Shanghai, an industry
+    /// node and a gateway, with delegations and sample records.
+    Demo {
+        /// Where the four nodes keep their data (reused when it exists).
+        #[arg(long, default_value = "./cpid-demo")]
+        dir: PathBuf,
     },
     /// Benchmark helpers.
     Bench {
@@ -220,6 +242,34 @@ enum ProviderCommand {
 
 #[derive(Subcommand)]
 enum AdminCommand {
+    /// Delegate a child prefix to a child node's key (signed by the admin key); writes the child's chain.
+    Delegate {
+        #[command(flatten)]
+        api: ApiOpts,
+        /// Child prefix, one segment below this node's, e.g. 86.31
+        #[arg(long)]
+        prefix: String,
+        /// The child node's public key: SPKI PEM, or its PKCS#8 key file.
+        #[arg(long)]
+        child_key: PathBuf,
+        /// A child name server as NAME=ADDR:PORT[,ADDR:PORT...] (repeatable),
+        /// e.g. ns1.31.86.cpid.internal=127.0.0.1:5301
+        #[arg(long = "ns", value_name = "NAME=ADDR:PORT", required = true)]
+        ns: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+        /// Write the child's chain (root first) here, for its [federation] chain_file.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+    /// Revoke the delegation of a child prefix (signed by the admin key).
+    Revoke {
+        /// Child prefix, e.g. 86.31
+        prefix: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
     /// Approve a pending provider (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
     Approve {
         /// Provider identifier, e.g. 86/PV-000001-X
@@ -337,6 +387,47 @@ fn main() -> Result<()> {
                 None,
             )
         }
+        Command::Admin {
+            command:
+                AdminCommand::Delegate {
+                    api,
+                    prefix,
+                    child_key,
+                    ns,
+                    valid_days,
+                    out,
+                },
+        } => {
+            let child = read_public_key(&child_key)?;
+            let admin = load_key(&api.key)?;
+            let servers = parse_servers(&ns)?;
+            let chain = delegate(&api.server, &admin, &prefix, &child, &servers, valid_days)?;
+            let text = serde_json::to_string_pretty(&chain)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, format!("{text}\n"))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "delegated {prefix} to key {}; chain of {} link(s) written to {}",
+                        child.key_id(),
+                        chain.chain.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Revoke { prefix, api },
+        } => api_call(
+            &api,
+            "DELETE",
+            &format!("/v1/admin/delegations/{prefix}"),
+            None,
+        ),
+        Command::Gateway { opts } => gateway::run(opts),
+        Command::Demo { dir } => demo::run(dir),
         Command::Node {
             command: NodeCommand::Info { node },
         } => node_info(node),
@@ -351,11 +442,75 @@ fn main() -> Result<()> {
             node_key,
             tcp,
             json,
-        } => resolve(&id, server, &apex, node_key, tcp, json),
+            trust_anchor,
+        } => match trust_anchor {
+            Some(anchor) => resolve_chain(&id, server, &apex, &anchor, json),
+            None => resolve(&id, server, &apex, node_key, tcp, json),
+        },
         Command::Bench {
             command: BenchCommand::Seed { count, node },
         } => seed(count, node),
     }
+}
+
+/// A public key from an SPKI PEM file or a PKCS#8 key file.
+fn read_public_key(path: &std::path::Path) -> Result<PublicKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if let Ok(key) = PublicKey::from_public_pem(&pem) {
+        return Ok(key);
+    }
+    Ok(NodeKey::from_pkcs8_pem(&pem)
+        .with_context(|| format!("{} is neither a public key nor a key file", path.display()))?
+        .public())
+}
+
+/// `NAME=ADDR:PORT[,ADDR:PORT...]` arguments.
+fn parse_servers(args: &[String]) -> Result<Vec<cpid::delegation::Server>> {
+    args.iter()
+        .map(|a| {
+            let (name, addrs) = a
+                .split_once('=')
+                .with_context(|| format!("--ns {a:?} is not NAME=ADDR:PORT"))?;
+            let addresses = addrs
+                .split(',')
+                .map(|x| x.trim().parse::<SocketAddr>())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("--ns {a:?}: addresses are ADDR:PORT"))?;
+            Ok(cpid::delegation::Server {
+                name: name.trim().to_string(),
+                addresses,
+            })
+        })
+        .collect()
+}
+
+/// Asks the parent node at `server` to delegate `prefix` to `child`;
+/// returns the child's chain (root first).
+fn delegate(
+    server: &str,
+    admin: &NodeKey,
+    prefix: &str,
+    child: &PublicKey,
+    servers: &[cpid::delegation::Server],
+    valid_days: u64,
+) -> Result<cpid::delegation::ChainFile> {
+    let body = serde_json::json!({
+        "prefix": prefix,
+        "public_key": child.to_public_pem(),
+        "servers": servers,
+        "valid_days": valid_days,
+    });
+    let client = cpid::api::client::ApiClient::new(server);
+    let response = client.signed("POST", "/v1/admin/delegations", Some(&body), admin)?;
+    if response.status != 201 {
+        let code = response.body["error"].as_str().unwrap_or("error");
+        let reason = response.body["reason"].as_str().unwrap_or(&response.text);
+        bail!("delegating {prefix}: {code}: {reason}");
+    }
+    let chain: Vec<String> = serde_json::from_value(response.body["chain"].clone())
+        .context("the answer carries no chain")?;
+    Ok(cpid::delegation::ChainFile { chain })
 }
 
 fn load_key(path: &std::path::Path) -> Result<NodeKey> {
@@ -591,6 +746,93 @@ fn resolve(
         resolved.node_key.key_id()
     );
     Ok(())
+}
+
+/// `cpid resolve --trust-anchor`: from the root down, printing each link.
+fn resolve_chain(
+    id: &str,
+    root: SocketAddr,
+    apex: &str,
+    anchor: &std::path::Path,
+    json: bool,
+) -> Result<()> {
+    use cpid::delegation::TrustedZone;
+    let id = Identifier::parse(id)?;
+    let apex = Apex::parse(apex)?;
+    let key = read_public_key(anchor)?;
+    let root_prefix = cpid::identifier::Prefix::parse(
+        id.prefix()
+            .segments()
+            .next()
+            .context("identifier without a prefix")?,
+    )?;
+    let resolver = cpid::resolver::Resolver::new(
+        TrustedZone::root(root_prefix, key, vec![root]),
+        apex,
+        std::time::Duration::from_secs(3),
+        3600,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(resolver.resolve_identifier(&id));
+    let print_path = |path: &[TrustedZone]| {
+        for z in path {
+            match &z.via {
+                None => eprintln!(
+                    "  root    {:<12} key {}  (trust anchor {})",
+                    z.prefix.to_string(),
+                    z.key.key_id(),
+                    anchor.display()
+                ),
+                Some(rec) => eprintln!(
+                    "  link    {:<12} key {}  delegated by {} (v{}), valid until {}, servers {}",
+                    z.prefix.to_string(),
+                    z.key.key_id(),
+                    rec.record().identifier,
+                    rec.record().version,
+                    z.valid_until,
+                    z.servers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            }
+        }
+    };
+    eprintln!("chain of trust for {id}:");
+    match result {
+        Ok((cpid::resolver::Outcome::Record { record, ttl }, path)) => {
+            print_path(&path);
+            let r = record.record();
+            eprintln!(
+                "  record  {} v{} signed by {}: valid (ttl {ttl} s)",
+                r.identifier, r.version, r.issuer
+            );
+            if json {
+                println!("{}", cpid::record::to_json(&record));
+            } else {
+                for v in &r.values {
+                    println!("[{}] {}: {}", v.index, v.kind, v.data);
+                }
+            }
+            Ok(())
+        }
+        Ok((cpid::resolver::Outcome::Negative { .. }, path)) => {
+            print_path(&path);
+            let zone = path.last().cloned().context("empty chain")?;
+            if let Some(why) = rt.block_on(resolver.explain_missing(&zone, &id)) {
+                eprintln!("  BROKEN  {why}");
+                bail!("{id}: broken chain: {why}");
+            }
+            bail!("{id} does not exist (NXDOMAIN from zone {})", zone.prefix)
+        }
+        Err(e) => {
+            eprintln!("  BROKEN  {e}");
+            bail!("{id}: {e}")
+        }
+    }
 }
 
 fn seed(count: u64, opts: NodeOpts) -> Result<()> {

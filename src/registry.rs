@@ -11,11 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::delegation::{DELEGATION_INDEX, DELEGATION_TYPE, Delegation};
 use crate::dns::mapping;
-use crate::dns::zone::{Zone, ZoneError};
+use crate::dns::wire::{WireName, rtype};
+use crate::dns::zone::{RrSet, Zone, ZoneError};
 use crate::identifier::{Apex, Class, Identifier, Prefix, Serial};
 use crate::keys::{KeyId, NodeKey, PublicKey};
-use crate::record::{Record, RecordError, RecordStatus, SignedRecord, Value};
+use crate::record::{Record, RecordError, RecordStatus, SignedRecord, Value, ValueType};
 use crate::store::{Nonce, Store, StoreError, WriteBatch};
 
 /// The value type that carries a provider's public key (SPKI PEM).
@@ -43,6 +45,8 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Zone(#[from] ZoneError),
+    #[error("delegation: {0}")]
+    Delegation(String),
 }
 
 /// What a caller asks to be issued.
@@ -67,6 +71,17 @@ pub struct Registry {
     next: Mutex<HashMap<(Prefix, Class), u64>>,
     /// Provider keys, kept in step with every published PV record.
     providers: RwLock<ProviderIndex>,
+    /// This node's delegations to its children, kept in step with every
+    /// published ND record that carries one.
+    delegations: RwLock<DelegationIndex>,
+}
+
+/// Child prefix → its newest delegation record, and record → child prefix
+/// (a withdrawn record no longer says which prefix it delegated).
+#[derive(Default)]
+struct DelegationIndex {
+    by_prefix: HashMap<Prefix, SignedRecord>,
+    by_record: HashMap<Identifier, Prefix>,
 }
 
 /// A change to an existing record.
@@ -158,6 +173,7 @@ impl Registry {
             default_ttl,
             next: Mutex::new(HashMap::new()),
             providers: RwLock::new(ProviderIndex::default()),
+            delegations: RwLock::new(DelegationIndex::default()),
         };
         registry.load_zone()?;
         Ok(registry)
@@ -535,6 +551,166 @@ impl Registry {
             .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
         self.zone
             .set(&name, &mapping::rrsets(signed, self.default_ttl))?;
+        self.publish_delegation(signed)
+    }
+
+    /// Keeps the zone cut of a delegation in step with its record: the
+    /// signed record is served at the cut (revoked or not), the referral
+    /// only while it is in force.
+    fn publish_delegation(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
+        let r = signed.record();
+        if r.identifier.class() != Class::Nd || r.identifier.prefix() != &self.prefix {
+            return Ok(());
+        }
+        let mut index = self.delegations.write().unwrap_or_else(|e| e.into_inner());
+        let delegation = match Delegation::from_record(signed) {
+            Ok(d) => d,
+            Err(_) => {
+                // A withdrawn delegation record: the cut goes with it.
+                if let Some(prefix) = index.by_record.remove(&r.identifier) {
+                    index.by_prefix.remove(&prefix);
+                    let cut = self.cut_name(&prefix)?;
+                    self.zone.set_cut(&cut, None)?;
+                    self.zone.set(&cut, &[])?;
+                }
+                return Ok(());
+            }
+        };
+        let Ok(prefix) = delegation.prefix() else {
+            return Ok(());
+        };
+        if prefix.parent().as_ref() != Some(&self.prefix) {
+            tracing::warn!(record = %r.identifier, child = %prefix, "delegation is not for a child of this node; not published");
+            return Ok(());
+        }
+        if let Some(current) = index.by_prefix.get(&prefix)
+            && current.record().identifier != r.identifier
+            && delegation.revoked.is_some()
+        {
+            // An older, revoked delegation must not hide the one in force.
+            index.by_record.insert(r.identifier.clone(), prefix);
+            return Ok(());
+        }
+        let cut = self.cut_name(&prefix)?;
+        let ttl = r.min_ttl(self.default_ttl);
+        let record_set = RrSet {
+            rtype: rtype::CPREC,
+            ttl,
+            rdatas: vec![signed.as_bytes().to_vec()],
+        };
+        self.zone.set(&cut, std::slice::from_ref(&record_set))?;
+        if delegation.revoked.is_some() {
+            self.zone.set_cut(&cut, None)?;
+        } else {
+            let mut ns = Vec::new();
+            let mut glue = Vec::new();
+            for server in &delegation.servers {
+                let name = WireName::parse(&server.name)
+                    .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", server.name)))?;
+                ns.push(name.as_bytes().to_vec());
+                if name.is_within(&cut) {
+                    glue.extend(server.addresses.iter().map(|a| (name.clone(), a.ip())));
+                }
+            }
+            let ns = RrSet {
+                rtype: rtype::NS,
+                ttl,
+                rdatas: ns,
+            };
+            self.zone
+                .set_cut(&cut, Some((&[ns, record_set], &glue, ttl)))?;
+        }
+        index.by_record.insert(r.identifier.clone(), prefix.clone());
+        index.by_prefix.insert(prefix, signed.clone());
         Ok(())
+    }
+
+    fn cut_name(&self, prefix: &Prefix) -> Result<WireName, RegistryError> {
+        WireName::parse(&prefix.zone_name(&self.apex))
+            .map_err(|e| RegistryError::Zone(ZoneError::OutOfZone(format!("{prefix}: {e}"))))
+    }
+
+    /// The newest delegation record for each child prefix.
+    pub fn delegations(&self) -> Vec<SignedRecord> {
+        let index = self.delegations.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<SignedRecord> = index.by_prefix.values().cloned().collect();
+        v.sort_by(|a, b| a.record().identifier.cmp(&b.record().identifier));
+        v
+    }
+
+    /// The delegation record in force (not revoked) for `prefix`.
+    pub fn delegation(&self, prefix: &Prefix) -> Option<(SignedRecord, Delegation)> {
+        let index = self.delegations.read().unwrap_or_else(|e| e.into_inner());
+        let signed = index.by_prefix.get(prefix)?;
+        let d = Delegation::from_record(signed).ok()?;
+        d.revoked.is_none().then(|| (signed.clone(), d))
+    }
+
+    /// Delegates a child prefix: issues an ND record carrying `delegation`,
+    /// consuming `nonce` in the same commit.
+    pub async fn delegate(
+        &self,
+        delegation: &Delegation,
+        nonce: Option<Nonce>,
+    ) -> Result<SignedRecord, RegistryError> {
+        let invalid = |why: String| RegistryError::Delegation(why);
+        delegation.check().map_err(invalid)?;
+        let prefix = delegation.prefix().map_err(invalid)?;
+        if prefix.parent().as_ref() != Some(&self.prefix) {
+            return Err(invalid(format!(
+                "{prefix} is not one level below this node's prefix {}",
+                self.prefix
+            )));
+        }
+        if delegation.revoked.is_some() {
+            return Err(invalid("a new delegation cannot be revoked".into()));
+        }
+        if let Some((existing, _)) = self.delegation(&prefix) {
+            return Err(RegistryError::Taken(existing.record().identifier.clone()));
+        }
+        let now = now();
+        let value = Value {
+            index: DELEGATION_INDEX,
+            kind: ValueType::parse(DELEGATION_TYPE)?,
+            data: serde_json::to_string(delegation).map_err(|e| invalid(e.to_string()))?,
+            ttl: 0,
+            timestamp: now,
+        };
+        let new = NewRecord {
+            prefix: None,
+            class: Class::Nd,
+            owner: None,
+            values: vec![value],
+            status: RecordStatus::Active,
+        };
+        self.issue_async(new, nonce).await
+    }
+
+    /// Revokes the delegation in force for `prefix` (a new version of its
+    /// record with `revoked` set), consuming `nonce` in the same commit.
+    pub async fn revoke(
+        &self,
+        prefix: &Prefix,
+        nonce: Option<Nonce>,
+    ) -> Result<SignedRecord, RegistryError> {
+        let (signed, mut delegation) = self
+            .delegation(prefix)
+            .ok_or_else(|| RegistryError::Delegation(format!("{prefix} is not delegated")))?;
+        let now = now();
+        delegation.revoked = Some(now);
+        let value = Value {
+            index: DELEGATION_INDEX,
+            kind: ValueType::parse(DELEGATION_TYPE)?,
+            data: serde_json::to_string(&delegation)
+                .map_err(|e| RegistryError::Delegation(e.to_string()))?,
+            ttl: 0,
+            timestamp: now,
+        };
+        self.change_async(
+            &signed.record().identifier,
+            Change::Values(vec![value]),
+            nonce,
+        )
+        .await
     }
 }

@@ -22,6 +22,17 @@ pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
 pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
 /// Request signatures verified together (histogram of batch sizes).
 pub const SIGNATURE_BATCH: &str = "cpid_signature_batch_size";
+/// Gateway: time of one upstream query (histogram).
+pub const GATEWAY_UPSTREAM_SECONDS: &str = "cpid_gateway_upstream_seconds";
+/// Gateway: lookups by tier (`l1`, `l2`) and result (`hit`, `miss`).
+pub const GATEWAY_CACHE: &str = "cpid_gateway_cache_total";
+/// Gateway: records or delegations that failed verification, by reason.
+pub const GATEWAY_VERIFY_FAILURES: &str = "cpid_gateway_verification_failures_total";
+/// Gateway: answers served stale (RFC 8767).
+pub const GATEWAY_STALE: &str = "cpid_gateway_stale_answers_total";
+/// Gateway: entries and bytes held in L1 (gauges).
+pub const GATEWAY_L1_ENTRIES: &str = "cpid_gateway_l1_entries";
+pub const GATEWAY_L1_BYTES: &str = "cpid_gateway_l1_bytes";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -39,6 +50,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                     b.set_buckets_for_metric(
                         Matcher::Full(SIGNATURE_BATCH.into()),
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(GATEWAY_UPSTREAM_SECONDS.into()),
+                        &[
+                            1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 2.0,
+                        ],
                     )
                 })
                 .and_then(|b| {

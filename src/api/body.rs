@@ -46,6 +46,44 @@ pub struct ProviderRequest {
     pub public_key: String,
 }
 
+/// `POST /v1/admin/delegations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationRequest {
+    /// The child prefix, one segment below the node's, e.g. "86.31".
+    pub prefix: String,
+    /// The child node's Ed25519 public key, SPKI PEM.
+    pub public_key: String,
+    /// The child's name servers and the socket addresses they answer on.
+    pub servers: Vec<crate::delegation::Server>,
+    /// Validity in days from now (default 365, at most 3650).
+    #[serde(default)]
+    pub valid_days: Option<u64>,
+}
+
+impl DelegationRequest {
+    pub fn into_delegation(self, now: u64) -> Result<crate::delegation::Delegation, ApiError> {
+        let key = PublicKey::from_public_pem(&self.public_key)
+            .map_err(|e| invalid(format!("public_key: {e}")))?;
+        let days = self.valid_days.unwrap_or(365);
+        if !(1..=3650).contains(&days) {
+            return Err(invalid("valid_days must be 1 to 3650"));
+        }
+        let d = crate::delegation::Delegation {
+            prefix: identifier::Prefix::parse(&self.prefix)
+                .map_err(|e| invalid(format!("prefix: {e}")))?
+                .to_string(),
+            key: crate::keys::to_hex(&key.to_bytes()),
+            servers: self.servers,
+            not_before: now,
+            not_after: now + days * 86_400,
+            revoked: None,
+        };
+        d.check().map_err(invalid)?;
+        Ok(d)
+    }
+}
+
 /// `POST /v1/identifiers`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

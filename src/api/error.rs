@@ -148,6 +148,9 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(StatusCode::GONE, "withdrawn", e.to_string())
             }
             RegistryError::Taken(_) => ApiError::new(StatusCode::CONFLICT, "taken", e.to_string()),
+            RegistryError::Delegation(_) => {
+                ApiError::unprocessable("invalid_delegation", e.to_string())
+            }
             RegistryError::Record(_) => ApiError::unprocessable("invalid_record", e.to_string()),
             RegistryError::SerialsExhausted(_) => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,

@@ -28,11 +28,11 @@ use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 
 use self::auth::SignedBody;
-use self::body::{IssueRequest, ProviderRequest, UpdateRequest};
+use self::body::{DelegationRequest, IssueRequest, ProviderRequest, UpdateRequest};
 pub use self::error::ApiError;
 use crate::config::Policy;
 use crate::identifier::{Class, Identifier};
@@ -52,6 +52,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/identifiers/{prefix}/{suffix}"),
     ("DELETE", "/v1/identifiers/{prefix}/{suffix}"),
     ("POST", "/v1/admin/providers/{prefix}/{suffix}/approve"),
+    ("GET", "/v1/delegations"),
+    ("POST", "/v1/admin/delegations"),
+    ("DELETE", "/v1/admin/delegations/{prefix}"),
     ("GET", "/api/handles/{prefix}/{suffix}"),
 ];
 
@@ -66,6 +69,8 @@ pub struct ApiState {
     pub default_ttl: u32,
     /// Where DNS is served, for `/v1/node`.
     pub dns_addr: Option<SocketAddr>,
+    /// The delegations from the root to this node (root first).
+    pub chain: Vec<SignedRecord>,
     /// One provider registration at a time, so a key registers once.
     provider_lock: tokio::sync::Mutex<()>,
     /// Verifies concurrent request signatures together.
@@ -89,6 +94,7 @@ impl ApiState {
             admin_key,
             default_ttl,
             dns_addr: None,
+            chain: Vec::new(),
             provider_lock: tokio::sync::Mutex::new(()),
             batcher: Arc::new(batch::Batcher::default()),
         }
@@ -115,6 +121,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/admin/providers/{prefix}/{suffix}/approve",
             post(approve_provider),
         )
+        .route("/v1/delegations", get(list_delegations))
+        .route("/v1/admin/delegations", post(create_delegation))
+        .route("/v1/admin/delegations/{prefix}", delete(revoke_delegation))
         .route("/api/handles/{prefix}/{suffix}", get(read_handle))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -442,24 +451,7 @@ async fn approve_provider(
 }
 
 async fn approve(s: &ApiState, id: Identifier, req: &SignedBody) -> Result<SignedRecord, ApiError> {
-    let admin_id = s.admin_key.key_id().to_string();
-    let mut is_admin = false;
-    let verified = auth::verify(s, req, |keyid| {
-        if keyid == admin_id {
-            is_admin = true;
-            Ok(s.admin_key)
-        } else {
-            // A provider's key is verified, then refused as not the admin's.
-            provider_of(s, keyid).map(|p| p.key)
-        }
-    })
-    .await?;
-    if !is_admin {
-        return Err(ApiError::forbidden(
-            "not_admin",
-            "only the node's admin key approves providers",
-        ));
-    }
+    let verified = verify_admin(s, req, "approves providers").await?;
     if id.class() != Class::Pv {
         return Err(ApiError::unprocessable(
             "not_a_provider",
@@ -481,6 +473,118 @@ async fn approve(s: &ApiState, id: Identifier, req: &SignedBody) -> Result<Signe
         .change_async(&id, active, Some(verified.nonce))
         .await;
     answered(s, &key, result)
+}
+
+/// Verifies a request signed by the node's admin key.
+async fn verify_admin(
+    s: &ApiState,
+    req: &SignedBody,
+    what: &str,
+) -> Result<auth::Verified, ApiError> {
+    let admin_id = s.admin_key.key_id().to_string();
+    let mut is_admin = false;
+    let verified = auth::verify(s, req, |keyid| {
+        if keyid == admin_id {
+            is_admin = true;
+            Ok(s.admin_key)
+        } else {
+            // A provider's key is verified, then refused as not the admin's.
+            provider_of(s, keyid).map(|p| p.key)
+        }
+    })
+    .await?;
+    if !is_admin {
+        return Err(ApiError::forbidden(
+            "not_admin",
+            format!("only the node's admin key {what}"),
+        ));
+    }
+    Ok(verified)
+}
+
+async fn create_delegation(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
+    let s = state.clone();
+    let work = async move {
+        let verified = verify_admin(&s, &req, "delegates prefixes").await?;
+        let body: DelegationRequest = body::parse_json(&req.body)?;
+        let delegation = body.into_delegation(crate::registry::now())?;
+        let key = verified.nonce.key.clone();
+        let result = s.registry.delegate(&delegation, Some(verified.nonce)).await;
+        answered(&s, &key, result)
+    };
+    let result = match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(format!("request task failed: {e}"))),
+    };
+    count("delegate", &result);
+    let signed = result?;
+    let mut response = created(&state, &signed);
+    let mut chain = state.chain.clone();
+    chain.push(signed.clone());
+    let mut body = record_json(&state, &signed);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(
+            "chain".into(),
+            serde_json::to_value(crate::delegation::ChainFile::from_records(&chain).chain)
+                .unwrap_or_default(),
+        );
+    }
+    *response.body_mut() = axum::body::Body::from(body.to_string());
+    Ok(response)
+}
+
+async fn revoke_delegation(
+    State(state): Shared,
+    Path(prefix): Path<String>,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    let prefix = crate::identifier::Prefix::parse(&prefix)
+        .map_err(|e| ApiError::bad_request("invalid_prefix", e.to_string()))?;
+    let s = state.clone();
+    mutation(&state, "revoke", false, async move {
+        let verified = verify_admin(&s, &req, "revokes delegations").await?;
+        if s.registry.delegation(&prefix).is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_delegated",
+                format!("{prefix} has no delegation in force at this node"),
+            ));
+        }
+        let key = verified.nonce.key.clone();
+        let result = s.registry.revoke(&prefix, Some(verified.nonce)).await;
+        answered(&s, &key, result)
+    })
+    .await
+}
+
+async fn list_delegations(State(state): Shared) -> Json<serde_json::Value> {
+    let now = crate::registry::now();
+    let items: Vec<serde_json::Value> = state
+        .registry
+        .delegations()
+        .iter()
+        .filter_map(|signed| {
+            let d = crate::delegation::Delegation::from_record(signed).ok()?;
+            let status = if d.revoked.is_some() {
+                "revoked"
+            } else if now > d.not_after {
+                "expired"
+            } else if now < d.not_before {
+                "not_yet_valid"
+            } else {
+                "active"
+            };
+            Some(json!({
+                "prefix": d.prefix,
+                "status": status,
+                "identifier": signed.record().identifier.to_string(),
+                "version": signed.record().version,
+                "delegation": d,
+                "record": crate::keys::to_hex(signed.as_bytes()),
+            }))
+        })
+        .collect();
+    Json(json!({ "prefix": state.registry.prefix().to_string(), "delegations": items }))
 }
 
 async fn read_identifier(
@@ -558,6 +662,7 @@ async fn node_info(State(state): Shared) -> Json<serde_json::Value> {
         "policy": state.policy.as_str(),
         "signature_window_secs": state.signature_window_secs,
         "dns": state.dns_addr.map(|a| a.to_string()),
+        "chain": crate::delegation::ChainFile::from_records(&state.chain).chain,
     }))
 }
 

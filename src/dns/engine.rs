@@ -1,7 +1,8 @@
 //! The answer engine: one query message in, one response message out.
 //!
 //! Implements the authoritative-server rules of RFC 1034 §4.3.2 for a zone
-//! without delegations or wildcards, negative answers per RFC 2308, EDNS(0)
+//! without wildcards (names at or below a zone cut get a referral; the
+//! parent answers only the signed delegation record at the cut itself), negative answers per RFC 2308, EDNS(0)
 //! per RFC 6891 and truncation per RFC 1035 §4.2.1. Both the UDP fast path and
 //! the TCP handler call [`respond`], so there is exactly one place where an
 //! answer is decided. It never panics on any input, never allocates beyond
@@ -9,7 +10,7 @@
 //! the hot tier's read lock, held for the copy.
 
 use super::wire::{CLASS_ANY, CLASS_IN, MAX_NAME_LEN, Reader, WireError, is_within, rtype};
-use super::zone::{HotZone, Prepared, Zone};
+use super::zone::{HotZone, Prepared, Referral, Zone};
 
 /// Response codes cpid sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,29 +72,128 @@ pub struct Summary {
 }
 
 /// The parts of a query the engine needs.
-struct Query<'a> {
-    id: u16,
-    flags: u16,
+pub(crate) struct Query<'a> {
+    pub(crate) id: u16,
+    pub(crate) flags: u16,
     /// Name, type and class exactly as received (case preserved).
-    question: &'a [u8],
-    qtype: u16,
+    pub(crate) question: &'a [u8],
+    pub(crate) qtype: u16,
     qclass: u16,
-    edns: Option<Edns>,
+    pub(crate) edns: Option<Edns>,
 }
 
 #[derive(Clone, Copy)]
-struct Edns {
+pub(crate) struct Edns {
     payload: u16,
     version: u8,
 }
 
-const FLAG_QR: u16 = 0x8000;
+pub(crate) const FLAG_QR: u16 = 0x8000;
 const FLAG_AA: u16 = 0x0400;
-const FLAG_TC: u16 = 0x0200;
-const FLAG_RD: u16 = 0x0100;
-const FLAG_CD: u16 = 0x0010;
-const OPCODE_MASK: u16 = 0x7800;
-const OPT_LEN: usize = 11;
+pub(crate) const FLAG_TC: u16 = 0x0200;
+pub(crate) const FLAG_RD: u16 = 0x0100;
+pub(crate) const FLAG_RA: u16 = 0x0080;
+pub(crate) const FLAG_CD: u16 = 0x0010;
+pub(crate) const OPCODE_MASK: u16 = 0x7800;
+pub(crate) const OPT_LEN: usize = 11;
+
+/// A query that passed the protocol checks, ready to be answered.
+pub(crate) struct Checked<'a> {
+    pub(crate) query: Query<'a>,
+    /// The question name, lower-cased, uncompressed wire form.
+    pub(crate) qname: [u8; MAX_NAME_LEN],
+    pub(crate) qname_len: usize,
+    /// The largest response that may be sent.
+    pub(crate) limit: usize,
+}
+
+impl Checked<'_> {
+    pub(crate) fn qname(&self) -> &[u8] {
+        &self.qname[..self.qname_len]
+    }
+}
+
+/// The protocol checks every answerer shares: header, one question,
+/// EDNS(0), opcode, class and meta types. `Err` carries what to do instead
+/// of answering: `None` to drop the message, `Some` when `out` already
+/// holds an error response.
+pub(crate) fn check<'a>(
+    msg: &'a [u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Result<Checked<'a>, Option<Summary>> {
+    out.clear();
+    let mut r = Reader::new(msg);
+    let header = (|| Some((r.u16().ok()?, r.u16().ok()?, r.u16().ok()?)))();
+    let Some((id, flags, qdcount)) = header else {
+        return Err(None);
+    };
+    let counts = (|| Some((r.u16().ok()?, r.u16().ok()?, r.u16().ok()?)))();
+    let Some((ancount, nscount, arcount)) = counts else {
+        return Err(None);
+    };
+    if flags & FLAG_QR != 0 {
+        return Err(None);
+    }
+    // Without exactly one readable question there is nothing to echo: a
+    // bare header with FORMERR.
+    let formerr = |out: &mut Vec<u8>| {
+        let f = (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR | rcode_low(Rcode::FormErr);
+        write_header(out, id, f, 0, 0, 0, 0);
+        Err(Some(summary(Rcode::FormErr, 0, 0, false)))
+    };
+    if qdcount != 1 {
+        return formerr(out);
+    }
+
+    let mut qname = [0u8; MAX_NAME_LEN];
+    let (query, qname_len) = match parse(&mut r, &mut qname, id, flags, ancount, nscount, arcount) {
+        Ok(q) => q,
+        Err(_) => return formerr(out),
+    };
+
+    let limit = match (transport, query.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
+    };
+
+    let refuse = |rcode: Rcode, out: &mut Vec<u8>| {
+        Err(Some(write_response(
+            out,
+            &query,
+            rcode,
+            0,
+            &Sections::default(),
+            limit,
+        )))
+    };
+    if query.flags & OPCODE_MASK != 0 {
+        return refuse(Rcode::NotImp, out);
+    }
+    if query.edns.is_some_and(|e| e.version > 0) {
+        return refuse(Rcode::BadVers, out);
+    }
+    match query.qtype {
+        rtype::OPT => return refuse(Rcode::FormErr, out),
+        rtype::MAILA | rtype::MAILB => return refuse(Rcode::NotImp, out),
+        // Zone transfer is not offered on this path; over UDP it is never valid.
+        rtype::AXFR | rtype::IXFR if transport == Transport::Udp => {
+            return refuse(Rcode::FormErr, out);
+        }
+        rtype::AXFR | rtype::IXFR => return refuse(Rcode::Refused, out),
+        _ => {}
+    }
+    if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
+        return refuse(Rcode::Refused, out);
+    }
+    Ok(Checked {
+        query,
+        qname,
+        qname_len,
+        limit,
+    })
+}
 
 /// Answers one query. Returns `None` when the message must be dropped
 /// (shorter than a header, or itself a response); otherwise `out` holds the
@@ -104,63 +204,16 @@ pub fn respond(
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Summary> {
+    match check(msg, transport, out) {
+        Ok(c) => Some(zone.read(|z| answer(z, &c.query, c.qname(), c.limit, out))),
+        Err(done) => done,
+    }
+}
+
+/// A bare response with `rcode` and no records (REFUSED, SERVFAIL …).
+pub(crate) fn refuse(c: &Checked<'_>, rcode: Rcode, out: &mut Vec<u8>) -> Summary {
     out.clear();
-    let mut r = Reader::new(msg);
-    let id = r.u16().ok()?;
-    let flags = r.u16().ok()?;
-    let qdcount = r.u16().ok()?;
-    let (ancount, nscount, arcount) = (r.u16().ok()?, r.u16().ok()?, r.u16().ok()?);
-    if flags & FLAG_QR != 0 {
-        return None;
-    }
-    // Without exactly one readable question there is nothing to echo: a
-    // bare header with FORMERR.
-    let formerr = |out: &mut Vec<u8>| {
-        let f = (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR | rcode_low(Rcode::FormErr);
-        write_header(out, id, f, 0, 0, 0, 0);
-        Some(summary(Rcode::FormErr, 0, 0, false))
-    };
-    if qdcount != 1 {
-        return formerr(out);
-    }
-
-    let mut qbuf = [0u8; MAX_NAME_LEN];
-    let (query, qname_len) = match parse(&mut r, &mut qbuf, id, flags, ancount, nscount, arcount) {
-        Ok(q) => q,
-        Err(_) => return formerr(out),
-    };
-    let qname = &qbuf[..qname_len];
-
-    let limit = match (transport, query.edns) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, None) => 512,
-        (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
-    };
-
-    let refuse = |rcode: Rcode, out: &mut Vec<u8>| {
-        write_response(out, &query, rcode, 0, &Sections::default(), limit)
-    };
-    if query.flags & OPCODE_MASK != 0 {
-        return Some(refuse(Rcode::NotImp, out));
-    }
-    if query.edns.is_some_and(|e| e.version > 0) {
-        return Some(refuse(Rcode::BadVers, out));
-    }
-    match query.qtype {
-        rtype::OPT => return Some(refuse(Rcode::FormErr, out)),
-        rtype::MAILA | rtype::MAILB => return Some(refuse(Rcode::NotImp, out)),
-        // Zone transfer is not offered on this path; over UDP it is never valid.
-        rtype::AXFR | rtype::IXFR if transport == Transport::Udp => {
-            return Some(refuse(Rcode::FormErr, out));
-        }
-        rtype::AXFR | rtype::IXFR => return Some(refuse(Rcode::Refused, out)),
-        _ => {}
-    }
-    if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
-        return Some(refuse(Rcode::Refused, out));
-    }
-
-    Some(zone.read(|z| answer(z, &query, qname, limit, out)))
+    write_response(out, &c.query, rcode, 0, &Sections::default(), c.limit)
 }
 
 #[derive(Default)]
@@ -188,6 +241,12 @@ fn answer(z: &HotZone, q: &Query<'_>, qname: &[u8], limit: usize, out: &mut Vec<
     if !is_within(qname, apex) {
         return write_response(out, q, Rcode::Refused, 0, &Sections::default(), limit);
     }
+    if !z.cuts.is_empty()
+        && let Some((offset, referral)) = find_cut(z, qname, apex.len())
+        && !(offset == 0 && q.qtype == rtype::CPREC)
+    {
+        return write_referral(out, q, referral, offset, limit);
+    }
     let mut sections = Sections::default();
     // The apex is a suffix of the question name, so the SOA owner can be a
     // compression pointer into the question (at most 12 + 255 < 0x3FFF).
@@ -212,7 +271,69 @@ fn answer(z: &HotZone, q: &Query<'_>, qname: &[u8], limit: usize, out: &mut Vec<
     write_response(out, q, rcode, FLAG_AA, &sections, limit)
 }
 
-fn summary(rcode: Rcode, qtype: u16, answers: u16, truncated: bool) -> Summary {
+/// The topmost zone cut at or above `qname` (below the apex), and its
+/// offset inside `qname`.
+fn find_cut<'z>(z: &'z HotZone, qname: &[u8], apex_len: usize) -> Option<(usize, &'z Referral)> {
+    let mut offsets = [0usize; MAX_NAME_LEN / 2 + 1];
+    let mut n = 0;
+    let mut pos = 0usize;
+    while pos + apex_len < qname.len() && n < offsets.len() {
+        offsets[n] = pos;
+        n += 1;
+        pos += 1 + usize::from(*qname.get(pos)?);
+    }
+    offsets[..n]
+        .iter()
+        .rev()
+        .find_map(|&o| z.cuts.get(qname.get(o..)?).map(|r| (o, r)))
+}
+
+/// A referral: no answer, not authoritative, the cut's NS and delegation
+/// record in authority, glue in additional. Glue for the child's own name
+/// servers is needed to follow the referral, so a referral that cannot
+/// carry it is truncated.
+fn write_referral(
+    out: &mut Vec<u8>,
+    q: &Query<'_>,
+    r: &Referral,
+    offset: usize,
+    limit: usize,
+) -> Summary {
+    let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
+    let base = 12 + q.question.len() + opt_len;
+    let authority_len: usize = r.authority.iter().map(|a| 2 + a.len()).sum();
+    let truncated = base + authority_len + r.glue.1.len() > limit;
+    let flags = (q.flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR;
+    let ar_opt = u16::from(q.edns.is_some());
+    if truncated {
+        write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, ar_opt);
+        out.extend_from_slice(q.question);
+    } else {
+        write_header(
+            out,
+            q.id,
+            flags,
+            1,
+            0,
+            r.authority.len() as u16,
+            r.glue.0 + ar_opt,
+        );
+        out.extend_from_slice(q.question);
+        // 12 + 255 < 0x3FFF: the cut is always reachable by a pointer.
+        let pointer = (0xC000 | (12 + offset) as u16).to_be_bytes();
+        for rr in &r.authority {
+            out.extend_from_slice(&pointer);
+            out.extend_from_slice(rr);
+        }
+        out.extend_from_slice(&r.glue.1);
+    }
+    if q.edns.is_some() {
+        write_opt(out, Rcode::NoError);
+    }
+    summary(Rcode::NoError, q.qtype, 0, truncated)
+}
+
+pub(crate) fn summary(rcode: Rcode, qtype: u16, answers: u16, truncated: bool) -> Summary {
     Summary {
         rcode,
         qtype,
@@ -221,17 +342,25 @@ fn summary(rcode: Rcode, qtype: u16, answers: u16, truncated: bool) -> Summary {
     }
 }
 
-fn rcode_low(rcode: Rcode) -> u16 {
+pub(crate) fn rcode_low(rcode: Rcode) -> u16 {
     rcode.code() & 0x000F
 }
 
-fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) {
+pub(crate) fn write_header(
+    out: &mut Vec<u8>,
+    id: u16,
+    flags: u16,
+    qd: u16,
+    an: u16,
+    ns: u16,
+    ar: u16,
+) {
     for v in [id, flags, qd, an, ns, ar] {
         out.extend_from_slice(&v.to_be_bytes());
     }
 }
 
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode) {
+pub(crate) fn write_opt(out: &mut Vec<u8>, rcode: Rcode) {
     out.push(0); // root owner
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());

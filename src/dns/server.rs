@@ -59,6 +59,45 @@ pub enum ServerError {
     Task(String),
 }
 
+/// What an answerer did with a query on the fast path.
+pub enum Now {
+    /// `out` holds the response.
+    Answered(engine::Summary),
+    /// Nothing is sent (not a query, or unanswerable).
+    Drop,
+    /// The answer needs upstream work: call [`Responder::respond_later`].
+    Later,
+}
+
+/// Something that answers DNS queries: a node's hot tier, or the gateway.
+/// `respond_now` runs on the UDP threads and must never block; what it
+/// cannot answer from memory goes to `respond_later` on the runtime.
+#[async_trait::async_trait]
+pub trait Responder: Send + Sync + 'static {
+    fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now;
+
+    async fn respond_later(
+        &self,
+        msg: Vec<u8>,
+        transport: Transport,
+    ) -> Option<(Vec<u8>, engine::Summary)> {
+        let mut out = Vec::new();
+        match self.respond_now(&msg, transport, &mut out) {
+            Now::Answered(s) => Some((out, s)),
+            Now::Drop | Now::Later => None,
+        }
+    }
+}
+
+impl Responder for Zone {
+    fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now {
+        match engine::respond(self, msg, transport, out) {
+            Some(s) => Now::Answered(s),
+            None => Now::Drop,
+        }
+    }
+}
+
 /// Running DNS listeners; dropping without `shutdown` leaves threads to
 /// stop on their own at process exit.
 pub struct DnsServer {
@@ -71,7 +110,11 @@ pub struct DnsServer {
 impl DnsServer {
     /// Binds UDP and TCP on the same address and starts serving `zone`.
     /// Must be called inside a tokio runtime.
-    pub async fn start(zone: Arc<Zone>, listen: &DnsListen) -> Result<DnsServer, ServerError> {
+    pub async fn start(
+        zone: Arc<dyn Responder>,
+        listen: &DnsListen,
+    ) -> Result<DnsServer, ServerError> {
+        let runtime = tokio::runtime::Handle::current();
         let (udp, tcp) = bind_pair(listen.addr)?;
         let local = udp.local_addr().map_err(|source| ServerError::Bind {
             addr: listen.addr,
@@ -105,9 +148,10 @@ impl DnsServer {
                         source,
                     })?;
                     let (zone, stop) = (zone.clone(), stop.clone());
+                    let runtime = runtime.clone();
                     let handle = std::thread::Builder::new()
                         .name(format!("dns-udp-{i}"))
-                        .spawn(move || udp_worker(&socket, &zone, &stop))
+                        .spawn(move || udp_worker(socket, &zone, &stop, &runtime))
                         .map_err(|e| ServerError::Task(e.to_string()))?;
                     threads.push(handle);
                 }
@@ -171,8 +215,34 @@ const BATCH: usize = 32;
 /// no legitimate query comes near it.
 const MAX_QUERY: usize = 4096;
 
+/// Answers a query that needs upstream work on the runtime, then sends the
+/// response from there.
+fn later(
+    runtime: &tokio::runtime::Handle,
+    zone: &Arc<dyn Responder>,
+    socket: &Arc<UdpSocket>,
+    query: &[u8],
+    to: SocketAddr,
+) {
+    let (zone, socket, query) = (zone.clone(), socket.clone(), query.to_vec());
+    runtime.spawn(async move {
+        if let Some((out, summary)) = zone.respond_later(query, Transport::Udp).await {
+            crate::telemetry::count_answer(&summary, std::time::Duration::ZERO);
+            // A datagram send does not block for long: the kernel queues it.
+            if let Err(e) = socket.send_to(&out, to) {
+                tracing::debug!(error = %e, "udp send failed");
+            }
+        }
+    });
+}
+
 #[cfg(target_os = "linux")]
-fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
+fn udp_worker(
+    socket: UdpSocket,
+    zone: &Arc<dyn Responder>,
+    stop: &AtomicBool,
+    runtime: &tokio::runtime::Handle,
+) {
     use std::io::{IoSlice, IoSliceMut};
     use std::os::fd::AsRawFd;
 
@@ -180,6 +250,7 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
         MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage, recvmmsg, sendmmsg,
     };
 
+    let socket = Arc::new(socket);
     let fd = socket.as_raw_fd();
     let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH)
@@ -225,10 +296,18 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
                 continue;
             }
             let query = &bufs[i][..(*len).min(MAX_QUERY)];
-            if let Some(summary) = engine::respond(zone, query, Transport::Udp, &mut outs[n]) {
-                tally.count(&summary);
-                addrs.push(Some(*addr));
-                n += 1;
+            match zone.respond_now(query, Transport::Udp, &mut outs[n]) {
+                Now::Answered(summary) => {
+                    tally.count(&summary);
+                    addrs.push(Some(*addr));
+                    n += 1;
+                }
+                Now::Drop => {}
+                Now::Later => {
+                    if let Some(to) = socket_addr(addr) {
+                        later(runtime, zone, &socket, query, to);
+                    }
+                }
             }
         }
         if n == 0 {
@@ -242,8 +321,23 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
     }
 }
 
+#[cfg(target_os = "linux")]
+fn socket_addr(addr: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
 #[cfg(not(target_os = "linux"))]
-fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
+fn udp_worker(
+    socket: UdpSocket,
+    zone: &Arc<dyn Responder>,
+    stop: &AtomicBool,
+    runtime: &tokio::runtime::Handle,
+) {
+    let socket = Arc::new(socket);
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(usize::from(engine::MAX_UDP_PAYLOAD));
     let mut tally = DnsTally::new();
@@ -253,12 +347,17 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
             continue;
         };
         let received = std::time::Instant::now();
-        if src.port() != 0
-            && let Some(summary) = engine::respond(zone, &buf[..len], Transport::Udp, &mut out)
-        {
-            tally.count(&summary);
-            let _ = socket.send_to(&out, src);
-            tally.flush(received.elapsed(), 1);
+        if src.port() == 0 {
+            continue;
+        }
+        match zone.respond_now(&buf[..len], Transport::Udp, &mut out) {
+            Now::Answered(summary) => {
+                tally.count(&summary);
+                let _ = socket.send_to(&out, src);
+                tally.flush(received.elapsed(), 1);
+            }
+            Now::Drop => {}
+            Now::Later => later(runtime, zone, &socket, &buf[..len], src),
         }
     }
 }
@@ -266,7 +365,7 @@ fn udp_worker(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool) {
 /// Our `RequestHandler`: runs the engine on the raw query and hands the
 /// result to hickory's response path.
 struct Handler {
-    zone: Arc<Zone>,
+    zone: Arc<dyn Responder>,
 }
 
 #[async_trait::async_trait]
@@ -291,9 +390,23 @@ impl RequestHandler for Handler {
             })
         };
         let received = std::time::Instant::now();
-        let Some(summary) = engine::respond(&self.zone, request.as_slice(), transport, &mut out)
-        else {
-            return failed();
+        let summary = match self
+            .zone
+            .respond_now(request.as_slice(), transport, &mut out)
+        {
+            Now::Answered(s) => s,
+            Now::Drop => return failed(),
+            Now::Later => match self
+                .zone
+                .respond_later(request.as_slice().to_vec(), transport)
+                .await
+            {
+                Some((o, s)) => {
+                    out = o;
+                    s
+                }
+                None => return failed(),
+            },
         };
         crate::telemetry::count_answer(&summary, received.elapsed());
         // hickory sends a `MessageResponse`, not bytes: decode our answer

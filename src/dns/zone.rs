@@ -90,11 +90,29 @@ pub struct ApexData {
     pub extra: Vec<RrSet>,
 }
 
+/// A zone cut: what the parent sends for names at or below a delegated
+/// child (RFC 1034 §4.3.2 step 3b), plus the signed delegation record.
+#[derive(Debug)]
+pub(crate) struct Referral {
+    /// Authority records without their owner (type, class, ttl, rdlength,
+    /// rdata); the owner is written as a pointer to the cut inside the
+    /// question name.
+    pub authority: Vec<Box<[u8]>>,
+    /// Glue, owners written out in full.
+    pub glue: (u16, Box<[u8]>),
+}
+
+/// A cut's authority RRsets, its glue (name, address) and the glue TTL.
+pub type Delegated<'a> = (&'a [RrSet], &'a [(WireName, IpAddr)], u32);
+
 /// The data behind the lock.
 #[derive(Debug)]
 pub(crate) struct HotZone {
     pub apex: WireName,
     pub names: HashMap<Box<[u8]>, Node>,
+    /// Delegated child zones by cut name; empty for a leaf node, and then
+    /// the query path never looks.
+    pub cuts: HashMap<Box<[u8]>, Referral>,
     /// SOA record without owner, TTL already the negative TTL:
     /// type, class, ttl, rdlength, rdata.
     pub negative_soa: Box<[u8]>,
@@ -144,6 +162,7 @@ impl HotZone {
         let mut zone = HotZone {
             apex: apex_data.apex.clone(),
             names: HashMap::new(),
+            cuts: HashMap::new(),
             negative_soa: Box::default(),
             apex_data,
         };
@@ -331,6 +350,65 @@ impl Zone {
                 return Err(ZoneError::Apex);
             }
             z.set(name, sets)
+        })
+    }
+
+    /// Delegates `cut` (a name strictly inside the zone): queries at or
+    /// below it get a referral with `authority` (NS, then the delegation
+    /// record) and `glue` (name, address) as additional data. `None`
+    /// removes the cut.
+    pub fn set_cut(
+        &self,
+        cut: &WireName,
+        referral: Option<Delegated<'_>>,
+    ) -> Result<(), ZoneError> {
+        self.write(|z| {
+            if !cut.is_within(&z.apex) || cut == &z.apex {
+                return Err(ZoneError::OutOfZone(cut.to_string()));
+            }
+            let Some((authority, glue, ttl)) = referral else {
+                z.cuts.remove(cut.as_bytes());
+                return Ok(());
+            };
+            let mut records = Vec::new();
+            for set in authority {
+                for rdata in &set.rdatas {
+                    let mut rr = Vec::new();
+                    encode_rr(&mut rr, &[], set.rtype, set.ttl, rdata)?;
+                    records.push(rr.into_boxed_slice());
+                }
+            }
+            let mut glue_bytes = Vec::new();
+            let mut count = 0u16;
+            for (name, addr) in glue {
+                let (t, rdata) = match addr {
+                    IpAddr::V4(v4) => (rtype::A, v4.octets().to_vec()),
+                    IpAddr::V6(v6) => (rtype::AAAA, v6.octets().to_vec()),
+                };
+                encode_rr(&mut glue_bytes, name.as_bytes(), t, ttl, &rdata)?;
+                count += 1;
+            }
+            z.cuts.insert(
+                cut.as_bytes().into(),
+                Referral {
+                    authority: records,
+                    glue: (count, glue_bytes.into_boxed_slice()),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// The delegated cut names, in canonical order.
+    pub fn cuts(&self) -> Vec<WireName> {
+        self.read(|z| {
+            let mut v: Vec<WireName> = z
+                .cuts
+                .keys()
+                .map(|k| WireName::from_wire_unchecked(k))
+                .collect();
+            v.sort_by(|a, b| canonical_order(a.as_bytes(), b.as_bytes()));
+            v
         })
     }
 

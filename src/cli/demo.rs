@@ -1,0 +1,73 @@
+//! `cpid demo`: a federation on loopback, ready to query.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use cpid::federation::{Federation, Options, Ports};
+
+pub fn run(dir: PathBuf) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let opts = Options {
+            dir: dir.clone(),
+            ports: Ports::demo(),
+            ttl: None,
+            gateway: |_| {},
+        };
+        let fed = Federation::start(&opts).await?;
+        let ids = fed.sample_records().await?;
+        let apex = cpid::identifier::Apex::parse("cpid.internal")?;
+        let gw = fed.gateway.dns_addr();
+        let http = fed.gateway.http_addr();
+        println!("cpid demo federation (data in {}):", dir.display());
+        for (name, m) in [
+            ("national  86        ", &fed.national),
+            ("Shanghai  86.31     ", &fed.shanghai),
+            ("industry  86.31.1005", &fed.industry),
+        ] {
+            println!(
+                "  {name} dns {}  http {}  key {}",
+                m.running.dns_addr(),
+                m.running.http_addr(),
+                m.node.registry.key().public().key_id()
+            );
+        }
+        println!("  gateway             dns {gw}  http {http}  (knows only the national node)");
+        println!("\nsample records issued by the industry node:");
+        for id in &ids {
+            println!("  {id}");
+        }
+        if let Some(id) = ids
+            .get(1)
+            .and_then(|s| cpid::identifier::Identifier::parse(s).ok())
+        {
+            let name = id.to_dns_name(&apex);
+            let (ip, port) = (gw.ip(), gw.port());
+            println!("\nresolve through the gateway:");
+            println!("  dig @{ip} -p {port} {name} TXT +norec");
+            println!("  dig @{ip} -p {port} {name} URI +norec");
+            println!("  kdig @{ip} -p {port} {name} TYPE65280");
+            println!("  curl http://{http}/api/handles/{id}");
+            println!("  curl http://{http}/v1/gateway        # cache tiers and counters");
+            println!("verify the chain root -> Shanghai -> industry -> record:");
+            println!(
+                "  cpid resolve --trust-anchor {} --server {} {id}",
+                fed.root_key_file.display(),
+                fed.national.running.dns_addr()
+            );
+            println!("what the national node says about it (a referral, not data):");
+            println!(
+                "  dig @{} -p {} {name} TXT +norec",
+                fed.national.running.dns_addr().ip(),
+                fed.national.running.dns_addr().port()
+            );
+        }
+        println!("\nCtrl-C stops all four.");
+        crate::shutdown_signal().await;
+        fed.shutdown().await?;
+        anyhow::Ok(())
+    })
+}

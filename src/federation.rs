@@ -1,0 +1,351 @@
+//! A whole federation on loopback: the national node, the Shanghai
+//! regional node, one industry node and a gateway, with the delegations
+//! made through the nodes' own admin API and a sample provider and
+//! resources registered at the industry node. `cpid demo` runs it; the
+//! integration tests start it on ephemeral ports.
+//!
+//! Everything a node is told about its place comes from the same files an
+//! operator would write: the root key (`national.pub`) and each child's
+//! `chain.json`, as `cpid admin delegate --out` makes them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::api::client::ApiClient;
+use crate::config::Config;
+use crate::delegation::{ChainFile, Server};
+use crate::gateway::{Gateway, GatewayConfig, RunningGateway};
+use crate::identifier::Prefix;
+use crate::keys::{NodeKey, PublicKey};
+use crate::node::{Node, Running};
+
+/// Why the federation could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FederationError(pub String);
+
+fn fail(e: impl std::fmt::Display) -> FederationError {
+    FederationError(e.to_string())
+}
+
+/// Where each member listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub national: (SocketAddr, SocketAddr),
+    pub shanghai: (SocketAddr, SocketAddr),
+    pub industry: (SocketAddr, SocketAddr),
+    pub gateway: (SocketAddr, SocketAddr),
+}
+
+impl Ports {
+    /// The addresses in `zones/` (DNS, HTTP).
+    pub fn demo() -> Ports {
+        let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Ports {
+            national: (at(5300), at(8053)),
+            shanghai: (at(5301), at(8054)),
+            industry: (at(5302), at(8055)),
+            gateway: (at(5353), at(8080)),
+        }
+    }
+}
+
+/// The configurations the demo starts from (the files in `zones/`).
+pub const NATIONAL_TOML: &str = include_str!("../zones/national.toml");
+pub const SHANGHAI_TOML: &str = include_str!("../zones/shanghai.toml");
+pub const INDUSTRY_TOML: &str = include_str!("../zones/industry.toml");
+pub const GATEWAY_TOML: &str = include_str!("../zones/gateway.toml");
+
+/// How the members are set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    pub ports: Ports,
+    /// Applied to every node's default TTL and SOA minimum when set (tests).
+    pub ttl: Option<u32>,
+    /// Applied to the gateway's configuration (tests shorten timers).
+    pub gateway: fn(&mut GatewayConfig),
+}
+
+/// The running federation.
+pub struct Federation {
+    pub dir: PathBuf,
+    pub national: Member,
+    pub shanghai: Member,
+    pub industry: Member,
+    pub gateway: RunningGateway,
+    /// The national node's public key file (the trust anchor).
+    pub root_key_file: PathBuf,
+}
+
+/// One running node.
+pub struct Member {
+    pub node: Arc<Node>,
+    pub running: Running,
+    pub config: Config,
+}
+
+impl Member {
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.running.http_addr())
+    }
+
+    pub fn admin_key(&self) -> Result<NodeKey, FederationError> {
+        NodeKey::load(&self.config.admin_key_file()).map_err(fail)
+    }
+}
+
+fn node_config(
+    toml_text: &str,
+    dir: &Path,
+    name: &str,
+    listen: (SocketAddr, SocketAddr),
+    ttl: Option<u32>,
+) -> Result<Config, FederationError> {
+    let mut c: Config = toml::from_str(toml_text).map_err(fail)?;
+    c.node.data_dir = dir.join(name);
+    c.dns.listen = listen.0;
+    c.http.listen = listen.1;
+    if let Some(t) = ttl {
+        c.node.default_ttl = t;
+        c.dns.soa.minimum = t;
+        c.dns.soa.ttl = t;
+    }
+    Ok(c)
+}
+
+async fn start_member(config: Config) -> Result<Member, FederationError> {
+    let node = tokio::task::spawn_blocking(move || Node::open(config))
+        .await
+        .map_err(fail)?
+        .map_err(fail)?;
+    let running = node.serve().await.map_err(fail)?;
+    let config = node.config.clone();
+    Ok(Member {
+        node: Arc::new(node),
+        running,
+        config,
+    })
+}
+
+/// Runs blocking HTTP client work off the runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FederationError> + Send + 'static,
+) -> Result<T, FederationError> {
+    tokio::task::spawn_blocking(f).await.map_err(fail)?
+}
+
+/// Delegates `prefix` from the parent at `parent_url` to `child`, whose
+/// DNS answers on `dns`; returns the child's chain.
+pub fn delegate(
+    parent_url: &str,
+    admin: &NodeKey,
+    prefix: &Prefix,
+    child: &PublicKey,
+    dns: SocketAddr,
+    apex: &str,
+) -> Result<ChainFile, FederationError> {
+    let apex = crate::identifier::Apex::parse(apex).map_err(fail)?;
+    let servers = vec![Server {
+        name: format!("ns1.{}", prefix.zone_name(&apex)),
+        addresses: vec![dns],
+    }];
+    let body = serde_json::json!({
+        "prefix": prefix.to_string(),
+        "public_key": child.to_public_pem(),
+        "servers": servers,
+        "valid_days": 365,
+    });
+    let r = ApiClient::new(parent_url)
+        .signed("POST", "/v1/admin/delegations", Some(&body), admin)
+        .map_err(fail)?;
+    if r.status != 201 {
+        return Err(FederationError(format!(
+            "delegating {prefix}: {} {}",
+            r.status, r.text
+        )));
+    }
+    let chain: Vec<String> = serde_json::from_value(r.body["chain"].clone()).map_err(fail)?;
+    Ok(ChainFile { chain })
+}
+
+/// Makes (or reuses) the child's key and chain, then starts it.
+async fn start_child(
+    parent: &Member,
+    mut config: Config,
+    root_key_file: &Path,
+) -> Result<Member, FederationError> {
+    let dir = config.node.data_dir.clone();
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    let (key, _) = NodeKey::load_or_generate(&config.key_file()).map_err(fail)?;
+    let chain_file = dir.join("chain.json");
+    config.federation.trust_anchor_file = Some(root_key_file.to_owned());
+    config.federation.chain_file = Some(chain_file.clone());
+    let prefix = config.prefix().map_err(fail)?;
+    // An existing chain is kept if it still verifies (a restarted demo).
+    let usable = chain_file.exists() && Node::open(config.clone()).is_ok();
+    if !usable {
+        let (url, admin, public, dns, apex) = (
+            parent.http_url(),
+            parent.admin_key()?,
+            key.public(),
+            config.dns.listen,
+            config.node.apex.clone(),
+        );
+        let p = prefix.clone();
+        let chain = blocking(move || delegate(&url, &admin, &p, &public, dns, &apex)).await?;
+        let text = serde_json::to_string_pretty(&chain).map_err(fail)?;
+        std::fs::write(&chain_file, text).map_err(fail)?;
+    }
+    start_member(config).await
+}
+
+impl Federation {
+    /// Starts the four members and the delegations between them.
+    pub async fn start(opts: &Options) -> Result<Federation, FederationError> {
+        let dir = &opts.dir;
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let p = opts.ports;
+        let national = start_member(node_config(
+            NATIONAL_TOML,
+            dir,
+            "national",
+            p.national,
+            opts.ttl,
+        )?)
+        .await?;
+        let root_key_file = dir.join("national.pub");
+        std::fs::write(
+            &root_key_file,
+            national.node.registry.key().public().to_public_pem(),
+        )
+        .map_err(fail)?;
+        let shanghai = start_child(
+            &national,
+            node_config(SHANGHAI_TOML, dir, "shanghai", p.shanghai, opts.ttl)?,
+            &root_key_file,
+        )
+        .await?;
+        let industry = start_child(
+            &shanghai,
+            node_config(INDUSTRY_TOML, dir, "industry", p.industry, opts.ttl)?,
+            &root_key_file,
+        )
+        .await?;
+        let mut gc: GatewayConfig = toml::from_str(GATEWAY_TOML).map_err(fail)?;
+        gc.data_dir = dir.join("gateway");
+        gc.upstream.root_servers = vec![national.running.dns_addr()];
+        gc.upstream.root_key_file = root_key_file.clone();
+        gc.dns.listen = p.gateway.0;
+        gc.http.listen = p.gateway.1;
+        (opts.gateway)(&mut gc);
+        let gateway = crate::gateway::serve(Gateway::open(gc).map_err(fail)?)
+            .await
+            .map_err(fail)?;
+        Ok(Federation {
+            dir: dir.clone(),
+            national,
+            shanghai,
+            industry,
+            gateway,
+            root_key_file,
+        })
+    }
+
+    /// Registers (or finds, on a restarted demo) a sample provider and
+    /// three resources at the industry node; returns their identifiers.
+    pub async fn sample_records(&self) -> Result<Vec<String>, FederationError> {
+        let saved = self.dir.join("sample.json");
+        if let Ok(text) = std::fs::read_to_string(&saved)
+            && let Ok(ids) = serde_json::from_str::<Vec<String>>(&text)
+        {
+            return Ok(ids);
+        }
+        let key_file = self.dir.join("provider-key.pem");
+        let (provider_key, _) = NodeKey::load_or_generate(&key_file).map_err(fail)?;
+        let url = self.industry.http_url();
+        let admin = self.industry.admin_key()?;
+        let ids = blocking(move || {
+            let client = ApiClient::new(&url);
+            let call =
+                |method: &str, path: &str, body: Option<&serde_json::Value>, key: &NodeKey| {
+                    let r = client.signed(method, path, body, key).map_err(fail)?;
+                    if !(200..300).contains(&r.status) {
+                        return Err(FederationError(format!(
+                            "{method} {path}: {} {}",
+                            r.status, r.text
+                        )));
+                    }
+                    Ok(r.body)
+                };
+            let provider = call(
+                "POST",
+                "/v1/providers",
+                Some(&serde_json::json!({
+                    "name": "Shanghai AI Compute Centre (demo)",
+                    "organisation": "91310000DEMO0001X",
+                    "contact": "ops@compute.example",
+                    "region": "31",
+                    "public_key": provider_key.public().to_public_pem(),
+                })),
+                &provider_key,
+            )?;
+            let pv = provider["identifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if provider["status"] == "pending" {
+                call(
+                    "POST",
+                    &format!("/v1/admin/providers/{pv}/approve"),
+                    None,
+                    &admin,
+                )?;
+            }
+            let mut ids = vec![pv];
+            let resources = [
+                (
+                    "IC",
+                    r#"{"gpu":"A800","cards":512,"fp16_pflops":160}"#,
+                    "https://ai.compute.example/v1",
+                ),
+                (
+                    "SC",
+                    r#"{"cpu_cores":40000,"fp64_pflops":12}"#,
+                    "https://hpc.compute.example/v1",
+                ),
+                (
+                    "ST",
+                    r#"{"capacity_pb":20,"tier":"object"}"#,
+                    "https://store.compute.example/s3",
+                ),
+            ];
+            for (class, resource, endpoint) in resources {
+                let body = serde_json::json!({
+                    "class": class,
+                    "values": [
+                        {"type": "CP.RESOURCE", "data": resource},
+                        {"type": "CP.ENDPOINT", "data": endpoint},
+                        {"type": "DESC", "data": format!("demo {class} resource")},
+                    ],
+                });
+                let r = call("POST", "/v1/identifiers", Some(&body), &provider_key)?;
+                ids.push(r["identifier"].as_str().unwrap_or_default().to_string());
+            }
+            Ok(ids)
+        })
+        .await?;
+        std::fs::write(&saved, serde_json::to_string(&ids).map_err(fail)?).map_err(fail)?;
+        Ok(ids)
+    }
+
+    /// Stops everything, gateway first.
+    pub async fn shutdown(self) -> Result<(), FederationError> {
+        self.gateway.shutdown().await.map_err(fail)?;
+        for m in [self.industry, self.shanghai, self.national] {
+            m.running.shutdown().await.map_err(fail)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! L1: the gateway's bounded in-memory cache of ready-to-send answers.
+//!
+//! An entry holds its records already encoded (answer RRs owned by a
+//! pointer to the question, authority and additional RRs with full owner
+//! names) plus the offsets of their TTL fields, so a hit is a hash lookup,
+//! a copy and a TTL patch: the TTL sent is what remains of the entry's,
+//! never more (TTL-true). Bounded by entries and bytes at once through
+//! quick_cache's weighted capacity: each entry weighs at least
+//! `max_bytes / max_entries`, so the weight limit caps both. Its eviction
+//! (S3-FIFO) keeps popular names through a flood of one-off names.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+
+use crate::dns::engine::{
+    self, Checked, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, OPCODE_MASK, OPT_LEN, Rcode,
+    Summary,
+};
+use crate::dns::wire::rtype;
+use crate::record::SignedRecord;
+
+/// What an entry was made from; kept to persist it in L2 and rebuild it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Source {
+    /// A verified identifier record (its encoded bytes).
+    Record(Vec<u8>),
+    /// A zone's whole response for a name that is not an identifier, or a
+    /// negative answer for one: rcode and the RRs of each section, each RR
+    /// encoded with its owner uncompressed.
+    Message {
+        rcode: u8,
+        answers: Vec<Vec<u8>>,
+        authorities: Vec<Vec<u8>>,
+        additionals: Vec<Vec<u8>>,
+    },
+}
+
+/// Encoded RRs and where their TTLs are.
+#[derive(Debug, Default)]
+pub struct Block {
+    bytes: Box<[u8]>,
+    count: u16,
+    ttl_at: Box<[u16]>,
+}
+
+impl Block {
+    /// From RRs each encoded in full (owner, type, class, ttl, rdlength, rdata).
+    pub fn from_rrs(rrs: &[Vec<u8>]) -> Option<Block> {
+        let mut bytes = Vec::new();
+        let mut ttl_at = Vec::new();
+        for rr in rrs {
+            let owner_len = owner_len(rr)?;
+            ttl_at.push(u16::try_from(bytes.len() + owner_len + 4).ok()?);
+            bytes.extend_from_slice(rr);
+        }
+        Some(Block {
+            bytes: bytes.into_boxed_slice(),
+            count: u16::try_from(rrs.len()).ok()?,
+            ttl_at: ttl_at.into_boxed_slice(),
+        })
+    }
+
+    /// From RRsets whose owner is the question name (written as `C0 0C`).
+    pub fn at_question(rtype: u16, rdatas: &[Vec<u8>]) -> Option<Block> {
+        let mut bytes = Vec::new();
+        let mut ttl_at = Vec::new();
+        for rdata in rdatas {
+            bytes.extend_from_slice(&[0xC0, 0x0C]);
+            bytes.extend_from_slice(&rtype.to_be_bytes());
+            bytes.extend_from_slice(&1u16.to_be_bytes());
+            ttl_at.push(u16::try_from(bytes.len()).ok()?);
+            bytes.extend_from_slice(&0u32.to_be_bytes());
+            bytes.extend_from_slice(&u16::try_from(rdata.len()).ok()?.to_be_bytes());
+            bytes.extend_from_slice(rdata);
+        }
+        Some(Block {
+            bytes: bytes.into_boxed_slice(),
+            count: u16::try_from(rdatas.len()).ok()?,
+            ttl_at: ttl_at.into_boxed_slice(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn write(&self, out: &mut Vec<u8>, ttl: u32) {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        for &at in &self.ttl_at {
+            let at = start + usize::from(at);
+            if let Some(field) = out.get_mut(at..at + 4) {
+                field.copy_from_slice(&ttl.to_be_bytes());
+            }
+        }
+    }
+}
+
+/// Length of the (uncompressed) owner name at the start of an RR.
+fn owner_len(rr: &[u8]) -> Option<usize> {
+    let mut pos = 0usize;
+    loop {
+        let l = usize::from(*rr.get(pos)?);
+        if l == 0 {
+            return Some(pos + 1);
+        }
+        if l > 63 {
+            return None;
+        }
+        pos += 1 + l;
+    }
+}
+
+/// What the entry answers.
+#[derive(Debug)]
+pub enum Body {
+    /// An identifier's RRsets by type; any other type is NODATA.
+    Record {
+        record: SignedRecord,
+        sets: Vec<(u16, Block)>,
+    },
+    /// A response kept as it came (a name that is not an identifier, or
+    /// an identifier's negative answer).
+    Message {
+        rcode: Rcode,
+        answer: Block,
+        authority: Block,
+        additional: Block,
+    },
+}
+
+/// One cached answer.
+#[derive(Debug)]
+pub struct Entry {
+    pub body: Body,
+    pub source: Source,
+    /// The zone (prefix) that answered, whose SOA serves NODATA.
+    pub zone: String,
+    /// Unix seconds when fetched, and the TTL it was given.
+    pub stored: u64,
+    pub ttl: u32,
+    pub hits: AtomicU32,
+    /// A refresh is running (prefetch or after expiry).
+    pub refreshing: AtomicBool,
+    /// Unix seconds of the last failed refresh (0: none).
+    pub failed_at: AtomicU64,
+}
+
+impl Entry {
+    pub fn new(body: Body, source: Source, zone: String, stored: u64, ttl: u32) -> Entry {
+        Entry {
+            body,
+            source,
+            zone,
+            stored,
+            ttl,
+            hits: AtomicU32::new(0),
+            refreshing: AtomicBool::new(false),
+            failed_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Seconds of TTL left (0 when expired).
+    pub fn remaining(&self, now: u64) -> u32 {
+        let age = now.saturating_sub(self.stored);
+        u32::try_from(u64::from(self.ttl).saturating_sub(age)).unwrap_or(0)
+    }
+
+    pub fn is_fresh(&self, now: u64) -> bool {
+        now < self.stored + u64::from(self.ttl)
+    }
+
+    /// Seconds since it expired (0 while fresh).
+    pub fn expired_for(&self, now: u64) -> u64 {
+        now.saturating_sub(self.stored + u64::from(self.ttl))
+    }
+
+    /// Approximate memory held, for the byte bound.
+    pub fn size(&self) -> usize {
+        let body = match &self.body {
+            Body::Record { record, sets } => {
+                record.as_bytes().len() * 2
+                    + 256
+                    + sets.iter().map(|(_, b)| b.len() + 48).sum::<usize>()
+            }
+            Body::Message {
+                answer,
+                authority,
+                additional,
+                ..
+            } => answer.len() + authority.len() + additional.len() + 144,
+        };
+        let source = match &self.source {
+            Source::Record(b) => b.len(),
+            Source::Message {
+                answers,
+                authorities,
+                additionals,
+                ..
+            } => answers
+                .iter()
+                .chain(authorities)
+                .chain(additionals)
+                .map(|r| r.len() + 24)
+                .sum(),
+        };
+        body + source + self.zone.len() + 160
+    }
+
+    /// True when answering `qtype` from a record needs the zone's SOA.
+    pub fn needs_soa(&self, qtype: u16) -> bool {
+        match &self.body {
+            Body::Record { sets, .. } => {
+                qtype != rtype::ANY && !sets.iter().any(|(t, _)| *t == qtype)
+            }
+            Body::Message { .. } => false,
+        }
+    }
+
+    /// Writes the response for `c` into `out`. `soa` is the zone's SOA
+    /// block for NODATA from a record; `ttl` the TTL to send.
+    pub(crate) fn write(
+        &self,
+        c: &Checked<'_>,
+        out: &mut Vec<u8>,
+        ttl: u32,
+        soa: Option<&Block>,
+    ) -> Summary {
+        out.clear();
+        let q = &c.query;
+        let empty = Block::default();
+        let (rcode, answers, authority, additional): (Rcode, Vec<&Block>, &Block, &Block) =
+            match &self.body {
+                Body::Record { sets, .. } => {
+                    let answers: Vec<&Block> = sets
+                        .iter()
+                        .filter(|(t, _)| *t == q.qtype || q.qtype == rtype::ANY)
+                        .map(|(_, b)| b)
+                        .collect();
+                    let authority = if answers.is_empty() {
+                        soa.unwrap_or(&empty)
+                    } else {
+                        &empty
+                    };
+                    (Rcode::NoError, answers, authority, &empty)
+                }
+                Body::Message {
+                    rcode,
+                    answer,
+                    authority,
+                    additional,
+                } => (*rcode, vec![answer], authority, additional),
+            };
+        let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
+        let an: u16 = answers.iter().map(|b| b.count).sum();
+        let size = 12
+            + q.question.len()
+            + opt_len
+            + answers.iter().map(|b| b.len()).sum::<usize>()
+            + authority.len();
+        let flags = (q.flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR | FLAG_RA;
+        let flags = flags | engine::rcode_low(rcode);
+        let ar_opt = u16::from(q.edns.is_some());
+        let truncated = size > c.limit;
+        if truncated {
+            engine::write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, ar_opt);
+            out.extend_from_slice(q.question);
+        } else {
+            let with_additional = size + additional.len() <= c.limit;
+            let ar = if with_additional { additional.count } else { 0 };
+            engine::write_header(out, q.id, flags, 1, an, authority.count, ar + ar_opt);
+            out.extend_from_slice(q.question);
+            for b in &answers {
+                b.write(out, ttl);
+            }
+            authority.write(out, ttl);
+            if with_additional {
+                additional.write(out, ttl);
+            }
+        }
+        if q.edns.is_some() {
+            engine::write_opt(out, rcode);
+        }
+        engine::summary(rcode, q.qtype, if truncated { 0 } else { an }, truncated)
+    }
+
+    /// The SOA RRs of a message entry's answer (for NODATA of records).
+    pub fn soa_block(&self) -> Option<&Block> {
+        match &self.body {
+            Body::Message { answer, rcode, .. } if *rcode == Rcode::NoError && answer.count > 0 => {
+                Some(answer)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Cache key: the lower-cased wire name and the type (`CPREC` stands for
+/// every type of an identifier name: one record answers them all).
+pub type Key = (Box<[u8]>, u16);
+
+#[derive(Clone)]
+struct Weigher {
+    floor: u64,
+}
+
+impl quick_cache::Weighter<Key, Arc<Entry>> for Weigher {
+    fn weight(&self, key: &Key, value: &Arc<Entry>) -> u64 {
+        ((key.0.len() + value.size()) as u64).max(self.floor)
+    }
+}
+
+/// The L1 cache.
+pub struct L1 {
+    cache: quick_cache::sync::Cache<Key, Arc<Entry>, Weigher>,
+    max_entries: usize,
+    max_bytes: u64,
+}
+
+impl L1 {
+    pub fn new(max_entries: usize, max_bytes: u64) -> L1 {
+        let max_entries = max_entries.max(1);
+        let floor = (max_bytes / max_entries as u64).max(1);
+        L1 {
+            cache: quick_cache::sync::Cache::with_weighter(
+                max_entries,
+                max_bytes,
+                Weigher { floor },
+            ),
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<Entry>>
+    where
+        Q: std::hash::Hash + quick_cache::Equivalent<Key> + ?Sized,
+    {
+        self.cache.get(key)
+    }
+
+    pub fn insert(&self, key: Key, entry: Arc<Entry>) {
+        self.cache.insert(key, entry);
+    }
+
+    pub fn remove(&self, key: &Key) {
+        self.cache.remove(key);
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Weighed bytes held (never above [`L1::max_bytes`]).
+    pub fn bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}

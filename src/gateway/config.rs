@@ -1,0 +1,228 @@
+//! Gateway configuration (`zones/gateway.toml` documents every key).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::dns::server::{DnsListen, UdpMode};
+use crate::identifier::{Apex, Prefix};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Where the L2 cache lives.
+    pub data_dir: PathBuf,
+    pub upstream: UpstreamConfig,
+    pub dns: ListenConfig,
+    pub http: HttpListen,
+    pub cache: CacheConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./cpid-gateway"),
+            upstream: UpstreamConfig::default(),
+            dns: ListenConfig::default(),
+            http: HttpListen::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+/// The national node: the only thing a gateway is told about the federation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// DNS apex of the federation.
+    pub apex: String,
+    /// The national root prefix.
+    pub root_prefix: String,
+    /// The national node's DNS servers.
+    pub root_servers: Vec<SocketAddr>,
+    /// The national node's public key (SPKI PEM): the trust anchor.
+    pub root_key_file: PathBuf,
+    /// How long one upstream query may take before the next server (or
+    /// a stale answer) is tried, milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            apex: Apex::DEFAULT.into(),
+            root_prefix: "86".into(),
+            root_servers: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
+            root_key_file: PathBuf::from("./national.pub"),
+            timeout_ms: 1500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// UDP and TCP on the same address.
+    pub listen: SocketAddr,
+    /// UDP fast-path threads; 0 = one per core.
+    pub udp_workers: usize,
+    pub tcp_timeout_secs: u64,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5353)),
+            udp_workers: 0,
+            tcp_timeout_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpListen {
+    /// HTTP reader (Handle.Net and native JSON, /metrics, /healthz).
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpListen {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// L1 bounds: entries, and bytes (approximate memory held).
+    pub max_entries: usize,
+    pub max_bytes: u64,
+    /// Longest time anything is cached, seconds (like Unbound's cache-max-ttl).
+    pub max_ttl: u32,
+    /// Longest time a negative answer is cached (RFC 2308 §5), seconds.
+    pub max_negative_ttl: u32,
+    /// Refresh popular entries in their last tenth of TTL.
+    pub prefetch: bool,
+    /// Keep an on-disk cache (L2) in data_dir that survives restarts.
+    pub l2: bool,
+    /// Serve expired answers while the upstream is unreachable (RFC 8767).
+    pub serve_stale: bool,
+    /// How long after expiry an answer may still be served stale, seconds
+    /// (RFC 8767 §5 suggests 1 to 3 days).
+    pub stale_limit_secs: u64,
+    /// TTL of a stale answer (RFC 8767 §4: 30 s).
+    pub stale_ttl: u32,
+    /// After a failed refresh, how long stale answers are given without
+    /// asking upstream again, seconds (RFC 8767 §4 "failure recheck").
+    pub stale_recheck_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 1_000_000,
+            max_bytes: 512 * 1024 * 1024,
+            max_ttl: 86_400,
+            max_negative_ttl: 3_600,
+            prefetch: true,
+            l2: true,
+            serve_stale: true,
+            stale_limit_secs: 86_400,
+            stale_ttl: 30,
+            stale_recheck_secs: 30,
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn load(path: &std::path::Path) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: GatewayConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.apex()?;
+        let root = self.root_prefix()?;
+        if root.depth() != 1 {
+            return Err(ConfigError::Invalid {
+                key: "upstream.root_prefix",
+                reason: "the root is a single segment, e.g. 86".into(),
+            });
+        }
+        let bad = |key: &'static str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        };
+        if self.upstream.root_servers.is_empty() {
+            return bad(
+                "upstream.root_servers",
+                "at least one national node address",
+            );
+        }
+        if !(10..=60_000).contains(&self.upstream.timeout_ms) {
+            return bad("upstream.timeout_ms", "10 to 60000");
+        }
+        if self.cache.max_entries == 0 || self.cache.max_bytes < 4096 {
+            return bad("cache.max_entries", "at least 1 entry and 4096 bytes");
+        }
+        Ok(())
+    }
+
+    pub fn apex(&self) -> Result<Apex, ConfigError> {
+        Apex::parse(&self.upstream.apex).map_err(|e| ConfigError::Invalid {
+            key: "upstream.apex",
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn root_prefix(&self) -> Result<Prefix, ConfigError> {
+        Prefix::parse(&self.upstream.root_prefix).map_err(|e| ConfigError::Invalid {
+            key: "upstream.root_prefix",
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn dns_listen(&self) -> DnsListen {
+        let workers = match self.dns.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        DnsListen {
+            addr: self.dns.listen,
+            udp_mode: UdpMode::FastPath,
+            udp_workers: workers,
+            tcp_timeout: Duration::from_secs(self.dns.tcp_timeout_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_gateway_config_is_the_default() {
+        let parsed: GatewayConfig =
+            toml::from_str(include_str!("../../zones/gateway.toml")).unwrap();
+        assert_eq!(
+            toml::to_string(&parsed).unwrap(),
+            toml::to_string(&GatewayConfig::default()).unwrap()
+        );
+    }
+}

@@ -1,0 +1,476 @@
+//! Iterative resolution from the root key (DESIGN §3).
+//!
+//! Starts at the deepest zone it already trusts (the root, configured with
+//! its addresses and pinned key, or a delegation verified earlier), asks its
+//! servers, and follows referrals down: each referral's delegation record
+//! must verify against the key of the zone that sent it before its servers
+//! are asked anything. A record is accepted only if the key of the zone
+//! that served it signed it. Negative answers carry no signature (there is
+//! no NSEC here); they are accepted only from the servers a verified chain
+//! led to. Used by `cpid resolve --trust-anchor` and by the gateway.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::delegation::{TrustError, TrustedZone};
+use crate::dns::wire::rtype;
+use crate::identifier::{Apex, Identifier, Prefix};
+use crate::record::{RecordStatus, SignedRecord};
+
+/// Most referrals followed for one name (the prefix depth limit is 8).
+const MAX_REFERRALS: usize = 10;
+
+/// Why a name could not be resolved.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// A link of the chain, or the record, failed verification.
+    #[error("verification failed: {0}")]
+    Trust(#[from] TrustError),
+    /// No server of a zone answered usefully.
+    #[error("zone {zone}: {reason}")]
+    Upstream { zone: String, reason: String },
+    #[error("{0}")]
+    Name(String),
+}
+
+impl ResolveError {
+    pub fn is_verification(&self) -> bool {
+        matches!(self, ResolveError::Trust(_))
+    }
+}
+
+/// A final answer for a name.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The response of the zone that owns the name (not a referral).
+    pub message: Message,
+    /// Every zone from the root down to the one that answered.
+    pub path: Vec<TrustedZone>,
+}
+
+/// What an identifier resolved to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A verified, active record; `ttl` is the TTL its zone gave it.
+    Record { record: SignedRecord, ttl: u32 },
+    /// NXDOMAIN (or no record at the name); `soa` is the zone's SOA record
+    /// when it sent one, `ttl` the negative TTL (RFC 2308 §5).
+    Negative { soa: Option<Record>, ttl: u32 },
+}
+
+/// Iterative resolver with a cache of verified delegations.
+pub struct Resolver {
+    root: TrustedZone,
+    apex: Apex,
+    timeout: Duration,
+    /// Verified child zones and when their cache entry expires (unix s).
+    zones: RwLock<HashMap<Prefix, (TrustedZone, u64)>>,
+    /// Cap on the time a delegation is cached.
+    max_ttl: u32,
+    queries: AtomicU64,
+}
+
+impl Resolver {
+    pub fn new(root: TrustedZone, apex: Apex, timeout: Duration, max_ttl: u32) -> Resolver {
+        Resolver {
+            root,
+            apex,
+            timeout,
+            zones: RwLock::new(HashMap::new()),
+            max_ttl,
+            queries: AtomicU64::new(0),
+        }
+    }
+
+    pub fn apex(&self) -> &Apex {
+        &self.apex
+    }
+
+    pub fn root(&self) -> &TrustedZone {
+        &self.root
+    }
+
+    /// Upstream queries sent so far.
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Cached delegations in force, parents first.
+    pub fn zones(&self) -> Vec<(TrustedZone, u64)> {
+        let now = crate::registry::now();
+        let mut v: Vec<_> = self
+            .zones
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(_, exp)| *exp > now)
+            .cloned()
+            .collect();
+        v.sort_by_key(|(z, _)| z.prefix.depth());
+        v
+    }
+
+    /// Re-admits a delegation cached earlier (the gateway's L2): it must
+    /// verify against a zone already trusted, so load parents first.
+    pub fn restore_zone(&self, record: &SignedRecord, expires: u64) -> Result<(), ResolveError> {
+        let now = crate::registry::now();
+        let parent_prefix = record.record().identifier.prefix().clone();
+        let parent = self
+            .trusted(&parent_prefix, now)
+            .filter(|z| z.prefix == parent_prefix)
+            .ok_or_else(|| ResolveError::Name(format!("no trusted parent {parent_prefix}")))?;
+        let child = parent.verify_delegation(record, now)?;
+        self.remember(child, expires);
+        Ok(())
+    }
+
+    fn remember(&self, zone: TrustedZone, expires: u64) {
+        let expires = expires.min(zone.valid_until);
+        self.zones
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(zone.prefix.clone(), (zone, expires));
+    }
+
+    /// Forgets every cached delegation (tests, and `resolve` from scratch).
+    pub fn forget_zones(&self) {
+        self.zones
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The deepest trusted zone containing `prefix`, with the chain above it.
+    fn trusted_path(&self, prefix: &Prefix, now: u64) -> Vec<TrustedZone> {
+        let zones = self.zones.read().unwrap_or_else(|e| e.into_inner());
+        let mut path = vec![self.root.clone()];
+        let mut p = self.root.prefix.clone();
+        for seg in prefix.segments().skip(self.root.prefix.depth()) {
+            let Ok(next) = p.child(seg) else { break };
+            match zones.get(&next) {
+                Some((z, exp)) if *exp > now && now <= z.valid_until => path.push(z.clone()),
+                _ => break,
+            }
+            p = next;
+        }
+        path
+    }
+
+    fn trusted(&self, prefix: &Prefix, now: u64) -> Option<TrustedZone> {
+        self.trusted_path(prefix, now).pop()
+    }
+
+    /// The prefix a name lies under: its numeric labels below the apex.
+    fn prefix_of(&self, name: &Name) -> Option<Prefix> {
+        let apex = Name::from_ascii(format!("{}.", self.apex.as_str())).ok()?;
+        if !apex.zone_of(name) {
+            return None;
+        }
+        let labels: Vec<String> = name
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+            .collect();
+        let below = labels.len().checked_sub(usize::from(apex.num_labels()))?;
+        let mut segments = Vec::new();
+        for l in labels[..below].iter().rev() {
+            if l.bytes().all(|b| b.is_ascii_digit()) && !l.is_empty() {
+                segments.push(l.clone());
+            } else {
+                break;
+            }
+        }
+        Prefix::parse(&segments.join(".")).ok()
+    }
+
+    /// Resolves `name`/`qtype` down the hierarchy; the answer is the
+    /// response of the zone that owns the name.
+    pub async fn resolve(&self, name: &Name, qtype: u16) -> Result<Answer, ResolveError> {
+        let now = crate::registry::now();
+        let prefix = self
+            .prefix_of(name)
+            .filter(|p| self.root.prefix.contains(p))
+            .ok_or_else(|| ResolveError::Name(format!("{name} is not under the federation")))?;
+        let mut path = self.trusted_path(&prefix, now);
+        for _ in 0..MAX_REFERRALS {
+            let zone = path.last().cloned().unwrap_or_else(|| self.root.clone());
+            let message = self.ask(&zone, name, qtype).await?;
+            match self.referral(&zone, name, &message, now)? {
+                Some((child, ttl)) => {
+                    let expires = now + u64::from(ttl.min(self.max_ttl));
+                    self.remember(child.clone(), expires);
+                    path.push(child);
+                }
+                None => return Ok(Answer { message, path }),
+            }
+        }
+        Err(ResolveError::Upstream {
+            zone: prefix.to_string(),
+            reason: "too many referrals".into(),
+        })
+    }
+
+    /// Resolves an identifier to its verified record, or a negative answer.
+    pub async fn resolve_identifier(
+        &self,
+        id: &Identifier,
+    ) -> Result<(Outcome, Vec<TrustedZone>), ResolveError> {
+        let name = Name::from_ascii(id.to_dns_name(&self.apex))
+            .map_err(|e| ResolveError::Name(e.to_string()))?;
+        let answer = self.resolve(&name, rtype::CPREC).await?;
+        let zone = answer
+            .path
+            .last()
+            .cloned()
+            .unwrap_or_else(|| self.root.clone());
+        let outcome = identifier_outcome(&zone, id, &answer.message)?;
+        Ok((outcome, answer.path))
+    }
+
+    /// Why an identifier under a prefix deeper than `zone` has no answer
+    /// there: the zone's (signed) delegation record for the next prefix
+    /// down, if it publishes one, checked as a referral would be.
+    pub async fn explain_missing(&self, zone: &TrustedZone, id: &Identifier) -> Option<TrustError> {
+        let next = id
+            .prefix()
+            .segments()
+            .nth(zone.prefix.depth())
+            .and_then(|s| zone.prefix.child(s).ok())?;
+        let cut = Name::from_ascii(next.zone_name(&self.apex)).ok()?;
+        let message = self.ask(zone, &cut, rtype::CPREC).await.ok()?;
+        let record = private_records(&message.answers, rtype::CPREC)
+            .into_iter()
+            .find_map(|(_, (_, bytes))| SignedRecord::decode(&bytes).ok())?;
+        zone.verify_delegation(&record, crate::registry::now())
+            .err()
+    }
+
+    /// Sends one query to the zone's servers in turn.
+    async fn ask(
+        &self,
+        zone: &TrustedZone,
+        name: &Name,
+        qtype: u16,
+    ) -> Result<Message, ResolveError> {
+        let mut last = String::from("no servers");
+        for &server in &zone.servers {
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let result = exchange(server, name, qtype, self.timeout).await;
+            metrics::histogram!(crate::telemetry::GATEWAY_UPSTREAM_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            match result {
+                Ok(m)
+                    if matches!(
+                        m.metadata.response_code,
+                        ResponseCode::NoError | ResponseCode::NXDomain
+                    ) =>
+                {
+                    return Ok(m);
+                }
+                Ok(m) => last = format!("{server} answered {}", m.metadata.response_code),
+                Err(e) => last = format!("{server}: {e}"),
+            }
+        }
+        Err(ResolveError::Upstream {
+            zone: zone.prefix.to_string(),
+            reason: last,
+        })
+    }
+
+    /// A referral to a child of `zone` toward `name`, verified: its NS set,
+    /// and the delegation record at the same cut, signed by `zone`'s key.
+    fn referral(
+        &self,
+        zone: &TrustedZone,
+        name: &Name,
+        m: &Message,
+        now: u64,
+    ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
+        let is_referral = m.metadata.response_code == ResponseCode::NoError
+            && m.answers.is_empty()
+            && !m.metadata.authoritative
+            && m.authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::NS);
+        if !is_referral {
+            return Ok(None);
+        }
+        let Some(ns) = m
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::NS)
+        else {
+            return Ok(None);
+        };
+        let cut = ns.name.to_lowercase();
+        let lame = |reason: String| ResolveError::Upstream {
+            zone: zone.prefix.to_string(),
+            reason,
+        };
+        if !cut.zone_of(name) {
+            return Err(lame(format!(
+                "referral to {cut}, which is not above {name}"
+            )));
+        }
+        let (_, (ttl, bytes)) = private_records(&m.authorities, rtype::CPREC)
+            .into_iter()
+            .find(|(owner, _)| owner.to_lowercase() == cut)
+            .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?;
+        let record = SignedRecord::decode(&bytes).map_err(|e| {
+            ResolveError::Trust(TrustError::NotADelegation {
+                what: cut.to_string(),
+                why: e.to_string(),
+            })
+        })?;
+        let child = zone.verify_delegation(&record, now)?;
+        let expected = Name::from_ascii(child.prefix.zone_name(&self.apex))
+            .map_err(|e| lame(e.to_string()))?;
+        if expected.to_lowercase() != cut {
+            return Err(ResolveError::Trust(TrustError::NotADelegation {
+                what: cut.to_string(),
+                why: format!("the record delegates {}, not {cut}", child.prefix),
+            }));
+        }
+        Ok(Some((child, ttl)))
+    }
+}
+
+/// Reads an identifier's record out of its zone's answer and verifies it.
+pub fn identifier_outcome(
+    zone: &TrustedZone,
+    id: &Identifier,
+    m: &Message,
+) -> Result<Outcome, ResolveError> {
+    let negative_ttl = || {
+        m.authorities.iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some((r.clone(), r.ttl.min(soa.minimum))),
+            _ => None,
+        })
+    };
+    if m.metadata.response_code == ResponseCode::NXDomain {
+        let (soa, ttl) = negative_ttl().map_or((None, 0), |(r, t)| (Some(r), t));
+        return Ok(Outcome::Negative { soa, ttl });
+    }
+    let found = private_records(&m.answers, rtype::CPREC);
+    let Some((ttl, bytes)) = found.into_iter().next().map(|(_, t)| t) else {
+        let (soa, ttl) = negative_ttl().map_or((None, 0), |(r, t)| (Some(r), t));
+        return Ok(Outcome::Negative { soa, ttl });
+    };
+    let record = SignedRecord::decode(&bytes).map_err(|e| TrustError::BadRecord {
+        record: id.to_string(),
+        why: e.to_string(),
+    })?;
+    if &record.record().identifier != id {
+        return Err(ResolveError::Trust(TrustError::BadRecord {
+            record: id.to_string(),
+            why: format!("the answer is the record of {}", record.record().identifier),
+        }));
+    }
+    zone.verify_record(&record)?;
+    if record.record().status != RecordStatus::Active {
+        return Ok(Outcome::Negative {
+            soa: negative_ttl().map(|(r, _)| r),
+            ttl: 0,
+        });
+    }
+    Ok(Outcome::Record { record, ttl })
+}
+
+/// `(owner, (ttl, rdata))` of the private-type records in `records`.
+fn private_records(records: &[Record], t: u16) -> Vec<(Name, (u32, Vec<u8>))> {
+    records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::Unknown { code, rdata } if u16::from(*code) == t => {
+                Some((r.name.clone(), (r.ttl, rdata.anything.clone())))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_be_bytes(b)
+}
+
+/// One query over UDP (TCP when truncated). Only a response with our id
+/// and our question is taken; anything else on the socket is ignored.
+pub async fn exchange(
+    server: SocketAddr,
+    name: &Name,
+    qtype: u16,
+    timeout: Duration,
+) -> Result<Message, String> {
+    let id = random_id();
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    let query = Query::query(name.clone(), RecordType::from(qtype));
+    msg.add_query(query.clone());
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    msg.edns = Some(edns);
+    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
+    let matches = |m: &Message| {
+        m.metadata.id == id
+            && m.metadata.message_type == MessageType::Response
+            && m.queries.len() == 1
+            && m.queries[0].name().to_lowercase() == name.to_lowercase()
+            && m.queries[0].query_type() == query.query_type()
+    };
+    let work = async {
+        let bind: SocketAddr = if server.is_ipv6() {
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        };
+        let sock = tokio::net::UdpSocket::bind(bind)
+            .await
+            .map_err(|e| e.to_string())?;
+        sock.connect(server).await.map_err(|e| e.to_string())?;
+        sock.send(&bytes).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
+            let Ok(m) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if !matches(&m) {
+                continue;
+            }
+            if !m.metadata.truncation {
+                return Ok(m);
+            }
+            break;
+        }
+        let mut tcp = tokio::net::TcpStream::connect(server)
+            .await
+            .map_err(|e| e.to_string())?;
+        let len = u16::try_from(bytes.len()).map_err(|e| e.to_string())?;
+        tcp.write_all(&len.to_be_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        tcp.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        let mut lenb = [0u8; 2];
+        tcp.read_exact(&mut lenb).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(lenb))];
+        tcp.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+        let m = Message::from_vec(&buf).map_err(|e| e.to_string())?;
+        if matches(&m) {
+            Ok(m)
+        } else {
+            Err("TCP answer does not match the query".into())
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
