@@ -115,7 +115,8 @@ fn node_config(
     Ok(c)
 }
 
-async fn start_member(config: Config) -> Result<Member, FederationError> {
+/// Opens and serves a node (also used to bring one back after a stop).
+pub async fn start_member(config: Config) -> Result<Member, FederationError> {
     let node = tokio::task::spawn_blocking(move || Node::open(config))
         .await
         .map_err(fail)?

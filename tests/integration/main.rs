@@ -5,6 +5,7 @@ mod common;
 mod conformance;
 mod dns_protocol;
 mod durability;
+mod federation;
 mod fuzz_corpus;
 mod http_api;
 mod http_durability;

@@ -1,0 +1,558 @@
+//! A whole federation on loopback (national, Shanghai, industry node and a
+//! gateway, each a real server on ephemeral ports): three-level
+//! resolution, referrals, forged records, revocation, serve-stale, L2
+//! across restarts, single-flight and the L1 memory bound.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cpid::client::query;
+use cpid::dns::wire::rtype;
+use cpid::federation::{Federation, Options, Ports, start_member};
+use cpid::gateway::{Gateway, GatewayConfig};
+use cpid::identifier::{Apex, Identifier, Prefix};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+/// A loopback address whose UDP and TCP ports were both free just now
+/// (delegations name their child's address before the child starts).
+fn free_addr() -> SocketAddr {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
+fn any() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+struct Fed {
+    fed: Option<Federation>,
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    ids: Vec<Identifier>,
+}
+
+fn start(ttl: Option<u32>, gateway: fn(&mut GatewayConfig)) -> Fed {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = Options {
+        dir: dir.path().to_path_buf(),
+        ports: Ports {
+            national: (any(), any()),
+            shanghai: (free_addr(), any()),
+            industry: (free_addr(), any()),
+            gateway: (any(), any()),
+        },
+        ttl,
+        gateway,
+    };
+    let fed = rt.block_on(Federation::start(&opts)).unwrap();
+    let ids = rt
+        .block_on(fed.sample_records())
+        .unwrap()
+        .iter()
+        .map(|s| Identifier::parse(s).unwrap())
+        .collect();
+    Fed {
+        fed: Some(fed),
+        rt,
+        _dir: dir,
+        ids,
+    }
+}
+
+impl Fed {
+    fn f(&self) -> &Federation {
+        self.fed.as_ref().unwrap()
+    }
+
+    fn gw(&self) -> SocketAddr {
+        self.f().gateway.dns_addr()
+    }
+
+    fn gateway(&self) -> &Gateway {
+        &self.f().gateway.gateway
+    }
+
+    fn name(&self, id: &Identifier) -> String {
+        id.to_dns_name(&Apex::parse("cpid.internal").unwrap())
+    }
+
+    fn ask(&self, id: &Identifier, qtype: u16) -> Message {
+        query(self.gw(), &self.name(id), qtype, false).unwrap()
+    }
+}
+
+impl Drop for Fed {
+    fn drop(&mut self) {
+        if let Some(f) = self.fed.take() {
+            let _ = self.rt.block_on(f.shutdown());
+        }
+    }
+}
+
+fn txt(m: &Message) -> String {
+    m.answers
+        .iter()
+        .map(|r| r.data.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_levels_resolve_through_the_gateway_and_parents_only_refer() {
+    let fed = start(None, |_| {});
+    let ic = &fed.ids[1];
+    assert_eq!(ic.prefix().as_str(), "86.31.1005");
+
+    let m = fed.ask(ic, rtype::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.metadata.authoritative, "a gateway is not authoritative");
+    assert!(m.metadata.recursion_available);
+    assert!(txt(&m).contains(&format!("id={ic}")), "{}", txt(&m));
+    let uri = fed.ask(ic, rtype::URI);
+    assert_eq!(uri.answers.len(), 1);
+    let rec = fed.ask(ic, rtype::CPREC);
+    assert_eq!(rec.answers.len(), 1);
+    // NODATA carries the industry zone's SOA (RFC 2308).
+    let nodata = fed.ask(ic, rtype::AAAA);
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.answers.is_empty());
+    assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(
+        nodata.authorities[0].name.to_ascii(),
+        "1005.31.86.cpid.internal."
+    );
+    // A name that does not exist is NXDOMAIN; one outside the federation REFUSED.
+    let nx = query(
+        fed.gw(),
+        "zz-nothing.1005.31.86.cpid.internal",
+        rtype::TXT,
+        false,
+    )
+    .unwrap();
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    let out = query(fed.gw(), "example.org", rtype::A, false).unwrap();
+    assert_eq!(out.metadata.response_code, ResponseCode::Refused);
+
+    // The national node refers (NS + glue + the signed delegation record),
+    // it never answers for Shanghai's names; Shanghai refers to industry.
+    for (node, cut) in [
+        (&fed.f().national, "31.86.cpid.internal."),
+        (&fed.f().shanghai, "1005.31.86.cpid.internal."),
+    ] {
+        let r = query(node.running.dns_addr(), &fed.name(ic), rtype::TXT, false).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(!r.metadata.authoritative && r.answers.is_empty());
+        let types: Vec<_> = r
+            .authorities
+            .iter()
+            .map(|a| (a.name.to_ascii(), a.record_type()))
+            .collect();
+        assert!(
+            types.contains(&(cut.to_string(), RecordType::NS)),
+            "{types:?}"
+        );
+        assert!(
+            types.contains(&(cut.to_string(), RecordType::Unknown(rtype::CPREC))),
+            "{types:?}"
+        );
+        assert!(
+            r.additionals
+                .iter()
+                .any(|a| a.record_type() == RecordType::A)
+        );
+    }
+    // Over TCP through the gateway as well.
+    let t = query(fed.gw(), &fed.name(ic), rtype::TXT, true).unwrap();
+    assert_eq!(txt(&t), txt(&m));
+
+    // HTTP reads through the gateway.
+    let client =
+        cpid::api::client::ApiClient::new(&format!("http://{}", fed.f().gateway.http_addr()));
+    let h = client.get(&format!("/api/handles/{ic}")).unwrap();
+    assert_eq!(h.status, 200, "{}", h.text);
+    assert_eq!(h.body["responseCode"], 1);
+    let n = client.get(&format!("/v1/identifiers/{ic}")).unwrap();
+    assert_eq!(n.body["identifier"], ic.to_string());
+
+    // The chain from the root key alone, as `cpid resolve --trust-anchor` walks it.
+    let resolver = cpid::resolver::Resolver::new(
+        cpid::delegation::TrustedZone::root(
+            Prefix::parse("86").unwrap(),
+            fed.f().national.node.registry.key().public(),
+            vec![fed.f().national.running.dns_addr()],
+        ),
+        Apex::parse("cpid.internal").unwrap(),
+        Duration::from_secs(2),
+        3600,
+    );
+    let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(ic)).unwrap();
+    assert!(matches!(outcome, cpid::resolver::Outcome::Record { .. }));
+    let prefixes: Vec<String> = path.iter().map(|z| z.prefix.to_string()).collect();
+    assert_eq!(prefixes, ["86", "86.31", "86.31.1005"]);
+}
+
+#[test]
+fn a_record_signed_outside_the_chain_is_never_served_or_cached() {
+    let fed = start(None, |c| c.upstream.timeout_ms = 500);
+    // Warm the delegations through another record.
+    assert_eq!(
+        fed.ask(&fed.ids[1], rtype::TXT).metadata.response_code,
+        ResponseCode::NoError
+    );
+    let industry = fed.f().industry.running.dns_addr();
+    let sc = fed.ids[2].clone();
+    // An impostor takes over the industry node's address with its own key
+    // and serves a record under the same identifier.
+    let mut fed = fed;
+    let f = fed.fed.take().unwrap();
+    let Federation {
+        industry: member,
+        national,
+        shanghai,
+        gateway,
+        ..
+    } = f;
+    fed.rt.block_on(member.running.shutdown()).unwrap();
+    drop(member.node);
+    let imp_dir = tempfile::tempdir().unwrap();
+    let mut c = member.config.clone();
+    c.node.data_dir = imp_dir.path().to_path_buf();
+    c.federation = Default::default();
+    c.dns.listen = industry;
+    c.http.listen = any();
+    let impostor = fed.rt.block_on(start_member(c)).unwrap();
+    let forged = impostor
+        .node
+        .registry
+        .issue(cpid::registry::NewRecord {
+            prefix: None,
+            class: sc.class(),
+            owner: None,
+            values: vec![],
+            status: cpid::record::RecordStatus::Active,
+        })
+        .unwrap();
+    assert_eq!(
+        forged.record().identifier,
+        sc,
+        "the impostor made the same identifier"
+    );
+    let gw = gateway.dns_addr();
+    let before = gateway
+        .gateway
+        .stats
+        .verification_failures
+        .load(Ordering::Relaxed);
+    for _ in 0..2 {
+        let m = query(gw, &fed.name(&sc), rtype::TXT, false).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert!(m.answers.is_empty());
+    }
+    let after = gateway
+        .gateway
+        .stats
+        .verification_failures
+        .load(Ordering::Relaxed);
+    assert_eq!(
+        after - before,
+        2,
+        "each attempt is verified again: nothing was cached"
+    );
+    let http = cpid::api::client::ApiClient::new(&format!("http://{}", gateway.http_addr()))
+        .get(&format!("/v1/identifiers/{sc}"))
+        .unwrap();
+    assert_eq!(http.status, 502);
+    assert_eq!(http.body["error"], "verification_failed");
+    fed.rt.block_on(async {
+        gateway.shutdown().await.unwrap();
+        impostor.running.shutdown().await.unwrap();
+        shanghai.running.shutdown().await.unwrap();
+        national.running.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_revoked_delegation_stops_resolution_and_is_reported() {
+    let fed = start(Some(1), |c| c.cache.max_ttl = 1);
+    let ic = fed.ids[1].clone();
+    assert_eq!(
+        fed.ask(&ic, rtype::TXT).metadata.response_code,
+        ResponseCode::NoError
+    );
+    let shanghai = &fed.f().shanghai;
+    let client = cpid::api::client::ApiClient::new(&shanghai.http_url());
+    let r = client
+        .signed(
+            "DELETE",
+            "/v1/admin/delegations/86.31.1005",
+            None,
+            &shanghai.admin_key().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Revoking twice: nothing in force any more.
+    let again = client
+        .signed(
+            "DELETE",
+            "/v1/admin/delegations/86.31.1005",
+            None,
+            &shanghai.admin_key().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(again.status, 404);
+    let list = client.get("/v1/delegations").unwrap();
+    assert_eq!(list.body["delegations"][0]["status"], "revoked");
+    until(
+        "the gateway to stop resolving",
+        Duration::from_secs(10),
+        || fed.ask(&ic, rtype::TXT).metadata.response_code == ResponseCode::NXDomain,
+    );
+    // From the root key, the break is named: revoked, by whom.
+    let resolver = cpid::resolver::Resolver::new(
+        cpid::delegation::TrustedZone::root(
+            Prefix::parse("86").unwrap(),
+            fed.f().national.node.registry.key().public(),
+            vec![fed.f().national.running.dns_addr()],
+        ),
+        Apex::parse("cpid.internal").unwrap(),
+        Duration::from_secs(2),
+        3600,
+    );
+    let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(&ic)).unwrap();
+    assert!(matches!(outcome, cpid::resolver::Outcome::Negative { .. }));
+    let why = fed
+        .rt
+        .block_on(resolver.explain_missing(path.last().unwrap(), &ic))
+        .expect("a reason");
+    assert!(
+        matches!(why, cpid::delegation::TrustError::Revoked { .. }),
+        "{why}"
+    );
+}
+
+#[test]
+fn stale_answers_while_the_industry_node_is_down_then_recovery() {
+    let fed = start(Some(1), |c| {
+        c.cache.max_ttl = 1;
+        c.cache.stale_recheck_secs = 1;
+        c.upstream.timeout_ms = 300;
+    });
+    let ic = fed.ids[1].clone();
+    assert_eq!(
+        fed.ask(&ic, rtype::TXT).metadata.response_code,
+        ResponseCode::NoError
+    );
+    let mut fed = fed;
+    let f = fed.fed.take().unwrap();
+    let Federation {
+        industry,
+        national,
+        shanghai,
+        gateway,
+        dir,
+        root_key_file,
+    } = f;
+    let config = industry.config.clone();
+    fed.rt.block_on(industry.running.shutdown()).unwrap();
+    drop(industry.node);
+    std::thread::sleep(Duration::from_millis(2100));
+    let gw = gateway.dns_addr();
+    let m = query(gw, &fed.name(&ic), rtype::TXT, false).unwrap();
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "served stale"
+    );
+    assert!(
+        m.answers.iter().all(|r| r.ttl == 30),
+        "stale answers carry TTL 30 (RFC 8767)"
+    );
+    assert!(gateway.gateway.stats.stale.load(Ordering::Relaxed) >= 1);
+    let back = fed.rt.block_on(start_member(config)).unwrap();
+    until(
+        "fresh answers after recovery",
+        Duration::from_secs(10),
+        || {
+            let m = query(gw, &fed.name(&ic), rtype::TXT, false).unwrap();
+            m.metadata.response_code == ResponseCode::NoError
+                && m.answers.iter().all(|r| r.ttl <= 1)
+        },
+    );
+    fed.fed = Some(Federation {
+        industry: back,
+        national,
+        shanghai,
+        gateway,
+        dir,
+        root_key_file,
+    });
+}
+
+#[test]
+fn a_restarted_gateway_answers_from_l2_without_upstream_traffic() {
+    let mut fed = start(None, |_| {});
+    let names: Vec<Identifier> = fed.ids.clone();
+    let before: Vec<String> = names
+        .iter()
+        .map(|id| txt(&fed.ask(id, rtype::TXT)))
+        .collect();
+    let f = fed.fed.take().unwrap();
+    let Federation {
+        gateway,
+        national,
+        shanghai,
+        industry,
+        dir,
+        root_key_file,
+    } = f;
+    let mut config = gateway.gateway.config().clone();
+    config.dns.listen = any();
+    config.http.listen = any();
+    fed.rt.block_on(gateway.shutdown()).unwrap();
+    let gateway = fed
+        .rt
+        .block_on(async { cpid::gateway::serve(Gateway::open(config).unwrap()).await })
+        .unwrap();
+    let gw = gateway.dns_addr();
+    let after: Vec<String> = names
+        .iter()
+        .map(|id| txt(&query(gw, &fed.name(id), rtype::TXT, false).unwrap()))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(
+        gateway.gateway.upstream_queries(),
+        0,
+        "every answer came from L2"
+    );
+    assert_eq!(
+        gateway.gateway.stats.l2_hits.load(Ordering::Relaxed),
+        names.len() as u64
+    );
+    fed.fed = Some(Federation {
+        gateway,
+        national,
+        shanghai,
+        industry,
+        dir,
+        root_key_file,
+    });
+}
+
+#[test]
+fn a_burst_of_identical_misses_makes_one_upstream_query() {
+    let fed = start(None, |_| {});
+    // Delegations and the industry SOA are cached by a first resolution.
+    assert_eq!(
+        fed.ask(&fed.ids[1], rtype::TXT).metadata.response_code,
+        ResponseCode::NoError
+    );
+    let q0 = fed.gateway().upstream_queries();
+    let name = fed.name(&fed.ids[3]);
+    let gw = fed.gw();
+    let answers: Vec<ResponseCode> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|_| {
+                let name = name.clone();
+                s.spawn(move || {
+                    (0..10)
+                        .map(|_| {
+                            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                            sock.connect(gw).unwrap();
+                            sock.send(&crate::common::raw_query(7, &name, rtype::TXT, None))
+                                .unwrap();
+                            sock
+                        })
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .map(|sock| {
+                            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                            let mut buf = [0u8; 4096];
+                            let n = sock.recv(&mut buf).unwrap();
+                            Message::from_vec(&buf[..n]).unwrap().metadata.response_code
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(answers.len(), 1000);
+    assert!(answers.iter().all(|r| *r == ResponseCode::NoError));
+    assert_eq!(
+        fed.gateway().upstream_queries() - q0,
+        1,
+        "one upstream query for 1000 misses"
+    );
+}
+
+#[test]
+fn l1_stays_within_its_bounds_under_a_random_name_flood() {
+    let fed = start(None, |c| {
+        c.cache.max_entries = 200;
+        c.cache.max_bytes = 128 * 1024;
+    });
+    let popular = fed.ids[1].clone();
+    let gw = fed.gw();
+    for i in 0..2000u32 {
+        let name = format!("ic-{i:06}-x{}.1005.31.86.cpid.internal", i % 7);
+        let m = query(gw, &name, rtype::TXT, false).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        if i % 50 == 0 {
+            let _ = fed.ask(&popular, rtype::TXT);
+        }
+        let l1 = fed.gateway().l1();
+        assert!(l1.len() <= 200, "{} entries", l1.len());
+        assert!(l1.bytes() <= 128 * 1024, "{} bytes", l1.bytes());
+    }
+    assert!(
+        fed.gateway().l1().len() > 50,
+        "the cache is used, not emptied"
+    );
+}
+
+#[test]
+fn changes_and_withdrawals_reach_the_gateway_within_their_ttl() {
+    let fed = start(Some(1), |c| c.cache.max_ttl = 1);
+    let st = fed.ids[3].clone();
+    assert!(txt(&fed.ask(&st, rtype::TXT)).contains("version=1"));
+    let key = cpid::keys::NodeKey::load(&fed.f().dir.join("provider-key.pem")).unwrap();
+    let client = cpid::api::client::ApiClient::new(&fed.f().industry.http_url());
+    let body = serde_json::json!({ "values": [{ "type": "DESC", "data": "moved" }] });
+    let r = client
+        .signed("PUT", &format!("/v1/identifiers/{st}"), Some(&body), &key)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    until("version 2 at the gateway", Duration::from_secs(5), || {
+        txt(&fed.ask(&st, rtype::TXT)).contains("version=2")
+    });
+    let r = client
+        .signed("DELETE", &format!("/v1/identifiers/{st}"), None, &key)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    until("NXDOMAIN at the gateway", Duration::from_secs(5), || {
+        fed.ask(&st, rtype::TXT).metadata.response_code == ResponseCode::NXDomain
+    });
+}
