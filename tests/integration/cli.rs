@@ -379,3 +379,153 @@ fn openssl_reads_the_keys_and_a_python_client_registers() {
     assert_eq!(got.status, 200);
     assert_eq!(got.body["owner"], ids[0]);
 }
+
+#[test]
+fn admin_delegate_writes_a_chain_the_child_checks_at_start() {
+    let national = TestNode::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    ok(cpid(&["key", "generate", "-o", &d("child.pem")]));
+    let admin = national.node.config.admin_key_file();
+    let server = format!("http://{}", national.http_addr());
+    let dns = "127.0.0.1:45301";
+    let out = cpid(&[
+        "admin",
+        "delegate",
+        "--key",
+        admin.to_str().unwrap(),
+        "--server",
+        &server,
+        "--prefix",
+        "86.31",
+        "--child-key",
+        &d("child.pem"),
+        "--ns",
+        &format!("ns1.31.86.cpid.internal={dns}"),
+        "--out",
+        &d("chain.json"),
+    ]);
+    ok(out);
+    // Delegating the same prefix again is refused while the first is in force.
+    let again = cpid(&[
+        "admin",
+        "delegate",
+        "--key",
+        admin.to_str().unwrap(),
+        "--server",
+        &server,
+        "--prefix",
+        "86.31",
+        "--child-key",
+        &d("child.pem"),
+        "--ns",
+        &format!("ns1.31.86.cpid.internal={dns}"),
+    ]);
+    assert!(!again.status.success());
+    // A provider key cannot delegate.
+    ok(cpid(&["key", "generate", "-o", &d("other.pem")]));
+    let not_admin = cpid(&[
+        "admin",
+        "delegate",
+        "--key",
+        &d("other.pem"),
+        "--server",
+        &server,
+        "--prefix",
+        "86.32",
+        "--child-key",
+        &d("child.pem"),
+        "--ns",
+        &format!("ns1.32.86.cpid.internal={dns}"),
+    ]);
+    assert!(!not_admin.status.success());
+    std::fs::write(
+        d("national.pub"),
+        national.node.registry.key().public().to_public_pem(),
+    )
+    .unwrap();
+    let config = |key: &str, chain: &str| {
+        format!(
+            "[node]\nprefix = \"86.31\"\ndata_dir = \"{}\"\nkey_file = \"{key}\"\n\
+             [dns]\nlisten = \"127.0.0.1:0\"\n[[dns.name_servers]]\nname = \"ns1\"\naddresses = [\"127.0.0.1\"]\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [federation]\ntrust_anchor_file = \"{}\"\nchain_file = \"{chain}\"\n",
+            d("child-data"),
+            d("national.pub"),
+        )
+    };
+    std::fs::write(d("child.toml"), config(&d("child.pem"), &d("chain.json"))).unwrap();
+    let info = ok(cpid(&["node", "info", "--config", &d("child.toml")]));
+    assert!(info.contains("86.31"), "{info}");
+
+    // The same chain with another node key: refused at start, non-zero.
+    std::fs::write(d("wrong.toml"), config(&d("other.pem"), &d("chain.json"))).unwrap();
+    let wrong = cpid(&["serve", "--config", &d("wrong.toml")]);
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("delegation chain") && err.contains("node key"),
+        "{err}"
+    );
+
+    // A tampered chain: one signature byte flipped.
+    let text = std::fs::read_to_string(d("chain.json")).unwrap();
+    let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let link = file["chain"][0].as_str().unwrap().to_string();
+    let flipped = if link.ends_with('0') { "1" } else { "0" };
+    file["chain"][0] = format!("{}{flipped}", &link[..link.len() - 1]).into();
+    std::fs::write(d("bad-chain.json"), file.to_string()).unwrap();
+    std::fs::write(d("bad.toml"), config(&d("child.pem"), &d("bad-chain.json"))).unwrap();
+    let bad = cpid(&["serve", "--config", &d("bad.toml")]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("not signed by the key of 86"), "{err}");
+
+    // The national node now refers 86.31 names and lists the delegation.
+    let list = national.api().get("/v1/delegations").unwrap();
+    assert_eq!(list.body["delegations"][0]["status"], "active");
+    let q = raw_query(9, "gc-000001-x.31.86.cpid.internal", 16, None);
+    let m = udp(national.addr(), &q);
+    assert!(!m.metadata.authoritative && m.answers.is_empty() && !m.authorities.is_empty());
+}
+
+#[test]
+fn resolve_with_a_trust_anchor_prints_the_chain() {
+    let node = TestNode::start();
+    let rec = node.issue(Class::Gc, None, &[("DESC", "pool", 0)]);
+    let id = rec.record().identifier.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("root.pub");
+    std::fs::write(&anchor, node.node.registry.key().public().to_public_pem()).unwrap();
+    let out = cpid(&[
+        "resolve",
+        "--trust-anchor",
+        anchor.to_str().unwrap(),
+        "-s",
+        &node.addr().to_string(),
+        &id,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("root    86") && stderr.contains("valid"),
+        "{stderr}"
+    );
+    // Another key as anchor: the record is refused.
+    ok(cpid(&[
+        "key",
+        "generate",
+        "-o",
+        dir.path().join("k.pem").to_str().unwrap(),
+    ]));
+    let bad = cpid(&[
+        "resolve",
+        "--trust-anchor",
+        dir.path().join("k.pem").to_str().unwrap(),
+        "-s",
+        &node.addr().to_string(),
+        &id,
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("BROKEN"));
+}
