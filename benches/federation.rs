@@ -1,0 +1,157 @@
+//! Cold-path latency of a three-level resolution on loopback.
+//!
+//! Starts the demo federation (national, Shanghai, industry node, gateway)
+//! on ephemeral ports, issues N records at the industry node, then
+//! measures two cold paths:
+//! - "chain": the verifying resolver from the root key with no cached
+//!   delegation: root referral → Shanghai referral → industry answer, with
+//!   both delegations and the record verified (what a fresh gateway does);
+//! - "gateway": a DNS query to the gateway for a name it has not seen,
+//!   delegations already cached (the usual miss: straight to the industry
+//!   node), timed at the client;
+//! and, for scale, a warm hit at the gateway. Prints p50/p99.
+//!
+//! `cargo bench --bench federation [-- --count N]`
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use cpid::federation::{Federation, Options, Ports};
+use cpid::identifier::{Apex, Class, Prefix};
+use cpid::record::{RecordStatus, Value, ValueType};
+use cpid::registry::NewRecord;
+
+fn free_addr() -> SocketAddr {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = udp.local_addr().expect("addr");
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(what: &str, v: &mut [Duration]) {
+    println!(
+        "{what:<40} n={:<5} p50 {:>8.1?}  p99 {:>8.1?}",
+        v.len(),
+        percentile(v, 0.5),
+        percentile(v, 0.99)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let count: usize = args
+        .iter()
+        .position(|a| a == "--count")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let opts = Options {
+        dir: dir.path().to_path_buf(),
+        ports: Ports {
+            national: (any, any),
+            shanghai: (free_addr(), any),
+            industry: (free_addr(), any),
+            gateway: (any, any),
+        },
+        ttl: None,
+        gateway: |c| c.cache.l2 = false,
+    };
+    let fed = rt.block_on(Federation::start(&opts)).expect("federation");
+    let news: Vec<NewRecord> = (0..count)
+        .map(|i| NewRecord {
+            prefix: None,
+            class: Class::Ic,
+            owner: None,
+            values: vec![Value {
+                index: 1,
+                kind: ValueType::parse("DESC").expect("type"),
+                data: format!("bench resource {i}"),
+                ttl: 0,
+                timestamp: 1,
+            }],
+            status: RecordStatus::Active,
+        })
+        .collect();
+    let ids: Vec<_> = fed
+        .industry
+        .node
+        .registry
+        .issue_many(news)
+        .expect("issue")
+        .into_iter()
+        .map(|r| r.record().identifier.clone())
+        .collect();
+    let apex = Apex::parse("cpid.internal").expect("apex");
+
+    let resolver = cpid::resolver::Resolver::new(
+        cpid::delegation::TrustedZone::root(
+            Prefix::parse("86").expect("prefix"),
+            fed.national.node.registry.key().public(),
+            vec![fed.national.running.dns_addr()],
+        ),
+        apex.clone(),
+        Duration::from_secs(2),
+        3600,
+    );
+    let half = count / 2;
+    let mut chain = Vec::with_capacity(half);
+    for id in &ids[..half] {
+        resolver.forget_zones();
+        let t = Instant::now();
+        let (outcome, path) = rt
+            .block_on(resolver.resolve_identifier(id))
+            .expect("resolve");
+        chain.push(t.elapsed());
+        assert!(matches!(outcome, cpid::resolver::Outcome::Record { .. }) && path.len() == 3);
+    }
+
+    let gw = fed.gateway.dns_addr();
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("socket");
+    sock.connect(gw).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let ask = |name: &str| {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.trim_end_matches('.').split('.') {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 16, 0, 1]);
+        let t = Instant::now();
+        sock.send(&q).expect("send");
+        let mut buf = [0u8; 2048];
+        let n = sock.recv(&mut buf).expect("answer");
+        assert!(n > 12 && buf[3] & 0x0f == 0, "NOERROR");
+        t.elapsed()
+    };
+    // Warm the delegations through one name, then every name is a miss.
+    ask(&ids[half].to_dns_name(&apex));
+    let mut miss: Vec<Duration> = ids[half + 1..]
+        .iter()
+        .map(|id| ask(&id.to_dns_name(&apex)))
+        .collect();
+    let mut hit: Vec<Duration> = ids[half + 1..]
+        .iter()
+        .map(|id| ask(&id.to_dns_name(&apex)))
+        .collect();
+    println!("three-level federation on loopback, {count} records at 86.31.1005");
+    report("cold chain (root→86.31→86.31.1005, verified)", &mut chain);
+    report("gateway miss (delegations cached)", &mut miss);
+    report("gateway hit (L1)", &mut hit);
+    rt.block_on(fed.shutdown()).expect("shutdown");
+}
