@@ -9,7 +9,9 @@
 //! - "gateway": a DNS query to the gateway for a name it has not seen,
 //!   delegations already cached (the usual miss: straight to the industry
 //!   node), timed at the client;
-//! and, for scale, a warm hit at the gateway. Prints p50/p99.
+//! - "hit": a warm L1 hit at the gateway, for scale.
+//!
+//! Prints p50 and p99.
 //!
 //! `cargo bench --bench federation [-- --count N]`
 

@@ -12,14 +12,20 @@ use crate::api::body::{
     self, HS_ADMIN_INDEX, HS_PUBKEY_INDEX, IssueRequest, ProviderRequest, UpdateRequest, ValueInput,
 };
 use crate::api::handles::Filter;
+use crate::delegation::{
+    self as trust, DELEGATION_INDEX, DELEGATION_TYPE, Delegation, TrustError, TrustedZone,
+};
 use crate::dns::engine::{self, Transport};
+use crate::dns::mapping;
 use crate::dns::wire::WireName;
 use crate::dns::wire::{rtype, txt_rdata};
 use crate::dns::zone::{ApexData, RrSet, SoaTimers, Zone};
+use crate::gateway::cache::Block;
 use crate::httpsig::{self, Message, SignedRequest};
-use crate::identifier::{Apex, Identifier};
+use crate::identifier::{Apex, Class, Identifier, Prefix, Serial};
 use crate::keys::{NodeKey, PublicKey};
-use crate::record::{MAX_DATA_LEN, MAX_TTL, SignedRecord, Value};
+use crate::record::{MAX_DATA_LEN, MAX_TTL, Record, RecordStatus, SignedRecord, Value, ValueType};
+use crate::resolver::{self, Outcome, ResolveError};
 
 /// The identifier parser and the DNS-name mapping.
 pub fn identifier(data: &[u8]) {
@@ -270,4 +276,342 @@ fn checked_values(inputs: Vec<ValueInput>) {
         }
         Err(e) => assert_ne!(e.status, StatusCode::INTERNAL_SERVER_ERROR, "{e}"),
     }
+}
+
+/// The key of the trusted root zone in `delegation` and
+/// `upstream_response`; the corpora hold records really signed with it.
+pub fn fuzz_root_key() -> &'static NodeKey {
+    static KEY: OnceLock<NodeKey> = OnceLock::new();
+    KEY.get_or_init(|| NodeKey::from_secret_bytes(&[1u8; 32]))
+}
+
+/// The trusted root zone: prefix `86`, [`fuzz_root_key`], no servers.
+pub fn fuzz_root_zone() -> &'static TrustedZone {
+    static ZONE: OnceLock<TrustedZone> = OnceLock::new();
+    ZONE.get_or_init(|| {
+        TrustedZone::root(
+            Prefix::parse("86").expect("constant fuzz prefix"),
+            fuzz_root_key().public(),
+            vec![],
+        )
+    })
+}
+
+/// The identifier `upstream_response` resolves: `86.31.1005/IC-000001-<check>`.
+pub fn fuzz_upstream_identifier() -> &'static Identifier {
+    static ID: OnceLock<Identifier> = OnceLock::new();
+    ID.get_or_init(|| {
+        Identifier::new(
+            Prefix::parse("86.31.1005").expect("constant fuzz prefix"),
+            Class::Ic,
+            Serial::new(1).expect("constant fuzz serial"),
+        )
+    })
+}
+
+/// Delegation records and delegation JSON, as a parent zone serves them.
+///
+/// The input is taken two ways. As an encoded signed record: it is read as
+/// a delegation and checked as a link issued by [`fuzz_root_zone`] at
+/// several times, and as a record served by that zone. As the JSON of a
+/// `CP.DELEGATION` value: one that passes `check()` re-serialises to an
+/// equal value, and, signed by the root key into a record, comes back
+/// from that record and verifies (or is refused for the reason it should be).
+pub fn delegation(data: &[u8]) {
+    if let Ok(signed) = SignedRecord::decode(data) {
+        delegation_record(&signed);
+    }
+    if let Ok(d) = serde_json::from_slice::<Delegation>(data) {
+        delegation_json(&d);
+    }
+}
+
+/// A decoded record presented as a delegation link by the root zone.
+fn delegation_record(signed: &SignedRecord) {
+    let root = fuzz_root_zone();
+    let read = Delegation::from_record(signed);
+    let mut times = vec![0, FUZZ_NOW, u64::MAX];
+    if let Ok(d) = &read {
+        assert_eq!(d.check(), Ok(()), "from_record returns checked delegations");
+        assert_eq!(signed.record().identifier.class(), Class::Nd);
+        assert_ne!(signed.record().status, RecordStatus::Withdrawn);
+        json_round_trip(d);
+        times.extend([d.not_before, d.not_after, d.not_after.saturating_add(1)]);
+        times.push(d.not_before.saturating_sub(1));
+    }
+    let as_record = root.verify_record(signed);
+    if as_record.is_ok() {
+        assert!(root.prefix.contains(signed.record().identifier.prefix()));
+        assert_eq!(signed.verify(&root.key), Ok(()));
+    }
+    for now in times {
+        let link = root.verify_delegation(signed, now);
+        let chain = trust::verify_chain(root, std::slice::from_ref(signed), now);
+        match (&link, &chain) {
+            (Ok(child), Ok(zones)) => {
+                assert_eq!(zones.as_slice(), [root.clone(), child.clone()]);
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            _ => panic!("verify_chain of one link is verify_delegation: {link:?} {chain:?}"),
+        }
+        let Ok(child) = link else { continue };
+        let d = match &read {
+            Ok(d) => d,
+            Err(e) => panic!("a verified link is not a delegation: {e}"),
+        };
+        assert!(d.revoked.is_none(), "a revoked link verified");
+        assert!(
+            d.not_before <= now && now <= d.not_after,
+            "{now} outside the window"
+        );
+        assert_eq!(child.prefix.parent().as_ref(), Some(&root.prefix));
+        assert_eq!(d.prefix().as_ref(), Ok(&child.prefix));
+        assert_eq!(d.public_key().as_ref(), Ok(&child.key));
+        assert_eq!(child.servers, d.addresses());
+        assert_eq!(child.valid_until, d.not_after.min(root.valid_until));
+        assert_eq!(child.via.as_ref(), Some(signed));
+        assert!(as_record.is_ok(), "a verified link is a record of its zone");
+        // The link is the parent's record, not the child's.
+        assert!(matches!(
+            child.verify_record(signed),
+            Err(TrustError::OutOfZone { .. })
+        ));
+    }
+}
+
+/// A delegation as JSON: what passes `check()` survives every form it is
+/// carried in.
+fn delegation_json(d: &Delegation) {
+    if d.check().is_err() {
+        return;
+    }
+    json_round_trip(d);
+    let prefix = d.prefix().expect("checked");
+    let key = d.public_key().expect("checked");
+    assert!(prefix.depth() >= 2 && !key.is_weak());
+    assert_eq!(
+        d.addresses().len(),
+        d.servers.iter().map(|s| s.addresses.len()).sum::<usize>()
+    );
+
+    // Signed by the root into a delegation record, as `cpid admin delegate` does.
+    let root = fuzz_root_zone();
+    let Ok(data) = serde_json::to_string(d) else {
+        panic!("a delegation always serialises")
+    };
+    if data.len() > MAX_DATA_LEN {
+        return;
+    }
+    let record = Record {
+        identifier: Identifier::new(
+            root.prefix.clone(),
+            Class::Nd,
+            Serial::new(1).expect("constant fuzz serial"),
+        ),
+        owner: None,
+        version: 1,
+        status: RecordStatus::Active,
+        issuer: root.key.key_id(),
+        created: 10,
+        updated: 10,
+        values: vec![Value {
+            index: DELEGATION_INDEX,
+            kind: ValueType::parse(DELEGATION_TYPE).expect("constant value type"),
+            data,
+            ttl: 0,
+            timestamp: 10,
+        }],
+    };
+    let signed = match record.sign(fuzz_root_key()) {
+        Ok(s) => s,
+        Err(e) => panic!("a checked delegation cannot be signed: {e}"),
+    };
+    assert_eq!(
+        SignedRecord::decode(signed.as_bytes()).as_ref(),
+        Ok(&signed)
+    );
+    assert_eq!(Delegation::from_record(&signed).as_ref(), Ok(d));
+
+    let now = d.not_before;
+    let verified = root.verify_delegation(&signed, now);
+    match verified {
+        Ok(child) => {
+            assert_eq!(prefix.parent().as_ref(), Some(&root.prefix));
+            assert!(d.revoked.is_none());
+            assert_eq!(child.prefix, prefix);
+            assert_eq!(child.key, key);
+            assert_eq!(child.servers, d.addresses());
+            assert_eq!(child.valid_until, d.not_after);
+        }
+        Err(TrustError::NotAChild { .. }) => {
+            assert_ne!(prefix.parent().as_ref(), Some(&root.prefix));
+        }
+        Err(TrustError::Revoked { at, .. }) => {
+            assert_eq!(prefix.parent().as_ref(), Some(&root.prefix));
+            assert_eq!(d.revoked, Some(at));
+        }
+        Err(e) => panic!("a checked delegation {d:?} refused: {e}"),
+    }
+    // Past its end it never verifies.
+    if let Some(after) = d.not_after.checked_add(1) {
+        assert!(root.verify_delegation(&signed, after).is_err());
+    }
+}
+
+/// Serialising a checked delegation and parsing it back gives it again.
+fn json_round_trip(d: &Delegation) {
+    let json = match serde_json::to_vec(d) {
+        Ok(j) => j,
+        Err(e) => panic!("{d:?} does not serialise: {e}"),
+    };
+    match serde_json::from_slice::<Delegation>(&json) {
+        Ok(again) => {
+            assert_eq!(&again, d, "{}", String::from_utf8_lossy(&json));
+            assert_eq!(again.check(), d.check());
+        }
+        Err(e) => panic!(
+            "{} does not parse back: {e}",
+            String::from_utf8_lossy(&json)
+        ),
+    }
+}
+
+/// An upstream server's response, as the resolver and the gateway read
+/// it: the answer for [`fuzz_upstream_identifier`] from
+/// [`fuzz_root_zone`], and the referral check (the resolver's own is
+/// private; this one follows it with the public API).
+pub fn upstream_response(data: &[u8]) {
+    use hickory_proto::op::ResponseCode;
+
+    let Ok(m) = hickory_proto::op::Message::from_vec(data) else {
+        return;
+    };
+    let zone = fuzz_root_zone();
+    let id = fuzz_upstream_identifier();
+    upstream_outcome(zone, id, &m);
+
+    let apex = Apex::default();
+    let name = hickory_proto::rr::Name::from_ascii(id.to_dns_name(&apex))
+        .expect("an identifier's name is a DNS name");
+    if let Ok(Some((child, _ttl))) = upstream_referral(zone, &apex, &name, &m, FUZZ_NOW) {
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(child.prefix.parent().as_ref(), Some(&zone.prefix));
+        assert!(
+            child.prefix.contains(id.prefix()),
+            "referral to {} for {id}",
+            child.prefix
+        );
+        // The resolver then asks the child; the same bytes as its answer.
+        upstream_outcome(&child, id, &m);
+    }
+}
+
+/// `identifier_outcome`, and what the gateway does with its result.
+fn upstream_outcome(zone: &TrustedZone, id: &Identifier, m: &hickory_proto::op::Message) {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+    match resolver::identifier_outcome(zone, id, m) {
+        Ok(Outcome::Record { record, ttl }) => {
+            assert_ne!(m.metadata.response_code, ResponseCode::NXDomain);
+            assert_eq!(&record.record().identifier, id);
+            assert_eq!(record.record().status, RecordStatus::Active);
+            assert_eq!(zone.verify_record(&record), Ok(()));
+            // The gateway caches the record's RRsets.
+            for set in mapping::rrsets(&record, ttl) {
+                let _ = Block::at_question(set.rtype, &set.rdatas);
+            }
+        }
+        Ok(Outcome::Negative { soa, ttl }) => {
+            if let Some(soa) = soa {
+                assert_eq!(soa.record_type(), RecordType::SOA);
+                assert!(ttl <= soa.ttl);
+                // The gateway keeps the SOA as its uncompressed wire form.
+                let mut buf = Vec::new();
+                let mut enc = BinEncoder::new(&mut buf);
+                enc.set_name_encoding(NameEncoding::UncompressedLowercase);
+                if soa.emit(&mut enc).is_ok() {
+                    assert!(
+                        Block::from_rrs(&[buf]).is_some(),
+                        "the gateway cannot cache {soa:?}"
+                    );
+                }
+            } else {
+                assert_eq!(ttl, 0);
+            }
+        }
+        Err(e) => {
+            assert_ne!(m.metadata.response_code, ResponseCode::NXDomain, "{e}");
+            assert!(e.is_verification(), "{e}");
+        }
+    }
+}
+
+/// The resolver's referral check (`Resolver::referral`), on public API.
+fn upstream_referral(
+    zone: &TrustedZone,
+    apex: &Apex,
+    name: &hickory_proto::rr::Name,
+    m: &hickory_proto::op::Message,
+    now: u64,
+) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    let is_referral = m.metadata.response_code == ResponseCode::NoError
+        && m.answers.is_empty()
+        && !m.metadata.authoritative
+        && m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS);
+    if !is_referral {
+        return Ok(None);
+    }
+    let Some(ns) = m
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::NS)
+    else {
+        return Ok(None);
+    };
+    let cut = ns.name.to_lowercase();
+    let lame = |reason: String| ResolveError::Upstream {
+        zone: zone.prefix.to_string(),
+        reason,
+    };
+    if !cut.zone_of(name) {
+        return Err(lame(format!(
+            "referral to {cut}, which is not above {name}"
+        )));
+    }
+    let (ttl, bytes) = m
+        .authorities
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::Unknown { code, rdata }
+                if u16::from(*code) == crate::dns::wire::rtype::CPREC
+                    && r.name.to_lowercase() == cut =>
+            {
+                Some((r.ttl, rdata.anything.clone()))
+            }
+            _ => None,
+        })
+        .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?;
+    let record = SignedRecord::decode(&bytes).map_err(|e| {
+        ResolveError::Trust(TrustError::NotADelegation {
+            what: cut.to_string(),
+            why: e.to_string(),
+        })
+    })?;
+    let child = zone.verify_delegation(&record, now)?;
+    let expected =
+        Name::from_ascii(child.prefix.zone_name(apex)).map_err(|e| lame(e.to_string()))?;
+    if expected.to_lowercase() != cut {
+        return Err(ResolveError::Trust(TrustError::NotADelegation {
+            what: cut.to_string(),
+            why: format!("the record delegates {}, not {cut}", child.prefix),
+        }));
+    }
+    Ok(Some((child, ttl)))
 }

@@ -22,4 +22,6 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("record", cpid::fuzzing::record) > 0);
     assert!(replay("dns_query", cpid::fuzzing::dns_query) > 0);
     assert!(replay("http_request", cpid::fuzzing::http_request) > 0);
+    assert!(replay("delegation", cpid::fuzzing::delegation) > 0);
+    assert!(replay("upstream_response", cpid::fuzzing::upstream_response) > 0);
 }
