@@ -157,11 +157,16 @@ impl Delegation {
         if r.identifier.class() != Class::Nd {
             return Err(not("not an ND identifier"));
         }
-        if r.status == RecordStatus::Withdrawn {
-            return Err(TrustError::Withdrawn {
-                prefix: String::new(),
-                record: r.identifier.to_string(),
-            });
+        match r.status {
+            RecordStatus::Active => {}
+            RecordStatus::Withdrawn => {
+                return Err(TrustError::Withdrawn {
+                    prefix: "?".into(),
+                    record: r.identifier.to_string(),
+                });
+            }
+            // Not yet approved: never a link of a chain.
+            RecordStatus::Pending => return Err(not("the record is pending, not active")),
         }
         let mut values = r
             .values
@@ -238,13 +243,7 @@ impl TrustedZone {
                 key: self.key.key_id(),
                 why: e.to_string(),
             })?;
-        let d = Delegation::from_record(signed).map_err(|e| match e {
-            TrustError::Withdrawn { record, .. } => TrustError::Withdrawn {
-                prefix: String::from("?"),
-                record,
-            },
-            other => other,
-        })?;
+        let d = Delegation::from_record(signed)?;
         let prefix = d.prefix().map_err(|why| TrustError::NotADelegation {
             what: record.clone(),
             why,

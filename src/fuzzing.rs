@@ -543,12 +543,15 @@ fn upstream_outcome(zone: &TrustedZone, id: &Identifier, m: &hickory_proto::op::
         }
         Err(e) => {
             assert_ne!(m.metadata.response_code, ResponseCode::NXDomain, "{e}");
-            assert!(e.is_verification(), "{e}");
+            // Only NOERROR can fail verification; any other rcode is an
+            // upstream failure, never a negative answer to cache.
+            let noerror = m.metadata.response_code == ResponseCode::NoError;
+            assert_eq!(e.is_verification(), noerror, "{e}");
         }
     }
 }
 
-/// The resolver's referral check (`Resolver::referral`), on public API.
+/// The resolver's referral check.
 fn upstream_referral(
     zone: &TrustedZone,
     apex: &Apex,
@@ -556,62 +559,5 @@ fn upstream_referral(
     m: &hickory_proto::op::Message,
     now: u64,
 ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
-    use hickory_proto::op::ResponseCode;
-    use hickory_proto::rr::{Name, RData, RecordType};
-
-    let is_referral = m.metadata.response_code == ResponseCode::NoError
-        && m.answers.is_empty()
-        && !m.metadata.authoritative
-        && m.authorities
-            .iter()
-            .any(|r| r.record_type() == RecordType::NS);
-    if !is_referral {
-        return Ok(None);
-    }
-    let Some(ns) = m
-        .authorities
-        .iter()
-        .find(|r| r.record_type() == RecordType::NS)
-    else {
-        return Ok(None);
-    };
-    let cut = ns.name.to_lowercase();
-    let lame = |reason: String| ResolveError::Upstream {
-        zone: zone.prefix.to_string(),
-        reason,
-    };
-    if !cut.zone_of(name) {
-        return Err(lame(format!(
-            "referral to {cut}, which is not above {name}"
-        )));
-    }
-    let (ttl, bytes) = m
-        .authorities
-        .iter()
-        .find_map(|r| match &r.data {
-            RData::Unknown { code, rdata }
-                if u16::from(*code) == crate::dns::wire::rtype::CPREC
-                    && r.name.to_lowercase() == cut =>
-            {
-                Some((r.ttl, rdata.anything.clone()))
-            }
-            _ => None,
-        })
-        .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?;
-    let record = SignedRecord::decode(&bytes).map_err(|e| {
-        ResolveError::Trust(TrustError::NotADelegation {
-            what: cut.to_string(),
-            why: e.to_string(),
-        })
-    })?;
-    let child = zone.verify_delegation(&record, now)?;
-    let expected =
-        Name::from_ascii(child.prefix.zone_name(apex)).map_err(|e| lame(e.to_string()))?;
-    if expected.to_lowercase() != cut {
-        return Err(ResolveError::Trust(TrustError::NotADelegation {
-            what: cut.to_string(),
-            why: format!("the record delegates {}, not {cut}", child.prefix),
-        }));
-    }
-    Ok(Some((child, ttl)))
+    crate::resolver::referral(zone, apex, name, m, now)
 }

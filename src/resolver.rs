@@ -285,8 +285,6 @@ impl Resolver {
         })
     }
 
-    /// A referral to a child of `zone` toward `name`, verified: its NS set,
-    /// and the delegation record at the same cut, signed by `zone`'s key.
     fn referral(
         &self,
         zone: &TrustedZone,
@@ -294,53 +292,65 @@ impl Resolver {
         m: &Message,
         now: u64,
     ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
-        let is_referral = m.metadata.response_code == ResponseCode::NoError
-            && m.answers.is_empty()
-            && !m.metadata.authoritative
-            && m.authorities
-                .iter()
-                .any(|r| r.record_type() == RecordType::NS);
-        if !is_referral {
-            return Ok(None);
-        }
-        let Some(ns) = m
-            .authorities
-            .iter()
-            .find(|r| r.record_type() == RecordType::NS)
-        else {
-            return Ok(None);
-        };
-        let cut = ns.name.to_lowercase();
-        let lame = |reason: String| ResolveError::Upstream {
-            zone: zone.prefix.to_string(),
-            reason,
-        };
-        if !cut.zone_of(name) {
-            return Err(lame(format!(
-                "referral to {cut}, which is not above {name}"
-            )));
-        }
-        let (_, (ttl, bytes)) = private_records(&m.authorities, rtype::CPREC)
-            .into_iter()
-            .find(|(owner, _)| owner.to_lowercase() == cut)
-            .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?;
-        let record = SignedRecord::decode(&bytes).map_err(|e| {
-            ResolveError::Trust(TrustError::NotADelegation {
-                what: cut.to_string(),
-                why: e.to_string(),
-            })
-        })?;
-        let child = zone.verify_delegation(&record, now)?;
-        let expected = Name::from_ascii(child.prefix.zone_name(&self.apex))
-            .map_err(|e| lame(e.to_string()))?;
-        if expected.to_lowercase() != cut {
-            return Err(ResolveError::Trust(TrustError::NotADelegation {
-                what: cut.to_string(),
-                why: format!("the record delegates {}, not {cut}", child.prefix),
-            }));
-        }
-        Ok(Some((child, ttl)))
+        referral(zone, &self.apex, name, m, now)
     }
+}
+
+/// A referral to a child of `zone` toward `name`, verified: its NS set,
+/// and the delegation record at the same cut, signed by `zone`'s key.
+pub fn referral(
+    zone: &TrustedZone,
+    apex: &Apex,
+    name: &Name,
+    m: &Message,
+    now: u64,
+) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
+    let is_referral = m.metadata.response_code == ResponseCode::NoError
+        && m.answers.is_empty()
+        && !m.metadata.authoritative
+        && m.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS);
+    if !is_referral {
+        return Ok(None);
+    }
+    let Some(ns) = m
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::NS)
+    else {
+        return Ok(None);
+    };
+    let cut = ns.name.to_lowercase();
+    let lame = |reason: String| ResolveError::Upstream {
+        zone: zone.prefix.to_string(),
+        reason,
+    };
+    if !cut.zone_of(name) {
+        return Err(lame(format!(
+            "referral to {cut}, which is not above {name}"
+        )));
+    }
+    let (_, (ttl, bytes)) = private_records(&m.authorities, rtype::CPREC)
+        .into_iter()
+        .find(|(owner, _)| owner.to_lowercase() == cut)
+        .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?;
+    let record = SignedRecord::decode(&bytes).map_err(|e| {
+        ResolveError::Trust(TrustError::NotADelegation {
+            what: cut.to_string(),
+            why: e.to_string(),
+        })
+    })?;
+    let child = zone.verify_delegation(&record, now)?;
+    let expected =
+        Name::from_ascii(child.prefix.zone_name(apex)).map_err(|e| lame(e.to_string()))?;
+    if expected.to_lowercase() != cut {
+        return Err(ResolveError::Trust(TrustError::NotADelegation {
+            what: cut.to_string(),
+            why: format!("the record delegates {}, not {cut}", child.prefix),
+        }));
+    }
+    Ok(Some((child, ttl)))
 }
 
 /// Reads an identifier's record out of its zone's answer and verifies it.
@@ -355,6 +365,15 @@ pub fn identifier_outcome(
             _ => None,
         })
     };
+    if !matches!(
+        m.metadata.response_code,
+        ResponseCode::NoError | ResponseCode::NXDomain
+    ) {
+        return Err(ResolveError::Upstream {
+            zone: zone.prefix.to_string(),
+            reason: format!("answered {}", m.metadata.response_code),
+        });
+    }
     if m.metadata.response_code == ResponseCode::NXDomain {
         let (soa, ttl) = negative_ttl().map_or((None, 0), |(r, t)| (Some(r), t));
         return Ok(Outcome::Negative { soa, ttl });
