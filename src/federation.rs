@@ -137,34 +137,31 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(fail)?
 }
 
-/// Delegates `prefix` from the parent at `parent_url` to `child`, whose
-/// DNS answers on `dns`; returns the child's chain.
+/// Asks the parent node at `parent_url` (signed by its admin key) to
+/// delegate `prefix` to `child`, served by `servers`; returns the child's
+/// chain, root first. Used by `cpid admin delegate` and the demo.
 pub fn delegate(
     parent_url: &str,
     admin: &NodeKey,
     prefix: &Prefix,
     child: &PublicKey,
-    dns: SocketAddr,
-    apex: &str,
+    servers: &[Server],
+    valid_days: u64,
 ) -> Result<ChainFile, FederationError> {
-    let apex = crate::identifier::Apex::parse(apex).map_err(fail)?;
-    let servers = vec![Server {
-        name: format!("ns1.{}", prefix.zone_name(&apex)),
-        addresses: vec![dns],
-    }];
     let body = serde_json::json!({
         "prefix": prefix.to_string(),
         "public_key": child.to_public_pem(),
         "servers": servers,
-        "valid_days": 365,
+        "valid_days": valid_days,
     });
     let r = ApiClient::new(parent_url)
         .signed("POST", "/v1/admin/delegations", Some(&body), admin)
         .map_err(fail)?;
     if r.status != 201 {
+        let code = r.body["error"].as_str().unwrap_or("error");
+        let reason = r.body["reason"].as_str().unwrap_or(&r.text);
         return Err(FederationError(format!(
-            "delegating {prefix}: {} {}",
-            r.status, r.text
+            "delegating {prefix}: {code}: {reason}"
         )));
     }
     let chain: Vec<String> = serde_json::from_value(r.body["chain"].clone()).map_err(fail)?;
@@ -187,15 +184,14 @@ async fn start_child(
     // An existing chain is kept if it still verifies (a restarted demo).
     let usable = chain_file.exists() && Node::open(config.clone()).is_ok();
     if !usable {
-        let (url, admin, public, dns, apex) = (
-            parent.http_url(),
-            parent.admin_key()?,
-            key.public(),
-            config.dns.listen,
-            config.node.apex.clone(),
-        );
-        let p = prefix.clone();
-        let chain = blocking(move || delegate(&url, &admin, &p, &public, dns, &apex)).await?;
+        let apex = config.apex().map_err(fail)?;
+        let servers = vec![Server {
+            name: format!("ns1.{}", prefix.zone_name(&apex)),
+            addresses: vec![config.dns.listen],
+        }];
+        let (url, admin, public, p) =
+            (parent.http_url(), parent.admin_key()?, key.public(), prefix);
+        let chain = blocking(move || delegate(&url, &admin, &p, &public, &servers, 365)).await?;
         let text = serde_json::to_string_pretty(&chain).map_err(fail)?;
         std::fs::write(&chain_file, text).map_err(fail)?;
     }

@@ -401,7 +401,15 @@ fn main() -> Result<()> {
             let child = read_public_key(&child_key)?;
             let admin = load_key(&api.key)?;
             let servers = parse_servers(&ns)?;
-            let chain = delegate(&api.server, &admin, &prefix, &child, &servers, valid_days)?;
+            let prefix = cpid::identifier::Prefix::parse(&prefix)?;
+            let chain = cpid::federation::delegate(
+                &api.server,
+                &admin,
+                &prefix,
+                &child,
+                &servers,
+                valid_days,
+            )?;
             let text = serde_json::to_string_pretty(&chain)?;
             match out {
                 Some(path) => {
@@ -483,34 +491,6 @@ fn parse_servers(args: &[String]) -> Result<Vec<cpid::delegation::Server>> {
             })
         })
         .collect()
-}
-
-/// Asks the parent node at `server` to delegate `prefix` to `child`;
-/// returns the child's chain (root first).
-fn delegate(
-    server: &str,
-    admin: &NodeKey,
-    prefix: &str,
-    child: &PublicKey,
-    servers: &[cpid::delegation::Server],
-    valid_days: u64,
-) -> Result<cpid::delegation::ChainFile> {
-    let body = serde_json::json!({
-        "prefix": prefix,
-        "public_key": child.to_public_pem(),
-        "servers": servers,
-        "valid_days": valid_days,
-    });
-    let client = cpid::api::client::ApiClient::new(server);
-    let response = client.signed("POST", "/v1/admin/delegations", Some(&body), admin)?;
-    if response.status != 201 {
-        let code = response.body["error"].as_str().unwrap_or("error");
-        let reason = response.body["reason"].as_str().unwrap_or(&response.text);
-        bail!("delegating {prefix}: {code}: {reason}");
-    }
-    let chain: Vec<String> = serde_json::from_value(response.body["chain"].clone())
-        .context("the answer carries no chain")?;
-    Ok(cpid::delegation::ChainFile { chain })
 }
 
 fn load_key(path: &std::path::Path) -> Result<NodeKey> {

@@ -148,6 +148,18 @@ impl ProviderIndex {
     }
 }
 
+/// The one value of a delegation record.
+fn delegation_value(delegation: &Delegation) -> Result<Value, RegistryError> {
+    Ok(Value {
+        index: DELEGATION_INDEX,
+        kind: ValueType::parse(DELEGATION_TYPE)?,
+        data: serde_json::to_string(delegation)
+            .map_err(|e| RegistryError::Delegation(e.to_string()))?,
+        ttl: 0,
+        timestamp: now(),
+    })
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -668,19 +680,11 @@ impl Registry {
         if let Some((existing, _)) = self.delegation(&prefix) {
             return Err(RegistryError::Taken(existing.record().identifier.clone()));
         }
-        let now = now();
-        let value = Value {
-            index: DELEGATION_INDEX,
-            kind: ValueType::parse(DELEGATION_TYPE)?,
-            data: serde_json::to_string(delegation).map_err(|e| invalid(e.to_string()))?,
-            ttl: 0,
-            timestamp: now,
-        };
         let new = NewRecord {
             prefix: None,
             class: Class::Nd,
             owner: None,
-            values: vec![value],
+            values: vec![delegation_value(delegation)?],
             status: RecordStatus::Active,
         };
         self.issue_async(new, nonce).await
@@ -696,19 +700,10 @@ impl Registry {
         let (signed, mut delegation) = self
             .delegation(prefix)
             .ok_or_else(|| RegistryError::Delegation(format!("{prefix} is not delegated")))?;
-        let now = now();
-        delegation.revoked = Some(now);
-        let value = Value {
-            index: DELEGATION_INDEX,
-            kind: ValueType::parse(DELEGATION_TYPE)?,
-            data: serde_json::to_string(&delegation)
-                .map_err(|e| RegistryError::Delegation(e.to_string()))?,
-            ttl: 0,
-            timestamp: now,
-        };
+        delegation.revoked = Some(now());
         self.change_async(
             &signed.record().identifier,
-            Change::Values(vec![value]),
+            Change::Values(vec![delegation_value(&delegation)?]),
             nonce,
         )
         .await

@@ -76,6 +76,8 @@ pub struct Resolver {
     /// Cap on the time a delegation is cached.
     max_ttl: u32,
     queries: AtomicU64,
+    /// Delegations verified and cached so far (restored ones included).
+    learned: AtomicU64,
 }
 
 impl Resolver {
@@ -87,6 +89,7 @@ impl Resolver {
             zones: RwLock::new(HashMap::new()),
             max_ttl,
             queries: AtomicU64::new(0),
+            learned: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +104,12 @@ impl Resolver {
     /// Upstream queries sent so far.
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// How many delegations have been cached so far: it changes when there
+    /// is something new to persist.
+    pub fn learned(&self) -> u64 {
+        self.learned.load(Ordering::Relaxed)
     }
 
     /// Cached delegations in force, parents first.
@@ -134,6 +143,7 @@ impl Resolver {
 
     fn remember(&self, zone: TrustedZone, expires: u64) {
         let expires = expires.min(zone.valid_until);
+        self.learned.fetch_add(1, Ordering::Relaxed);
         self.zones
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -158,17 +158,26 @@ async fn mutation(
     issues: bool,
     work: impl std::future::Future<Output = Result<SignedRecord, ApiError>> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let result = match tokio::spawn(work).await {
-        Ok(r) => r,
-        Err(e) => Err(ApiError::internal(format!("request task failed: {e}"))),
-    };
-    count(kind, &result);
-    let signed = result?;
+    let signed = run_mutation(kind, work).await?;
     Ok(if issues {
         created(state, &signed)
     } else {
         Json(record_json(state, &signed)).into_response()
     })
+}
+
+/// Runs a mutation in its own task (so it completes if the client goes
+/// away) and counts its outcome.
+async fn run_mutation(
+    kind: &'static str,
+    work: impl std::future::Future<Output = Result<SignedRecord, ApiError>> + Send + 'static,
+) -> Result<SignedRecord, ApiError> {
+    let result = match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(format!("request task failed: {e}"))),
+    };
+    count(kind, &result);
+    result
 }
 
 /// Runs registry work off the reactor.
@@ -235,7 +244,12 @@ fn location(id: &Identifier) -> String {
 }
 
 fn created(state: &ApiState, signed: &SignedRecord) -> Response {
-    let mut response = (StatusCode::CREATED, Json(record_json(state, signed))).into_response();
+    created_with(signed, record_json(state, signed))
+}
+
+/// `201` with `Location` and `body`.
+fn created_with(signed: &SignedRecord, body: serde_json::Value) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location(&signed.record().identifier)) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -512,13 +526,7 @@ async fn create_delegation(State(state): Shared, req: SignedBody) -> Result<Resp
         let result = s.registry.delegate(&delegation, Some(verified.nonce)).await;
         answered(&s, &key, result)
     };
-    let result = match tokio::spawn(work).await {
-        Ok(r) => r,
-        Err(e) => Err(ApiError::internal(format!("request task failed: {e}"))),
-    };
-    count("delegate", &result);
-    let signed = result?;
-    let mut response = created(&state, &signed);
+    let signed = run_mutation("delegate", work).await?;
     let mut chain = state.chain.clone();
     chain.push(signed.clone());
     let mut body = record_json(&state, &signed);
@@ -529,8 +537,7 @@ async fn create_delegation(State(state): Shared, req: SignedBody) -> Result<Resp
                 .unwrap_or_default(),
         );
     }
-    *response.body_mut() = axum::body::Body::from(body.to_string());
-    Ok(response)
+    Ok(created_with(&signed, body))
 }
 
 async fn revoke_delegation(

@@ -136,6 +136,8 @@ pub struct Entry {
     pub source: Source,
     /// The zone (prefix) that answered, whose SOA serves NODATA.
     pub zone: String,
+    /// That zone's apex, wire form: the key of its cached SOA.
+    pub zone_apex: Box<[u8]>,
     /// Unix seconds when fetched, and the TTL it was given.
     pub stored: u64,
     pub ttl: u32,
@@ -147,11 +149,19 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(body: Body, source: Source, zone: String, stored: u64, ttl: u32) -> Entry {
+    pub fn new(
+        body: Body,
+        source: Source,
+        zone: String,
+        zone_apex: Box<[u8]>,
+        stored: u64,
+        ttl: u32,
+    ) -> Entry {
         Entry {
             body,
             source,
             zone,
+            zone_apex,
             stored,
             ttl,
             hits: AtomicU32::new(0),
@@ -204,7 +214,7 @@ impl Entry {
                 .map(|r| r.len() + 24)
                 .sum(),
         };
-        body + source + self.zone.len() + 160
+        body + source + self.zone.len() + self.zone_apex.len() + 160
     }
 
     /// True when answering `qtype` from a record needs the zone's SOA.

@@ -87,6 +87,8 @@ pub struct Gateway {
     /// The root zone's name, lower-case wire form.
     root_name: WireName,
     inflight: Mutex<HashMap<Key, Flight>>,
+    /// The resolver's `learned` count when delegations were last saved to L2.
+    zones_saved: AtomicU64,
     runtime: tokio::runtime::Handle,
     pub stats: Stats,
 }
@@ -198,6 +200,7 @@ impl Gateway {
             apex,
             root_name,
             inflight: Mutex::new(HashMap::new()),
+            zones_saved: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
             stats: Stats::default(),
         }))
@@ -240,14 +243,15 @@ impl Gateway {
     }
 
     /// The L1 entry for a question, trying the identifier form first.
-    fn l1_entry(&self, qname: &[u8], qtype: u16) -> Option<(Key, Arc<Entry>)> {
+    /// Returns the entry and the type it is keyed under; allocates nothing.
+    fn l1_entry(&self, qname: &[u8], qtype: u16) -> Option<(u16, Arc<Entry>)> {
         if maybe_identifier(qname)
             && let Some(e) = self.l1.get(&KeyRef(qname, rtype::CPREC))
         {
-            return Some(((qname.into(), rtype::CPREC), e));
+            return Some((rtype::CPREC, e));
         }
         let e = self.l1.get(&KeyRef(qname, qtype))?;
-        Some(((qname.into(), qtype), e))
+        Some((qtype, e))
     }
 
     /// What a question stands for upstream, and its cache key.
@@ -263,11 +267,18 @@ impl Gateway {
     }
 
     /// The SOA of a zone, for NODATA answers from a record.
-    fn zone_soa(&self, zone: &str) -> Option<Arc<Entry>> {
-        let prefix = Prefix::parse(zone).ok()?;
-        let name = WireName::parse(&prefix.zone_name(&self.apex)).ok()?;
-        let e = self.l1.get(&KeyRef(name.as_bytes(), rtype::SOA))?;
+    fn zone_soa(&self, apex: &[u8]) -> Option<Arc<Entry>> {
+        let e = self.l1.get(&KeyRef(apex, rtype::SOA))?;
         e.is_fresh(now()).then_some(e)
+    }
+
+    /// The wire name of a zone's apex (where its SOA is cached).
+    fn zone_apex(&self, zone: &str) -> Box<[u8]> {
+        Prefix::parse(zone)
+            .ok()
+            .and_then(|p| WireName::parse(&p.zone_name(&self.apex)).ok())
+            .map(|n| n.as_bytes().into())
+            .unwrap_or_default()
     }
 
     fn write(&self, c: &Checked<'_>, e: &Entry, out: &mut Vec<u8>, stale: bool) -> Option<Summary> {
@@ -277,14 +288,14 @@ impl Gateway {
             e.remaining(now())
         };
         if e.needs_soa(c.query.qtype) {
-            let soa = self.zone_soa(&e.zone)?;
+            let soa = self.zone_soa(&e.zone_apex)?;
             return Some(e.write(c, out, ttl, soa.soa_block()));
         }
         Some(e.write(c, out, ttl, None))
     }
 
     /// Starts a background refresh of a popular entry about to expire.
-    fn maybe_prefetch(self: &Arc<Self>, key: &Key, e: &Arc<Entry>, now: u64) {
+    fn maybe_prefetch(self: &Arc<Self>, qname: &[u8], keyed: u16, e: &Arc<Entry>, now: u64) {
         if !self.config.cache.prefetch || e.ttl < 10 {
             return;
         }
@@ -293,11 +304,11 @@ impl Gateway {
         if hits < 2 || remaining * 10 > e.ttl || e.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Some((_, lookup)) = self.lookup(&key.0, key.1) else {
+        let Some((key, lookup)) = self.lookup(qname, keyed) else {
             return;
         };
         self.stats.prefetches.fetch_add(1, Ordering::Relaxed);
-        let (this, key, e) = (self.clone(), key.clone(), e.clone());
+        let (this, e) = (self.clone(), e.clone());
         self.runtime.spawn(async move {
             let _ = this.fetch(&key, &lookup).await;
             e.refreshing.store(false, Ordering::Release);
@@ -369,6 +380,10 @@ impl Gateway {
     /// Persists the delegations the resolver trusts now.
     fn save_zones(&self) {
         let Some(l2) = &self.l2 else { return };
+        let learned = self.resolver.learned();
+        if self.zones_saved.swap(learned, Ordering::AcqRel) == learned {
+            return;
+        }
         for (zone, expires) in self.resolver.zones() {
             if let Some(via) = &zone.via {
                 l2.put_zone(
@@ -412,7 +427,7 @@ impl Gateway {
     }
 
     async fn ensure_soa(&self, zone: &str) {
-        if self.zone_soa(zone).is_some() {
+        if self.zone_soa(&self.zone_apex(zone)).is_some() {
             return;
         }
         let Ok(prefix) = Prefix::parse(zone) else {
@@ -434,7 +449,15 @@ impl Gateway {
             .filter_map(|s| Some((s.rtype, Block::at_question(s.rtype, &s.rdatas)?)))
             .collect();
         let source = Source::Record(record.as_bytes().to_vec());
-        Entry::new(Body::Record { record, sets }, source, zone, stored, ttl)
+        let apex = self.zone_apex(&zone);
+        Entry::new(
+            Body::Record { record, sets },
+            source,
+            zone,
+            apex,
+            stored,
+            ttl,
+        )
     }
 
     fn message_entry(&self, source: Source, zone: String, stored: u64, ttl: u32) -> Option<Entry> {
@@ -458,7 +481,8 @@ impl Gateway {
             authority: Block::from_rrs(authorities)?,
             additional: Block::from_rrs(additionals)?,
         };
-        Some(Entry::new(body, source, zone, stored, ttl))
+        let apex = self.zone_apex(&zone);
+        Some(Entry::new(body, source, zone, apex, stored, ttl))
     }
 
     async fn resolve_name(&self, name: &Name, qtype: u16) -> Result<Entry, ResolveError> {
@@ -687,10 +711,10 @@ impl Responder for GatewayResponder {
         };
         let now = now();
         match g.l1_entry(c.qname(), c.query.qtype) {
-            Some((key, e)) if e.is_fresh(now) => match g.write(&c, &e, out, false) {
+            Some((keyed, e)) if e.is_fresh(now) => match g.write(&c, &e, out, false) {
                 Some(s) => {
                     g.count("l1", true);
-                    g.maybe_prefetch(&key, &e, now);
+                    g.maybe_prefetch(c.qname(), keyed, &e, now);
                     Now::Answered(s)
                 }
                 None => Now::Later,

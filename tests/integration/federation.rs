@@ -88,6 +88,20 @@ impl Fed {
         id.to_dns_name(&Apex::parse("cpid.internal").unwrap())
     }
 
+    /// A verifying resolver that knows only the national node and its key.
+    fn root_resolver(&self) -> cpid::resolver::Resolver {
+        cpid::resolver::Resolver::new(
+            cpid::delegation::TrustedZone::root(
+                Prefix::parse("86").unwrap(),
+                self.f().national.node.registry.key().public(),
+                vec![self.f().national.running.dns_addr()],
+            ),
+            Apex::parse("cpid.internal").unwrap(),
+            Duration::from_secs(2),
+            3600,
+        )
+    }
+
     fn ask(&self, id: &Identifier, qtype: u16) -> Message {
         query(self.gw(), &self.name(id), qtype, false).unwrap()
     }
@@ -195,16 +209,7 @@ fn three_levels_resolve_through_the_gateway_and_parents_only_refer() {
     assert_eq!(n.body["identifier"], ic.to_string());
 
     // The chain from the root key alone, as `cpid resolve --trust-anchor` walks it.
-    let resolver = cpid::resolver::Resolver::new(
-        cpid::delegation::TrustedZone::root(
-            Prefix::parse("86").unwrap(),
-            fed.f().national.node.registry.key().public(),
-            vec![fed.f().national.running.dns_addr()],
-        ),
-        Apex::parse("cpid.internal").unwrap(),
-        Duration::from_secs(2),
-        3600,
-    );
+    let resolver = fed.root_resolver();
     let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(ic)).unwrap();
     assert!(matches!(outcome, cpid::resolver::Outcome::Record { .. }));
     let prefixes: Vec<String> = path.iter().map(|z| z.prefix.to_string()).collect();
@@ -328,16 +333,7 @@ fn a_revoked_delegation_stops_resolution_and_is_reported() {
         || fed.ask(&ic, rtype::TXT).metadata.response_code == ResponseCode::NXDomain,
     );
     // From the root key, the break is named: revoked, by whom.
-    let resolver = cpid::resolver::Resolver::new(
-        cpid::delegation::TrustedZone::root(
-            Prefix::parse("86").unwrap(),
-            fed.f().national.node.registry.key().public(),
-            vec![fed.f().national.running.dns_addr()],
-        ),
-        Apex::parse("cpid.internal").unwrap(),
-        Duration::from_secs(2),
-        3600,
-    );
+    let resolver = fed.root_resolver();
     let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(&ic)).unwrap();
     assert!(matches!(outcome, cpid::resolver::Outcome::Negative { .. }));
     let why = fed
