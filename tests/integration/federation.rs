@@ -564,3 +564,39 @@ fn changes_and_withdrawals_reach_the_gateway_within_their_ttl() {
         fed.ask(&st, rtype::TXT).metadata.response_code == ResponseCode::NXDomain
     });
 }
+
+#[test]
+fn popular_names_are_refreshed_before_they_expire() {
+    let fed = start(Some(10), |c| c.cache.max_ttl = 10);
+    let ic = fed.ids[1].clone();
+    // Cache times are whole seconds: start just after a second begins, so
+    // "9.3 s later" is 9 s of age, not 10.
+    let frac = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    std::thread::sleep(Duration::from_millis(u64::from(1000 - frac) + 20));
+    let first = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(
+            fed.ask(&ic, rtype::TXT).metadata.response_code,
+            ResponseCode::NoError
+        );
+    }
+    let stats = &fed.gateway().stats;
+    let resolutions = stats.resolutions.load(Ordering::Relaxed);
+    // In the last tenth of the TTL a hit starts a background refresh…
+    std::thread::sleep(Duration::from_millis(9_300).saturating_sub(first.elapsed()));
+    let m = fed.ask(&ic, rtype::TXT);
+    assert!(m.answers.iter().all(|r| r.ttl <= 1), "still the old entry");
+    until("the prefetch", Duration::from_secs(3), || {
+        stats.resolutions.load(Ordering::Relaxed) > resolutions
+    });
+    assert_eq!(stats.prefetches.load(Ordering::Relaxed), 1);
+    // …so after the old entry's expiry the name is still a fresh hit.
+    std::thread::sleep(Duration::from_millis(11_000).saturating_sub(first.elapsed()));
+    let misses = stats.l1_misses.load(Ordering::Relaxed);
+    let m = fed.ask(&ic, rtype::TXT);
+    assert!(m.answers.iter().all(|r| r.ttl >= 5), "the refreshed entry");
+    assert_eq!(stats.l1_misses.load(Ordering::Relaxed), misses);
+}
