@@ -18,10 +18,10 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use cpid::federation::{Federation, Options, Ports};
-use cpid::identifier::{Apex, Class, Prefix};
-use cpid::record::{RecordStatus, Value, ValueType};
+use cpid::ident::identifier::{Apex, Class, Prefix};
+use cpid::ident::record::{RecordStatus, Value, ValueType};
 use cpid::registry::NewRecord;
+use cpid::testkit::federation::{Federation, Options, Ports};
 
 fn free_addr() -> SocketAddr {
     loop {
@@ -100,8 +100,8 @@ fn main() {
         .collect();
     let apex = Apex::parse("cpid.internal").expect("apex");
 
-    let resolver = cpid::resolver::Resolver::new(
-        cpid::delegation::TrustedZone::root(
+    let resolver = cpid::resolution::resolver::Resolver::new(
+        cpid::ident::delegation::TrustedZone::root(
             Prefix::parse("86").expect("prefix"),
             fed.national.node.registry.key().public(),
             vec![fed.national.running.dns_addr()],
@@ -119,7 +119,10 @@ fn main() {
             .block_on(resolver.resolve_identifier(id))
             .expect("resolve");
         chain.push(t.elapsed());
-        assert!(matches!(outcome, cpid::resolver::Outcome::Record { .. }) && path.len() == 3);
+        assert!(
+            matches!(outcome, cpid::resolution::resolver::Outcome::Record { .. })
+                && path.len() == 3
+        );
     }
 
     let gw = fed.gateway.dns_addr();

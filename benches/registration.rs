@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cpid::api::client::{ApiClient, signed_headers};
-use cpid::keys::NodeKey;
+use cpid::ident::keys::NodeKey;
 use http_body_util::Full;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -75,7 +75,7 @@ struct Signed {
 }
 
 fn presign(key: &NodeKey, n: usize, round: usize) -> Vec<Signed> {
-    let created = cpid::registry::now() as i64;
+    let created = cpid::clock::system_now() as i64;
     (0..n)
         .map(|i| {
             let body = serde_json::to_vec(&json!({

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dns::server::{DnsListen, UdpMode};
 use crate::dns::zone::SoaTimers;
-use crate::identifier::{Apex, Prefix};
+use crate::ident::identifier::{Apex, Prefix};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]

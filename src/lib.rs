@@ -1,41 +1,35 @@
 //! cpid: the identifier registry and resolution server of a national
 //! computing-power interconnection system.
 //!
-//! - [`api`]: the HTTP API (axum): signed registration, native and Handle.Net reads.
-//! - [`httpsig`]: HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530).
-//! - [`identifier`]: the coding standard (`schema/identifier.md`) and the DNS mapping.
-//! - [`keys`]: node keys (Ed25519, PKCS#8 PEM) and key ids.
-//! - [`record`]: Handle-style values and the signed record (`schema/record.md`).
-//! - [`store`]: the narrow `Store` trait and its redb implementation (group commit).
-//! - [`registry`]: issuance and lifecycle of records.
-//! - [`delegation`]: delegation records and the chain of trust.
-//! - [`resolver`]: iterative resolution from the root key, verifying every link.
-//! - [`gateway`]: the caching gateway (L1 memory, L2 redb, serve-stale).
-//! - [`federation`]: national, regional, industry node and gateway on loopback (`cpid demo`).
-//! - [`dns`]: wire format, hot tier, answer engine, UDP/TCP servers.
-//! - [`zonefile`]: master-file export and record import.
+//! The tree follows the node's systems and its front doors:
+//!
+//! - [`ident`]: system B's data: the coding standard, records and their
+//!   signatures, node keys and signing contexts, delegation records.
+//! - [`registry`]: the one commit path for every change, the provider and
+//!   delegation indexes, master-file export and import.
+//! - [`store`]: the narrow `Store` trait; redb (durable group commit) and an
+//!   in-memory backend that passes the same contract.
+//! - [`dns`]: the DNS front door: wire format, hot tier, answer engine, the
+//!   one response writer, UDP/TCP servers.
+//! - [`resolution`]: the iterative verifying resolver, the caching gateway
+//!   and the DNS client behind `cpid resolve`.
+//! - [`api`]: the HTTP front door (axum), split by resource; RFC 9421 request
+//!   signatures; the typed client.
+//! - [`clock`]: the one clock, injectable in tests.
 //! - [`config`], [`node`]: configuration and a node put together.
-//! - [`client`]: the DNS client behind `cpid resolve`.
-//! - [`seed`]: synthetic records for benchmarks.
 //! - [`telemetry`]: Prometheus metrics, named once.
+//! - [`testkit`]: the loopback federation behind `cpid demo`, benchmark
+//!   seeding and fuzz entry points; not used by a serving node.
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod client;
+pub mod clock;
 pub mod config;
-pub mod delegation;
 pub mod dns;
-pub mod federation;
-pub mod fuzzing;
-pub mod gateway;
-pub mod httpsig;
-pub mod identifier;
-pub mod keys;
+pub mod ident;
 pub mod node;
-pub mod record;
 pub mod registry;
-pub mod resolver;
-pub mod seed;
+pub mod resolution;
 pub mod store;
 pub mod telemetry;
-pub mod zonefile;
+pub mod testkit;

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use crate::api::{ApiState, HttpServer};
 use crate::config::{Config, ConfigError};
-use crate::delegation::{ChainFile, TrustedZone, verify_node_chain};
 use crate::dns::mapping;
 use crate::dns::server::{DnsServer, ServerError};
 use crate::dns::wire::{WireError, WireName};
 use crate::dns::zone::{ApexData, Zone, ZoneError};
-use crate::identifier::Prefix;
-use crate::keys::{KeyError, NodeKey, PublicKey};
-use crate::record::SignedRecord;
+use crate::ident::delegation::{ChainFile, TrustedZone, verify_node_chain};
+use crate::ident::identifier::Prefix;
+use crate::ident::keys::{KeyError, NodeKey, PublicKey};
+use crate::ident::record::SignedRecord;
 use crate::registry::{Registry, RegistryError};
 use crate::store::StoreError;
 use crate::store::redb::RedbStore;
@@ -105,7 +105,7 @@ fn load_chain(
         .and_then(|s| Prefix::parse(s).ok())
         .ok_or_else(|| fail(chain_path, "node prefix has no root".into()))?;
     let root = TrustedZone::root(root_prefix, anchor, Vec::new());
-    verify_node_chain(&root, &chain, prefix, key, crate::registry::now())
+    verify_node_chain(&root, &chain, prefix, key, crate::clock::system_now())
         .map_err(|e| fail(chain_path, e.to_string()))?;
     Ok(chain)
 }

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cpid::fuzzing::delegation(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cpid::testkit::fuzzing::delegation(data));

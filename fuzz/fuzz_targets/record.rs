@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cpid::fuzzing::record(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cpid::testkit::fuzzing::record(data));

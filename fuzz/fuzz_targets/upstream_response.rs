@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cpid::fuzzing::upstream_response(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cpid::testkit::fuzzing::upstream_response(data));

@@ -16,8 +16,8 @@ use axum::http::{StatusCode, header, request::Parts};
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::httpsig::{self, Message, SigError};
-use crate::keys::PublicKey;
+use crate::api::httpsig::{self, Message, SigError};
+use crate::ident::keys::PublicKey;
 use crate::store::Nonce;
 use crate::telemetry;
 
@@ -138,7 +138,7 @@ async fn check(
     let created = p.created.ok_or_else(|| {
         ApiError::unauthorized("missing_created", "the signature has no created parameter")
     })?;
-    let now = i64::try_from(crate::registry::now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(crate::clock::system_now()).unwrap_or(i64::MAX);
     let window = i64::try_from(state.signature_window_secs).unwrap_or(i64::MAX);
     if created.abs_diff(now) > window.unsigned_abs() {
         return Err(ApiError::unauthorized(

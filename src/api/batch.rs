@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::keys::{PublicKey, Signature};
+use crate::ident::keys::{PublicKey, Signature};
 
 /// Most signatures verified in one batch.
 pub const MAX_BATCH: usize = 64;
@@ -130,7 +130,7 @@ fn run(jobs: Vec<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::NodeKey;
+    use crate::ident::keys::NodeKey;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_verifications_batch_and_a_bad_one_fails_alone() {

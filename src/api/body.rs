@@ -8,9 +8,9 @@
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::identifier::{self, Class};
-use crate::keys::PublicKey;
-use crate::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
+use crate::ident::identifier::{self, Class};
+use crate::ident::keys::PublicKey;
+use crate::ident::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
 use crate::registry::HS_PUBKEY;
 
 /// Index of the `HS_ADMIN` value shown by the Handle API (Handle convention).
@@ -55,25 +55,28 @@ pub struct DelegationRequest {
     /// The child node's Ed25519 public key, SPKI PEM.
     pub public_key: String,
     /// The child's name servers and the socket addresses they answer on.
-    pub servers: Vec<crate::delegation::Server>,
+    pub servers: Vec<crate::ident::delegation::Server>,
     /// Validity in days from now (default 365, at most 3650).
     #[serde(default)]
     pub valid_days: Option<u64>,
 }
 
 impl DelegationRequest {
-    pub fn into_delegation(self, now: u64) -> Result<crate::delegation::Delegation, ApiError> {
+    pub fn into_delegation(
+        self,
+        now: u64,
+    ) -> Result<crate::ident::delegation::Delegation, ApiError> {
         let key = PublicKey::from_public_pem(&self.public_key)
             .map_err(|e| invalid(format!("public_key: {e}")))?;
         let days = self.valid_days.unwrap_or(365);
         if !(1..=3650).contains(&days) {
             return Err(invalid("valid_days must be 1 to 3650"));
         }
-        let d = crate::delegation::Delegation {
+        let d = crate::ident::delegation::Delegation {
             prefix: identifier::Prefix::parse(&self.prefix)
                 .map_err(|e| invalid(format!("prefix: {e}")))?
                 .to_string(),
-            key: crate::keys::to_hex(&key.to_bytes()),
+            key: crate::ident::keys::to_hex(&key.to_bytes()),
             servers: self.servers,
             not_before: now,
             not_after: now + days * 86_400,
@@ -400,7 +403,7 @@ mod tests {
 
     #[test]
     fn providers_need_a_province_an_email_and_a_key() {
-        let key = crate::keys::NodeKey::generate().unwrap();
+        let key = crate::ident::keys::NodeKey::generate().unwrap();
         let good = || ProviderRequest {
             name: "Lingang AI Computing Centre".into(),
             organisation: "91310000mA1k".into(),

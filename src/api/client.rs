@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
-use crate::httpsig::{self, Message, SignOptions};
-use crate::keys::NodeKey;
+use crate::api::httpsig::{self, Message, SignOptions};
+use crate::ident::keys::NodeKey;
 
 /// The components cpid clients sign.
 pub const COMPONENTS: [&str; 3] = ["@method", "@path", "content-digest"];
@@ -30,7 +30,7 @@ pub enum ClientError {
 pub fn nonce() -> Result<String, ClientError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ClientError::Random(e.to_string()))?;
-    Ok(crate::keys::to_hex(&bytes))
+    Ok(crate::ident::keys::to_hex(&bytes))
 }
 
 /// The headers that make a request signed: `Content-Digest`,
@@ -167,7 +167,7 @@ impl ApiClient {
             Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Request(e.to_string()))?,
             None => Vec::new(),
         };
-        let created = i64::try_from(crate::registry::now()).unwrap_or(i64::MAX);
+        let created = i64::try_from(crate::clock::system_now()).unwrap_or(i64::MAX);
         let headers = signed_headers(method, path, &bytes, key, &nonce()?, created)?;
         match self.send(method, path, headers.clone(), bytes.clone()) {
             Err(ClientError::Transport { .. }) => {

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::httpsig::SigError;
+use crate::api::httpsig::SigError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 

@@ -12,8 +12,8 @@
 use serde_json::{Value as Json, json};
 
 use super::body::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
-use crate::identifier::Class;
-use crate::record::SignedRecord;
+use crate::ident::identifier::Class;
+use crate::ident::record::SignedRecord;
 
 /// Handle's permission string for an administrator that may do everything
 /// but add or delete naming authorities.

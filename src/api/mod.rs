@@ -19,6 +19,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 pub mod handles;
+pub mod httpsig;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,9 +36,9 @@ use self::auth::SignedBody;
 use self::body::{DelegationRequest, IssueRequest, ProviderRequest, UpdateRequest};
 pub use self::error::ApiError;
 use crate::config::Policy;
-use crate::identifier::{Class, Identifier};
-use crate::keys::{KeyId, PublicKey};
-use crate::record::{RecordStatus, SignedRecord};
+use crate::ident::identifier::{Class, Identifier};
+use crate::ident::keys::{KeyId, PublicKey};
+use crate::ident::record::{RecordStatus, SignedRecord};
 use crate::registry::{Change, NewRecord, ProviderKey, Registry};
 use crate::telemetry;
 
@@ -229,7 +230,7 @@ fn count(kind: &'static str, result: &Result<SignedRecord, ApiError>) {
 
 /// The native JSON of a record, with the key that signed it.
 fn record_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
-    let mut v = crate::record::to_json(signed);
+    let mut v = crate::ident::record::to_json(signed);
     if let Some(obj) = v.as_object_mut() {
         obj.insert(
             "issuer_public_key".into(),
@@ -297,7 +298,7 @@ async fn register_provider(State(state): Shared, req: SignedBody) -> Result<Resp
 
 async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiError> {
     let body: ProviderRequest = body::parse_json(&req.body)?;
-    let (key, values) = body.into_values(crate::registry::now())?;
+    let (key, values) = body.into_values(crate::clock::system_now())?;
     let own_id = key.key_id().to_string();
     let verified = auth::verify(s, req, |keyid| {
         if keyid == own_id {
@@ -380,7 +381,7 @@ async fn resource(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
     let (owner, verified) = verify_provider(s, req).await?;
     let body: IssueRequest = body::parse_json(&req.body)?;
     let class = body::resource_class(&body.class)?;
-    let values = body::values(body.values, crate::registry::now())?;
+    let values = body::values(body.values, crate::clock::system_now())?;
     let new = NewRecord {
         prefix: None,
         class,
@@ -432,7 +433,7 @@ async fn update_identifier(
             let body: UpdateRequest = body::parse_json(&req.body)?;
             Ok(Change::Values(body::values(
                 body.values,
-                crate::registry::now(),
+                crate::clock::system_now(),
             )?))
         })
         .await
@@ -521,7 +522,7 @@ async fn create_delegation(State(state): Shared, req: SignedBody) -> Result<Resp
     let work = async move {
         let verified = verify_admin(&s, &req, "delegates prefixes").await?;
         let body: DelegationRequest = body::parse_json(&req.body)?;
-        let delegation = body.into_delegation(crate::registry::now())?;
+        let delegation = body.into_delegation(crate::clock::system_now())?;
         let key = verified.nonce.key.clone();
         let result = s.registry.delegate(&delegation, Some(verified.nonce)).await;
         answered(&s, &key, result)
@@ -533,7 +534,7 @@ async fn create_delegation(State(state): Shared, req: SignedBody) -> Result<Resp
     if let Some(obj) = body.as_object_mut() {
         obj.insert(
             "chain".into(),
-            serde_json::to_value(crate::delegation::ChainFile::from_records(&chain).chain)
+            serde_json::to_value(crate::ident::delegation::ChainFile::from_records(&chain).chain)
                 .unwrap_or_default(),
         );
     }
@@ -545,7 +546,7 @@ async fn revoke_delegation(
     Path(prefix): Path<String>,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let prefix = crate::identifier::Prefix::parse(&prefix)
+    let prefix = crate::ident::identifier::Prefix::parse(&prefix)
         .map_err(|e| ApiError::bad_request("invalid_prefix", e.to_string()))?;
     let s = state.clone();
     mutation(&state, "revoke", false, async move {
@@ -565,13 +566,13 @@ async fn revoke_delegation(
 }
 
 async fn list_delegations(State(state): Shared) -> Json<serde_json::Value> {
-    let now = crate::registry::now();
+    let now = crate::clock::system_now();
     let items: Vec<serde_json::Value> = state
         .registry
         .delegations()
         .iter()
         .filter_map(|signed| {
-            let d = crate::delegation::Delegation::from_record(signed).ok()?;
+            let d = crate::ident::delegation::Delegation::from_record(signed).ok()?;
             let status = if d.revoked.is_some() {
                 "revoked"
             } else if now > d.not_after {
@@ -587,7 +588,7 @@ async fn list_delegations(State(state): Shared) -> Json<serde_json::Value> {
                 "identifier": signed.record().identifier.to_string(),
                 "version": signed.record().version,
                 "delegation": d,
-                "record": crate::keys::to_hex(signed.as_bytes()),
+                "record": crate::ident::keys::to_hex(signed.as_bytes()),
             }))
         })
         .collect();
@@ -669,7 +670,7 @@ async fn node_info(State(state): Shared) -> Json<serde_json::Value> {
         "policy": state.policy.as_str(),
         "signature_window_secs": state.signature_window_secs,
         "dns": state.dns_addr.map(|a| a.to_string()),
-        "chain": crate::delegation::ChainFile::from_records(&state.chain).chain,
+        "chain": crate::ident::delegation::ChainFile::from_records(&state.chain).chain,
     }))
 }
 

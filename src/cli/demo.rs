@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use cpid::federation::{Federation, Options, Ports};
+use cpid::testkit::federation::{Federation, Options, Ports};
 
 pub fn run(dir: PathBuf) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -19,7 +19,7 @@ pub fn run(dir: PathBuf) -> Result<()> {
         };
         let fed = Federation::start(&opts).await?;
         let ids = fed.sample_records().await?;
-        let apex = cpid::identifier::Apex::parse("cpid.internal")?;
+        let apex = cpid::ident::identifier::Apex::parse("cpid.internal")?;
         let gw = fed.gateway.dns_addr();
         let http = fed.gateway.http_addr();
         println!("cpid demo federation (data in {}):", dir.display());
@@ -42,7 +42,7 @@ pub fn run(dir: PathBuf) -> Result<()> {
         }
         if let Some(id) = ids
             .get(1)
-            .and_then(|s| cpid::identifier::Identifier::parse(s).ok())
+            .and_then(|s| cpid::ident::identifier::Identifier::parse(s).ok())
         {
             let name = id.to_dns_name(&apex);
             let (ip, port) = (gw.ip(), gw.port());
@@ -66,7 +66,7 @@ pub fn run(dir: PathBuf) -> Result<()> {
             );
         }
         println!("\nCtrl-C stops all four.");
-        crate::shutdown_signal().await;
+        super::shutdown_signal().await;
         fed.shutdown().await?;
         anyhow::Ok(())
     })

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use cpid::gateway::{Gateway, GatewayConfig};
+use cpid::resolution::gateway::{Gateway, GatewayConfig};
 
 #[derive(Args, Clone)]
 pub struct GatewayOpts {
@@ -67,7 +67,7 @@ pub fn run(opts: GatewayOpts) -> Result<()> {
         .build()?;
     runtime.block_on(async {
         let gateway = Gateway::open(config.clone()).context("opening the gateway")?;
-        let running = cpid::gateway::serve(gateway).await?;
+        let running = cpid::resolution::gateway::serve(gateway).await?;
         eprintln!(
             "cpid gateway for {} (root {} key {}) on udp+tcp {}, http://{} — ready",
             config.upstream.root_prefix,
@@ -82,7 +82,7 @@ pub fn run(opts: GatewayOpts) -> Result<()> {
             running.dns_addr(),
             running.http_addr(),
         );
-        crate::shutdown_signal().await;
+        super::shutdown_signal().await;
         eprintln!("shutting down");
         running.shutdown().await?;
         anyhow::Ok(())

@@ -12,9 +12,9 @@
 //! withdrawn or pending record has no DNS presence: the name answers
 //! NXDOMAIN.
 
-use crate::identifier::Apex;
-use crate::keys::PublicKey;
-use crate::record::{RecordStatus, SignedRecord};
+use crate::ident::identifier::Apex;
+use crate::ident::keys::PublicKey;
+use crate::ident::record::{RecordStatus, SignedRecord};
 
 use super::wire::{WireError, WireName, rtype, txt_rdata, uri_rdata};
 use super::zone::RrSet;
@@ -100,7 +100,7 @@ pub fn node_key_rrsets(key: &PublicKey, ttl: u32) -> Vec<RrSet> {
                 "cpid-node-key=1".to_string(),
                 "alg=ed25519".to_string(),
                 format!("key-id={}", key.key_id()),
-                format!("key={}", crate::keys::to_hex(&key.to_bytes())),
+                format!("key={}", crate::ident::keys::to_hex(&key.to_bytes())),
             ])],
         },
         RrSet {

@@ -384,7 +384,7 @@ fn generic_presentation(rdata: &[u8]) -> String {
     let mut s = format!("\\# {}", rdata.len());
     if !rdata.is_empty() {
         s.push(' ');
-        s.push_str(&crate::keys::to_hex(rdata));
+        s.push_str(&crate::ident::keys::to_hex(rdata));
     }
     s
 }

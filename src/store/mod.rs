@@ -9,8 +9,8 @@
 
 pub mod redb;
 
-use crate::identifier::{Class, Identifier, Prefix};
-use crate::record::SignedRecord;
+use crate::ident::identifier::{Class, Identifier, Prefix};
+use crate::ident::record::SignedRecord;
 
 /// One atomic unit of change.
 #[derive(Debug, Default, Clone)]

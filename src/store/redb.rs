@@ -19,8 +19,8 @@ use redb::{
 };
 
 use super::{Done, Store, StoreError, WriteBatch};
-use crate::identifier::{Class, Identifier, Prefix};
-use crate::record::SignedRecord;
+use crate::ident::identifier::{Class, Identifier, Prefix};
+use crate::ident::record::SignedRecord;
 
 /// Canonical identifier → `SignedRecord::encode` bytes.
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
@@ -190,7 +190,7 @@ fn commit_group(
         let mut nonces = txn.open_table(NONCES).map_err(db_err)?;
         let mut expiry = txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
         let mut answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
-        let now = crate::registry::now();
+        let now = crate::clock::system_now();
         // Versions written earlier in this group, which the table already
         // holds but which later batches must see too (they do: same txn).
         for batch in batches {
@@ -388,7 +388,7 @@ impl Store for RedbStore {
     fn nonce_answer(&self, key: &str) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let nonces = txn.open_table(NONCES).map_err(db_err)?;
-        let now = crate::registry::now();
+        let now = crate::clock::system_now();
         let live = nonces
             .get(key)
             .map_err(db_err)?

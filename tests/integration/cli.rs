@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use cpid::identifier::Class;
+use cpid::ident::identifier::Class;
 
 use crate::common::*;
 
@@ -94,10 +94,10 @@ fn resolve_verifies_with_a_pinned_key_and_refuses_another_key() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
 
-    let missing = cpid::identifier::Identifier::new(
-        cpid::identifier::Prefix::parse("86.44").unwrap(),
+    let missing = cpid::ident::identifier::Identifier::new(
+        cpid::ident::identifier::Prefix::parse("86.44").unwrap(),
         Class::Gc,
-        cpid::identifier::Serial::new(77).unwrap(),
+        cpid::ident::identifier::Serial::new(77).unwrap(),
     )
     .to_string();
     let out = cpid(&["resolve", &missing, "-s", &server]);

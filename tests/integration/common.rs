@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use cpid::config::Config;
 use cpid::dns::server::UdpMode;
-use cpid::identifier::{Class, Identifier};
+use cpid::ident::identifier::{Class, Identifier};
+use cpid::ident::record::{RecordStatus, SignedRecord, Value, ValueType};
 use cpid::node::{Node, Running};
-use cpid::record::{RecordStatus, SignedRecord, Value, ValueType};
 use cpid::registry::NewRecord;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RData;
@@ -94,8 +94,8 @@ impl TestNode {
     }
 
     /// The admin key pair the node made in its data directory.
-    pub fn admin_key(&self) -> cpid::keys::NodeKey {
-        cpid::keys::NodeKey::load(&self.node.config.admin_key_file()).unwrap()
+    pub fn admin_key(&self) -> cpid::ident::keys::NodeKey {
+        cpid::ident::keys::NodeKey::load(&self.node.config.admin_key_file()).unwrap()
     }
 
     pub fn records(&self) -> u64 {
@@ -108,7 +108,7 @@ impl TestNode {
         prefix: Option<&str>,
         values: &[(&str, &str, u32)],
     ) -> SignedRecord {
-        let at = cpid::registry::now();
+        let at = cpid::clock::system_now();
         let values = values
             .iter()
             .enumerate()
@@ -123,7 +123,7 @@ impl TestNode {
         self.node
             .registry
             .issue(NewRecord {
-                prefix: prefix.map(|p| cpid::identifier::Prefix::parse(p).unwrap()),
+                prefix: prefix.map(|p| cpid::ident::identifier::Prefix::parse(p).unwrap()),
                 class,
                 owner: None,
                 values,

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use cpid::identifier::Class;
+use cpid::ident::identifier::Class;
 
 use crate::common::*;
 

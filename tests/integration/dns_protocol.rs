@@ -2,8 +2,8 @@
 //! against a node on an ephemeral loopback port.
 
 use cpid::dns::wire::rtype;
-use cpid::identifier::Class;
-use cpid::record::SignedRecord;
+use cpid::ident::identifier::Class;
+use cpid::ident::record::SignedRecord;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 

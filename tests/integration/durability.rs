@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use cpid::dns::wire::rtype;
-use cpid::identifier::{Class, Identifier};
-use cpid::record::SignedRecord;
+use cpid::ident::identifier::{Class, Identifier};
+use cpid::ident::record::SignedRecord;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RData;
 
@@ -23,14 +23,15 @@ const CHILD_ENV: &str = "CPID_TEST_DURABILITY_DIR";
 fn durability_child_issues_until_killed() {
     let dir = std::env::var(CHILD_ENV).expect("run by the SIGKILL test");
     let node = cpid::node::Node::open(config_in(std::path::Path::new(&dir))).unwrap();
-    let at = cpid::registry::now();
+    let at = cpid::clock::system_now();
     let stdout = std::io::stdout();
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let (reg, stdout) = (node.registry.clone(), &stdout);
             s.spawn(move || {
                 for n in 0u64.. {
-                    let new = cpid::seed::synthetic(reg.prefix(), t * 1_000_000 + n, at).unwrap();
+                    let new = cpid::testkit::seed::synthetic(reg.prefix(), t * 1_000_000 + n, at)
+                        .unwrap();
                     let rec = reg.issue(new).unwrap();
                     let line = format!("{} {}\n", rec.record().identifier, hex(&rec.encode()));
                     let mut lock = stdout.lock();

@@ -7,11 +7,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cpid::client::query;
 use cpid::dns::wire::rtype;
-use cpid::federation::{Federation, Options, Ports, start_member};
-use cpid::gateway::{Gateway, GatewayConfig};
-use cpid::identifier::{Apex, Identifier, Prefix};
+use cpid::ident::identifier::{Apex, Identifier, Prefix};
+use cpid::resolution::client::query;
+use cpid::resolution::gateway::{Gateway, GatewayConfig};
+use cpid::testkit::federation::{Federation, Options, Ports, start_member};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
@@ -89,9 +89,9 @@ impl Fed {
     }
 
     /// A verifying resolver that knows only the national node and its key.
-    fn root_resolver(&self) -> cpid::resolver::Resolver {
-        cpid::resolver::Resolver::new(
-            cpid::delegation::TrustedZone::root(
+    fn root_resolver(&self) -> cpid::resolution::resolver::Resolver {
+        cpid::resolution::resolver::Resolver::new(
+            cpid::ident::delegation::TrustedZone::root(
                 Prefix::parse("86").unwrap(),
                 self.f().national.node.registry.key().public(),
                 vec![self.f().national.running.dns_addr()],
@@ -211,7 +211,10 @@ fn three_levels_resolve_through_the_gateway_and_parents_only_refer() {
     // The chain from the root key alone, as `cpid resolve --trust-anchor` walks it.
     let resolver = fed.root_resolver();
     let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(ic)).unwrap();
-    assert!(matches!(outcome, cpid::resolver::Outcome::Record { .. }));
+    assert!(matches!(
+        outcome,
+        cpid::resolution::resolver::Outcome::Record { .. }
+    ));
     let prefixes: Vec<String> = path.iter().map(|z| z.prefix.to_string()).collect();
     assert_eq!(prefixes, ["86", "86.31", "86.31.1005"]);
 }
@@ -254,7 +257,7 @@ fn a_record_signed_outside_the_chain_is_never_served_or_cached() {
             class: sc.class(),
             owner: None,
             values: vec![],
-            status: cpid::record::RecordStatus::Active,
+            status: cpid::ident::record::RecordStatus::Active,
         })
         .unwrap();
     assert_eq!(
@@ -335,13 +338,16 @@ fn a_revoked_delegation_stops_resolution_and_is_reported() {
     // From the root key, the break is named: revoked, by whom.
     let resolver = fed.root_resolver();
     let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(&ic)).unwrap();
-    assert!(matches!(outcome, cpid::resolver::Outcome::Negative { .. }));
+    assert!(matches!(
+        outcome,
+        cpid::resolution::resolver::Outcome::Negative { .. }
+    ));
     let why = fed
         .rt
         .block_on(resolver.explain_missing(path.last().unwrap(), &ic))
         .expect("a reason");
     assert!(
-        matches!(why, cpid::delegation::TrustError::Revoked { .. }),
+        matches!(why, cpid::ident::delegation::TrustError::Revoked { .. }),
         "{why}"
     );
 }
@@ -427,7 +433,7 @@ fn a_restarted_gateway_answers_from_l2_without_upstream_traffic() {
     fed.rt.block_on(gateway.shutdown()).unwrap();
     let gateway = fed
         .rt
-        .block_on(async { cpid::gateway::serve(Gateway::open(config).unwrap()).await })
+        .block_on(async { cpid::resolution::gateway::serve(Gateway::open(config).unwrap()).await })
         .unwrap();
     let gw = gateway.dns_addr();
     let after: Vec<String> = names
@@ -546,7 +552,7 @@ fn changes_and_withdrawals_reach_the_gateway_within_their_ttl() {
     let fed = start(Some(1), |c| c.cache.max_ttl = 1);
     let st = fed.ids[3].clone();
     assert!(txt(&fed.ask(&st, rtype::TXT)).contains("version=1"));
-    let key = cpid::keys::NodeKey::load(&fed.f().dir.join("provider-key.pem")).unwrap();
+    let key = cpid::ident::keys::NodeKey::load(&fed.f().dir.join("provider-key.pem")).unwrap();
     let client = cpid::api::client::ApiClient::new(&fed.f().industry.http_url());
     let body = serde_json::json!({ "values": [{ "type": "DESC", "data": "moved" }] });
     let r = client

@@ -18,10 +18,15 @@ fn replay(target: &str, f: fn(&[u8])) -> usize {
 
 #[test]
 fn fuzz_corpora_replay_without_panics() {
-    assert!(replay("identifier", cpid::fuzzing::identifier) > 0);
-    assert!(replay("record", cpid::fuzzing::record) > 0);
-    assert!(replay("dns_query", cpid::fuzzing::dns_query) > 0);
-    assert!(replay("http_request", cpid::fuzzing::http_request) > 0);
-    assert!(replay("delegation", cpid::fuzzing::delegation) > 0);
-    assert!(replay("upstream_response", cpid::fuzzing::upstream_response) > 0);
+    assert!(replay("identifier", cpid::testkit::fuzzing::identifier) > 0);
+    assert!(replay("record", cpid::testkit::fuzzing::record) > 0);
+    assert!(replay("dns_query", cpid::testkit::fuzzing::dns_query) > 0);
+    assert!(replay("http_request", cpid::testkit::fuzzing::http_request) > 0);
+    assert!(replay("delegation", cpid::testkit::fuzzing::delegation) > 0);
+    assert!(
+        replay(
+            "upstream_response",
+            cpid::testkit::fuzzing::upstream_response
+        ) > 0
+    );
 }

@@ -5,16 +5,16 @@
 
 use cpid::api::client::{ApiClient, ApiResponse, nonce, signed_headers};
 use cpid::dns::wire::rtype;
-use cpid::identifier::Identifier;
-use cpid::keys::NodeKey;
-use cpid::record::SignedRecord;
+use cpid::ident::identifier::Identifier;
+use cpid::ident::keys::NodeKey;
+use cpid::ident::record::SignedRecord;
 use hickory_proto::op::ResponseCode;
 use serde_json::{Value, json};
 
 use crate::common::*;
 
 fn now() -> i64 {
-    cpid::registry::now() as i64
+    cpid::clock::system_now() as i64
 }
 
 fn provider_body(key: &NodeKey, name: &str) -> Value {
@@ -322,17 +322,17 @@ fn signed_with(
     h.insert("content-type", "application/json".parse().unwrap());
     h.insert(
         "content-digest",
-        cpid::httpsig::content_digest(body).parse().unwrap(),
+        cpid::api::httpsig::content_digest(body).parse().unwrap(),
     );
     let keyid = key.public().key_id().to_string();
-    let (input, sig) = cpid::httpsig::sign(
-        &cpid::httpsig::Message {
+    let (input, sig) = cpid::api::httpsig::sign(
+        &cpid::api::httpsig::Message {
             method: "POST",
             uri: &uri,
             headers: &h,
             scheme: "http",
         },
-        &cpid::httpsig::SignOptions {
+        &cpid::api::httpsig::SignOptions {
             label: "sig1",
             components: &cpid::api::client::COMPONENTS,
             created: now(),
@@ -422,17 +422,17 @@ fn every_bad_signature_is_refused_and_changes_nothing() {
     h.insert("content-type", "application/json".parse().unwrap());
     h.insert(
         "content-digest",
-        cpid::httpsig::content_digest(&body).parse().unwrap(),
+        cpid::api::httpsig::content_digest(&body).parse().unwrap(),
     );
     let keyid = key.public().key_id().to_string();
-    let (input, sig) = cpid::httpsig::sign(
-        &cpid::httpsig::Message {
+    let (input, sig) = cpid::api::httpsig::sign(
+        &cpid::api::httpsig::Message {
             method: "POST",
             uri: &uri,
             headers: &h,
             scheme: "http",
         },
-        &cpid::httpsig::SignOptions {
+        &cpid::api::httpsig::SignOptions {
             label: "sig1",
             components: &["@method", "@path"],
             created: now(),

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use cpid::api::client::ApiClient;
 use cpid::dns::wire::rtype;
-use cpid::identifier::Identifier;
-use cpid::keys::NodeKey;
+use cpid::ident::identifier::Identifier;
+use cpid::ident::keys::NodeKey;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RData;
 use serde_json::json;

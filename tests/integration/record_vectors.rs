@@ -3,9 +3,9 @@
 //! bytes are also rebuilt here by hand from the field table of
 //! `schema/record.md`, so the document, the vectors and the code agree.
 
-use cpid::identifier::Identifier;
-use cpid::keys::{KeyId, NodeKey, PublicKey};
-use cpid::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
+use cpid::ident::identifier::Identifier;
+use cpid::ident::keys::{KeyId, NodeKey, PublicKey};
+use cpid::ident::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]

@@ -225,7 +225,7 @@ fn dns_scenarios() {
     let mut ran = 0;
     for file in &files {
         let node = TestNode::start();
-        cpid::zonefile::import(&node.node.registry, &zone).unwrap();
+        cpid::registry::zonefile::import(&node.node.registry, &zone).unwrap();
         for case in parse_cases(&std::fs::read_to_string(file).unwrap()) {
             ran += 1;
             let raw = if case.tcp {

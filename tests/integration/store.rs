@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use cpid::identifier::{Class, Identifier, Prefix, Serial};
-use cpid::keys::NodeKey;
-use cpid::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
+use cpid::ident::identifier::{Class, Identifier, Prefix, Serial};
+use cpid::ident::keys::NodeKey;
+use cpid::ident::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
 use cpid::store::redb::RedbStore;
 use cpid::store::{Nonce, Store, StoreError, WriteBatch};
 
@@ -85,7 +85,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
         // A nonce is consumed once, together with the change it carries.
         let nonce = |key: &str| Nonce {
             key: key.into(),
-            expires: cpid::registry::now() + 600,
+            expires: cpid::clock::system_now() + 600,
             answer: "what-it-made".into(),
         };
         store
@@ -114,7 +114,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 serials: vec![(p.clone(), Class::Gc, 50)],
                 nonces: vec![Nonce {
                     key: "k/n1".into(),
-                    expires: cpid::registry::now() + 600,
+                    expires: cpid::clock::system_now() + 600,
                     answer: "second".into(),
                 }],
             })
@@ -137,7 +137,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 records: vec![record(&key, 4, 1)],
                 nonces: vec![Nonce {
                     key: "k/old".into(),
-                    expires: cpid::registry::now() - 1,
+                    expires: cpid::clock::system_now() - 1,
                     ..Nonce::default()
                 }],
                 ..WriteBatch::default()

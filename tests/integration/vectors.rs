@@ -1,7 +1,7 @@
 //! Checks every test vector of the identifier coding standard
 //! (`schema/vectors/identifiers.json`) against the implementation.
 
-use cpid::identifier::{Apex, Class, Identifier, Prefix, Serial, check};
+use cpid::ident::identifier::{Apex, Class, Identifier, Prefix, Serial, check};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -63,7 +63,7 @@ fn vectors() -> Vectors {
 #[test]
 fn vectors_are_for_version_1_of_the_standard() {
     let v = vectors();
-    assert_eq!(v.version, cpid::identifier::STANDARD_VERSION);
+    assert_eq!(v.version, cpid::ident::identifier::STANDARD_VERSION);
     assert!(v.valid.len() >= 25 && v.invalid.len() >= 25);
 }
 

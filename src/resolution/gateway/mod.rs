@@ -33,15 +33,15 @@ use tokio::sync::OnceCell;
 use self::cache::{Block, Body, Entry, Key, L1, Source};
 pub use self::config::GatewayConfig;
 use self::l2::{L2, Stored, StoredZone};
-use crate::delegation::TrustedZone;
 use crate::dns::engine::{self, Checked, Rcode, Summary, Transport};
 use crate::dns::mapping;
 use crate::dns::server::{Now, Responder};
 use crate::dns::wire::{WireName, rtype};
-use crate::identifier::{Apex, Identifier, Prefix};
-use crate::keys::PublicKey;
-use crate::record::SignedRecord;
-use crate::resolver::{Outcome, ResolveError, Resolver};
+use crate::ident::delegation::TrustedZone;
+use crate::ident::identifier::{Apex, Identifier, Prefix};
+use crate::ident::keys::PublicKey;
+use crate::ident::record::SignedRecord;
+use crate::resolution::resolver::{Outcome, ResolveError, Resolver};
 use crate::telemetry;
 
 /// Why the gateway could not start.
@@ -119,7 +119,7 @@ enum Lookup {
 }
 
 fn now() -> u64 {
-    crate::registry::now()
+    crate::clock::system_now()
 }
 
 /// The first label holds a hyphen: maybe an identifier's suffix label.

@@ -10,9 +10,9 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::dns::wire::rtype;
-use crate::identifier::{Apex, Identifier};
-use crate::keys::PublicKey;
-use crate::record::SignedRecord;
+use crate::ident::identifier::{Apex, Identifier};
+use crate::ident::keys::PublicKey;
+use crate::ident::record::SignedRecord;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identifier::{Class, Prefix};
-use crate::keys::{KeyId, PublicKey};
-use crate::record::{RecordStatus, SignedRecord};
+use crate::ident::identifier::{Class, Prefix};
+use crate::ident::keys::{KeyId, PublicKey};
+use crate::ident::record::{RecordStatus, SignedRecord};
 
 /// The value type of a delegation.
 pub const DELEGATION_TYPE: &str = "CP.DELEGATION";
@@ -357,7 +357,7 @@ impl ChainFile {
         ChainFile {
             chain: records
                 .iter()
-                .map(|r| crate::keys::to_hex(r.as_bytes()))
+                .map(|r| crate::ident::keys::to_hex(r.as_bytes()))
                 .collect(),
         }
     }
@@ -388,9 +388,9 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identifier::Identifier;
-    use crate::keys::NodeKey;
-    use crate::record::{Record, Value, ValueType};
+    use crate::ident::identifier::Identifier;
+    use crate::ident::keys::NodeKey;
+    use crate::ident::record::{Record, Value, ValueType};
 
     fn delegation_record(
         parent: &NodeKey,
@@ -402,7 +402,7 @@ mod tests {
             identifier: Identifier::new(
                 Prefix::parse(parent_prefix).unwrap(),
                 Class::Nd,
-                crate::identifier::Serial::new(serial).unwrap(),
+                crate::ident::identifier::Serial::new(serial).unwrap(),
             ),
             owner: None,
             version: 1,
@@ -425,7 +425,7 @@ mod tests {
     fn delegation(prefix: &str, child: &NodeKey) -> Delegation {
         Delegation {
             prefix: prefix.into(),
-            key: crate::keys::to_hex(&child.public().to_bytes()),
+            key: crate::ident::keys::to_hex(&child.public().to_bytes()),
             servers: vec![Server {
                 name: "ns1.31.86.cpid.internal".into(),
                 addresses: vec!["127.0.0.1:5301".parse().unwrap()],

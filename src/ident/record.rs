@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::identifier::{Class, Identifier};
-use crate::keys::{KeyId, NodeKey, PublicKey, Signature};
+use crate::ident::identifier::{Class, Identifier};
+use crate::ident::keys::{KeyId, NodeKey, PublicKey, Signature};
 
 /// Domain separation for record signatures.
 pub const SIGNING_CONTEXT: &[u8] = b"cpid/record/v1\0";
@@ -433,15 +433,15 @@ pub fn to_json(signed: &SignedRecord) -> serde_json::Value {
             "ttl": v.ttl,
             "timestamp": v.timestamp,
         })).collect::<Vec<_>>(),
-        "signature": crate::keys::to_hex(&signed.signature().0),
-        "encoded": crate::keys::to_hex(signed.as_bytes()),
+        "signature": crate::ident::keys::to_hex(&signed.signature().0),
+        "encoded": crate::ident::keys::to_hex(signed.as_bytes()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identifier::{Prefix, Serial};
+    use crate::ident::identifier::{Prefix, Serial};
 
     pub(crate) fn sample(key: &NodeKey) -> Record {
         Record {

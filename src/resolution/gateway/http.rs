@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::Gateway;
 use crate::api::handles;
-use crate::identifier::Identifier;
+use crate::ident::identifier::Identifier;
 
 type Shared = State<Arc<Gateway>>;
 
@@ -57,7 +57,7 @@ async fn lookup(
     g: &Arc<Gateway>,
     prefix: &str,
     suffix: &str,
-) -> Result<Option<crate::record::SignedRecord>, Response> {
+) -> Result<Option<crate::ident::record::SignedRecord>, Response> {
     let id = Identifier::parse(&format!("{prefix}/{suffix}"))
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_identifier", e.to_string()))?;
     g.record(&id).await.map_err(|e| {
@@ -72,7 +72,7 @@ async fn lookup(
 
 async fn native(State(g): Shared, Path((prefix, suffix)): Path<(String, String)>) -> Response {
     match lookup(&g, &prefix, &suffix).await {
-        Ok(Some(r)) => Json(crate::record::to_json(&r)).into_response(),
+        Ok(Some(r)) => Json(crate::ident::record::to_json(&r)).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -11,8 +11,8 @@
 //! such as RFC 9421's own Appendix B.2.6 example:
 //!
 //! ```
-//! use cpid::httpsig::{self, Message};
-//! use cpid::keys::PublicKey;
+//! use cpid::api::httpsig::{self, Message};
+//! use cpid::ident::keys::PublicKey;
 //!
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("host", "example.com".parse().unwrap());
@@ -36,7 +36,7 @@ use http::{HeaderMap, Uri};
 use sfv::{BareItem, Dictionary, Item, ListEntry, ListSerializer, Parser};
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::keys::{NodeKey, PublicKey, Signature};
+use crate::ident::keys::{NodeKey, PublicKey, Signature};
 
 /// The only algorithm cpid accepts (RFC 9421 §3.3.6).
 pub const ALG_ED25519: &str = "ed25519";

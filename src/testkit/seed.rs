@@ -3,8 +3,8 @@
 //! regional and industry prefixes, with capacity descriptors and endpoints.
 //! Deterministic for a given count, so runs are comparable.
 
-use crate::identifier::{Class, Prefix};
-use crate::record::{RecordError, RecordStatus, Value, ValueType};
+use crate::ident::identifier::{Class, Prefix};
+use crate::ident::record::{RecordError, RecordStatus, Value, ValueType};
 use crate::registry::NewRecord;
 
 /// GB/T 2260 province codes used for regional prefixes.

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::dns::wire::{rdata_presentation, rtype, type_name};
 use crate::dns::zone::Zone;
-use crate::identifier::{Class, Identifier, Prefix};
-use crate::record::{RecordError, RecordStatus, SignedRecord, Value, ValueType};
+use crate::ident::identifier::{Class, Identifier, Prefix};
+use crate::ident::record::{RecordError, RecordStatus, SignedRecord, Value, ValueType};
 use crate::registry::{NewRecord, Registry, RegistryError};
 
 /// Why an import failed; nothing after the failing entry is applied.
@@ -220,7 +220,7 @@ fn import_entries(
 
 /// One entry, parsed and validated: an optional fixed code and the record.
 fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, NewRecord), String> {
-    let now = crate::registry::now();
+    let now = crate::clock::system_now();
     let values = e
         .values
         .iter()
@@ -278,8 +278,8 @@ fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, New
     // The same checks signing will make, on a stand-in with this shape.
     let probe = fixed
         .clone()
-        .unwrap_or_else(|| Identifier::new(prefix, class, crate::identifier::Serial::FIRST));
-    crate::record::Record {
+        .unwrap_or_else(|| Identifier::new(prefix, class, crate::ident::identifier::Serial::FIRST));
+    crate::ident::record::Record {
         identifier: probe,
         owner: new.owner.clone(),
         version: 1,

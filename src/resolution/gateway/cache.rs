@@ -17,7 +17,7 @@ use crate::dns::engine::{
     Summary,
 };
 use crate::dns::wire::rtype;
-use crate::record::SignedRecord;
+use crate::ident::record::SignedRecord;
 
 /// What an entry was made from; kept to persist it in L2 and rebuild it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

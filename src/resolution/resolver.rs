@@ -19,10 +19,10 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::delegation::{TrustError, TrustedZone};
 use crate::dns::wire::rtype;
-use crate::identifier::{Apex, Identifier, Prefix};
-use crate::record::{RecordStatus, SignedRecord};
+use crate::ident::delegation::{TrustError, TrustedZone};
+use crate::ident::identifier::{Apex, Identifier, Prefix};
+use crate::ident::record::{RecordStatus, SignedRecord};
 
 /// Most referrals followed for one name (the prefix depth limit is 8).
 const MAX_REFERRALS: usize = 10;
@@ -114,7 +114,7 @@ impl Resolver {
 
     /// Cached delegations in force, parents first.
     pub fn zones(&self) -> Vec<(TrustedZone, u64)> {
-        let now = crate::registry::now();
+        let now = crate::clock::system_now();
         let mut v: Vec<_> = self
             .zones
             .read()
@@ -130,7 +130,7 @@ impl Resolver {
     /// Re-admits a delegation cached earlier (the gateway's L2): it must
     /// verify against a zone already trusted, so load parents first.
     pub fn restore_zone(&self, record: &SignedRecord, expires: u64) -> Result<(), ResolveError> {
-        let now = crate::registry::now();
+        let now = crate::clock::system_now();
         let parent_prefix = record.record().identifier.prefix().clone();
         let parent = self
             .trusted(&parent_prefix, now)
@@ -203,7 +203,7 @@ impl Resolver {
     /// Resolves `name`/`qtype` down the hierarchy; the answer is the
     /// response of the zone that owns the name.
     pub async fn resolve(&self, name: &Name, qtype: u16) -> Result<Answer, ResolveError> {
-        let now = crate::registry::now();
+        let now = crate::clock::system_now();
         let prefix = self
             .prefix_of(name)
             .filter(|p| self.root.prefix.contains(p))
@@ -258,7 +258,7 @@ impl Resolver {
         let record = private_records(&message.answers, rtype::CPREC)
             .into_iter()
             .find_map(|(_, (_, bytes))| SignedRecord::decode(&bytes).ok())?;
-        zone.verify_delegation(&record, crate::registry::now())
+        zone.verify_delegation(&record, crate::clock::system_now())
             .err()
     }
 

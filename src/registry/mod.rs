@@ -7,17 +7,19 @@
 //! ever committed is never assigned again: tombstones keep their code, and
 //! the serial high-water mark only grows.
 
+pub mod zonefile;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::delegation::{DELEGATION_INDEX, DELEGATION_TYPE, Delegation};
 use crate::dns::mapping;
 use crate::dns::wire::{WireName, rtype};
 use crate::dns::zone::{RrSet, Zone, ZoneError};
-use crate::identifier::{Apex, Class, Identifier, Prefix, Serial};
-use crate::keys::{KeyId, NodeKey, PublicKey};
-use crate::record::{Record, RecordError, RecordStatus, SignedRecord, Value, ValueType};
+use crate::ident::delegation::{DELEGATION_INDEX, DELEGATION_TYPE, Delegation};
+use crate::ident::identifier::{Apex, Class, Identifier, Prefix, Serial};
+use crate::ident::keys::{KeyId, NodeKey, PublicKey};
+use crate::ident::record::{Record, RecordError, RecordStatus, SignedRecord, Value, ValueType};
 use crate::store::{Nonce, Store, StoreError, WriteBatch};
 
 /// The value type that carries a provider's public key (SPKI PEM).

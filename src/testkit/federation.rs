@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use crate::api::client::ApiClient;
 use crate::config::Config;
-use crate::delegation::{ChainFile, Server};
-use crate::gateway::{Gateway, GatewayConfig, RunningGateway};
-use crate::identifier::Prefix;
-use crate::keys::{NodeKey, PublicKey};
+use crate::ident::delegation::{ChainFile, Server};
+use crate::ident::identifier::Prefix;
+use crate::ident::keys::{NodeKey, PublicKey};
 use crate::node::{Node, Running};
+use crate::resolution::gateway::{Gateway, GatewayConfig, RunningGateway};
 
 /// Why the federation could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +52,10 @@ impl Ports {
 }
 
 /// The configurations the demo starts from (the files in `zones/`).
-pub const NATIONAL_TOML: &str = include_str!("../zones/national.toml");
-pub const SHANGHAI_TOML: &str = include_str!("../zones/shanghai.toml");
-pub const INDUSTRY_TOML: &str = include_str!("../zones/industry.toml");
-pub const GATEWAY_TOML: &str = include_str!("../zones/gateway.toml");
+pub const NATIONAL_TOML: &str = include_str!("../../zones/national.toml");
+pub const SHANGHAI_TOML: &str = include_str!("../../zones/shanghai.toml");
+pub const INDUSTRY_TOML: &str = include_str!("../../zones/industry.toml");
+pub const GATEWAY_TOML: &str = include_str!("../../zones/gateway.toml");
 
 /// How the members are set up.
 #[derive(Debug, Clone)]
@@ -237,7 +237,7 @@ impl Federation {
         gc.dns.listen = p.gateway.0;
         gc.http.listen = p.gateway.1;
         (opts.gateway)(&mut gc);
-        let gateway = crate::gateway::serve(Gateway::open(gc).map_err(fail)?)
+        let gateway = crate::resolution::gateway::serve(Gateway::open(gc).map_err(fail)?)
             .await
             .map_err(fail)?;
         Ok(Federation {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 use crate::dns::server::{DnsListen, UdpMode};
-use crate::identifier::{Apex, Prefix};
+use crate::ident::identifier::{Apex, Prefix};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn shipped_gateway_config_is_the_default() {
         let parsed: GatewayConfig =
-            toml::from_str(include_str!("../../zones/gateway.toml")).unwrap();
+            toml::from_str(include_str!("../../../zones/gateway.toml")).unwrap();
         assert_eq!(
             toml::to_string(&parsed).unwrap(),
             toml::to_string(&GatewayConfig::default()).unwrap()

@@ -12,20 +12,22 @@ use crate::api::body::{
     self, HS_ADMIN_INDEX, HS_PUBKEY_INDEX, IssueRequest, ProviderRequest, UpdateRequest, ValueInput,
 };
 use crate::api::handles::Filter;
-use crate::delegation::{
-    self as trust, DELEGATION_INDEX, DELEGATION_TYPE, Delegation, TrustError, TrustedZone,
-};
+use crate::api::httpsig::{self, Message, SignedRequest};
 use crate::dns::engine::{self, Transport};
 use crate::dns::mapping;
 use crate::dns::wire::WireName;
 use crate::dns::wire::{rtype, txt_rdata};
 use crate::dns::zone::{ApexData, RrSet, SoaTimers, Zone};
-use crate::gateway::cache::Block;
-use crate::httpsig::{self, Message, SignedRequest};
-use crate::identifier::{Apex, Class, Identifier, Prefix, Serial};
-use crate::keys::{NodeKey, PublicKey};
-use crate::record::{MAX_DATA_LEN, MAX_TTL, Record, RecordStatus, SignedRecord, Value, ValueType};
-use crate::resolver::{self, Outcome, ResolveError};
+use crate::ident::delegation::{
+    self as trust, DELEGATION_INDEX, DELEGATION_TYPE, Delegation, TrustError, TrustedZone,
+};
+use crate::ident::identifier::{Apex, Class, Identifier, Prefix, Serial};
+use crate::ident::keys::{NodeKey, PublicKey};
+use crate::ident::record::{
+    MAX_DATA_LEN, MAX_TTL, Record, RecordStatus, SignedRecord, Value, ValueType,
+};
+use crate::resolution::gateway::cache::Block;
+use crate::resolution::resolver::{self, Outcome, ResolveError};
 
 /// The identifier parser and the DNS-name mapping.
 pub fn identifier(data: &[u8]) {
@@ -559,5 +561,5 @@ fn upstream_referral(
     m: &hickory_proto::op::Message,
     now: u64,
 ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
-    crate::resolver::referral(zone, apex, name, m, now)
+    crate::resolution::resolver::referral(zone, apex, name, m, now)
 }

@@ -1,0 +1,140 @@
+//! `cpid admin`: approvals and delegations, signed by the node's admin key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use cpid::ident::identifier::{Identifier, Prefix};
+use cpid::ident::keys::{NodeKey, PublicKey};
+
+use super::load_key;
+use super::provider::{ApiOpts, api_call};
+
+#[derive(Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Delegate a child prefix to a child node's key (signed by the admin key); writes the child's chain.
+    Delegate {
+        #[command(flatten)]
+        api: ApiOpts,
+        /// Child prefix, one segment below this node's, e.g. 86.31
+        #[arg(long)]
+        prefix: String,
+        /// The child node's public key: SPKI PEM, or its PKCS#8 key file.
+        #[arg(long)]
+        child_key: PathBuf,
+        /// A child name server as NAME=ADDR:PORT[,ADDR:PORT...] (repeatable),
+        /// e.g. ns1.31.86.cpid.internal=127.0.0.1:5301
+        #[arg(long = "ns", value_name = "NAME=ADDR:PORT", required = true)]
+        ns: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+        /// Write the child's chain (root first) here, for its [federation] chain_file.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+    /// Revoke the delegation of a child prefix (signed by the admin key).
+    Revoke {
+        /// Child prefix, e.g. 86.31
+        prefix: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Approve a pending provider (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
+    Approve {
+        /// Provider identifier, e.g. 86/PV-000001-X
+        id: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+}
+
+pub(crate) fn run(command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::Approve { id, api } => {
+            let id = Identifier::parse(&id)?;
+            api_call(
+                &api,
+                "POST",
+                &format!("/v1/admin/providers/{id}/approve"),
+                None,
+            )
+        }
+        AdminCommand::Delegate {
+            api,
+            prefix,
+            child_key,
+            ns,
+            valid_days,
+            out,
+        } => {
+            let child = read_public_key(&child_key)?;
+            let admin = load_key(&api.key)?;
+            let servers = parse_servers(&ns)?;
+            let prefix = Prefix::parse(&prefix)?;
+            let chain = cpid::testkit::federation::delegate(
+                &api.server,
+                &admin,
+                &prefix,
+                &child,
+                &servers,
+                valid_days,
+            )?;
+            let text = serde_json::to_string_pretty(&chain)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, format!("{text}\n"))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "delegated {prefix} to key {}; chain of {} link(s) written to {}",
+                        child.key_id(),
+                        chain.chain.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+            Ok(())
+        }
+        AdminCommand::Revoke { prefix, api } => api_call(
+            &api,
+            "DELETE",
+            &format!("/v1/admin/delegations/{prefix}"),
+            None,
+        ),
+    }
+}
+
+/// A public key from an SPKI PEM file or a PKCS#8 key file.
+pub(crate) fn read_public_key(path: &std::path::Path) -> Result<PublicKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if let Ok(key) = PublicKey::from_public_pem(&pem) {
+        return Ok(key);
+    }
+    Ok(NodeKey::from_pkcs8_pem(&pem)
+        .with_context(|| format!("{} is neither a public key nor a key file", path.display()))?
+        .public())
+}
+
+/// `NAME=ADDR:PORT[,ADDR:PORT...]` arguments.
+fn parse_servers(args: &[String]) -> Result<Vec<cpid::ident::delegation::Server>> {
+    args.iter()
+        .map(|a| {
+            let (name, addrs) = a
+                .split_once('=')
+                .with_context(|| format!("--ns {a:?} is not NAME=ADDR:PORT"))?;
+            let addresses = addrs
+                .split(',')
+                .map(|x| x.trim().parse::<SocketAddr>())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("--ns {a:?}: addresses are ADDR:PORT"))?;
+            Ok(cpid::ident::delegation::Server {
+                name: name.trim().to_string(),
+                addresses,
+            })
+        })
+        .collect()
+}

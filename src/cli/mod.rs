@@ -1,0 +1,239 @@
+//! The `cpid` command line: the argument grammar and one dispatch; each
+//! command family lives in its own file.
+
+mod admin;
+mod bench;
+mod demo;
+mod gateway;
+mod key;
+mod node;
+mod provider;
+mod resolve;
+mod zone;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use cpid::config::Config;
+use cpid::ident::keys::NodeKey;
+
+#[derive(Parser)]
+#[command(
+    name = "cpid",
+    version,
+    about = "Identifier registry and resolution server for computing-power resources"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the node's configuration and data are.
+#[derive(Args, Clone)]
+pub(crate) struct NodeOpts {
+    /// TOML configuration (zones/national.toml documents every key); defaults apply without one.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Data directory (store and node key); overrides node.data_dir.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+impl NodeOpts {
+    pub(crate) fn load(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data {
+            config.node.data_dir = d.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run a node: DNS over UDP and TCP from the hot tier (default: national root 86, ./cpid-data, 127.0.0.1:5300).
+    Serve {
+        #[command(flatten)]
+        node: NodeOpts,
+        /// DNS listen address; overrides dns.listen.
+        #[arg(long)]
+        dns: Option<SocketAddr>,
+        /// UDP fast-path threads; overrides dns.udp_workers (0 = one per core).
+        #[arg(long)]
+        udp_workers: Option<usize>,
+        /// HTTP API listen address; overrides http.listen.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Provider policy (open or review); overrides registration.policy.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// Providers: self-registration with a signed request.
+    Provider {
+        #[command(subcommand)]
+        command: provider::ProviderCommand,
+    },
+    /// Register a resource identifier (signed by an active provider's key).
+    Register {
+        #[command(flatten)]
+        api: provider::ApiOpts,
+        /// Class: GC, IC, SC, ST, NL or AS (issued under the node's prefix).
+        #[arg(long)]
+        class: String,
+        #[command(flatten)]
+        values: provider::ValueOpts,
+    },
+    /// Replace the values of an identifier you own (version + 1).
+    Update {
+        /// Identifier, e.g. 86/IC-000001-4
+        id: String,
+        #[command(flatten)]
+        api: provider::ApiOpts,
+        #[command(flatten)]
+        values: provider::ValueOpts,
+    },
+    /// Withdraw an identifier you own: a signed tombstone; the code is never reissued.
+    Withdraw {
+        /// Identifier, e.g. 86/IC-000001-4
+        id: String,
+        #[command(flatten)]
+        api: provider::ApiOpts,
+    },
+    /// Node administration (signed by the node's admin key).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Node facts: prefix, zone, public key and key id, record count.
+    Node {
+        #[command(subcommand)]
+        command: node::NodeCommand,
+    },
+    /// Key management.
+    Key {
+        #[command(subcommand)]
+        command: key::KeyCommand,
+    },
+    /// Zone files: export as an RFC 1035 master file, import records.
+    Zone {
+        #[command(subcommand)]
+        command: zone::ZoneCommand,
+    },
+    /// Resolve an identifier over DNS, verify its signature, print the record.
+    Resolve {
+        /// Identifier, e.g. 86.31.1005/IC-0000A7-K
+        id: String,
+        /// DNS server to ask.
+        #[arg(long, short = 's', default_value = "127.0.0.1:5300")]
+        server: SocketAddr,
+        /// DNS apex of the federation.
+        #[arg(long, default_value = "cpid.internal")]
+        apex: String,
+        /// Pinned node public key (SPKI PEM file); without it the key is read from the zone apex.
+        #[arg(long)]
+        node_key: Option<PathBuf>,
+        /// Query over TCP.
+        #[arg(long)]
+        tcp: bool,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The national root key (SPKI PEM): resolve from the root at --server
+        /// down the delegations, verify every link and print the chain.
+        #[arg(long, conflicts_with = "node_key")]
+        trust_anchor: Option<PathBuf>,
+    },
+    /// Run a caching gateway: DNS (UDP/TCP) and HTTP reads for any identifier
+    /// in the federation, starting from the national node alone.
+    Gateway {
+        #[command(flatten)]
+        opts: gateway::GatewayOpts,
+    },
+    /// Start a demo federation on loopback: national, Shanghai, an industry
+    /// node and a gateway, with delegations and sample records.
+    Demo {
+        /// Where the four nodes keep their data (reused when it exists).
+        #[arg(long, default_value = "./cpid-demo")]
+        dir: PathBuf,
+    },
+    /// Benchmark helpers.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cpid=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            node,
+            dns,
+            udp_workers,
+            http,
+            policy,
+        } => node::serve(node, dns, udp_workers, http, policy),
+        Command::Provider { command } => provider::provider(command),
+        Command::Register { api, class, values } => provider::register(&api, &class, &values),
+        Command::Update { id, api, values } => provider::update(&id, &api, &values),
+        Command::Withdraw { id, api } => provider::withdraw(&id, &api),
+        Command::Admin { command } => admin::run(command),
+        Command::Gateway { opts } => gateway::run(opts),
+        Command::Demo { dir } => demo::run(dir),
+        Command::Node { command } => node::run(command),
+        Command::Key { command } => key::run(command),
+        Command::Zone { command } => zone::run(command),
+        Command::Resolve {
+            id,
+            server,
+            apex,
+            node_key,
+            tcp,
+            json,
+            trust_anchor,
+        } => match trust_anchor {
+            Some(anchor) => resolve::chain(&id, server, &apex, &anchor, json),
+            None => resolve::direct(&id, server, &apex, node_key, tcp, json),
+        },
+        Command::Bench { command } => bench::run(command),
+    }
+}
+
+pub(crate) fn load_key(path: &std::path::Path) -> Result<NodeKey> {
+    NodeKey::load(path).with_context(|| format!("signing key {}", path.display()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

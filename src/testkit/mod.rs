@@ -1,0 +1,11 @@
+//! Support for demos, benchmarks and fuzzing, kept apart from the modules a
+//! serving node runs.
+//!
+//! - [`federation`]: a national, regional and industry node and a gateway on
+//!   loopback (`cpid demo`, the federation tests and benchmark).
+//! - [`seed`]: synthetic records for benchmarks.
+//! - [`fuzzing`]: fuzz entry points, replayed over their corpora by the tests.
+
+pub mod federation;
+pub mod fuzzing;
+pub mod seed;
