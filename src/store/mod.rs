@@ -22,6 +22,33 @@ pub struct WriteBatch {
     /// [`StoreError::Replay`] when one was already consumed, so a signed
     /// request changes the store at most once, across restarts too.
     pub nonces: Vec<Nonce>,
+    /// Rows of other systems' tables that commit with the records (a log
+    /// leaf, a reservation, a zone-history entry): all or nothing with them.
+    pub rows: Vec<Row>,
+}
+
+/// A table of rows kept beside the records, named by the system that owns
+/// it. Names are ASCII and must not repeat; the store's own tables are not
+/// reachable this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Table(&'static str);
+
+impl Table {
+    pub const fn new(name: &'static str) -> Table {
+        Table(name)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// One row written (or replaced) by a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub table: Table,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// A consumed request nonce, kept until `expires` (Unix seconds) has passed.
@@ -55,6 +82,8 @@ pub enum StoreError {
     StaleNonce(String),
     #[error("the store's writer has stopped")]
     Closed,
+    #[error("the caller stopped the scan")]
+    Interrupted,
 }
 
 /// [`Store::submit`] for async callers: resolves once the batch is durable
@@ -118,6 +147,16 @@ pub trait Store: Send + Sync + 'static {
     fn nonce_used(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.nonce_answer(key)?.is_some())
     }
+    /// The value of one row of `table`.
+    fn row(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Calls `f` with the rows of `table` from `start` on, in key order,
+    /// until it returns `false`.
+    fn scan_rows(
+        &self,
+        table: Table,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }

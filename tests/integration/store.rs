@@ -47,6 +47,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 records: vec![r1.clone()],
                 serials: vec![(p.clone(), Class::Gc, 5)],
                 nonces: vec![],
+                rows: Vec::new(),
             })
             .unwrap();
         // A lower mark is ignored, never applied.
@@ -55,6 +56,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 records: vec![],
                 serials: vec![(p.clone(), Class::Gc, 3)],
                 nonces: vec![],
+                rows: Vec::new(),
             })
             .unwrap();
         assert_eq!(store.serial(&p, Class::Gc).unwrap(), 5);
@@ -66,6 +68,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                 records: vec![record(&key, 1, 1)],
                 serials: vec![(p.clone(), Class::Gc, 9)],
                 nonces: vec![],
+                rows: Vec::new(),
             })
             .unwrap_err();
         assert!(
@@ -92,6 +95,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
             .write(WriteBatch {
                 records: vec![record(&key, 2, 1)],
                 nonces: vec![nonce("k/n1")],
+                rows: Vec::new(),
                 ..WriteBatch::default()
             })
             .unwrap();
@@ -117,6 +121,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
                     expires: cpid::clock::system_now() + 600,
                     answer: "second".into(),
                 }],
+                rows: Vec::new(),
             })
             .unwrap_err();
         assert!(
@@ -167,6 +172,7 @@ fn contract(open: &dyn Fn() -> Arc<dyn Store>) {
             records: vec![r2.clone()],
             serials: vec![],
             nonces: vec![],
+            rows: Vec::new(),
         })
         .unwrap();
     assert_eq!(store.get(&r1.record().identifier).unwrap().unwrap(), r2);
@@ -197,6 +203,7 @@ fn concurrent_writers_share_commits_and_every_write_lands() {
                             records: vec![r],
                             serials: vec![],
                             nonces: vec![],
+                            rows: Vec::new(),
                         })
                         .unwrap();
                 }
@@ -229,6 +236,7 @@ fn a_corrupt_stored_record_is_reported_not_skipped() {
                 records: vec![r.clone()],
                 serials: vec![],
                 nonces: vec![],
+                rows: Vec::new(),
             })
             .unwrap();
     }
