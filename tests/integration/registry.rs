@@ -118,7 +118,10 @@ fn every_kind_of_change_reaches_the_observers_after_it_is_served() {
     assert_eq!(withdrawn.record().version, 4);
 
     let seen = seen.0.lock().unwrap().clone();
-    assert_eq!(seen, vec![id.clone(), id.clone(), id.clone(), at, id.clone()]);
+    assert_eq!(
+        seen,
+        vec![id.clone(), id.clone(), id.clone(), at, id.clone()]
+    );
     // A withdrawn identifier is no longer served; the one issued at a
     // fixed code is.
     let name = id.to_dns_name(reg.apex());
