@@ -11,7 +11,7 @@ use super::error::ApiError;
 use crate::ident::identifier::{self, Class};
 use crate::ident::keys::PublicKey;
 use crate::ident::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
-use crate::registry::HS_PUBKEY;
+use crate::ident::values::HS_PUBKEY;
 
 /// Index of the `HS_ADMIN` value shown by the Handle API (Handle convention).
 pub const HS_ADMIN_INDEX: u32 = 100;

@@ -14,3 +14,4 @@ pub mod delegation;
 pub mod identifier;
 pub mod keys;
 pub mod record;
+pub mod values;

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use self::delegations::DelegationIndex;
 use self::providers::ProviderIndex;
-pub use self::providers::{HS_PUBKEY, ProviderKey};
+pub use self::providers::ProviderKey;
 use crate::clock::Clock;
 use crate::dns::mapping;
 use crate::dns::zone::{Zone, ZoneError};

@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::keys::{KeyId, PublicKey};
 use crate::ident::record::{Record, RecordStatus};
-
-/// The value type that carries a provider's public key (SPKI PEM).
-pub const HS_PUBKEY: &str = "HS_PUBKEY";
+use crate::ident::values::HS_PUBKEY;
 
 /// A registered provider key and the provider it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use crate::dns::wire::{rdata_presentation, rtype, type_name};
 use crate::dns::zone::Zone;
 use crate::ident::identifier::{Class, Identifier, Prefix};
-use crate::ident::record::{RecordError, RecordStatus, SignedRecord, Value, ValueType};
+use crate::ident::record::{RecordStatus, SignedRecord, Value};
+use crate::ident::values::{self, ValueInput};
 use crate::registry::{Change, NewRecord, Plan, Registry, RegistryError, Step};
 
 /// Why an import failed; nothing after the failing entry is applied.
@@ -240,21 +241,19 @@ fn import_entries(
 
 /// One entry, parsed and validated: an optional fixed code and the record.
 fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, NewRecord), String> {
-    let now = crate::clock::system_now();
-    let values = e
+    let now = registry.clock().now();
+    // Unsigned entries obey the same value rules as the HTTP API.
+    let inputs = e
         .values
         .iter()
-        .map(|v| {
-            Ok(Value {
-                index: v.index,
-                kind: ValueType::parse(&v.kind)?,
-                data: v.data.clone(),
-                ttl: v.ttl,
-                timestamp: now,
-            })
+        .map(|v| ValueInput {
+            index: Some(v.index),
+            kind: v.kind.clone(),
+            data: v.data.clone(),
+            ttl: v.ttl,
         })
-        .collect::<Result<Vec<_>, RecordError>>()
-        .map_err(|err| err.to_string())?;
+        .collect();
+    let values = values::client_values(inputs, now).map_err(|err| err.to_string())?;
     let owner = e
         .owner
         .as_deref()
@@ -268,13 +267,17 @@ fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, New
         .transpose()
         .map_err(|err| err.to_string())?;
     let (prefix, class) = match &fixed {
-        Some(id) => (id.prefix().clone(), id.class()),
+        Some(id) => (
+            id.prefix().clone(),
+            values::file_class(id.class()).map_err(|err| err.to_string())?,
+        ),
         None => {
             let class = e
                 .class
                 .as_deref()
                 .ok_or("either identifier or class is required")?;
             let class = Class::parse(class).map_err(|err| err.to_string())?;
+            let class = values::file_class(class).map_err(|err| err.to_string())?;
             let prefix = match e.prefix.as_deref() {
                 Some(p) => Prefix::parse(p).map_err(|err| err.to_string())?,
                 None => registry.prefix().clone(),

@@ -192,7 +192,10 @@ fn a_records_file_with_one_bad_entry_changes_nothing() {
         "class = \"GC\"\n[[record.value]]\nindex = 1\ntype = \"not a type\"\ndata = \"x\"\n",
         "class = \"GC\"\nprefix = \"87\"\n",
         "class = \"QQ\"\n",
-        "class = \"GC\"\n[[record.value]]\nindex = 2\ntype = \"DESC\"\ndata = \"b\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"a\"\n",
+        // The same index twice (the API's rule; order alone is sorted, as
+        // the API sorts it).
+        "class = \"GC\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"b\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"a\"\n",
+        "class = \"GC\"\n[[record.value]]\nindex = 300\ntype = \"HS_PUBKEY\"\ndata = \"x\"\n",
     ] {
         let text = format!(
             "[[record]]\nclass = \"IC\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"fine\"\n\n[[record]]\n{bad}"

@@ -199,3 +199,89 @@ fn imports_skip_what_is_held_and_refuse_other_keys_without_writing() {
     assert!(reg.get(&foreign.record().identifier).unwrap().is_none());
     assert_eq!(reg.store().zone_serial().unwrap(), serial);
 }
+
+#[test]
+fn unsigned_toml_entries_obey_the_api_value_rules_and_change_nothing_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path());
+    let reg = &node.registry;
+    let good = "[[record]]\nclass = \"IC\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"pool\"\n";
+    for (bad, why) in [
+        (
+            "[[record]]\nclass = \"PV\"\n[[record.value]]\nindex = 300\ntype = \"HS_PUBKEY\"\ndata = \"x\"\n",
+            "a reserved index and type",
+        ),
+        (
+            "[[record]]\nclass = \"IC\"\n[[record.value]]\nindex = 1\ntype = \"HS_PUBKEY\"\ndata = \"x\"\n",
+            "a node-written type",
+        ),
+        (
+            "[[record]]\nclass = \"IC\"\n[[record.value]]\nindex = 1\ntype = \"CP.RESOURCE\"\ndata = \"not json\"\n",
+            "a descriptor that is not JSON",
+        ),
+        (
+            "[[record]]\nclass = \"TX\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"deal\"\n",
+            "a transaction",
+        ),
+        (
+            "[[record]]\nclass = \"US\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"buyer\"\n",
+            "a buyer",
+        ),
+    ] {
+        let text = format!("{good}{bad}");
+        let err = cpid::registry::zonefile::import(reg, &text).unwrap_err();
+        assert!(
+            err.to_string().starts_with("record 2:"),
+            "{why}: refused at the bad entry: {err}"
+        );
+        assert_eq!(reg.store().len().unwrap(), 0, "{why}: nothing stored");
+    }
+    let report = cpid::registry::zonefile::import(reg, good).unwrap();
+    assert_eq!(report.issued, 1);
+}
+
+#[test]
+fn a_signed_master_file_brings_back_node_written_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path());
+    let key = cpid::ident::keys::NodeKey::generate().unwrap();
+    let pv = node
+        .registry
+        .issue(cpid::registry::NewRecord {
+            prefix: None,
+            class: Class::Pv,
+            owner: None,
+            values: vec![cpid::ident::record::Value {
+                index: cpid::ident::values::HS_PUBKEY_INDEX,
+                kind: cpid::ident::record::ValueType::parse(cpid::ident::values::HS_PUBKEY)
+                    .unwrap(),
+                data: key.public().to_public_pem(),
+                ttl: 0,
+                timestamp: 1,
+            }],
+            status: RecordStatus::Active,
+        })
+        .unwrap();
+    let mut master = Vec::new();
+    cpid::registry::zonefile::export(node.registry.zone(), &mut master).unwrap();
+    let key_file = node.config.key_file();
+    drop(node);
+
+    // A new store with the same node key takes the signed records back.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(&key_file, fresh.path().join(key_file.file_name().unwrap())).unwrap();
+    let node = open(fresh.path());
+    assert_eq!(node.config.key_file().file_name(), key_file.file_name());
+    let report =
+        cpid::registry::zonefile::import(&node.registry, &String::from_utf8(master).unwrap())
+            .unwrap();
+    assert_eq!(report.issued, 1);
+    let back = node.registry.get(&pv.record().identifier).unwrap().unwrap();
+    assert_eq!(back.as_bytes(), pv.as_bytes());
+    assert_eq!(
+        node.registry
+            .provider_key(&key.public().key_id())
+            .map(|p| p.provider),
+        Some(pv.record().identifier.clone())
+    );
+}
