@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::ident::identifier::{self, Class};
 use crate::ident::keys::PublicKey;
 use crate::ident::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
@@ -126,15 +126,13 @@ fn is_zero(n: &u32) -> bool {
 /// Parses a JSON body: syntax errors are 400, wrong shapes 422.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::unprocessable("invalid_request", e.to_string())
-        }
-        _ => ApiError::bad_request("invalid_json", e.to_string()),
+        serde_json::error::Category::Data => ApiError::new(Code::InvalidRequest, e.to_string()),
+        _ => ApiError::new(Code::InvalidJson, e.to_string()),
     })
 }
 
 fn invalid(reason: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_value", reason)
+    ApiError::new(Code::InvalidValue, reason)
 }
 
 fn check_text(field: &str, s: &str, max: usize) -> Result<(), ApiError> {
@@ -239,8 +237,8 @@ impl ProviderRequest {
 pub fn resource_class(code: &str) -> Result<Class, ApiError> {
     let class = Class::parse(code).map_err(|e| invalid(format!("class: {e}")))?;
     if !RESOURCE_CLASSES.contains(&class) {
-        return Err(ApiError::forbidden(
-            "class_not_allowed",
+        return Err(ApiError::new(
+            Code::ClassNotAllowed,
             format!(
                 "a provider registers resources of class GC, IC, SC, ST, NL or AS, not {}",
                 class.code()
