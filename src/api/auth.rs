@@ -9,15 +9,24 @@
 //! here: it travels with the write and the store consumes it in the same
 //! commit, so a request changes the node at most once, even across a
 //! restart, and a request that is refused consumes nothing.
+//!
+//! Who may sign what is decided here too: a provider registration is
+//! signed by the key it registers ([`verify_self_signed`]), a resource
+//! change by an active provider ([`verify_provider`]), an approval or a
+//! delegation by the node's admin key ([`verify_admin`]). Handlers call one
+//! of these and never look at signatures, nonces or keys themselves.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header, request::Parts};
+use axum::http::{header, request::Parts};
 
-use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
+use super::state::ApiState;
 use crate::api::httpsig::{self, Message, SigError};
-use crate::ident::keys::PublicKey;
+use crate::ident::identifier::Identifier;
+use crate::ident::keys::{KeyId, PublicKey};
+use crate::ident::record::RecordStatus;
+use crate::registry::ProviderKey;
 use crate::store::Nonce;
 use crate::telemetry;
 
@@ -53,7 +62,7 @@ impl FromRequest<std::sync::Arc<ApiState>> for SignedBody {
             if over {
                 too_large(limit)
             } else {
-                ApiError::bad_request("body_unreadable", format!("reading the body: {e}"))
+                ApiError::new(Code::BodyUnreadable, format!("reading the body: {e}"))
             }
         })?;
         if !body.is_empty() {
@@ -65,8 +74,7 @@ impl FromRequest<std::sync::Arc<ApiState>> for SignedBody {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
             if !json {
                 return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    Code::UnsupportedMediaType,
                     "request bodies must be application/json",
                 ));
             }
@@ -77,8 +85,7 @@ impl FromRequest<std::sync::Arc<ApiState>> for SignedBody {
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        Code::BodyTooLarge,
         format!("request bodies are limited to {limit} bytes"),
     )
 }
@@ -100,7 +107,7 @@ pub async fn verify(
 ) -> Result<Verified, ApiError> {
     let result = check(state, req, resolve).await;
     if let Err(e) = &result {
-        metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.code).increment(1);
+        metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.code.as_str()).increment(1);
         tracing::info!(error = %e, path = %req.parts.uri.path(), "signed request refused");
     }
     result
@@ -124,8 +131,8 @@ async fn check(
         ("\"content-digest\"", covers("content-digest")),
     ] {
         if !present {
-            return Err(ApiError::unauthorized(
-                "signature_coverage",
+            return Err(ApiError::new(
+                Code::SignatureCoverage,
                 format!("the signature must cover {needed}"),
             ));
         }
@@ -136,13 +143,16 @@ async fn check(
         return Err(SigError::Algorithm(alg.clone()).into());
     }
     let created = p.created.ok_or_else(|| {
-        ApiError::unauthorized("missing_created", "the signature has no created parameter")
+        ApiError::new(
+            Code::MissingCreated,
+            "the signature has no created parameter",
+        )
     })?;
     let now = i64::try_from(crate::clock::system_now()).unwrap_or(i64::MAX);
     let window = i64::try_from(state.signature_window_secs).unwrap_or(i64::MAX);
     if created.abs_diff(now) > window.unsigned_abs() {
-        return Err(ApiError::unauthorized(
-            "stale_request",
+        return Err(ApiError::new(
+            Code::StaleRequest,
             format!(
                 "created={created} is {} s from the node's clock; the window is ±{window} s",
                 created.abs_diff(now)
@@ -152,25 +162,25 @@ async fn check(
     if let Some(expires) = p.expires
         && expires < now
     {
-        return Err(ApiError::unauthorized(
-            "expired_request",
+        return Err(ApiError::new(
+            Code::ExpiredRequest,
             format!("the signature expired at {expires}"),
         ));
     }
     let nonce = p
         .nonce
         .as_deref()
-        .ok_or_else(|| ApiError::unauthorized("missing_nonce", "the signature has no nonce"))?;
+        .ok_or_else(|| ApiError::new(Code::MissingNonce, "the signature has no nonce"))?;
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
-        return Err(ApiError::unauthorized(
-            "invalid_nonce",
+        return Err(ApiError::new(
+            Code::InvalidNonce,
             format!("a nonce has 1 to {MAX_NONCE_LEN} characters"),
         ));
     }
     let keyid = p
         .keyid
         .as_deref()
-        .ok_or_else(|| ApiError::unauthorized("missing_keyid", "the signature has no keyid"))?;
+        .ok_or_else(|| ApiError::new(Code::MissingKeyid, "the signature has no keyid"))?;
     httpsig::check_content_digest(headers, &req.body)?;
     let key = resolve(keyid)?;
     let message = Message {
@@ -198,4 +208,108 @@ async fn check(
         return Err(ApiError::replayed(Some(answer)));
     }
     Ok(Verified { key, nonce })
+}
+
+/// A key id as cpid writes it: exactly 32 lower-case hex digits.
+fn parse_key_id(keyid: &str) -> Option<KeyId> {
+    let canonical = keyid.len() == 32
+        && keyid
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !canonical {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(keyid.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(KeyId(out))
+}
+
+/// The registered provider that owns `keyid`, whatever its status.
+fn provider_of(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiError> {
+    parse_key_id(keyid)
+        .and_then(|id| state.registry.provider_key(&id))
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::UnknownKey,
+                format!("keyid {keyid:?} is not the key of a registered provider"),
+            )
+        })
+}
+
+/// Verifies a provider registration: it is signed by the key it registers.
+pub async fn verify_self_signed(
+    s: &ApiState,
+    req: &SignedBody,
+    key: PublicKey,
+) -> Result<Verified, ApiError> {
+    let own_id = key.key_id().to_string();
+    verify(s, req, |keyid| {
+        if keyid == own_id {
+            Ok(key)
+        } else {
+            Err(ApiError::new(
+                Code::UnknownKey,
+                format!("a registration is signed by the key it registers: keyid must be {own_id}"),
+            ))
+        }
+    })
+    .await
+}
+
+/// Verifies a request signed by an active provider; returns the provider.
+pub async fn verify_provider(
+    s: &ApiState,
+    req: &SignedBody,
+) -> Result<(Identifier, Verified), ApiError> {
+    let mut provider = None;
+    let verified = verify(s, req, |keyid| {
+        let p = provider_of(s, keyid)?;
+        let key = p.key;
+        provider = Some(p);
+        Ok(key)
+    })
+    .await?;
+    let p = provider.ok_or_else(|| ApiError::internal("no provider after verification"))?;
+    // Only a verified request learns the provider's status.
+    if p.status != RecordStatus::Active {
+        return Err(ApiError::new(
+            Code::InactiveKey,
+            format!(
+                "provider {} is {}; it cannot act until it is active",
+                p.provider,
+                p.status.as_str()
+            ),
+        ));
+    }
+    Ok((p.provider, verified))
+}
+
+/// Verifies a request signed by the node's admin key; `what` completes
+/// "only the node's admin key …" in the refusal.
+pub async fn verify_admin(
+    s: &ApiState,
+    req: &SignedBody,
+    what: &str,
+) -> Result<Verified, ApiError> {
+    let admin_id = s.admin_key.key_id().to_string();
+    let mut is_admin = false;
+    let verified = verify(s, req, |keyid| {
+        if keyid == admin_id {
+            is_admin = true;
+            Ok(s.admin_key)
+        } else {
+            // A provider's key is verified, then refused as not the admin's.
+            provider_of(s, keyid).map(|p| p.key)
+        }
+    })
+    .await?;
+    if !is_admin {
+        return Err(ApiError::new(
+            Code::NotAdmin,
+            format!("only the node's admin key {what}"),
+        ));
+    }
+    Ok(verified)
 }

@@ -3,11 +3,13 @@
 //! Bodies are strict JSON (unknown fields are refused). A value is checked
 //! for what its type promises (a URL is an absolute http(s) URL, a
 //! capacity descriptor is a JSON object …) before anything is signed, so an
-//! invalid value is a 422 that names it, never a stored record.
+//! invalid value is a 422 that names it, never a stored record. The same
+//! structs are what [`super::client`] serialises, so a client cannot send
+//! a shape the server does not parse.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::ident::identifier::{self, Class};
 use crate::ident::keys::PublicKey;
 use crate::ident::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
@@ -32,7 +34,7 @@ const RESERVED_TYPES: [&str; 3] = ["HS_ADMIN", HS_PUBKEY, "CP.DELEGATION"];
 const JSON_TYPES: [&str; 3] = ["CP.RESOURCE", "CP.STATUS", "CP.TXN"];
 
 /// `POST /v1/providers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderRequest {
     pub name: String,
@@ -47,7 +49,7 @@ pub struct ProviderRequest {
 }
 
 /// `POST /v1/admin/delegations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelegationRequest {
     /// The child prefix, one segment below the node's, e.g. "86.31".
@@ -57,7 +59,7 @@ pub struct DelegationRequest {
     /// The child's name servers and the socket addresses they answer on.
     pub servers: Vec<crate::ident::delegation::Server>,
     /// Validity in days from now (default 365, at most 3650).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_days: Option<u64>,
 }
 
@@ -88,7 +90,7 @@ impl DelegationRequest {
 }
 
 /// `POST /v1/identifiers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// Two-letter class code, e.g. "IC". The identifier is issued under
@@ -98,14 +100,14 @@ pub struct IssueRequest {
 }
 
 /// `PUT /v1/identifiers/{prefix}/{suffix}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     pub values: Vec<ValueInput>,
 }
 
 /// One value as a client sends it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValueInput {
     /// 1..=65535 except 100 and 300; assigned in order when absent.
@@ -126,15 +128,13 @@ fn is_zero(n: &u32) -> bool {
 /// Parses a JSON body: syntax errors are 400, wrong shapes 422.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::unprocessable("invalid_request", e.to_string())
-        }
-        _ => ApiError::bad_request("invalid_json", e.to_string()),
+        serde_json::error::Category::Data => ApiError::new(Code::InvalidRequest, e.to_string()),
+        _ => ApiError::new(Code::InvalidJson, e.to_string()),
     })
 }
 
 fn invalid(reason: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_value", reason)
+    ApiError::new(Code::InvalidValue, reason)
 }
 
 fn check_text(field: &str, s: &str, max: usize) -> Result<(), ApiError> {
@@ -239,8 +239,8 @@ impl ProviderRequest {
 pub fn resource_class(code: &str) -> Result<Class, ApiError> {
     let class = Class::parse(code).map_err(|e| invalid(format!("class: {e}")))?;
     if !RESOURCE_CLASSES.contains(&class) {
-        return Err(ApiError::forbidden(
-            "class_not_allowed",
+        return Err(ApiError::new(
+            Code::ClassNotAllowed,
             format!(
                 "a provider registers resources of class GC, IC, SC, ST, NL or AS, not {}",
                 class.code()

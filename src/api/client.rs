@@ -1,13 +1,29 @@
-//! A client for the HTTP API that signs its requests (RFC 9421, covering
-//! `@method`, `@path` and `content-digest`, with `created`, `nonce`,
-//! `keyid` and `alg`), for the CLI, the tests and the benchmark.
+//! The one client of the node's HTTP API: it signs its requests (RFC 9421,
+//! covering `@method`, `@path` and `content-digest`, with `created`,
+//! `nonce`, `keyid` and `alg`), for the CLI, federation set-up, the tests
+//! and the benchmark.
+//!
+//! Two levels: typed calls ([`ApiClient::register_provider`],
+//! [`ApiClient::register`], [`ApiClient::update`], [`ApiClient::withdraw`],
+//! [`ApiClient::approve`], [`ApiClient::delegate`], [`ApiClient::revoke`])
+//! send the very request structs the server parses (`api::body`) and
+//! answer the signed record, or [`ClientError::Api`] with the node's
+//! `{"error", "reason"}` as an [`ApiFailure`]; and raw calls
+//! ([`ApiClient::send`], [`ApiClient::get`], [`ApiClient::signed`]) that
+//! answer any status, for tests that send what a client never would.
 
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
+use serde::Serialize;
 
+use crate::api::body::{DelegationRequest, IssueRequest, ProviderRequest, UpdateRequest};
+use crate::api::error::Code;
 use crate::api::httpsig::{self, Message, SignOptions};
+use crate::ident::delegation::ChainFile;
+use crate::ident::identifier::{Identifier, Prefix};
 use crate::ident::keys::NodeKey;
+use crate::ident::record::SignedRecord;
 
 /// The components cpid clients sign.
 pub const COMPONENTS: [&str; 3] = ["@method", "@path", "content-digest"];
@@ -24,6 +40,51 @@ pub enum ClientError {
     Random(String),
     #[error("{url}: {reason}")]
     Transport { url: String, reason: String },
+    /// The node answered with an error status.
+    #[error(transparent)]
+    Api(#[from] ApiFailure),
+    /// The node answered success with a body that is not what it promises.
+    #[error("{request}: unexpected answer: {reason}")]
+    Answer { request: String, reason: String },
+}
+
+/// A request the node refused or failed: the status and the
+/// `{"error", "reason"}` body (`api::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{request}: {code}: {reason}")]
+pub struct ApiFailure {
+    /// `METHOD /path`, for the message.
+    pub request: String,
+    pub status: u16,
+    /// The error code (`"error"`), or `"error"` when the body had none.
+    pub code: String,
+    /// The reason, or the body's text when it was not the API's JSON.
+    pub reason: String,
+}
+
+impl ApiFailure {
+    /// Whether the node refused with `code`.
+    pub fn is(&self, code: Code) -> bool {
+        self.code == code.as_str()
+    }
+}
+
+/// A record the node answered with: the signed record (decoded and
+/// checked for shape, not verified: the caller trusts the node it chose),
+/// its native JSON as the node wrote it, and `Location` when one was sent.
+#[derive(Debug, Clone)]
+pub struct RecordReply {
+    pub record: SignedRecord,
+    pub json: serde_json::Value,
+    pub location: Option<String>,
+}
+
+/// A delegation the parent made: its record and the child's chain, root
+/// first (what `cpid admin delegate --out` writes).
+#[derive(Debug, Clone)]
+pub struct Delegated {
+    pub reply: RecordReply,
+    pub chain: ChainFile,
 }
 
 /// A fresh random nonce (128 bits, hex).
@@ -163,6 +224,17 @@ impl ApiClient {
         body: Option<&serde_json::Value>,
         key: &NodeKey,
     ) -> Result<ApiResponse, ClientError> {
+        self.signed_body(method, path, body, key)
+    }
+
+    /// [`ApiClient::signed`] for any body that serialises to JSON.
+    fn signed_body<T: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&T>,
+        key: &NodeKey,
+    ) -> Result<ApiResponse, ClientError> {
         let bytes = match body {
             Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Request(e.to_string()))?,
             None => Vec::new(),
@@ -172,7 +244,8 @@ impl ApiClient {
         match self.send(method, path, headers.clone(), bytes.clone()) {
             Err(ClientError::Transport { .. }) => {
                 let again = self.send(method, path, headers, bytes)?;
-                let done_before = again.status == 409 && again.body["error"] == "replayed_nonce";
+                let done_before =
+                    again.status == 409 && again.body["error"] == Code::ReplayedNonce.as_str();
                 match again.location.as_deref() {
                     Some(location) if done_before => {
                         // A read is safe to repeat (a pooled connection may
@@ -193,5 +266,123 @@ impl ApiClient {
             }
             first => first,
         }
+    }
+}
+
+/// A `2xx` answer, or the node's refusal as an [`ApiFailure`].
+fn success(request: &str, r: ApiResponse) -> Result<ApiResponse, ClientError> {
+    if (200..300).contains(&r.status) {
+        return Ok(r);
+    }
+    let code = r.body["error"].as_str().unwrap_or("error").to_string();
+    let reason = r.body["reason"].as_str().unwrap_or(&r.text).to_string();
+    Err(ApiFailure {
+        request: request.to_string(),
+        status: r.status,
+        code,
+        reason,
+    }
+    .into())
+}
+
+/// The record in a node's answer (its `encoded` field).
+fn record_reply(request: &str, r: ApiResponse) -> Result<RecordReply, ClientError> {
+    let answer = |reason: String| ClientError::Answer {
+        request: request.to_string(),
+        reason,
+    };
+    let hex = r.body["encoded"]
+        .as_str()
+        .ok_or_else(|| answer("no \"encoded\" record".into()))?;
+    let bytes = crate::ident::delegation::from_hex(hex)
+        .ok_or_else(|| answer("\"encoded\" is not hex".into()))?;
+    let record = SignedRecord::decode(&bytes).map_err(|e| answer(e.to_string()))?;
+    Ok(RecordReply {
+        record,
+        json: r.body,
+        location: r.location,
+    })
+}
+
+/// Typed calls: each sends the request struct the server parses and
+/// answers the record it wrote.
+impl ApiClient {
+    fn call<T: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&T>,
+        key: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        let request = format!("{method} {path}");
+        let r = success(&request, self.signed_body(method, path, body, key)?)?;
+        record_reply(&request, r)
+    }
+
+    /// `POST /v1/providers`, signed by the key being registered (the
+    /// request's `public_key`); answers the provider's `PV` record.
+    pub fn register_provider(
+        &self,
+        request: &ProviderRequest,
+        key: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        self.call("POST", "/v1/providers", Some(request), key)
+    }
+
+    /// `POST /v1/identifiers`, signed by an active provider's key.
+    pub fn register(
+        &self,
+        request: &IssueRequest,
+        key: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        self.call("POST", "/v1/identifiers", Some(request), key)
+    }
+
+    /// `PUT /v1/identifiers/{id}`: the owner replaces the values.
+    pub fn update(
+        &self,
+        id: &Identifier,
+        request: &UpdateRequest,
+        key: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        self.call("PUT", &format!("/v1/identifiers/{id}"), Some(request), key)
+    }
+
+    /// `DELETE /v1/identifiers/{id}`: the owner withdraws it.
+    pub fn withdraw(&self, id: &Identifier, key: &NodeKey) -> Result<RecordReply, ClientError> {
+        self.call::<()>("DELETE", &format!("/v1/identifiers/{id}"), None, key)
+    }
+
+    /// `POST /v1/admin/providers/{id}/approve`, signed by the admin key.
+    pub fn approve(&self, id: &Identifier, admin: &NodeKey) -> Result<RecordReply, ClientError> {
+        let path = format!("/v1/admin/providers/{id}/approve");
+        self.call::<()>("POST", &path, None, admin)
+    }
+
+    /// `POST /v1/admin/delegations`, signed by the admin key; answers the
+    /// delegation record and the child's chain.
+    pub fn delegate(
+        &self,
+        request: &DelegationRequest,
+        admin: &NodeKey,
+    ) -> Result<Delegated, ClientError> {
+        let path = "/v1/admin/delegations";
+        let name = format!("POST {path}");
+        let r = success(&name, self.signed_body("POST", path, Some(request), admin)?)?;
+        let chain: Vec<String> =
+            serde_json::from_value(r.body["chain"].clone()).map_err(|e| ClientError::Answer {
+                request: name.clone(),
+                reason: format!("chain: {e}"),
+            })?;
+        Ok(Delegated {
+            reply: record_reply(&name, r)?,
+            chain: ChainFile { chain },
+        })
+    }
+
+    /// `DELETE /v1/admin/delegations/{prefix}`, signed by the admin key.
+    pub fn revoke(&self, prefix: &Prefix, admin: &NodeKey) -> Result<RecordReply, ClientError> {
+        let path = format!("/v1/admin/delegations/{prefix}");
+        self.call::<()>("DELETE", &path, None, admin)
     }
 }

@@ -1,41 +1,168 @@
 //! The one mapping from a failure to an HTTP status and a JSON body
-//! `{"error": code, "reason": text}`. Codes are stable and documented in
-//! `schema/openapi.yaml`; reasons are for people.
+//! `{"error": code, "reason": text}`, for the node's API and the gateway's
+//! HTTP reader alike.
+//!
+//! Every error code cpid sends is a [`Code`], defined once in the table
+//! below together with its status: a handler says *what* went wrong
+//! (`ApiError::new(Code::NotOwner, reason)`) and only this module decides
+//! the status and the code string. Codes are stable and documented in
+//! `schema/openapi.yaml` (a test holds [`Code::ALL`] and the spec
+//! together); reasons are for people. Lower layers' errors
+//! ([`SigError`], [`StoreError`], [`RegistryError`]) are mapped to a code
+//! here and nowhere else.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::httpsig::SigError;
+use crate::api::httpsig::{Field, SigError};
 use crate::registry::RegistryError;
 use crate::store::StoreError;
+
+/// Declares [`Code`] with its status and wire string, and [`Code::ALL`],
+/// from one table, so no code can be added without a status and a name.
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($status:ident, $text:literal), )*) => {
+        /// What went wrong, as the API reports it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The HTTP status this failure is answered with.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// The stable string in the body's `error` field.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    // The request itself.
+    /// No such endpoint.
+    NoRoute => (NOT_FOUND, "no_route"),
+    /// The endpoint does not take that method.
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    BodyUnreadable => (BAD_REQUEST, "body_unreadable"),
+    BodyTooLarge => (PAYLOAD_TOO_LARGE, "body_too_large"),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    /// The body is not JSON.
+    InvalidJson => (BAD_REQUEST, "invalid_json"),
+    /// The body is JSON of the wrong shape.
+    InvalidRequest => (UNPROCESSABLE_ENTITY, "invalid_request"),
+    /// A field or value is not what its type promises.
+    InvalidValue => (UNPROCESSABLE_ENTITY, "invalid_value"),
+    InvalidIdentifier => (BAD_REQUEST, "invalid_identifier"),
+    InvalidPrefix => (BAD_REQUEST, "invalid_prefix"),
+
+    // The signature (RFC 9421) and digest (RFC 9530).
+    MissingSignature => (UNAUTHORIZED, "missing_signature"),
+    MalformedSignature => (UNAUTHORIZED, "malformed_signature"),
+    MissingDigest => (BAD_REQUEST, "missing_digest"),
+    MalformedDigest => (BAD_REQUEST, "malformed_digest"),
+    DigestMismatch => (BAD_REQUEST, "digest_mismatch"),
+    BadComponent => (UNAUTHORIZED, "bad_component"),
+    UnsupportedAlgorithm => (UNAUTHORIZED, "unsupported_algorithm"),
+    BadSignature => (UNAUTHORIZED, "bad_signature"),
+    /// The signature does not cover what it must.
+    SignatureCoverage => (UNAUTHORIZED, "signature_coverage"),
+    MissingCreated => (UNAUTHORIZED, "missing_created"),
+    /// Outside the node's time window (or it passed before the commit).
+    StaleRequest => (UNAUTHORIZED, "stale_request"),
+    ExpiredRequest => (UNAUTHORIZED, "expired_request"),
+    MissingNonce => (UNAUTHORIZED, "missing_nonce"),
+    InvalidNonce => (UNAUTHORIZED, "invalid_nonce"),
+    MissingKeyid => (UNAUTHORIZED, "missing_keyid"),
+    /// The keyid is not a registered provider's (nor the admin's).
+    UnknownKey => (UNAUTHORIZED, "unknown_key"),
+    /// The nonce was used before: the request was carried out once.
+    ReplayedNonce => (CONFLICT, "replayed_nonce"),
+
+    // Who may do what.
+    InactiveKey => (FORBIDDEN, "inactive_key"),
+    NotAdmin => (FORBIDDEN, "not_admin"),
+    NotOwner => (FORBIDDEN, "not_owner"),
+    ClassNotAllowed => (FORBIDDEN, "class_not_allowed"),
+
+    // The registry's state.
+    KeyRegistered => (CONFLICT, "key_registered"),
+    NotPending => (CONFLICT, "not_pending"),
+    NotAProvider => (UNPROCESSABLE_ENTITY, "not_a_provider"),
+    NotDelegated => (NOT_FOUND, "not_delegated"),
+    NotFound => (NOT_FOUND, "not_found"),
+    Withdrawn => (GONE, "withdrawn"),
+    Taken => (CONFLICT, "taken"),
+    VersionConflict => (CONFLICT, "version_conflict"),
+    OutsidePrefix => (UNPROCESSABLE_ENTITY, "outside_prefix"),
+    InvalidRecord => (UNPROCESSABLE_ENTITY, "invalid_record"),
+    InvalidDelegation => (UNPROCESSABLE_ENTITY, "invalid_delegation"),
+    SerialsExhausted => (INSUFFICIENT_STORAGE, "serials_exhausted"),
+
+    // The node itself.
+    StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
+    ShuttingDown => (SERVICE_UNAVAILABLE, "shutting_down"),
+    Internal => (INTERNAL_SERVER_ERROR, "internal"),
+
+    // The gateway's reader only (see [`Code::GATEWAY_ONLY`]).
+    /// An upstream answer did not verify against the chain of keys.
+    VerificationFailed => (BAD_GATEWAY, "verification_failed"),
+    /// No upstream answered.
+    UpstreamUnavailable => (BAD_GATEWAY, "upstream_unavailable"),
+}
+
+impl Code {
+    /// Codes only a gateway sends; a node's spec does not list them.
+    pub const GATEWAY_ONLY: [Code; 2] = [Code::VerificationFailed, Code::UpstreamUnavailable];
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A refused or failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub reason: String,
     /// For a replayed request: the identifier the original request wrote.
     pub answer: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> ApiError {
+    pub fn new(code: Code, reason: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             reason: reason.into(),
             answer: None,
         }
     }
 
-    /// 409 for a nonce already used; with the identifier the original
-    /// request wrote when it is known, so a retry learns the first answer.
+    /// The HTTP status (decided by the code).
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// A replayed nonce; with the identifier the original request wrote
+    /// when it is known, so a retry learns the first answer.
     pub fn replayed(answer: Option<String>) -> ApiError {
         let mut e = ApiError::new(
-            StatusCode::CONFLICT,
-            "replayed_nonce",
+            Code::ReplayedNonce,
             "this request's nonce was already used by this key: it was carried out once \
              (see identifier and Location); sign a new request to change anything",
         );
@@ -43,36 +170,28 @@ impl ApiError {
         e
     }
 
-    pub fn bad_request(code: &'static str, reason: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, reason)
-    }
-
-    pub fn unauthorized(code: &'static str, reason: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, code, reason)
-    }
-
-    pub fn forbidden(code: &'static str, reason: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, code, reason)
-    }
-
-    pub fn unprocessable(code: &'static str, reason: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, reason)
-    }
-
     pub fn internal(reason: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", reason)
+        ApiError::new(Code::Internal, reason)
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.reason)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status().as_u16(),
+            self.code,
+            self.reason
+        )
     }
 }
 
+impl std::error::Error for ApiError {}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.code, "reason": self.reason });
+        let mut body = serde_json::json!({ "error": self.code.as_str(), "reason": self.reason });
         let location = self
             .answer
             .as_ref()
@@ -81,7 +200,7 @@ impl IntoResponse for ApiError {
             body["identifier"] = id.as_str().into();
             body["location"] = loc.as_str().into();
         }
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(v) = location.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
             response
                 .headers_mut()
@@ -91,18 +210,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<&SigError> for Code {
+    fn from(e: &SigError) -> Code {
+        match e {
+            SigError::Missing(Field::ContentDigest) => Code::MissingDigest,
+            SigError::Missing(Field::SignatureInput | Field::Signature) => Code::MissingSignature,
+            SigError::Malformed {
+                field: Field::ContentDigest,
+                ..
+            } => Code::MalformedDigest,
+            SigError::Malformed { .. } => Code::MalformedSignature,
+            SigError::Component(_) => Code::BadComponent,
+            SigError::Algorithm(_) => Code::UnsupportedAlgorithm,
+            SigError::Digest(_) => Code::DigestMismatch,
+            SigError::BadSignature => Code::BadSignature,
+        }
+    }
+}
+
 impl From<SigError> for ApiError {
     fn from(e: SigError) -> ApiError {
-        let status = match e {
-            SigError::Digest(_)
-            | SigError::Missing("content-digest")
-            | SigError::Malformed {
-                field: "content-digest",
-                ..
-            } => StatusCode::BAD_REQUEST,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        ApiError::new(status, e.reason(), e.to_string())
+        ApiError::new(Code::from(&e), e.to_string())
     }
 }
 
@@ -111,25 +239,14 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Replay(_) => ApiError::replayed(None),
             StoreError::StaleNonce(_) => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "stale_request",
+                Code::StaleRequest,
                 "the request's window passed before it could be committed; sign a new request",
             ),
-            StoreError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "version_conflict", e.to_string())
-            }
-            StoreError::Closed => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                e.to_string(),
-            ),
+            StoreError::Conflict { .. } => ApiError::new(Code::VersionConflict, e.to_string()),
+            StoreError::Closed => ApiError::new(Code::ShuttingDown, e.to_string()),
             StoreError::Database(_) | StoreError::Corrupt { .. } | StoreError::Interrupted => {
                 tracing::error!(error = %e, "store failure on the HTTP path");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    e.to_string(),
-                )
+                ApiError::new(Code::StoreUnavailable, e.to_string())
             }
         }
     }
@@ -137,34 +254,59 @@ impl From<StoreError> for ApiError {
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> ApiError {
-        match e {
-            RegistryError::OutsidePrefix { .. } => {
-                ApiError::unprocessable("outside_prefix", e.to_string())
-            }
-            RegistryError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            RegistryError::Withdrawn(_) => {
-                ApiError::new(StatusCode::GONE, "withdrawn", e.to_string())
-            }
-            RegistryError::Taken(_) => ApiError::new(StatusCode::CONFLICT, "taken", e.to_string()),
-            RegistryError::Delegation(_) => {
-                ApiError::unprocessable("invalid_delegation", e.to_string())
-            }
-            RegistryError::Record(_) => ApiError::unprocessable("invalid_record", e.to_string()),
-            RegistryError::SerialsExhausted(_) => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "serials_exhausted",
-                e.to_string(),
-            ),
-            RegistryError::Store(s) => s.into(),
+        let code = match e {
+            RegistryError::OutsidePrefix { .. } => Code::OutsidePrefix,
+            RegistryError::NotFound(_) => Code::NotFound,
+            RegistryError::Withdrawn(_) => Code::Withdrawn,
+            RegistryError::Taken(_) => Code::Taken,
+            RegistryError::Delegation(_) => Code::InvalidDelegation,
+            RegistryError::Record(_) => Code::InvalidRecord,
+            RegistryError::SerialsExhausted(_) => Code::SerialsExhausted,
+            RegistryError::Store(s) => return s.into(),
             RegistryError::ForeignIssuer(_)
             | RegistryError::Zone(_)
             | RegistryError::EmptyPlan
             | RegistryError::TwiceInPlan(_) => {
                 tracing::error!(error = %e, "registry failure on the HTTP path");
-                ApiError::internal(e.to_string())
+                Code::Internal
             }
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_snake_case_and_errors_are_4xx_or_5xx() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
+            assert!(
+                code.status().is_client_error() || code.status().is_server_error(),
+                "{s}"
+            );
         }
+    }
+
+    #[test]
+    fn signature_errors_about_the_digest_are_bad_requests() {
+        let missing = ApiError::from(SigError::Missing(Field::ContentDigest));
+        assert_eq!(
+            (missing.status(), missing.code.as_str()),
+            (StatusCode::BAD_REQUEST, "missing_digest")
+        );
+        let unsigned = ApiError::from(SigError::Missing(Field::Signature));
+        assert_eq!(
+            (unsigned.status(), unsigned.code.as_str()),
+            (StatusCode::UNAUTHORIZED, "missing_signature")
+        );
     }
 }

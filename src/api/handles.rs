@@ -7,13 +7,91 @@
 //! `data {format, value}`, `ttl` and an ISO-8601 UTC `timestamp`. The
 //! `HS_ADMIN` value (index 100, format `admin`) is the signed record's
 //! owner, or the provider itself for a `PV` record, with the key at index
-//! 300 as administrator, as in a Handle server.
+//! 300 as administrator, as in a Handle server. A value's `ttl` is its
+//! own, or the issuing node's default when it has none (as in DNS).
+//!
+//! A read that finds nothing or fails answers the Handle.Net error body
+//! (`{"responseCode", "handle", "message"}`), written only by
+//! [`HandleError`], for the node and the gateway alike.
 
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::body::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
-use crate::ident::identifier::Class;
-use crate::ident::record::SignedRecord;
+use super::error::ApiError;
+use super::respond::blocking;
+use super::state::Shared;
+use crate::ident::identifier::{Class, Identifier};
+use crate::ident::record::{RecordStatus, SignedRecord};
+
+/// Handle.Net `responseCode`s (Handle.Net REST API, "Response codes").
+const RC_SUCCESS: u32 = 1;
+const RC_ERROR: u32 = 2;
+const RC_HANDLE_NOT_FOUND: u32 = 100;
+const RC_VALUES_NOT_FOUND: u32 = 200;
+
+/// Why a Handle read has no values to show.
+#[derive(Debug)]
+pub enum HandleError {
+    /// The handle or the query cannot be read (`400`, code 2).
+    Invalid(String),
+    /// No active record has this handle (`404`, code 100).
+    NotFound,
+    /// The lookup failed: the status is the API's for that failure (code 2).
+    Failed(ApiError),
+}
+
+impl HandleError {
+    /// The Handle.Net error answer for `handle`.
+    pub fn into_response(self, handle: &str) -> Response {
+        let (status, body) = match self {
+            HandleError::Invalid(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({ "responseCode": RC_ERROR, "handle": handle, "message": message }),
+            ),
+            HandleError::NotFound => (
+                StatusCode::NOT_FOUND,
+                json!({ "responseCode": RC_HANDLE_NOT_FOUND, "handle": handle }),
+            ),
+            HandleError::Failed(e) => (
+                e.status(),
+                json!({ "responseCode": RC_ERROR, "handle": handle, "message": e.reason }),
+            ),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// The handle of a `{prefix}/{suffix}` path with its `type=`/`index=`
+/// filter, or why they cannot be read.
+pub fn request(handle: &str, query: Option<&str>) -> Result<(Identifier, Filter), HandleError> {
+    let filter = Filter::parse(query).map_err(HandleError::Invalid)?;
+    let id = Identifier::parse(handle).map_err(|e| HandleError::Invalid(e.to_string()))?;
+    Ok((id, filter))
+}
+
+/// `GET /api/handles/{prefix}/{suffix}` on the node: active records only.
+pub(super) async fn read(
+    State(state): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let handle = format!("{prefix}/{suffix}");
+    let (id, filter) = match request(&handle, query.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(&handle),
+    };
+    let s = state.clone();
+    match blocking(move || Ok(s.registry.get(&id)?)).await {
+        Ok(Some(r)) if r.record().status == RecordStatus::Active => {
+            axum::Json(handle_json(&r, &filter, state.default_ttl).0).into_response()
+        }
+        Ok(_) => HandleError::NotFound.into_response(&handle),
+        Err(e) => HandleError::Failed(e).into_response(&handle),
+    }
+}
 
 /// Handle's permission string for an administrator that may do everything
 /// but add or delete naming authorities.
@@ -103,7 +181,11 @@ pub fn handle_json(signed: &SignedRecord, filter: &Filter, default_ttl: u32) -> 
         push(HS_ADMIN_INDEX, "HS_ADMIN", admin_data(a), 0, r.created);
     }
     let found = !values.is_empty();
-    let code = if found { 1 } else { 200 };
+    let code = if found {
+        RC_SUCCESS
+    } else {
+        RC_VALUES_NOT_FOUND
+    };
     (
         json!({ "responseCode": code, "handle": handle, "values": values }),
         found,

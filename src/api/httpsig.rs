@@ -43,14 +43,40 @@ pub const ALG_ED25519: &str = "ed25519";
 /// Largest `Signature-Input` / `Signature` / `Content-Digest` field read.
 const MAX_FIELD_LEN: usize = 8 * 1024;
 
-/// Why a signature or digest could not be checked or did not verify.
+/// The header fields a signed request carries (RFC 9421 §4, RFC 9530 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    SignatureInput,
+    Signature,
+    ContentDigest,
+}
+
+impl Field {
+    /// The field name as it appears on the wire (lower-case).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::SignatureInput => "signature-input",
+            Field::Signature => "signature",
+            Field::ContentDigest => "content-digest",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a signature or digest could not be checked or did not verify. The
+/// API's error codes for these are decided in `api::error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SigError {
     #[error("missing {0} header")]
-    Missing(&'static str),
+    Missing(Field),
     #[error("malformed {field}: {reason}")]
-    Malformed { field: &'static str, reason: String },
+    Malformed { field: Field, reason: String },
     #[error("covered component {0}")]
     Component(String),
     #[error("unsupported algorithm {0:?} (only \"ed25519\")")]
@@ -59,25 +85,6 @@ pub enum SigError {
     Digest(String),
     #[error("signature does not verify")]
     BadSignature,
-}
-
-impl SigError {
-    /// A short, stable label for metrics and JSON error codes.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            SigError::Missing("content-digest") => "missing_digest",
-            SigError::Missing(_) => "missing_signature",
-            SigError::Malformed {
-                field: "content-digest",
-                ..
-            } => "malformed_digest",
-            SigError::Malformed { .. } => "malformed_signature",
-            SigError::Component(_) => "bad_component",
-            SigError::Algorithm(_) => "unsupported_algorithm",
-            SigError::Digest(_) => "digest_mismatch",
-            SigError::BadSignature => "bad_signature",
-        }
-    }
 }
 
 /// The request as the signature sees it.
@@ -113,9 +120,9 @@ pub struct SignedRequest {
     pub signature: Vec<u8>,
 }
 
-fn field(headers: &HeaderMap, name: &'static str) -> Result<String, SigError> {
+fn field(headers: &HeaderMap, name: Field) -> Result<String, SigError> {
     let mut out = String::new();
-    for value in headers.get_all(name) {
+    for value in headers.get_all(name.name()) {
         let v = value.to_str().map_err(|_| SigError::Malformed {
             field: name,
             reason: "not visible ASCII".into(),
@@ -137,7 +144,7 @@ fn field(headers: &HeaderMap, name: &'static str) -> Result<String, SigError> {
     Ok(out)
 }
 
-fn dictionary(name: &'static str, text: &str) -> Result<Dictionary, SigError> {
+fn dictionary(name: Field, text: &str) -> Result<Dictionary, SigError> {
     Parser::new(text)
         .parse::<Dictionary>()
         .map_err(|e| SigError::Malformed {
@@ -148,23 +155,32 @@ fn dictionary(name: &'static str, text: &str) -> Result<Dictionary, SigError> {
 
 /// Reads the first signature of `Signature-Input` and its `Signature`.
 pub fn parse(headers: &HeaderMap) -> Result<SignedRequest, SigError> {
-    let malformed = |field: &'static str, reason: &str| SigError::Malformed {
+    let malformed = |field: Field, reason: &str| SigError::Malformed {
         field,
         reason: reason.to_string(),
     };
-    let inputs = dictionary("signature-input", &field(headers, "signature-input")?)?;
-    let signatures = dictionary("signature", &field(headers, "signature")?)?;
+    let inputs = dictionary(
+        Field::SignatureInput,
+        &field(headers, Field::SignatureInput)?,
+    )?;
+    let signatures = dictionary(Field::Signature, &field(headers, Field::Signature)?)?;
     let (label, entry) = inputs
         .iter()
         .next()
-        .ok_or_else(|| malformed("signature-input", "no signature"))?;
+        .ok_or_else(|| malformed(Field::SignatureInput, "no signature"))?;
     let ListEntry::InnerList(list) = entry else {
-        return Err(malformed("signature-input", "member is not an inner list"));
+        return Err(malformed(
+            Field::SignatureInput,
+            "member is not an inner list",
+        ));
     };
     let mut components = Vec::with_capacity(list.items.len());
     for item in &list.items {
         let BareItem::String(name) = &item.bare_item else {
-            return Err(malformed("signature-input", "component is not a string"));
+            return Err(malformed(
+                Field::SignatureInput,
+                "component is not a string",
+            ));
         };
         if !item.params.is_empty() {
             return Err(SigError::Component(format!(
@@ -194,7 +210,7 @@ pub fn parse(headers: &HeaderMap) -> Result<SignedRequest, SigError> {
         let int = || {
             value.as_integer().map(i64::from).ok_or_else(|| {
                 malformed(
-                    "signature-input",
+                    Field::SignatureInput,
                     &format!("{} is not an integer", key.as_str()),
                 )
             })
@@ -205,7 +221,7 @@ pub fn parse(headers: &HeaderMap) -> Result<SignedRequest, SigError> {
                 .map(|s| s.as_str().to_string())
                 .ok_or_else(|| {
                     malformed(
-                        "signature-input",
+                        Field::SignatureInput,
                         &format!("{} is not a string", key.as_str()),
                     )
                 })
@@ -224,16 +240,16 @@ pub fn parse(headers: &HeaderMap) -> Result<SignedRequest, SigError> {
     ser.members([entry]);
     params.serialized = ser
         .finish()
-        .ok_or_else(|| malformed("signature-input", "empty"))?;
+        .ok_or_else(|| malformed(Field::SignatureInput, "empty"))?;
     let signature = match signatures.get(label.as_str()) {
         Some(ListEntry::Item(Item {
             bare_item: BareItem::ByteSequence(bytes),
             ..
         })) => bytes.clone(),
-        Some(_) => return Err(malformed("signature", "member is not a byte sequence")),
+        Some(_) => return Err(malformed(Field::Signature, "member is not a byte sequence")),
         None => {
             return Err(malformed(
-                "signature",
+                Field::Signature,
                 &format!("no signature labelled {:?}", label.as_str()),
             ));
         }
@@ -351,7 +367,7 @@ pub fn prepare(
             .as_slice()
             .try_into()
             .map_err(|_| SigError::Malformed {
-                field: "signature",
+                field: Field::Signature,
                 reason: format!(
                     "{} bytes, an Ed25519 signature has 64",
                     signed.signature.len()
@@ -389,7 +405,7 @@ pub fn sign(
     key: &NodeKey,
 ) -> Result<(String, String), SigError> {
     let bad = |e: sfv::Error| SigError::Malformed {
-        field: "signature-input",
+        field: Field::SignatureInput,
         reason: e.to_string(),
     };
     let label = sfv::KeyRef::from_str(options.label).map_err(bad)?;
@@ -420,7 +436,7 @@ pub fn sign(
             .parameter(sfv::key_ref("alg"), sfv::string_ref(ALG_ED25519));
     }
     let serialized = ser.finish().ok_or_else(|| SigError::Malformed {
-        field: "signature-input",
+        field: Field::SignatureInput,
         reason: "empty".into(),
     })?;
     let params = SignatureParams {
@@ -449,8 +465,8 @@ pub fn content_digest(body: &[u8]) -> String {
 /// member must match and at least one must be present; other algorithms
 /// are ignored (RFC 9530 §2).
 pub fn check_content_digest(headers: &HeaderMap, body: &[u8]) -> Result<(), SigError> {
-    let text = field(headers, "content-digest")?;
-    let dict = dictionary("content-digest", &text)?;
+    let text = field(headers, Field::ContentDigest)?;
+    let dict = dictionary(Field::ContentDigest, &text)?;
     let mut checked = 0;
     for (alg, entry) in &dict {
         let expected: Vec<u8> = match alg.as_str() {
@@ -464,7 +480,7 @@ pub fn check_content_digest(headers: &HeaderMap, body: &[u8]) -> Result<(), SigE
         }) = entry
         else {
             return Err(SigError::Malformed {
-                field: "content-digest",
+                field: Field::ContentDigest,
                 reason: format!("{} is not a byte sequence", alg.as_str()),
             });
         };
@@ -653,7 +669,7 @@ mod tests {
         }
         assert_eq!(
             parse(&HeaderMap::new()),
-            Err(SigError::Missing("signature-input"))
+            Err(SigError::Missing(Field::SignatureInput))
         );
         let mut headers = HeaderMap::new();
         headers.insert("content-digest", "md5=:AAAA:".parse().unwrap());

@@ -10,7 +10,7 @@ use cpid::ident::identifier::{Identifier, Prefix};
 use cpid::ident::keys::PublicKey;
 
 use super::load_key;
-use super::provider::{ApiOpts, api_call};
+use super::provider::{ApiOpts, print_reply};
 
 #[derive(Subcommand)]
 pub(crate) enum AdminCommand {
@@ -55,12 +55,8 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Approve { id, api } => {
             let id = Identifier::parse(&id)?;
-            api_call(
-                &api,
-                "POST",
-                &format!("/v1/admin/providers/{id}/approve"),
-                None,
-            )
+            let admin = load_key(&api.key)?;
+            print_reply(&api, api.client().approve(&id, &admin)?)
         }
         AdminCommand::Delegate {
             api,
@@ -98,12 +94,11 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
             }
             Ok(())
         }
-        AdminCommand::Revoke { prefix, api } => api_call(
-            &api,
-            "DELETE",
-            &format!("/v1/admin/delegations/{prefix}"),
-            None,
-        ),
+        AdminCommand::Revoke { prefix, api } => {
+            let prefix = Prefix::parse(&prefix)?;
+            let admin = load_key(&api.key)?;
+            print_reply(&api, api.client().revoke(&prefix, &admin)?)
+        }
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
+use cpid::api::body::{IssueRequest, ProviderRequest, UpdateRequest, ValueInput};
+use cpid::api::client::{ApiClient, RecordReply};
 use cpid::ident::identifier::Identifier;
 
 use super::load_key;
@@ -36,30 +38,42 @@ pub(crate) struct ValueOpts {
 }
 
 impl ValueOpts {
-    fn load(&self) -> Result<serde_json::Value> {
+    fn load(&self) -> Result<Vec<ValueInput>> {
         if let Some(path) = &self.file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let v: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", path.display()))?;
-            return Ok(match v {
+            let values = match v {
                 serde_json::Value::Object(mut o) => o
                     .remove("values")
                     .with_context(|| format!("{} has no \"values\"", path.display()))?,
                 other => other,
+            };
+            return serde_json::from_value(values).with_context(|| {
+                format!(
+                    "{}: values are {{\"type\", \"data\", \"ttl\"?, \"index\"?}}",
+                    path.display()
+                )
             });
         }
         if self.values.is_empty() {
             bail!("give at least one --value TYPE=DATA or --file");
         }
-        let mut out = Vec::new();
-        for v in &self.values {
-            let (kind, data) = v
-                .split_once('=')
-                .with_context(|| format!("--value {v:?} is not TYPE=DATA"))?;
-            out.push(serde_json::json!({ "type": kind, "data": data }));
-        }
-        Ok(serde_json::Value::Array(out))
+        self.values
+            .iter()
+            .map(|v| {
+                let (kind, data) = v
+                    .split_once('=')
+                    .with_context(|| format!("--value {v:?} is not TYPE=DATA"))?;
+                Ok(ValueInput {
+                    index: None,
+                    kind: kind.to_string(),
+                    data: data.to_string(),
+                    ttl: 0,
+                })
+            })
+            .collect()
     }
 }
 
@@ -93,56 +107,56 @@ pub(crate) fn provider(command: ProviderCommand) -> Result<()> {
         region,
     } = command;
     let key = load_key(&api.key)?;
-    let body = serde_json::json!({
-        "name": name,
-        "organisation": organisation,
-        "contact": contact,
-        "region": region,
-        "public_key": key.public().to_public_pem(),
-    });
-    api_call(&api, "POST", "/v1/providers", Some(&body))
+    let request = ProviderRequest {
+        name,
+        organisation,
+        contact,
+        region,
+        public_key: key.public().to_public_pem(),
+    };
+    print_reply(&api, api.client().register_provider(&request, &key)?)
 }
 
 pub(crate) fn register(api: &ApiOpts, class: &str, values: &ValueOpts) -> Result<()> {
-    let body = serde_json::json!({ "class": class, "values": values.load()? });
-    api_call(api, "POST", "/v1/identifiers", Some(&body))
+    let request = IssueRequest {
+        class: class.to_string(),
+        values: values.load()?,
+    };
+    let key = load_key(&api.key)?;
+    print_reply(api, api.client().register(&request, &key)?)
 }
 
 pub(crate) fn update(id: &str, api: &ApiOpts, values: &ValueOpts) -> Result<()> {
     let id = Identifier::parse(id)?;
-    let body = serde_json::json!({ "values": values.load()? });
-    api_call(api, "PUT", &format!("/v1/identifiers/{id}"), Some(&body))
+    let request = UpdateRequest {
+        values: values.load()?,
+    };
+    let key = load_key(&api.key)?;
+    print_reply(api, api.client().update(&id, &request, &key)?)
 }
 
 pub(crate) fn withdraw(id: &str, api: &ApiOpts) -> Result<()> {
     let id = Identifier::parse(id)?;
-    api_call(api, "DELETE", &format!("/v1/identifiers/{id}"), None)
+    let key = load_key(&api.key)?;
+    print_reply(api, api.client().withdraw(&id, &key)?)
 }
 
-/// Sends one signed request; prints the identifier (or the record with
-/// `--json`), or the node's error and a non-zero exit.
-pub(crate) fn api_call(
-    api: &ApiOpts,
-    method: &str,
-    path: &str,
-    body: Option<&serde_json::Value>,
-) -> Result<()> {
-    let key = load_key(&api.key)?;
-    let client = cpid::api::client::ApiClient::new(&api.server);
-    let response = client.signed(method, path, body, &key)?;
-    if !(200..300).contains(&response.status) {
-        let code = response.body["error"].as_str().unwrap_or("error");
-        let reason = response.body["reason"].as_str().unwrap_or(&response.text);
-        bail!("{} {}: {code}: {reason}", method, path);
+impl ApiOpts {
+    /// A client of `--server`.
+    pub(crate) fn client(&self) -> ApiClient {
+        ApiClient::new(&self.server)
     }
+}
+
+/// Prints the identifier (or the record with `--json`); the status and
+/// version go to stderr.
+pub(crate) fn print_reply(api: &ApiOpts, reply: RecordReply) -> Result<()> {
     if api.json {
-        println!("{}", serde_json::to_string_pretty(&response.body)?);
+        println!("{}", serde_json::to_string_pretty(&reply.json)?);
     } else {
-        let id = response.body["identifier"].as_str().unwrap_or("?");
-        let status = response.body["status"].as_str().unwrap_or("?");
-        let version = &response.body["version"];
-        println!("{id}");
-        eprintln!("{status}, version {version}");
+        let r = reply.record.record();
+        println!("{}", r.identifier);
+        eprintln!("{}, version {}", r.status.as_str(), r.version);
     }
     Ok(())
 }

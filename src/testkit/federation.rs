@@ -12,11 +12,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::api::body::{DelegationRequest, IssueRequest, ProviderRequest, ValueInput};
 use crate::api::client::ApiClient;
 use crate::config::Config;
 use crate::ident::delegation::{ChainFile, Server};
 use crate::ident::identifier::Prefix;
 use crate::ident::keys::{NodeKey, PublicKey};
+use crate::ident::record::RecordStatus;
 use crate::node::{Node, Running};
 use crate::resolution::gateway::{Gateway, GatewayConfig, RunningGateway};
 
@@ -148,24 +150,16 @@ pub fn delegate(
     servers: &[Server],
     valid_days: u64,
 ) -> Result<ChainFile, FederationError> {
-    let body = serde_json::json!({
-        "prefix": prefix.to_string(),
-        "public_key": child.to_public_pem(),
-        "servers": servers,
-        "valid_days": valid_days,
-    });
-    let r = ApiClient::new(parent_url)
-        .signed("POST", "/v1/admin/delegations", Some(&body), admin)
-        .map_err(fail)?;
-    if r.status != 201 {
-        let code = r.body["error"].as_str().unwrap_or("error");
-        let reason = r.body["reason"].as_str().unwrap_or(&r.text);
-        return Err(FederationError(format!(
-            "delegating {prefix}: {code}: {reason}"
-        )));
-    }
-    let chain: Vec<String> = serde_json::from_value(r.body["chain"].clone()).map_err(fail)?;
-    Ok(ChainFile { chain })
+    let request = DelegationRequest {
+        prefix: prefix.to_string(),
+        public_key: child.to_public_pem(),
+        servers: servers.to_vec(),
+        valid_days: Some(valid_days),
+    };
+    let delegated = ApiClient::new(parent_url)
+        .delegate(&request, admin)
+        .map_err(|e| FederationError(format!("delegating {prefix}: {e}")))?;
+    Ok(delegated.chain)
 }
 
 /// Makes (or reuses) the child's key and chain, then starts it.
@@ -265,42 +259,23 @@ impl Federation {
         let admin = self.industry.admin_key()?;
         let ids = blocking(move || {
             let client = ApiClient::new(&url);
-            let call =
-                |method: &str, path: &str, body: Option<&serde_json::Value>, key: &NodeKey| {
-                    let r = client.signed(method, path, body, key).map_err(fail)?;
-                    if !(200..300).contains(&r.status) {
-                        return Err(FederationError(format!(
-                            "{method} {path}: {} {}",
-                            r.status, r.text
-                        )));
-                    }
-                    Ok(r.body)
-                };
-            let provider = call(
-                "POST",
-                "/v1/providers",
-                Some(&serde_json::json!({
-                    "name": "Shanghai AI Compute Centre (demo)",
-                    "organisation": "91310000DEMO0001X",
-                    "contact": "ops@compute.example",
-                    "region": "31",
-                    "public_key": provider_key.public().to_public_pem(),
-                })),
-                &provider_key,
-            )?;
-            let pv = provider["identifier"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            if provider["status"] == "pending" {
-                call(
-                    "POST",
-                    &format!("/v1/admin/providers/{pv}/approve"),
-                    None,
-                    &admin,
-                )?;
+            let provider = client
+                .register_provider(
+                    &ProviderRequest {
+                        name: "Shanghai AI Compute Centre (demo)".into(),
+                        organisation: "91310000DEMO0001X".into(),
+                        contact: "ops@compute.example".into(),
+                        region: "31".into(),
+                        public_key: provider_key.public().to_public_pem(),
+                    },
+                    &provider_key,
+                )
+                .map_err(fail)?;
+            let pv = provider.record.record().identifier.clone();
+            if provider.record.record().status == RecordStatus::Pending {
+                client.approve(&pv, &admin).map_err(fail)?;
             }
-            let mut ids = vec![pv];
+            let mut ids = vec![pv.to_string()];
             let resources = [
                 (
                     "IC",
@@ -318,17 +293,23 @@ impl Federation {
                     "https://store.compute.example/s3",
                 ),
             ];
+            let value = |kind: &str, data: String| ValueInput {
+                index: None,
+                kind: kind.into(),
+                data,
+                ttl: 0,
+            };
             for (class, resource, endpoint) in resources {
-                let body = serde_json::json!({
-                    "class": class,
-                    "values": [
-                        {"type": "CP.RESOURCE", "data": resource},
-                        {"type": "CP.ENDPOINT", "data": endpoint},
-                        {"type": "DESC", "data": format!("demo {class} resource")},
+                let request = IssueRequest {
+                    class: class.into(),
+                    values: vec![
+                        value("CP.RESOURCE", resource.into()),
+                        value("CP.ENDPOINT", endpoint.into()),
+                        value("DESC", format!("demo {class} resource")),
                     ],
-                });
-                let r = call("POST", "/v1/identifiers", Some(&body), &provider_key)?;
-                ids.push(r["identifier"].as_str().unwrap_or_default().to_string());
+                };
+                let r = client.register(&request, &provider_key).map_err(fail)?;
+                ids.push(r.record.record().identifier.to_string());
             }
             Ok(ids)
         })

@@ -606,3 +606,59 @@ fn popular_names_are_refreshed_before_they_expire() {
     assert!(m.answers.iter().all(|r| r.ttl >= 5), "the refreshed entry");
     assert_eq!(stats.l1_misses.load(Ordering::Relaxed), misses);
 }
+
+/// The gateway's Handle read shows what the issuing node's own Handle read
+/// shows, `ttl`s included: a value without a ttl carries the industry
+/// node's default (60 s), not the gateway's cache ceiling, and a value
+/// with its own ttl keeps it.
+#[test]
+fn the_gateways_handle_read_matches_the_issuing_nodes() {
+    use cpid::api::body::{IssueRequest, ValueInput};
+    let fed = start(None, |_| {});
+    let key = cpid::ident::keys::NodeKey::load(&fed.f().dir.join("provider-key.pem")).unwrap();
+    let node = cpid::api::client::ApiClient::new(&fed.f().industry.http_url());
+    let value = |kind: &str, data: &str, ttl: u32| ValueInput {
+        index: None,
+        kind: kind.into(),
+        data: data.into(),
+        ttl,
+    };
+    let request = IssueRequest {
+        class: "IC".into(),
+        values: vec![
+            value("DESC", "a long-lived endpoint", 0),
+            value("URL", "https://ttl.compute.example/", 600),
+        ],
+    };
+    let made = node.register(&request, &key).unwrap();
+    let own_ttl = made.record.record().identifier.clone();
+    let gateway =
+        cpid::api::client::ApiClient::new(&format!("http://{}", fed.f().gateway.http_addr()));
+    for id in [&fed.ids[1], &own_ttl] {
+        let path = format!("/api/handles/{id}");
+        let at_node = node.get(&path).unwrap();
+        let at_gateway = gateway.get(&path).unwrap();
+        assert_eq!(at_node.status, 200, "{}", at_node.text);
+        assert_eq!(at_gateway.status, at_node.status, "{}", at_gateway.text);
+        assert_eq!(at_gateway.body, at_node.body, "{id}");
+    }
+    let h = gateway.get(&format!("/api/handles/{own_ttl}")).unwrap();
+    let ttls: Vec<_> = h.body["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["type"].as_str().unwrap().to_string(), v["ttl"].clone()))
+        .collect();
+    assert!(ttls.contains(&("DESC".into(), 60.into())), "{ttls:?}");
+    assert!(ttls.contains(&("URL".into(), 600.into())), "{ttls:?}");
+    // Errors have the node's Handle.Net shape too.
+    let missing = "/api/handles/86.31.1005/IC-999999-0";
+    let (n, g) = (node.get(missing).unwrap(), gateway.get(missing).unwrap());
+    assert_eq!(
+        (g.status, &g.body["responseCode"]),
+        (n.status, &n.body["responseCode"])
+    );
+    let bad = format!("/api/handles/{own_ttl}?index=x");
+    let (n, g) = (node.get(&bad).unwrap(), gateway.get(&bad).unwrap());
+    assert_eq!((g.status, &g.body), (n.status, &n.body));
+}

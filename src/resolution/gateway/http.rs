@@ -2,7 +2,9 @@
 //! (`/api/handles/{prefix}/{suffix}` in Handle.Net JSON,
 //! `/v1/identifiers/{prefix}/{suffix}` native), answered through the
 //! gateway's verified caches, plus `/v1/gateway` counters, `/metrics` and
-//! `/healthz`.
+//! `/healthz`. Failures are the node API's: the same [`Code`]s, statuses and
+//! bodies (`api::error`), and the same Handle.Net error body
+//! ([`HandleError`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,14 +12,16 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use super::Gateway;
-use crate::api::handles;
+use crate::api::error::{ApiError, Code};
+use crate::api::handles::{self, HandleError};
+use crate::dns::wire::{WireName, rtype};
 use crate::ident::identifier::Identifier;
+use crate::ident::record::SignedRecord;
 
 type Shared = State<Arc<Gateway>>;
 
@@ -36,49 +40,42 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(crate::api::node::metrics_text))
         .route("/v1/gateway", get(stats))
         .route("/v1/identifiers/{prefix}/{suffix}", get(native))
         .route("/api/handles/{prefix}/{suffix}", get(handle))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "error": "no_route", "reason": "no such endpoint" })),
-            )
-        })
+        .fallback(|| async { ApiError::new(Code::NoRoute, "no such endpoint") })
         .with_state(gateway)
 }
 
-fn error(status: StatusCode, code: &str, reason: String) -> Response {
-    (status, Json(json!({ "error": code, "reason": reason }))).into_response()
-}
-
-async fn lookup(
-    g: &Arc<Gateway>,
-    prefix: &str,
-    suffix: &str,
-) -> Result<Option<crate::ident::record::SignedRecord>, Response> {
-    let id = Identifier::parse(&format!("{prefix}/{suffix}"))
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_identifier", e.to_string()))?;
-    g.record(&id).await.map_err(|e| {
+/// The verified record for `id`, if it exists and resolves.
+async fn lookup(g: &Arc<Gateway>, id: &Identifier) -> Result<Option<SignedRecord>, ApiError> {
+    g.record(id).await.map_err(|e| {
         let code = if e.is_verification() {
-            "verification_failed"
+            Code::VerificationFailed
         } else {
-            "upstream_unavailable"
+            Code::UpstreamUnavailable
         };
-        error(StatusCode::BAD_GATEWAY, code, e.to_string())
+        ApiError::new(code, e.to_string())
     })
 }
 
-async fn native(State(g): Shared, Path((prefix, suffix)): Path<(String, String)>) -> Response {
-    match lookup(&g, &prefix, &suffix).await {
-        Ok(Some(r)) => Json(crate::ident::record::to_json(&r)).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+fn path_identifier(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
+    Identifier::parse(&format!("{prefix}/{suffix}"))
+        .map_err(|e| ApiError::new(Code::InvalidIdentifier, e.to_string()))
+}
+
+async fn native(
+    State(g): Shared,
+    Path((prefix, suffix)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = path_identifier(&prefix, &suffix)?;
+    match lookup(&g, &id).await? {
+        Some(r) => Ok(Json(crate::ident::record::to_json(&r)).into_response()),
+        None => Err(ApiError::new(
+            Code::NotFound,
             format!("no record for {prefix}/{suffix}"),
-        ),
-        Err(r) => r,
+        )),
     }
 }
 
@@ -88,28 +85,42 @@ async fn handle(
     RawQuery(query): RawQuery,
 ) -> Response {
     let handle = format!("{prefix}/{suffix}");
-    let filter = match handles::Filter::parse(query.as_deref()) {
-        Ok(f) => f,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "responseCode": 2, "handle": handle, "message": e })),
-            )
-                .into_response();
-        }
+    let (id, filter) = match handles::request(&handle, query.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(&handle),
     };
-    match lookup(&g, &prefix, &suffix).await {
+    match lookup(&g, &id).await {
         Ok(Some(r)) => {
-            let ttl = g.config().cache.max_ttl;
-            Json(handles::handle_json(&r, &filter, ttl).0).into_response()
+            let default_ttl = issuer_default_ttl(&g, &id);
+            Json(handles::handle_json(&r, &filter, default_ttl).0).into_response()
         }
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "responseCode": 100, "handle": handle })),
-        )
-            .into_response(),
-        Err(r) => r,
+        Ok(None) => HandleError::NotFound.into_response(&handle),
+        Err(e) => HandleError::Failed(e).into_response(&handle),
     }
+}
+
+/// The issuing node's default TTL, for the values that carry none, so the
+/// gateway shows the `ttl`s the node's own Handle read shows.
+///
+/// The default is not in the signed record; what travels is the TTL the
+/// node put on the record's DNS answer, `min(value ttls, default)` with a
+/// value of ttl 0 counting as the default (`dns::mapping::rrsets`). The
+/// gateway kept that TTL in its cache entry for the name (just filled by
+/// [`Gateway::record`]). When it is below every explicit value ttl it *is*
+/// the default; when an explicit value ttl is at or below it, the default
+/// is only known to be at least that, and the TTL is the best bound the
+/// gateway has. Without a cache entry (ttl 0, or evicted meanwhile) the
+/// gateway's own ceiling is all it knows.
+fn issuer_default_ttl(g: &Gateway, id: &Identifier) -> u32 {
+    g.config()
+        .apex()
+        .ok()
+        .and_then(|apex| {
+            let name = WireName::parse(&id.to_dns_name(&apex)).ok()?;
+            let key: super::cache::Key = (name.as_bytes().into(), rtype::CPREC);
+            g.l1().get(&key).map(|e| e.ttl)
+        })
+        .unwrap_or(g.config().cache.max_ttl)
 }
 
 async fn stats(State(g): Shared) -> Json<serde_json::Value> {
@@ -137,15 +148,4 @@ async fn stats(State(g): Shared) -> Json<serde_json::Value> {
             "expires": exp,
         })).collect::<Vec<_>>(),
     }))
-}
-
-async fn metrics_text() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        crate::telemetry::render(),
-    )
-        .into_response()
 }

@@ -1,0 +1,56 @@
+//! The node itself: `GET /healthz` (the store answers), `GET /metrics`
+//! (Prometheus text) and `GET /v1/node` (prefix, zone, keys, policy and
+//! the delegation chain a client needs to verify this node's records).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::respond::blocking;
+use super::state::Shared;
+use crate::telemetry;
+
+pub(super) async fn info(State(state): Shared) -> Json<serde_json::Value> {
+    let reg = &state.registry;
+    let public = reg.key().public();
+    Json(json!({
+        "prefix": reg.prefix().to_string(),
+        "apex": reg.apex().as_str(),
+        "zone": reg.zone().apex().to_string(),
+        "key_id": public.key_id().to_string(),
+        "public_key": public.to_public_pem(),
+        "admin_key_id": state.admin_key.key_id().to_string(),
+        "policy": state.policy.as_str(),
+        "signature_window_secs": state.signature_window_secs,
+        "dns": state.dns_addr.map(|a| a.to_string()),
+        "chain": crate::ident::delegation::ChainFile::from_records(&state.chain).chain,
+    }))
+}
+
+/// `200` while the store answers; otherwise `503` naming why (a health
+/// check's answer is "unavailable" whatever the failure was).
+pub(super) async fn healthz(State(state): Shared) -> Response {
+    let s = state.clone();
+    match blocking(move || Ok(s.registry.store().len()?)).await {
+        Ok(records) => Json(json!({ "status": "ok", "records": records })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": e.code.as_str(), "reason": e.reason })),
+        )
+            .into_response(),
+    }
+}
+
+/// Prometheus text exposition (shared with the gateway's reader).
+pub async fn metrics_text() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        telemetry::render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,58 @@
+//! What every handler of the node's API shares: the registry, the node's
+//! policy and limits, the admin key, and the two pieces of request-checking
+//! state (the provider-registration lock and the signature batcher).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::batch;
+use crate::config::Policy;
+use crate::ident::keys::PublicKey;
+use crate::ident::record::SignedRecord;
+use crate::registry::Registry;
+
+/// What the handlers share.
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+    pub policy: Policy,
+    pub signature_window_secs: u64,
+    pub max_body_bytes: usize,
+    /// The node admin's key: approves providers; not the record-signing key.
+    pub admin_key: PublicKey,
+    pub default_ttl: u32,
+    /// Where DNS is served, for `/v1/node`.
+    pub dns_addr: Option<SocketAddr>,
+    /// The delegations from the root to this node (root first).
+    pub chain: Vec<SignedRecord>,
+    /// One provider registration at a time, so a key registers once.
+    pub(super) provider_lock: tokio::sync::Mutex<()>,
+    /// Verifies concurrent request signatures together.
+    pub(super) batcher: Arc<batch::Batcher>,
+}
+
+impl ApiState {
+    pub fn new(
+        registry: Arc<Registry>,
+        policy: Policy,
+        signature_window_secs: u64,
+        max_body_bytes: usize,
+        admin_key: PublicKey,
+        default_ttl: u32,
+    ) -> ApiState {
+        ApiState {
+            registry,
+            policy,
+            signature_window_secs,
+            max_body_bytes,
+            admin_key,
+            default_ttl,
+            dns_addr: None,
+            chain: Vec::new(),
+            provider_lock: tokio::sync::Mutex::new(()),
+            batcher: Arc::new(batch::Batcher::default()),
+        }
+    }
+}
+
+/// The state as an axum extractor.
+pub(super) type Shared = axum::extract::State<Arc<ApiState>>;
