@@ -148,7 +148,7 @@ async fn check(
             "the signature has no created parameter",
         )
     })?;
-    let now = i64::try_from(crate::clock::system_now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(state.registry.clock().now()).unwrap_or(i64::MAX);
     let window = i64::try_from(state.signature_window_secs).unwrap_or(i64::MAX);
     if created.abs_diff(now) > window.unsigned_abs() {
         return Err(ApiError::new(

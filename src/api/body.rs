@@ -12,26 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, Code};
 use crate::ident::identifier::{self, Class};
 use crate::ident::keys::PublicKey;
-use crate::ident::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
-use crate::ident::values::HS_PUBKEY;
-
-/// Index of the `HS_ADMIN` value shown by the Handle API (Handle convention).
-pub const HS_ADMIN_INDEX: u32 = 100;
-/// Index of a provider's `HS_PUBKEY` value (Handle convention).
-pub const HS_PUBKEY_INDEX: u32 = 300;
-/// Classes a provider may register (PV, US, TX and ND are issued otherwise).
-pub const RESOURCE_CLASSES: [Class; 6] = [
-    Class::Gc,
-    Class::Ic,
-    Class::Sc,
-    Class::St,
-    Class::Nl,
-    Class::As,
-];
-/// Value types only the node writes.
-const RESERVED_TYPES: [&str; 3] = ["HS_ADMIN", HS_PUBKEY, "CP.DELEGATION"];
-/// Value types whose data must be a JSON object.
-const JSON_TYPES: [&str; 3] = ["CP.RESOURCE", "CP.STATUS", "CP.TXN"];
+use crate::ident::record::{Value, ValueType};
+pub use crate::ident::values::ValueInput;
+use crate::ident::values::{self, HS_PUBKEY, HS_PUBKEY_INDEX, ValueError, check_email, check_text};
 
 /// `POST /v1/providers`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -106,25 +89,6 @@ pub struct UpdateRequest {
     pub values: Vec<ValueInput>,
 }
 
-/// One value as a client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValueInput {
-    /// 1..=65535 except 100 and 300; assigned in order when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<u32>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub data: String,
-    /// Seconds; 0 or absent means the node's default.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub ttl: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 /// Parses a JSON body: syntax errors are 400, wrong shapes 422.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
@@ -137,57 +101,14 @@ fn invalid(reason: impl Into<String>) -> ApiError {
     ApiError::new(Code::InvalidValue, reason)
 }
 
-fn check_text(field: &str, s: &str, max: usize) -> Result<(), ApiError> {
-    if s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{field} must be 1 to {max} bytes of text without control characters"
-        )));
+impl From<ValueError> for ApiError {
+    fn from(e: ValueError) -> ApiError {
+        let code = match e {
+            ValueError::ClassNotAllowed(_) => Code::ClassNotAllowed,
+            _ => Code::InvalidValue,
+        };
+        ApiError::new(code, e.to_string())
     }
-    Ok(())
-}
-
-fn check_email(field: &str, s: &str) -> Result<(), ApiError> {
-    let ok = s.len() <= 254
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        && s.split_once('@').is_some_and(|(user, host)| {
-            !user.is_empty()
-                && host.split('.').count() >= 2
-                && host.split('.').all(|label| {
-                    !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-                })
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!("{field} {s:?} is not an e-mail address")))
-    }
-}
-
-fn check_url(field: &str, s: &str) -> Result<(), ApiError> {
-    let uri: http::Uri = s
-        .parse()
-        .map_err(|e| invalid(format!("{field} {s:?} is not a URL: {e}")))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-        return Err(invalid(format!(
-            "{field} {s:?} must be an absolute http or https URL"
-        )));
-    }
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    // Credentials in a public record would be published to everyone.
-    if authority.contains('@') {
-        return Err(invalid(format!(
-            "{field}: a URL must not carry credentials"
-        )));
-    }
-    if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.contains(']'))
-        && uri.port_u16().is_none()
-    {
-        return Err(invalid(format!("{field} {s:?}: invalid port")));
-    }
-    Ok(())
 }
 
 impl ProviderRequest {
@@ -237,169 +158,17 @@ impl ProviderRequest {
 
 /// Checks a class a provider asks for.
 pub fn resource_class(code: &str) -> Result<Class, ApiError> {
-    let class = Class::parse(code).map_err(|e| invalid(format!("class: {e}")))?;
-    if !RESOURCE_CLASSES.contains(&class) {
-        return Err(ApiError::new(
-            Code::ClassNotAllowed,
-            format!(
-                "a provider registers resources of class GC, IC, SC, ST, NL or AS, not {}",
-                class.code()
-            ),
-        ));
-    }
-    Ok(class)
+    Ok(values::resource_class(code)?)
 }
 
-/// Checks and orders client values: indices assigned or checked, types
-/// allowed, data what the type promises.
+/// Checks and orders client values (the rules of [`crate::ident::values`]).
 pub fn values(inputs: Vec<ValueInput>, at: u64) -> Result<Vec<Value>, ApiError> {
-    if inputs.is_empty() {
-        return Err(invalid("at least one value is needed"));
-    }
-    if inputs.len() >= MAX_VALUES {
-        return Err(invalid(format!("at most {} values", MAX_VALUES - 1)));
-    }
-    let mut next = 1u32;
-    let mut out: Vec<Value> = Vec::with_capacity(inputs.len());
-    for (n, v) in inputs.into_iter().enumerate() {
-        let index = match v.index {
-            Some(i) => i,
-            None => {
-                while next == HS_ADMIN_INDEX || next == HS_PUBKEY_INDEX {
-                    next += 1;
-                }
-                next
-            }
-        };
-        next = next.max(index.saturating_add(1));
-        let at_value = format!("value {} (index {index})", n + 1);
-        if index == 0 || index > 65_535 || index == HS_ADMIN_INDEX || index == HS_PUBKEY_INDEX {
-            return Err(invalid(format!(
-                "{at_value}: index must be in 1..=65535 and not 100 or 300 (HS_ADMIN, HS_PUBKEY)"
-            )));
-        }
-        let kind = ValueType::parse(&v.kind).map_err(|e| invalid(format!("{at_value}: {e}")))?;
-        if RESERVED_TYPES.contains(&kind.as_str()) {
-            return Err(invalid(format!(
-                "{at_value}: type {kind} is written by the node only"
-            )));
-        }
-        if v.data.trim().is_empty() || v.data.len() > MAX_DATA_LEN {
-            return Err(invalid(format!(
-                "{at_value}: data must be 1 to {MAX_DATA_LEN} bytes, not only white space"
-            )));
-        }
-        if v.data
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(invalid(format!(
-                "{at_value}: data holds control characters"
-            )));
-        }
-        if v.ttl > MAX_TTL {
-            return Err(invalid(format!(
-                "{at_value}: ttl above 2^31-1 (RFC 2181 §8)"
-            )));
-        }
-        match kind.as_str() {
-            "URL" | "CP.ENDPOINT" => check_url(&at_value, &v.data)?,
-            "EMAIL" => check_email(&at_value, &v.data)?,
-            t if JSON_TYPES.contains(&t) => {
-                let parsed: serde_json::Value = serde_json::from_str(&v.data)
-                    .map_err(|e| invalid(format!("{at_value}: {t} data is not JSON: {e}")))?;
-                if !parsed.is_object() {
-                    return Err(invalid(format!(
-                        "{at_value}: {t} data must be a JSON object"
-                    )));
-                }
-            }
-            _ => {}
-        }
-        if out.iter().any(|o| o.index == index) {
-            return Err(invalid(format!("{at_value}: index {index} is used twice")));
-        }
-        out.push(Value {
-            index,
-            kind,
-            data: v.data,
-            ttl: v.ttl,
-            timestamp: at,
-        });
-    }
-    out.sort_by_key(|v| v.index);
-    Ok(out)
+    Ok(values::client_values(inputs, at)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn input(kind: &str, data: &str) -> ValueInput {
-        ValueInput {
-            index: None,
-            kind: kind.into(),
-            data: data.into(),
-            ttl: 0,
-        }
-    }
-
-    #[test]
-    fn indices_are_assigned_in_order_and_skip_the_reserved_ones() {
-        let mut inputs = vec![input("DESC", "a")];
-        inputs.push(ValueInput {
-            index: Some(99),
-            ..input("DESC", "b")
-        });
-        inputs.push(input("DESC", "c"));
-        let v = values(inputs, 1).unwrap();
-        assert_eq!(v.iter().map(|v| v.index).collect::<Vec<_>>(), [1, 99, 101]);
-    }
-
-    #[test]
-    fn values_must_be_what_their_type_promises() {
-        for (kind, data) in [
-            ("URL", "ftp://x.example/"),
-            ("URL", "not a url"),
-            ("CP.ENDPOINT", "/relative"),
-            ("EMAIL", "nobody"),
-            ("CP.RESOURCE", "[1,2]"),
-            ("CP.RESOURCE", "{broken"),
-            ("HS_PUBKEY", "x"),
-            ("HS_ADMIN", "x"),
-            ("bad type!", "x"),
-            ("DESC", ""),
-            ("DESC", "  "),
-            ("EMAIL", "x@."),
-            ("EMAIL", "a@b..c"),
-            ("URL", "http://user:pw@host.example/"),
-            ("URL", "http://host.example:99999/"),
-        ] {
-            assert!(
-                values(vec![input(kind, data)], 1).is_err(),
-                "{kind} {data:?}"
-            );
-        }
-        let twice = vec![
-            ValueInput {
-                index: Some(5),
-                ..input("DESC", "a")
-            },
-            ValueInput {
-                index: Some(5),
-                ..input("DESC", "b")
-            },
-        ];
-        assert!(values(twice, 1).is_err());
-        for ok in [
-            ("CP.ENDPOINT", "https://a.example/v1"),
-            ("URL", "http://[2001:db8::1]:8080/x"),
-            ("URL", "https://a.example:443/"),
-            ("EMAIL", "noc@lingang.example"),
-        ] {
-            assert!(values(vec![input(ok.0, ok.1)], 1).is_ok(), "{ok:?}");
-        }
-    }
 
     #[test]
     fn providers_need_a_province_an_email_and_a_key() {

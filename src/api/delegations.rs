@@ -21,7 +21,7 @@ pub(super) async fn create(State(state): Shared, req: SignedBody) -> Result<Resp
     let work = async move {
         let verified = auth::verify_admin(&s, &req, "delegates prefixes").await?;
         let body: DelegationRequest = body::parse_json(&req.body)?;
-        let delegation = body.into_delegation(crate::clock::system_now())?;
+        let delegation = body.into_delegation(s.registry.clock().now())?;
         let key = verified.nonce.key.clone();
         let result = s.registry.delegate(&delegation, Some(verified.nonce)).await;
         answered(&s, &key, result)
@@ -63,7 +63,7 @@ pub(super) async fn revoke(
 }
 
 pub(super) async fn list(State(state): Shared) -> Json<serde_json::Value> {
-    let now = crate::clock::system_now();
+    let now = state.registry.clock().now();
     let items: Vec<serde_json::Value> = state
         .registry
         .delegations()

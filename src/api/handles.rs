@@ -19,12 +19,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::body::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
 use super::error::ApiError;
 use super::respond::blocking;
 use super::state::Shared;
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::record::{RecordStatus, SignedRecord};
+use crate::ident::values::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
 
 /// Handle.Net `responseCode`s (Handle.Net REST API, "Response codes").
 const RC_SUCCESS: u32 = 1;

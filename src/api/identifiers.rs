@@ -31,7 +31,7 @@ async fn resource(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
     let (owner, verified) = auth::verify_provider(s, req).await?;
     let body: IssueRequest = body::parse_json(&req.body)?;
     let class = body::resource_class(&body.class)?;
-    let values = body::values(body.values, crate::clock::system_now())?;
+    let values = body::values(body.values, s.registry.clock().now())?;
     let new = NewRecord {
         prefix: None,
         class,
@@ -83,7 +83,7 @@ pub(super) async fn update(
             let body: UpdateRequest = body::parse_json(&req.body)?;
             Ok(Change::Values(body::values(
                 body.values,
-                crate::clock::system_now(),
+                s.registry.clock().now(),
             )?))
         })
         .await

@@ -29,7 +29,7 @@ pub(super) async fn register(State(state): Shared, req: SignedBody) -> Result<Re
 
 async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiError> {
     let body: ProviderRequest = body::parse_json(&req.body)?;
-    let (key, values) = body.into_values(crate::clock::system_now())?;
+    let (key, values) = body.into_values(s.registry.clock().now())?;
     let verified = auth::verify_self_signed(s, req, key).await?;
     let _one = s.provider_lock.lock().await;
     if let Some(existing) = s.registry.provider_key(&key.key_id()) {

@@ -8,9 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
-use crate::api::body::{
-    self, HS_ADMIN_INDEX, HS_PUBKEY_INDEX, IssueRequest, ProviderRequest, UpdateRequest, ValueInput,
-};
+use crate::api::body::{self, IssueRequest, ProviderRequest, UpdateRequest, ValueInput};
 use crate::api::handles::Filter;
 use crate::api::httpsig::{self, Message, SignedRequest};
 use crate::dns::engine::{self, Transport};
@@ -26,6 +24,7 @@ use crate::ident::keys::{NodeKey, PublicKey};
 use crate::ident::record::{
     MAX_DATA_LEN, MAX_TTL, Record, RecordStatus, SignedRecord, Value, ValueType,
 };
+use crate::ident::values::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
 use crate::resolution::gateway::cache::Block;
 use crate::resolution::resolver::{self, Outcome, ResolveError};
 
