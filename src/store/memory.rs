@@ -8,7 +8,7 @@
 //! back a node whose acknowledgements are promises.
 //!
 //! Design: one mutex over the whole state. A submitted batch is judged by
-//! the same [`super::judge`] as redb's, applied under the lock, and
+//! the same `super::judge` as redb's, applied under the lock, and
 //! answered on the caller's thread once the lock is released, so there is
 //! no writer thread and no group commit: each batch is its own commit and,
 //! when it changes something, advances the zone serial by one. Readers
@@ -48,7 +48,7 @@ impl Lookup for State {
 }
 
 impl State {
-    /// Applies a batch that [`super::judge`] passed; cannot fail, so the
+    /// Applies a batch that `super::judge` passed; cannot fail, so the
     /// batch lands whole.
     fn apply(&mut self, batch: WriteBatch) {
         let mut changed = false;

@@ -18,7 +18,7 @@
 //! - a stored record that no longer decodes is reported as corrupt, never
 //!   skipped.
 //!
-//! How a batch is judged ([`judge`]) is written once here; a backend only
+//! How a batch is judged (`judge`) is written once here; a backend only
 //! supplies the lookups and applies what passes.
 
 pub mod memory;
