@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cpid::api::client::{ApiClient, signed_headers};
-use cpid::ident::keys::NodeKey;
+use cpid::ident::keys::{NodeKey, SigningContext};
 use http_body_util::Full;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -171,15 +171,17 @@ fn ed25519_costs() -> (f64, f64) {
     let msg = vec![7u8; 300];
     let n = 5_000;
     let t = Instant::now();
-    let mut sig = key.sign(&msg);
+    let mut sig = key.sign(SigningContext::HttpMessage, &msg);
     for _ in 0..n {
-        sig = key.sign(&msg);
+        sig = key.sign(SigningContext::HttpMessage, &msg);
     }
     let sign = t.elapsed().as_secs_f64() / n as f64;
     let public = key.public();
     let t = Instant::now();
     for _ in 0..n {
-        public.verify_strict(&msg, &sig).unwrap();
+        public
+            .verify_strict(SigningContext::HttpMessage, &msg, &sig)
+            .unwrap();
     }
     let verify = t.elapsed().as_secs_f64() / n as f64;
     (sign * 1e6, verify * 1e6)

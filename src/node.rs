@@ -91,10 +91,7 @@ fn load_chain(
         path: path.to_owned(),
         reason,
     };
-    let anchor_pem =
-        std::fs::read_to_string(anchor_path).map_err(|e| fail(anchor_path, e.to_string()))?;
-    let anchor =
-        PublicKey::from_public_pem(&anchor_pem).map_err(|e| fail(anchor_path, e.to_string()))?;
+    let anchor = PublicKey::load(anchor_path).map_err(|e| fail(anchor_path, e.to_string()))?;
     let text = std::fs::read_to_string(chain_path).map_err(|e| fail(chain_path, e.to_string()))?;
     let file: ChainFile =
         serde_json::from_str(&text).map_err(|e| fail(chain_path, e.to_string()))?;
@@ -135,18 +132,10 @@ impl Node {
         let (key, key_created) = NodeKey::load_or_generate(&config.key_file())?;
         let (admin_key, admin_key_created) = match &config.registration.admin_public_key_file {
             Some(path) => {
-                let pem = std::fs::read_to_string(path).map_err(|e| NodeError::AdminKey {
+                let public = PublicKey::load(path).map_err(|source| NodeError::AdminKey {
                     path: path.clone(),
-                    source: KeyError::Io {
-                        path: path.clone(),
-                        source: e,
-                    },
+                    source,
                 })?;
-                let public =
-                    PublicKey::from_public_pem(&pem).map_err(|source| NodeError::AdminKey {
-                        path: path.clone(),
-                        source,
-                    })?;
                 (public, false)
             }
             None => {

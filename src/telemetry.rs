@@ -19,6 +19,9 @@ pub const DNS_QUERIES: &str = "cpid_dns_queries_total";
 pub const DNS_ANSWER_SECONDS: &str = "cpid_dns_answer_seconds";
 pub const REGISTRATIONS: &str = "cpid_registrations_total";
 pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
+/// Records committed but not published to the hot tier (the write stands;
+/// the next start publishes them).
+pub const PUBLISH_FAILURES: &str = "cpid_publish_failures_total";
 pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
 /// Request signatures verified together (histogram of batch sizes).
 pub const SIGNATURE_BATCH: &str = "cpid_signature_batch_size";

@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::ident::keys::{PublicKey, Signature};
+use crate::ident::keys::{PublicKey, Signature, SigningContext};
 
 /// Most signatures verified in one batch.
 pub const MAX_BATCH: usize = 64;
@@ -122,7 +122,10 @@ fn run(jobs: Vec<Job>) {
         }
     }
     for j in jobs {
-        let ok = j.key.verify_strict(&j.message, &j.signature).is_ok();
+        let ok = j
+            .key
+            .verify_strict(SigningContext::HttpMessage, &j.message, &j.signature)
+            .is_ok();
         let _ = j.done.send(ok);
     }
 }
@@ -141,7 +144,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let key = NodeKey::generate().unwrap();
                 let message = format!("request {i}").into_bytes();
-                let mut signature = key.sign(&message);
+                let mut signature = key.sign(SigningContext::HttpMessage, &message);
                 let good = i % 9 != 4;
                 if !good {
                     signature.0[5] ^= 1;
@@ -157,12 +160,20 @@ mod tests {
         let (a, b) = (NodeKey::generate().unwrap(), NodeKey::generate().unwrap());
         assert!(
             !batcher
-                .verify(b"m".to_vec(), a.sign(b"m"), b.public())
+                .verify(
+                    b"m".to_vec(),
+                    a.sign(SigningContext::HttpMessage, b"m"),
+                    b.public()
+                )
                 .await
         );
         assert!(
             batcher
-                .verify(b"m".to_vec(), a.sign(b"m"), a.public())
+                .verify(
+                    b"m".to_vec(),
+                    a.sign(SigningContext::HttpMessage, b"m"),
+                    a.public()
+                )
                 .await
         );
     }

@@ -123,7 +123,7 @@ impl From<StoreError> for ApiError {
                 "shutting_down",
                 e.to_string(),
             ),
-            StoreError::Database(_) | StoreError::Corrupt { .. } => {
+            StoreError::Database(_) | StoreError::Corrupt { .. } | StoreError::Interrupted => {
                 tracing::error!(error = %e, "store failure on the HTTP path");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -158,7 +158,10 @@ impl From<RegistryError> for ApiError {
                 e.to_string(),
             ),
             RegistryError::Store(s) => s.into(),
-            RegistryError::ForeignIssuer(_) | RegistryError::Zone(_) => {
+            RegistryError::ForeignIssuer(_)
+            | RegistryError::Zone(_)
+            | RegistryError::EmptyPlan
+            | RegistryError::TwiceInPlan(_) => {
                 tracing::error!(error = %e, "registry failure on the HTTP path");
                 ApiError::internal(e.to_string())
             }

@@ -36,7 +36,7 @@ use http::{HeaderMap, Uri};
 use sfv::{BareItem, Dictionary, Item, ListEntry, ListSerializer, Parser};
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::ident::keys::{NodeKey, PublicKey, Signature};
+use crate::ident::keys::{NodeKey, PublicKey, Signature, SigningContext};
 
 /// The only algorithm cpid accepts (RFC 9421 §3.3.6).
 pub const ALG_ED25519: &str = "ed25519";
@@ -367,7 +367,7 @@ pub fn verify(
     key: &PublicKey,
 ) -> Result<(), SigError> {
     let (base, signature) = prepare(message, signed)?;
-    key.verify_strict(base.as_bytes(), &signature)
+    key.verify_strict(SigningContext::HttpMessage, base.as_bytes(), &signature)
         .map_err(|_| SigError::BadSignature)
 }
 
@@ -433,7 +433,7 @@ pub fn sign(
         serialized,
     };
     let base = signature_base(message, &params)?;
-    let signature = key.sign(base.as_bytes());
+    let signature = key.sign(SigningContext::HttpMessage, base.as_bytes());
     Ok((
         format!("{}={}", label.as_str(), params.serialized),
         format!("{}=:{}:", label.as_str(), BASE64.encode(signature.0)),
@@ -533,7 +533,7 @@ mod tests {
             "\"date\": Tue, 20 Apr 2021 02:07:55 GMT\n\"@method\": POST\n\"@path\": /foo\n\"@authority\": example.com\n\"content-type\": application/json\n\"content-length\": 18\n\"@signature-params\": (\"date\" \"@method\" \"@path\" \"@authority\" \"content-type\" \"content-length\");created=1618884473;keyid=\"test-key-ed25519\""
         );
         assert_eq!(
-            BASE64.encode(key.sign(base.as_bytes()).0),
+            BASE64.encode(key.sign(SigningContext::HttpMessage, base.as_bytes()).0),
             "wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw=="
         );
     }

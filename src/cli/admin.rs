@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use cpid::ident::identifier::{Identifier, Prefix};
-use cpid::ident::keys::{NodeKey, PublicKey};
+use cpid::ident::keys::PublicKey;
 
 use super::load_key;
 use super::provider::{ApiOpts, api_call};
@@ -109,14 +109,8 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
 
 /// A public key from an SPKI PEM file or a PKCS#8 key file.
 pub(crate) fn read_public_key(path: &std::path::Path) -> Result<PublicKey> {
-    let pem =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if let Ok(key) = PublicKey::from_public_pem(&pem) {
-        return Ok(key);
-    }
-    Ok(NodeKey::from_pkcs8_pem(&pem)
-        .with_context(|| format!("{} is neither a public key nor a key file", path.display()))?
-        .public())
+    PublicKey::load(path)
+        .with_context(|| format!("{} is neither a public key nor a key file", path.display()))
 }
 
 /// `NAME=ADDR:PORT[,ADDR:PORT...]` arguments.

@@ -22,9 +22,7 @@ pub(crate) fn direct(
     let apex = Apex::parse(apex)?;
     let pinned = match node_key {
         Some(path) => {
-            let pem = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(PublicKey::from_public_pem(&pem)?)
+            Some(PublicKey::load(&path).with_context(|| format!("node key {}", path.display()))?)
         }
         None => None,
     };

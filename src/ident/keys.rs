@@ -5,6 +5,24 @@
 //! A key file is created with mode 0600 and refused when group or others can
 //! read it. Key ids are blake3-derived and stable. Verification is always
 //! `verify_strict` (no malleable or small-order signatures).
+//!
+//! # What a key signs
+//!
+//! A key signs only through a [`SigningContext`], a closed set, so a
+//! signature over one kind of bytes can never be presented as another.
+//! cpid's own artifacts are signed as `prefix || bytes`, where each prefix
+//! starts with `cpid/`, names the artifact and its version, and ends in a
+//! NUL byte (the record context `cpid/record/v1\0` is fixed by
+//! `schema/record.md` and its vectors).
+//!
+//! Formats fixed by their own specification are signed exactly as that
+//! specification defines, with no prefix, and cannot collide with cpid's:
+//! - an RFC 9421 signature base is text whose first byte is `"` and which
+//!   cannot hold a NUL (RFC 9110 §5.5 field values);
+//! - a C2SP signed note's text is UTF-8 with no control character but
+//!   newline, so no NUL either;
+//! - a DNSSEC RRSIG signs RRSIG RDATA whose third byte is the algorithm
+//!   (15 for Ed25519), where every cpid prefix has `i` (0x69).
 
 use std::fmt;
 use std::io::Write;
@@ -38,6 +56,38 @@ pub enum KeyError {
     },
     #[error("key file {path} is readable by group or others (mode {mode:o}); run chmod 600")]
     Permissions { path: std::path::PathBuf, mode: u32 },
+}
+
+/// What is being signed: the closed set of things a cpid key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SigningContext {
+    /// A signed record (`schema/record.md`): `cpid/record/v1\0 || canonical bytes`.
+    Record,
+    /// An RFC 9421 HTTP message signature base, signed as the RFC defines.
+    HttpMessage,
+}
+
+impl SigningContext {
+    /// The bytes put before the message; empty for formats whose own
+    /// specification fixes the signed bytes.
+    pub const fn prefix(self) -> &'static [u8] {
+        match self {
+            SigningContext::Record => b"cpid/record/v1\0",
+            SigningContext::HttpMessage => b"",
+        }
+    }
+
+    fn message(self, msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        let prefix = self.prefix();
+        if prefix.is_empty() {
+            return std::borrow::Cow::Borrowed(msg);
+        }
+        let mut out = Vec::with_capacity(prefix.len() + msg.len());
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(msg);
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 /// A node's (or provider's) Ed25519 signing key.
@@ -133,8 +183,9 @@ impl NodeKey {
         PublicKey(self.0.verifying_key())
     }
 
-    pub fn sign(&self, msg: &[u8]) -> Signature {
-        Signature(self.0.sign(msg).to_bytes())
+    /// Signs `msg` in `context` (see the module documentation).
+    pub fn sign(&self, context: SigningContext, msg: &[u8]) -> Signature {
+        Signature(self.0.sign(&context.message(msg)).to_bytes())
     }
 }
 
@@ -171,6 +222,22 @@ impl PublicKey {
             .map_err(|e| KeyError::Spki(e.to_string()))
     }
 
+    /// Reads a public key file: SPKI PEM, or the public half of a PKCS#8
+    /// key file (so an operator can point at either). The one reader for
+    /// trust anchors, admin keys and child keys.
+    pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        match PublicKey::from_public_pem(&pem) {
+            Ok(key) => Ok(key),
+            Err(spki) => NodeKey::from_pkcs8_pem(&pem)
+                .map(|k| k.public())
+                .map_err(|_| spki),
+        }
+    }
+
     /// True for a small-order key, which no honest signer has.
     pub fn is_weak(&self) -> bool {
         self.0.is_weak()
@@ -180,10 +247,16 @@ impl PublicKey {
         self.0
     }
 
-    pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
+    /// Checks a signature made by [`NodeKey::sign`] in `context`.
+    pub fn verify_strict(
+        &self,
+        context: SigningContext,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), KeyError> {
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
         self.0
-            .verify_strict(msg, &sig)
+            .verify_strict(&context.message(msg), &sig)
             .map_err(|_| KeyError::BadSignature)
     }
 }
@@ -257,6 +330,25 @@ mod tests {
     }
 
     #[test]
+    fn public_key_files_are_read_from_spki_or_from_a_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = NodeKey::generate().unwrap();
+        let spki = dir.path().join("pub.pem");
+        std::fs::write(&spki, key.public().to_public_pem()).unwrap();
+        let pkcs8 = dir.path().join("key.pem");
+        key.write_new(&pkcs8).unwrap();
+        assert_eq!(PublicKey::load(&spki).unwrap(), key.public());
+        assert_eq!(PublicKey::load(&pkcs8).unwrap(), key.public());
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a key").unwrap();
+        assert!(matches!(PublicKey::load(&junk), Err(KeyError::Spki(_))));
+        assert!(matches!(
+            PublicKey::load(&dir.path().join("missing.pem")),
+            Err(KeyError::Io { .. })
+        ));
+    }
+
+    #[test]
     fn key_file_is_created_0600_and_group_readable_files_are_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -279,11 +371,28 @@ mod tests {
     #[test]
     fn signatures_verify_only_for_the_signed_message_and_key() {
         let key = NodeKey::generate().unwrap();
-        let sig = key.sign(b"hello");
-        key.public().verify_strict(b"hello", &sig).unwrap();
-        assert!(key.public().verify_strict(b"hellO", &sig).is_err());
+        let sig = key.sign(SigningContext::Record, b"hello");
+        key.public()
+            .verify_strict(SigningContext::Record, b"hello", &sig)
+            .unwrap();
+        assert!(
+            key.public()
+                .verify_strict(SigningContext::Record, b"hellO", &sig)
+                .is_err()
+        );
+        assert!(
+            key.public()
+                .verify_strict(SigningContext::HttpMessage, b"hello", &sig)
+                .is_err(),
+            "a signature in one context is not valid in another"
+        );
         let other = NodeKey::generate().unwrap();
-        assert!(other.public().verify_strict(b"hello", &sig).is_err());
+        assert!(
+            other
+                .public()
+                .verify_strict(SigningContext::Record, b"hello", &sig)
+                .is_err()
+        );
     }
 
     #[test]

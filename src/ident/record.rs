@@ -10,10 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ident::identifier::{Class, Identifier};
-use crate::ident::keys::{KeyId, NodeKey, PublicKey, Signature};
+use crate::ident::keys::{KeyId, NodeKey, PublicKey, Signature, SigningContext};
 
-/// Domain separation for record signatures.
-pub const SIGNING_CONTEXT: &[u8] = b"cpid/record/v1\0";
+/// Domain separation for record signatures (`SigningContext::Record`).
+pub const SIGNING_CONTEXT: &[u8] = SigningContext::Record.prefix();
 /// The format byte that starts every encoded record.
 pub const FORMAT_VERSION: u8 = 1;
 /// Most values a record may hold.
@@ -227,7 +227,7 @@ impl Record {
     }
 
     /// The canonical bytes (postcard of the wire struct).
-    pub fn canonical_bytes(&self) -> Vec<u8> {
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, RecordError> {
         let identifier = self.identifier.to_string();
         let owner = self.owner.as_ref().map(ToString::to_string);
         let wire = RecordWireRef {
@@ -261,15 +261,8 @@ impl Record {
                 .iter()
                 .map(|v| 24 + v.kind.as_str().len() + v.data.len())
                 .sum::<usize>();
-        // Serializing plain structs into a Vec cannot fail.
-        postcard::to_extend(&wire, Vec::with_capacity(estimate)).unwrap_or_default()
-    }
-
-    fn signing_message(canonical: &[u8]) -> Vec<u8> {
-        let mut msg = Vec::with_capacity(SIGNING_CONTEXT.len() + canonical.len());
-        msg.extend_from_slice(SIGNING_CONTEXT);
-        msg.extend_from_slice(canonical);
-        msg
+        postcard::to_extend(&wire, Vec::with_capacity(estimate))
+            .map_err(|e| RecordError::Encoding(e.to_string()))
     }
 
     /// Validates and signs with the node key.
@@ -282,11 +275,11 @@ impl Record {
                 key: key_id,
             });
         }
-        let canonical = self.canonical_bytes();
+        let canonical = self.canonical_bytes()?;
         if canonical.len() + SIGNATURE_LEN > MAX_ENCODED_LEN {
             return Err(RecordError::TooLarge(canonical.len() + SIGNATURE_LEN));
         }
-        let signature = key.sign(&Record::signing_message(&canonical));
+        let signature = key.sign(SigningContext::Record, &canonical);
         let mut encoded = canonical;
         encoded.extend_from_slice(&signature.0);
         Ok(SignedRecord {
@@ -388,7 +381,7 @@ impl SignedRecord {
                 .collect::<Result<_, RecordError>>()?,
         };
         record.validate()?;
-        if record.canonical_bytes() != body {
+        if record.canonical_bytes()? != body {
             return Err(RecordError::NotCanonical);
         }
         let mut signature = [0u8; SIGNATURE_LEN];
@@ -409,8 +402,7 @@ impl SignedRecord {
                 key: key_id,
             });
         }
-        let msg = Record::signing_message(self.canonical());
-        key.verify_strict(&msg, &self.signature)
+        key.verify_strict(SigningContext::Record, self.canonical(), &self.signature)
             .map_err(|_| RecordError::BadSignature)
     }
 }
@@ -482,7 +474,7 @@ mod tests {
     /// The wire struct of a record, read back from its canonical bytes, for
     /// building encodings the decoder must refuse.
     fn owned_wire(signed: &SignedRecord) -> RecordWire {
-        postcard::from_bytes(&signed.record().canonical_bytes()).unwrap()
+        postcard::from_bytes(&signed.record().canonical_bytes().unwrap()).unwrap()
     }
 
     #[test]
@@ -516,7 +508,7 @@ mod tests {
     fn trailing_bytes_and_non_canonical_encodings_are_rejected() {
         let key = NodeKey::generate().unwrap();
         let signed = sample(&key).sign(&key).unwrap();
-        let body = signed.record().canonical_bytes();
+        let body = signed.record().canonical_bytes().unwrap();
         // Trailing byte inside the body.
         let mut padded = body.clone();
         padded.push(0);
@@ -582,7 +574,7 @@ mod tests {
                 _ => b = (0..next() % 300).map(|_| next() as u8).collect(),
             }
             if let Ok(r) = SignedRecord::decode(&b) {
-                let mut again = r.record().canonical_bytes();
+                let mut again = r.record().canonical_bytes().unwrap();
                 again.extend_from_slice(&r.signature().0);
                 assert_eq!(again, b);
             }

@@ -1,29 +1,44 @@
-//! The registry: issuance and lifecycle of identifier records.
+//! The registry: the one commit path for every change to the node's records.
 //!
-//! The one place where records are made. Issuing assigns the next serial
-//! for (prefix, class), builds and signs the record with the node key,
-//! commits record and serial mark in one durable store transaction, and only
-//! then publishes the record to the hot tier and returns it. A code that was
-//! ever committed is never assigned again: tombstones keep their code, and
-//! the serial high-water mark only grows.
+//! Issue, update, status change (provider approval), withdraw, import at a
+//! fixed code, import of records signed elsewhere by this node's key, and
+//! delegation all become a [`Plan`] of [`Step`]s, and every plan travels the
+//! same way ([`Registry::commit`] or [`Registry::commit_async`], which
+//! differ only in how they wait for the disk):
+//!
+//! 1. **build**: assign serials, apply the change to the stored record
+//!    (version + 1), check the result;
+//! 2. **sign** with the node key (`ident::record`);
+//! 3. **one store batch**: the records, the serial marks, the request nonce
+//!    and any extra rows the plan carries (a log leaf, a reservation, a zone
+//!    history entry) in one durable transaction;
+//! 4. **publish** to the hot tier and the provider and delegation indexes;
+//! 5. **observers**, which only update in-memory state.
+//!
+//! Steps 4 and 5 run after the write is durable and cannot fail it: a
+//! publication error is logged and counted and the write is acknowledged,
+//! because it *was* made (the next start publishes from the store).
+//! A code that was ever committed is never assigned again: tombstones keep
+//! their code, and the serial high-water mark only grows.
 
+mod delegations;
+mod providers;
 pub mod zonefile;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use self::delegations::DelegationIndex;
+use self::providers::ProviderIndex;
+pub use self::providers::{HS_PUBKEY, ProviderKey};
+use crate::clock::Clock;
 use crate::dns::mapping;
-use crate::dns::wire::{WireName, rtype};
-use crate::dns::zone::{RrSet, Zone, ZoneError};
-use crate::ident::delegation::{DELEGATION_INDEX, DELEGATION_TYPE, Delegation};
+use crate::dns::zone::{Zone, ZoneError};
 use crate::ident::identifier::{Apex, Class, Identifier, Prefix, Serial};
-use crate::ident::keys::{KeyId, NodeKey, PublicKey};
-use crate::ident::record::{Record, RecordError, RecordStatus, SignedRecord, Value, ValueType};
-use crate::store::{Nonce, Store, StoreError, WriteBatch};
-
-/// The value type that carries a provider's public key (SPKI PEM).
-pub const HS_PUBKEY: &str = "HS_PUBKEY";
+use crate::ident::keys::{KeyId, NodeKey};
+use crate::ident::record::{Record, RecordError, RecordStatus, SignedRecord, Value};
+use crate::store::{Nonce, Row, Store, StoreError, WriteBatch};
+use crate::telemetry;
 
 /// Why a registry operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +56,10 @@ pub enum RegistryError {
     ForeignIssuer(Identifier),
     #[error("serial space of {0} exhausted")]
     SerialsExhausted(String),
+    #[error("a plan must change at least one record")]
+    EmptyPlan,
+    #[error("{0} is changed twice in one plan")]
+    TwiceInPlan(Identifier),
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(transparent)]
@@ -62,30 +81,6 @@ pub struct NewRecord {
     pub status: RecordStatus,
 }
 
-pub struct Registry {
-    store: Arc<dyn Store>,
-    key: NodeKey,
-    prefix: Prefix,
-    apex: Apex,
-    zone: Arc<Zone>,
-    default_ttl: u32,
-    /// Serials handed out but maybe not yet committed, per (prefix, class).
-    next: Mutex<HashMap<(Prefix, Class), u64>>,
-    /// Provider keys, kept in step with every published PV record.
-    providers: RwLock<ProviderIndex>,
-    /// This node's delegations to its children, kept in step with every
-    /// published ND record that carries one.
-    delegations: RwLock<DelegationIndex>,
-}
-
-/// Child prefix → its newest delegation record, and record → child prefix
-/// (a withdrawn record no longer says which prefix it delegated).
-#[derive(Default)]
-struct DelegationIndex {
-    by_prefix: HashMap<Prefix, SignedRecord>,
-    by_record: HashMap<Identifier, Prefix>,
-}
-
 /// A change to an existing record.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -97,75 +92,96 @@ pub enum Change {
     Withdraw,
 }
 
-/// A registered provider key and the provider it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderKey {
-    pub provider: Identifier,
-    pub status: RecordStatus,
-    pub key: PublicKey,
+/// One record-level change of a [`Plan`].
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A new identifier at the next serial of its (prefix, class).
+    Issue(NewRecord),
+    /// A new, active identifier at a code the caller chose (declarative
+    /// import); the code must never have been committed.
+    IssueAt {
+        identifier: Identifier,
+        owner: Option<Identifier>,
+        values: Vec<Value>,
+    },
+    /// A change to a stored record (version + 1).
+    Change { id: Identifier, change: Change },
+    /// A record signed elsewhere by this node's key (master-file import or
+    /// restore); skipped when the store holds this version or a newer one.
+    Import(SignedRecord),
 }
 
-/// Key id → provider, and provider → its keys (to drop replaced keys).
-#[derive(Default)]
-struct ProviderIndex {
-    by_key: HashMap<KeyId, ProviderKey>,
-    by_provider: HashMap<Identifier, Vec<KeyId>>,
+/// Everything one commit does: its steps, the request nonce it consumes,
+/// and extra rows that ride in the same store transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Refused as a whole when the nonce was consumed before (a replay).
+    pub nonce: Option<Nonce>,
+    pub rows: Vec<Row>,
 }
 
-impl ProviderIndex {
-    fn publish(&mut self, record: &Record) {
-        if record.identifier.class() != Class::Pv {
-            return;
+impl Plan {
+    pub fn one(step: Step, nonce: Option<Nonce>) -> Plan {
+        Plan {
+            steps: vec![step],
+            nonce,
+            rows: Vec::new(),
         }
-        for old in self
-            .by_provider
-            .remove(&record.identifier)
-            .unwrap_or_default()
-        {
-            self.by_key.remove(&old);
-        }
-        if record.status == RecordStatus::Withdrawn {
-            return;
-        }
-        let keys: Vec<PublicKey> = record
-            .values
-            .iter()
-            .filter(|v| v.kind.as_str() == HS_PUBKEY)
-            .filter_map(|v| PublicKey::from_public_pem(&v.data).ok())
-            .collect();
-        let mut ids = Vec::with_capacity(keys.len());
-        for key in keys {
-            let id = key.key_id();
-            ids.push(id);
-            self.by_key.insert(
-                id,
-                ProviderKey {
-                    provider: record.identifier.clone(),
-                    status: record.status,
-                    key,
-                },
-            );
-        }
-        self.by_provider.insert(record.identifier.clone(), ids);
     }
 }
 
-/// The one value of a delegation record.
-fn delegation_value(delegation: &Delegation) -> Result<Value, RegistryError> {
-    Ok(Value {
-        index: DELEGATION_INDEX,
-        kind: ValueType::parse(DELEGATION_TYPE)?,
-        data: serde_json::to_string(delegation)
-            .map_err(|e| RegistryError::Delegation(e.to_string()))?,
-        ttl: 0,
-        timestamp: now(),
-    })
+/// What a commit wrote: one entry per step, in order; `None` for an
+/// import that was skipped because the store already had that version.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub records: Vec<Option<SignedRecord>>,
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+impl Committed {
+    /// The records written, skipping unchanged imports.
+    pub fn written(&self) -> impl Iterator<Item = &SignedRecord> {
+        self.records.iter().flatten()
+    }
+
+    /// The record the first step wrote.
+    pub fn first(self) -> Result<SignedRecord, RegistryError> {
+        self.records
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or(RegistryError::EmptyPlan)
+    }
+}
+
+/// Told about every durable commit, after it is published. Observers keep
+/// in-memory state (totals, metrics) and must not fail or block.
+pub trait Observer: Send + Sync {
+    fn committed(&self, records: &[SignedRecord]);
+}
+
+/// A plan after build and sign: the batch to write and what it answers.
+struct Prepared {
+    batch: WriteBatch,
+    records: Vec<Option<SignedRecord>>,
+}
+
+pub struct Registry {
+    store: Arc<dyn Store>,
+    key: NodeKey,
+    prefix: Prefix,
+    apex: Apex,
+    zone: Arc<Zone>,
+    default_ttl: u32,
+    clock: Clock,
+    /// Serials handed out but maybe not yet committed, per (prefix, class).
+    next: Mutex<HashMap<(Prefix, Class), u64>>,
+    /// Provider keys, kept in step with every published PV record.
+    providers: RwLock<ProviderIndex>,
+    /// This node's delegations to its children, kept in step with every
+    /// published ND record that carries one.
+    delegations: RwLock<DelegationIndex>,
+    observers: RwLock<Vec<Arc<dyn Observer>>>,
 }
 
 impl Registry {
@@ -185,12 +201,28 @@ impl Registry {
             apex,
             zone,
             default_ttl,
+            clock: Clock::system(),
             next: Mutex::new(HashMap::new()),
             providers: RwLock::new(ProviderIndex::default()),
             delegations: RwLock::new(DelegationIndex::default()),
+            observers: RwLock::new(Vec::new()),
         };
         registry.load_zone()?;
         Ok(registry)
+    }
+
+    /// Uses `clock` for record timestamps and revocation times.
+    pub fn with_clock(mut self, clock: Clock) -> Registry {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds an observer of every later commit.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
     }
 
     /// Streams every stored record into the hot tier.
@@ -198,9 +230,9 @@ impl Registry {
         let mut failed = None;
         self.store
             .for_each_record(&mut |r| {
-                if let Err(e) = self.publish_only(&r) {
+                if let Err(e) = self.publish_one(&r) {
                     failed = Some(e);
-                    return Err(crate::store::StoreError::Database("load stopped".into()));
+                    return Err(StoreError::Interrupted);
                 }
                 Ok(())
             })
@@ -229,18 +261,117 @@ impl Registry {
         &self.store
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The provider that registered `key_id` as its `HS_PUBKEY`, if any.
     pub fn provider_key(&self, key_id: &KeyId) -> Option<ProviderKey> {
         self.providers
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .by_key
             .get(key_id)
-            .cloned()
     }
 
     pub fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, RegistryError> {
         Ok(self.store.get(id)?)
+    }
+
+    // ---- the one commit path -------------------------------------------
+
+    /// Builds, signs, writes and publishes `plan`; returns once it is
+    /// durable and served. Blocks the calling thread for the commit.
+    pub fn commit(&self, plan: Plan) -> Result<Committed, RegistryError> {
+        let prepared = self.prepare(plan)?;
+        self.store.write(prepared.batch.clone())?;
+        Ok(self.finish(prepared))
+    }
+
+    /// [`Registry::commit`] for async callers: waits for the group commit
+    /// without holding a thread.
+    pub async fn commit_async(&self, plan: Plan) -> Result<Committed, RegistryError> {
+        let prepared = self.prepare(plan)?;
+        crate::store::write_async(self.store.as_ref(), prepared.batch.clone()).await?;
+        Ok(self.finish(prepared))
+    }
+
+    /// Steps 1–3: every step built and signed into one write batch.
+    fn prepare(&self, plan: Plan) -> Result<Prepared, RegistryError> {
+        if plan.steps.is_empty() {
+            return Err(RegistryError::EmptyPlan);
+        }
+        let at = self.clock.now();
+        let mut marks: HashMap<(Prefix, Class), u64> = HashMap::new();
+        let mut touched = HashSet::new();
+        let mut records = Vec::with_capacity(plan.steps.len());
+        for step in plan.steps {
+            let signed = match step {
+                Step::Issue(new) => Some(self.build_new(new, at, &mut marks)?),
+                Step::IssueAt {
+                    identifier,
+                    owner,
+                    values,
+                } => Some(self.build_at(identifier, owner, values, at, &mut marks)?),
+                Step::Change { id, change } => Some(self.build_change(&id, change, at)?),
+                Step::Import(signed) => self.check_import(signed, &mut marks)?,
+            };
+            if let Some(s) = &signed
+                && !touched.insert(s.record().identifier.clone())
+            {
+                return Err(RegistryError::TwiceInPlan(s.record().identifier.clone()));
+            }
+            records.push(signed);
+        }
+        let answer = records
+            .iter()
+            .flatten()
+            .next()
+            .map(|r| r.record().identifier.to_string())
+            .unwrap_or_default();
+        let batch = WriteBatch {
+            records: records.iter().flatten().cloned().collect(),
+            serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
+            nonces: plan
+                .nonce
+                .into_iter()
+                .map(|n| Nonce {
+                    answer: answer.clone(),
+                    ..n
+                })
+                .collect(),
+            rows: plan.rows,
+        };
+        Ok(Prepared { batch, records })
+    }
+
+    /// Steps 4–5, after the batch is durable. Never fails the write.
+    fn finish(&self, prepared: Prepared) -> Committed {
+        let written = prepared.batch.records;
+        for signed in &written {
+            if let Err(e) = self.publish_newest(signed) {
+                metrics::counter!(telemetry::PUBLISH_FAILURES).increment(1);
+                tracing::error!(
+                    record = %signed.record().identifier,
+                    error = %e,
+                    "committed but not published to the hot tier; the next start publishes it"
+                );
+            }
+        }
+        match self.store.zone_serial() {
+            Ok(serial) => {
+                if let Err(e) = self.zone.advance_serial(serial) {
+                    tracing::error!(error = %e, "committed but the SOA serial did not advance");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "committed but the zone serial is unreadable"),
+        }
+        let observers = self.observers.read().unwrap_or_else(|e| e.into_inner());
+        for observer in observers.iter() {
+            observer.committed(&written);
+        }
+        Committed {
+            records: prepared.records,
+        }
     }
 
     fn check_prefix(&self, prefix: &Prefix) -> Result<(), RegistryError> {
@@ -268,146 +399,191 @@ impl Registry {
         Ok(serial)
     }
 
+    /// Keeps the serial mark of `id`'s (prefix, class) at or above its
+    /// serial, in memory now and in the store with the batch.
+    fn mark_serial(&self, id: &Identifier, marks: &mut HashMap<(Prefix, Class), u64>) {
+        let key = (id.prefix().clone(), id.class());
+        let serial = id.serial().value();
+        {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = next.entry(key.clone()).or_insert(0);
+            *entry = (*entry).max(serial);
+        }
+        let mark = marks.entry(key).or_insert(0);
+        *mark = (*mark).max(serial);
+    }
+
+    /// A first version, built and signed by this node.
+    fn first_version(
+        &self,
+        identifier: Identifier,
+        owner: Option<Identifier>,
+        status: RecordStatus,
+        values: Vec<Value>,
+        at: u64,
+    ) -> Result<SignedRecord, RegistryError> {
+        Ok(Record {
+            identifier,
+            owner,
+            version: 1,
+            status,
+            issuer: self.key.public().key_id(),
+            created: at,
+            updated: at,
+            values,
+        }
+        .sign(&self.key)?)
+    }
+
+    fn build_new(
+        &self,
+        new: NewRecord,
+        at: u64,
+        marks: &mut HashMap<(Prefix, Class), u64>,
+    ) -> Result<SignedRecord, RegistryError> {
+        let prefix = new.prefix.unwrap_or_else(|| self.prefix.clone());
+        self.check_prefix(&prefix)?;
+        let serial = self.reserve_serial(&prefix, new.class)?;
+        let id = Identifier::new(prefix, new.class, serial);
+        self.mark_serial(&id, marks);
+        self.first_version(id, new.owner, new.status, new.values, at)
+    }
+
+    fn build_at(
+        &self,
+        identifier: Identifier,
+        owner: Option<Identifier>,
+        values: Vec<Value>,
+        at: u64,
+        marks: &mut HashMap<(Prefix, Class), u64>,
+    ) -> Result<SignedRecord, RegistryError> {
+        self.check_prefix(identifier.prefix())?;
+        if self.store.get(&identifier)?.is_some() {
+            return Err(RegistryError::Taken(identifier));
+        }
+        self.mark_serial(&identifier, marks);
+        self.first_version(identifier, owner, RecordStatus::Active, values, at)
+    }
+
+    /// The next version of a stored record. The store refuses a version
+    /// that is not newer, so two racing changes cannot both land.
+    fn build_change(
+        &self,
+        id: &Identifier,
+        change: Change,
+        at: u64,
+    ) -> Result<SignedRecord, RegistryError> {
+        let current = self
+            .store
+            .get(id)?
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+        let mut record = current.record().clone();
+        if record.status == RecordStatus::Withdrawn {
+            return Err(RegistryError::Withdrawn(id.clone()));
+        }
+        match change {
+            Change::Values(values) => record.values = values,
+            Change::Status(status) => record.status = status,
+            Change::Withdraw => {
+                record.status = RecordStatus::Withdrawn;
+                record.values.clear();
+            }
+        }
+        record.version += 1;
+        record.updated = at.max(record.updated);
+        record.issuer = self.key.public().key_id();
+        Ok(record.sign(&self.key)?)
+    }
+
+    /// A record signed elsewhere by this key: checked, or `None` when the
+    /// store already holds this version or a newer one.
+    fn check_import(
+        &self,
+        signed: SignedRecord,
+        marks: &mut HashMap<(Prefix, Class), u64>,
+    ) -> Result<Option<SignedRecord>, RegistryError> {
+        let id = signed.record().identifier.clone();
+        self.check_prefix(id.prefix())?;
+        signed
+            .verify(&self.key.public())
+            .map_err(|_| RegistryError::ForeignIssuer(id.clone()))?;
+        if let Some(existing) = self.store.get(&id)?
+            && existing.record().version >= signed.record().version
+        {
+            return Ok(None);
+        }
+        self.mark_serial(&id, marks);
+        Ok(Some(signed))
+    }
+
+    /// Publishes what is newest now: a later version may race this one, and
+    /// a slower writer must never put an older version back into the hot
+    /// tier. A first version has no rival (its code was just assigned).
+    fn publish_newest(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
+        if signed.record().version == 1 {
+            return self.publish_one(signed);
+        }
+        match self.store.get(&signed.record().identifier)? {
+            Some(latest) => self.publish_one(&latest),
+            None => self.publish_one(signed),
+        }
+    }
+
+    /// Puts a record's RRsets in the hot tier and the indexes, without
+    /// touching the SOA.
+    fn publish_one(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
+        self.providers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .publish(signed.record());
+        let name = mapping::owner(signed, &self.apex)
+            .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
+        self.zone
+            .set(&name, &mapping::rrsets(signed, self.default_ttl))?;
+        self.publish_delegation(signed)
+    }
+
+    // ---- the changes callers ask for, each one plan --------------------
+
     /// Issues a new identifier; returns once the record is durable and served.
     pub fn issue(&self, new: NewRecord) -> Result<SignedRecord, RegistryError> {
-        self.issue_batch(vec![new], Vec::new())?
-            .pop()
-            .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
+        self.commit(Plan::one(Step::Issue(new), None))?.first()
     }
 
     /// Issues many identifiers in one durable commit (bulk provisioning).
     pub fn issue_many(&self, news: Vec<NewRecord>) -> Result<Vec<SignedRecord>, RegistryError> {
-        self.issue_batch(news, Vec::new())
-    }
-
-    fn issue_batch(
-        &self,
-        news: Vec<NewRecord>,
-        nonces: Vec<Nonce>,
-    ) -> Result<Vec<SignedRecord>, RegistryError> {
-        let batch = self.prepare_new(news, nonces)?;
-        self.store.write(batch.clone())?;
-        self.after_commit(self.publish_all(&batch.records));
-        Ok(batch.records)
+        let plan = Plan {
+            steps: news.into_iter().map(Step::Issue).collect(),
+            ..Plan::default()
+        };
+        Ok(self.commit(plan)?.written().cloned().collect())
     }
 
     /// Issues a new identifier, consuming `nonce` in the same commit (the
-    /// store refuses the whole write when it was used before); the task
-    /// waits for the group commit without holding a thread.
+    /// store refuses the whole write when it was used before).
     pub async fn issue_async(
         &self,
         new: NewRecord,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
-        let batch = self.prepare_new(vec![new], nonce.into_iter().collect())?;
-        crate::store::write_async(self.store.as_ref(), batch.clone()).await?;
-        self.after_commit(self.publish_all(&batch.records));
-        batch
-            .records
-            .into_iter()
-            .next()
-            .ok_or_else(|| RegistryError::SerialsExhausted("empty batch".into()))
-    }
-
-    /// Assigns serials and signs: the write batch that issues `news`.
-    fn prepare_new(
-        &self,
-        news: Vec<NewRecord>,
-        nonces: Vec<Nonce>,
-    ) -> Result<WriteBatch, RegistryError> {
-        let at = now();
-        let mut records = Vec::with_capacity(news.len());
-        let mut marks: HashMap<(Prefix, Class), u64> = HashMap::new();
-        for new in news {
-            let prefix = new.prefix.unwrap_or_else(|| self.prefix.clone());
-            self.check_prefix(&prefix)?;
-            let serial = self.reserve_serial(&prefix, new.class)?;
-            let mark = marks.entry((prefix.clone(), new.class)).or_insert(0);
-            *mark = (*mark).max(serial.value());
-            let record = Record {
-                identifier: Identifier::new(prefix, new.class, serial),
-                owner: new.owner,
-                version: 1,
-                status: new.status,
-                issuer: self.key.public().key_id(),
-                created: at,
-                updated: at,
-                values: new.values,
-            };
-            records.push(record.sign(&self.key)?);
-        }
-        let answer = records
+        self.commit_async(Plan::one(Step::Issue(new), nonce))
+            .await?
             .first()
-            .map(|r| r.record().identifier.to_string())
-            .unwrap_or_default();
-        Ok(WriteBatch {
-            records,
-            serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
-            nonces: nonces
-                .into_iter()
-                .map(|n| Nonce {
-                    answer: answer.clone(),
-                    ..n
-                })
-                .collect(),
-        })
     }
 
     /// Issues a record at a code chosen by the caller (declarative import).
-    /// The code must never have been committed, tombstones included.
     pub fn issue_at(
         &self,
         identifier: Identifier,
         owner: Option<Identifier>,
         values: Vec<Value>,
     ) -> Result<SignedRecord, RegistryError> {
-        self.check_prefix(identifier.prefix())?;
-        if self.store.get(&identifier)?.is_some() {
-            return Err(RegistryError::Taken(identifier));
-        }
-        let at = now();
-        let key = (identifier.prefix().clone(), identifier.class());
-        let record = Record {
-            identifier: identifier.clone(),
+        let step = Step::IssueAt {
+            identifier,
             owner,
-            version: 1,
-            status: RecordStatus::Active,
-            issuer: self.key.public().key_id(),
-            created: at,
-            updated: at,
             values,
         };
-        let signed = record.sign(&self.key)?;
-        {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = next.entry(key.clone()).or_insert(0);
-            *entry = (*entry).max(identifier.serial().value());
-        }
-        let marks = HashMap::from([(key, identifier.serial().value())]);
-        self.store.write(WriteBatch {
-            records: vec![signed.clone()],
-            serials: marks.into_iter().map(|((p, c), v)| (p, c, v)).collect(),
-            nonces: Vec::new(),
-        })?;
-        self.publish(&signed)?;
-        Ok(signed)
-    }
-
-    /// A write that committed is acknowledged whatever happens next: a
-    /// failure to publish it is logged (the next start publishes from the
-    /// store), never reported as a failed write.
-    fn after_commit(&self, published: Result<(), RegistryError>) {
-        if let Err(e) = published {
-            tracing::error!(error = %e, "committed but not published to the hot tier");
-        }
-    }
-
-    fn publish_all(&self, records: &[SignedRecord]) -> Result<(), RegistryError> {
-        for r in records {
-            self.publish_only(r)?;
-        }
-        self.zone.advance_serial(self.store.zone_serial()?)?;
-        Ok(())
+        self.commit(Plan::one(step, None))?.first()
     }
 
     /// Replaces the values of a record (version + 1).
@@ -440,9 +616,11 @@ impl Registry {
         change: Change,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
-        let batch = self.prepare_change(id, change, nonce)?;
-        self.store.write(batch.clone())?;
-        self.publish_latest(id, batch)
+        let step = Step::Change {
+            id: id.clone(),
+            change,
+        };
+        self.commit(Plan::one(step, nonce))?.first()
     }
 
     /// [`Registry::change`] for async callers.
@@ -452,262 +630,18 @@ impl Registry {
         change: Change,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
-        let batch = self.prepare_change(id, change, nonce)?;
-        crate::store::write_async(self.store.as_ref(), batch.clone()).await?;
-        self.publish_latest(id, batch)
-    }
-
-    /// The write batch that applies `change` to the stored record.
-    fn prepare_change(
-        &self,
-        id: &Identifier,
-        change: Change,
-        nonce: Option<Nonce>,
-    ) -> Result<WriteBatch, RegistryError> {
-        let current = self
-            .store
-            .get(id)?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
-        let mut record = current.record().clone();
-        if record.status == RecordStatus::Withdrawn {
-            return Err(RegistryError::Withdrawn(id.clone()));
-        }
-        match change {
-            Change::Values(values) => record.values = values,
-            Change::Status(status) => record.status = status,
-            Change::Withdraw => {
-                record.status = RecordStatus::Withdrawn;
-                record.values.clear();
-            }
-        }
-        record.version += 1;
-        record.updated = now().max(record.updated);
-        record.issuer = self.key.public().key_id();
-        // The store refuses a version that is not newer, so two racing
-        // changes cannot both land on the same version.
-        Ok(WriteBatch {
-            records: vec![record.sign(&self.key)?],
-            serials: vec![],
-            nonces: nonce
-                .into_iter()
-                .map(|n| Nonce {
-                    answer: id.to_string(),
-                    ..n
-                })
-                .collect(),
-        })
-    }
-
-    /// After a committed change: publish whatever is newest now, so a
-    /// slower racing writer can never put an older version back into the
-    /// hot tier. Returns the record this change wrote.
-    fn publish_latest(
-        &self,
-        id: &Identifier,
-        batch: WriteBatch,
-    ) -> Result<SignedRecord, RegistryError> {
-        let signed = batch
-            .records
-            .into_iter()
-            .next()
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
-        let published = self
-            .store
-            .get(id)
-            .map_err(RegistryError::from)
-            .and_then(|latest| self.publish(&latest.unwrap_or_else(|| signed.clone())));
-        self.after_commit(published);
-        Ok(signed)
+        let step = Step::Change {
+            id: id.clone(),
+            change,
+        };
+        self.commit_async(Plan::one(step, nonce)).await?.first()
     }
 
     /// Stores a record signed elsewhere by this node's key (zone import or
     /// restore). Verifies the signature; keeps the serial mark ahead of it.
+    /// False when the store already had this version or a newer one.
     pub fn import(&self, signed: SignedRecord) -> Result<bool, RegistryError> {
-        let r = signed.record();
-        self.check_prefix(r.identifier.prefix())?;
-        signed
-            .verify(&self.key.public())
-            .map_err(|_| RegistryError::ForeignIssuer(r.identifier.clone()))?;
-        if let Some(existing) = self.store.get(&r.identifier)?
-            && existing.record().version >= r.version
-        {
-            return Ok(false);
-        }
-        let id = &r.identifier;
-        self.store.write(WriteBatch {
-            records: vec![signed.clone()],
-            serials: vec![(id.prefix().clone(), id.class(), id.serial().value())],
-            nonces: vec![],
-        })?;
-        {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (id.prefix().clone(), id.class());
-            let entry = next.entry(key).or_insert(0);
-            *entry = (*entry).max(id.serial().value());
-        }
-        self.publish(&signed)?;
-        Ok(true)
-    }
-
-    fn publish(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
-        self.publish_only(signed)?;
-        self.zone.advance_serial(self.store.zone_serial()?)?;
-        Ok(())
-    }
-
-    /// Puts a record's RRsets in the hot tier without touching the SOA.
-    fn publish_only(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
-        self.providers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .publish(signed.record());
-        let name = mapping::owner(signed, &self.apex)
-            .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
-        self.zone
-            .set(&name, &mapping::rrsets(signed, self.default_ttl))?;
-        self.publish_delegation(signed)
-    }
-
-    /// Keeps the zone cut of a delegation in step with its record: the
-    /// signed record is served at the cut (revoked or not), the referral
-    /// only while it is in force.
-    fn publish_delegation(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
-        let r = signed.record();
-        if r.identifier.class() != Class::Nd || r.identifier.prefix() != &self.prefix {
-            return Ok(());
-        }
-        let mut index = self.delegations.write().unwrap_or_else(|e| e.into_inner());
-        let delegation = match Delegation::from_record(signed) {
-            Ok(d) => d,
-            Err(_) => {
-                // A withdrawn delegation record: the cut goes with it.
-                if let Some(prefix) = index.by_record.remove(&r.identifier) {
-                    index.by_prefix.remove(&prefix);
-                    let cut = self.cut_name(&prefix)?;
-                    self.zone.set_cut(&cut, None)?;
-                    self.zone.set(&cut, &[])?;
-                }
-                return Ok(());
-            }
-        };
-        let Ok(prefix) = delegation.prefix() else {
-            return Ok(());
-        };
-        if prefix.parent().as_ref() != Some(&self.prefix) {
-            tracing::warn!(record = %r.identifier, child = %prefix, "delegation is not for a child of this node; not published");
-            return Ok(());
-        }
-        if let Some(current) = index.by_prefix.get(&prefix)
-            && current.record().identifier != r.identifier
-            && delegation.revoked.is_some()
-        {
-            // An older, revoked delegation must not hide the one in force.
-            index.by_record.insert(r.identifier.clone(), prefix);
-            return Ok(());
-        }
-        let cut = self.cut_name(&prefix)?;
-        let ttl = r.min_ttl(self.default_ttl);
-        let record_set = RrSet {
-            rtype: rtype::CPREC,
-            ttl,
-            rdatas: vec![signed.as_bytes().to_vec()],
-        };
-        self.zone.set(&cut, std::slice::from_ref(&record_set))?;
-        if delegation.revoked.is_some() {
-            self.zone.set_cut(&cut, None)?;
-        } else {
-            let mut ns = Vec::new();
-            let mut glue = Vec::new();
-            for server in &delegation.servers {
-                let name = WireName::parse(&server.name)
-                    .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", server.name)))?;
-                ns.push(name.as_bytes().to_vec());
-                if name.is_within(&cut) {
-                    glue.extend(server.addresses.iter().map(|a| (name.clone(), a.ip())));
-                }
-            }
-            let ns = RrSet {
-                rtype: rtype::NS,
-                ttl,
-                rdatas: ns,
-            };
-            self.zone
-                .set_cut(&cut, Some((&[ns, record_set], &glue, ttl)))?;
-        }
-        index.by_record.insert(r.identifier.clone(), prefix.clone());
-        index.by_prefix.insert(prefix, signed.clone());
-        Ok(())
-    }
-
-    fn cut_name(&self, prefix: &Prefix) -> Result<WireName, RegistryError> {
-        WireName::parse(&prefix.zone_name(&self.apex))
-            .map_err(|e| RegistryError::Zone(ZoneError::OutOfZone(format!("{prefix}: {e}"))))
-    }
-
-    /// The newest delegation record for each child prefix.
-    pub fn delegations(&self) -> Vec<SignedRecord> {
-        let index = self.delegations.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<SignedRecord> = index.by_prefix.values().cloned().collect();
-        v.sort_by(|a, b| a.record().identifier.cmp(&b.record().identifier));
-        v
-    }
-
-    /// The delegation record in force (not revoked) for `prefix`.
-    pub fn delegation(&self, prefix: &Prefix) -> Option<(SignedRecord, Delegation)> {
-        let index = self.delegations.read().unwrap_or_else(|e| e.into_inner());
-        let signed = index.by_prefix.get(prefix)?;
-        let d = Delegation::from_record(signed).ok()?;
-        d.revoked.is_none().then(|| (signed.clone(), d))
-    }
-
-    /// Delegates a child prefix: issues an ND record carrying `delegation`,
-    /// consuming `nonce` in the same commit.
-    pub async fn delegate(
-        &self,
-        delegation: &Delegation,
-        nonce: Option<Nonce>,
-    ) -> Result<SignedRecord, RegistryError> {
-        let invalid = |why: String| RegistryError::Delegation(why);
-        delegation.check().map_err(invalid)?;
-        let prefix = delegation.prefix().map_err(invalid)?;
-        if prefix.parent().as_ref() != Some(&self.prefix) {
-            return Err(invalid(format!(
-                "{prefix} is not one level below this node's prefix {}",
-                self.prefix
-            )));
-        }
-        if delegation.revoked.is_some() {
-            return Err(invalid("a new delegation cannot be revoked".into()));
-        }
-        if let Some((existing, _)) = self.delegation(&prefix) {
-            return Err(RegistryError::Taken(existing.record().identifier.clone()));
-        }
-        let new = NewRecord {
-            prefix: None,
-            class: Class::Nd,
-            owner: None,
-            values: vec![delegation_value(delegation)?],
-            status: RecordStatus::Active,
-        };
-        self.issue_async(new, nonce).await
-    }
-
-    /// Revokes the delegation in force for `prefix` (a new version of its
-    /// record with `revoked` set), consuming `nonce` in the same commit.
-    pub async fn revoke(
-        &self,
-        prefix: &Prefix,
-        nonce: Option<Nonce>,
-    ) -> Result<SignedRecord, RegistryError> {
-        let (signed, mut delegation) = self
-            .delegation(prefix)
-            .ok_or_else(|| RegistryError::Delegation(format!("{prefix} is not delegated")))?;
-        delegation.revoked = Some(now());
-        self.change_async(
-            &signed.record().identifier,
-            Change::Values(vec![delegation_value(&delegation)?]),
-            nonce,
-        )
-        .await
+        let committed = self.commit(Plan::one(Step::Import(signed), None))?;
+        Ok(committed.written().next().is_some())
     }
 }

@@ -16,7 +16,7 @@ use crate::dns::wire::{rdata_presentation, rtype, type_name};
 use crate::dns::zone::Zone;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::{RecordError, RecordStatus, SignedRecord, Value, ValueType};
-use crate::registry::{NewRecord, Registry, RegistryError};
+use crate::registry::{Change, NewRecord, Plan, Registry, RegistryError, Step};
 
 /// Why an import failed; nothing after the failing entry is applied.
 #[derive(Debug, thiserror::Error)]
@@ -164,15 +164,20 @@ pub fn import(registry: &Registry, text: &str) -> Result<ImportReport, ZoneFileE
                 reason: format!("{id}: {e}"),
             })?;
         }
-        let mut report = ImportReport::default();
-        for record in records {
-            if registry.import(record)? {
-                report.issued += 1;
-            } else {
-                report.unchanged += 1;
-            }
+        let total = records.len();
+        let plan = Plan {
+            steps: records.into_iter().map(Step::Import).collect(),
+            ..Plan::default()
+        };
+        if total == 0 {
+            return Ok(ImportReport::default());
         }
-        return Ok(report);
+        let issued = registry.commit(plan)?.written().count();
+        return Ok(ImportReport {
+            issued,
+            updated: 0,
+            unchanged: total - issued,
+        });
     }
     let file: RecordsFile = toml::from_str(text).map_err(Box::new)?;
     import_entries(registry, &file.records)
@@ -194,10 +199,12 @@ fn import_entries(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The whole file is one commit: all of it lands, or none.
     let mut report = ImportReport::default();
+    let mut steps = Vec::with_capacity(planned.len());
     for (fixed, new) in planned {
         let Some(id) = fixed else {
-            registry.issue(new)?;
+            steps.push(Step::Issue(new));
             report.issued += 1;
             continue;
         };
@@ -206,14 +213,27 @@ fn import_entries(
                 report.unchanged += 1;
             }
             Some(_) => {
-                registry.update(&id, new.values)?;
+                steps.push(Step::Change {
+                    id,
+                    change: Change::Values(new.values),
+                });
                 report.updated += 1;
             }
             None => {
-                registry.issue_at(id, new.owner, new.values)?;
+                steps.push(Step::IssueAt {
+                    identifier: id,
+                    owner: new.owner,
+                    values: new.values,
+                });
                 report.issued += 1;
             }
         }
+    }
+    if !steps.is_empty() {
+        registry.commit(Plan {
+            steps,
+            ..Plan::default()
+        })?;
     }
     Ok(report)
 }

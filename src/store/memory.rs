@@ -11,14 +11,15 @@
 //! the same `super::judge` as redb's, applied under the lock, and
 //! answered on the caller's thread once the lock is released, so there is
 //! no writer thread and no group commit: each batch is its own commit and,
-//! when it changes something, advances the zone serial by one. Readers
-//! copy what they need under the lock; [`Store::for_each_record`] walks a
-//! snapshot, so `f` may write to the store.
+//! when it changes a record or a serial mark, advances the zone serial by
+//! one. Readers copy what they need under the lock;
+//! [`Store::for_each_record`] and [`Store::scan_rows`] walk a snapshot, so
+//! their callback may use the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Done, Lookup, Store, StoreError, WriteBatch};
+use super::{Done, Lookup, Store, StoreError, Table, WriteBatch};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -35,6 +36,8 @@ struct State {
     nonces: HashMap<String, (u64, String)>,
     /// (expiry, nonce key), so a commit finds the expired ones in order.
     expiry: BTreeSet<(u64, String)>,
+    /// (table, key) → value: other systems' rows, in redb's key order.
+    rows: BTreeMap<(Table, Vec<u8>), Vec<u8>>,
 }
 
 impl Lookup for State {
@@ -59,6 +62,10 @@ impl State {
         for r in batch.records {
             self.records.insert(r.record().identifier.to_string(), r);
             changed = true;
+        }
+        // Rows ride along; alone they are not a zone change (as in redb).
+        for row in batch.rows {
+            self.rows.insert((row.table, row.key), row.value);
         }
         for (prefix, class, mark) in batch.serials {
             let current = self.serials.entry((prefix, class)).or_insert(0);
@@ -179,6 +186,34 @@ impl Store for MemoryStore {
 
     fn len(&self) -> Result<u64, StoreError> {
         Ok(self.state()?.records.len() as u64)
+    }
+
+    fn row(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state()?.rows.get(&(table, key.to_vec())).cloned())
+    }
+
+    fn scan_rows(
+        &self,
+        table: Table,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        // A snapshot of the table from `start` on, as in `for_each_record`;
+        // it copies the rest of the table even when `f` stops early, a cost
+        // a store for tests can pay.
+        let snapshot: Vec<(Vec<u8>, Vec<u8>)> = self
+            .state()?
+            .rows
+            .range((table, start.to_vec())..)
+            .take_while(|((t, _), _)| *t == table)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in snapshot {
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn nonce_answer(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -6,15 +6,18 @@
 //!
 //! - a `write` returns only once its batch is durable — for a backend that
 //!   persists at all; [`memory::MemoryStore`] keeps nothing past its life;
-//! - a batch is atomic: its records, serial marks and nonces land together
-//!   or not at all, and a refused batch in a shared commit fails alone;
+//! - a batch is atomic: its records, serial marks, nonces and rows land
+//!   together or not at all, and a refused batch in a shared commit fails
+//!   alone;
 //! - a serial mark never goes down (a lower mark is ignored, not an error);
 //! - a record never replaces one with an equal or higher version;
 //! - a nonce is consumed once while it lives (`expires >= now`), is refused
 //!   at commit when it has already expired, and stops counting once the
 //!   store's clock ([`crate::clock::Clock`], injectable) passes its expiry;
 //! - the zone serial grows with every commit that changed a record or a
-//!   serial mark, and only then;
+//!   serial mark, and only then (rows alone are not a zone change);
+//! - rows read back by (table, key), and a scan walks one table in key
+//!   order from a start key until its callback says stop;
 //! - a stored record that no longer decodes is reported as corrupt, never
 //!   skipped.
 //!
@@ -39,6 +42,33 @@ pub struct WriteBatch {
     /// [`StoreError::Replay`] when one was already consumed, so a signed
     /// request changes the store at most once, across restarts too.
     pub nonces: Vec<Nonce>,
+    /// Rows of other systems' tables that commit with the records (a log
+    /// leaf, a reservation, a zone-history entry): all or nothing with them.
+    pub rows: Vec<Row>,
+}
+
+/// A table of rows kept beside the records, named by the system that owns
+/// it. Names are ASCII and must not repeat; the store's own tables are not
+/// reachable this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Table(&'static str);
+
+impl Table {
+    pub const fn new(name: &'static str) -> Table {
+        Table(name)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// One row written (or replaced) by a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub table: Table,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// A consumed request nonce, kept until `expires` (Unix seconds) has passed.
@@ -72,6 +102,8 @@ pub enum StoreError {
     StaleNonce(String),
     #[error("the store's writer has stopped")]
     Closed,
+    #[error("the caller stopped the scan")]
+    Interrupted,
 }
 
 /// Whether a consumed nonce still counts at `now`. One rule for the
@@ -199,6 +231,16 @@ pub trait Store: Send + Sync + 'static {
     fn nonce_used(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.nonce_answer(key)?.is_some())
     }
+    /// The value of one row of `table`.
+    fn row(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Calls `f` with the rows of `table` from `start` on, in key order,
+    /// until it returns `false`.
+    fn scan_rows(
+        &self,
+        table: Table,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }

@@ -20,7 +20,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-use super::{Done, Lookup, Store, StoreError, WriteBatch};
+use super::{Done, Lookup, Store, StoreError, Table, WriteBatch};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -37,6 +37,8 @@ const NONCES: TableDefinition<&str, u64> = TableDefinition::new("nonces");
 const NONCE_ANSWERS: TableDefinition<&str, &str> = TableDefinition::new("nonce_answers");
 /// (expiry, nonce key), so expired nonces are found without a full scan.
 const NONCE_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("nonce_expiry");
+/// (table name, key) → value: the rows other systems commit with records.
+const ROWS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("rows");
 /// Most expired nonces one commit removes (keeps commits short).
 const PRUNE_PER_COMMIT: usize = 1024;
 
@@ -111,6 +113,7 @@ impl RedbStore {
                 txn.open_table(NONCES).map_err(db_err)?;
                 txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
                 txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
+                txn.open_table(ROWS).map_err(db_err)?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 let format = meta.get("format").map_err(db_err)?.map(|v| v.value());
                 match format {
@@ -241,6 +244,7 @@ fn commit_group(
         let mut nonces = txn.open_table(NONCES).map_err(db_err)?;
         let mut expiry = txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
         let mut answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
+        let mut rows = txn.open_table(ROWS).map_err(db_err)?;
         for batch in batches {
             let verdict = super::judge(
                 batch,
@@ -273,6 +277,10 @@ fn commit_group(
                 let key = r.record().identifier.to_string();
                 records.insert(key.as_str(), r.as_bytes()).map_err(db_err)?;
                 changed = true;
+            }
+            for row in &batch.rows {
+                rows.insert((row.table.name(), row.key.as_slice()), row.value.as_slice())
+                    .map_err(db_err)?;
             }
             for (prefix, class, mark) in &batch.serials {
                 let key = serial_key(prefix, *class);
@@ -419,6 +427,33 @@ impl Store for RedbStore {
         Ok(Some(
             answer.map(|a| a.value().to_string()).unwrap_or_default(),
         ))
+    }
+
+    fn row(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let rows = txn.open_table(ROWS).map_err(db_err)?;
+        Ok(rows
+            .get((table.name(), key))
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn scan_rows(
+        &self,
+        table: Table,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let rows = txn.open_table(ROWS).map_err(db_err)?;
+        for item in rows.range((table.name(), start)..).map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let (name, key) = k.value();
+            if name != table.name() || !f(key, v.value()) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn len(&self) -> Result<u64, StoreError> {

@@ -46,7 +46,10 @@ pub fn identifier(data: &[u8]) {
 /// fields, to exactly the input.
 pub fn record(data: &[u8]) {
     if let Ok(r) = SignedRecord::decode(data) {
-        let mut again = r.record().canonical_bytes();
+        let mut again = r
+            .record()
+            .canonical_bytes()
+            .unwrap_or_else(|e| panic!("a decoded record does not re-encode: {e}"));
         again.extend_from_slice(&r.signature().0);
         assert_eq!(again, data);
     }

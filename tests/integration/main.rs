@@ -12,6 +12,7 @@ mod http_durability;
 mod malformed;
 mod openapi;
 mod record_vectors;
+mod registry;
 mod scenarios;
 mod store;
 mod vectors;

@@ -138,7 +138,7 @@ fn compute() -> Vector {
     let secret: [u8; 32] = unhex(SECRET).try_into().unwrap();
     let key = NodeKey::from_secret_bytes(&secret);
     let record = fixed_record(key.public().key_id());
-    let canonical = record.canonical_bytes();
+    let canonical = record.canonical_bytes().unwrap();
     let signed = record.clone().sign(&key).unwrap();
     let r = &record;
     Vector {

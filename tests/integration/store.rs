@@ -16,7 +16,7 @@ use cpid::ident::keys::NodeKey;
 use cpid::ident::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
 use cpid::store::memory::MemoryStore;
 use cpid::store::redb::{Options, RedbStore};
-use cpid::store::{Nonce, Store, StoreError, WriteBatch};
+use cpid::store::{Nonce, Row, Store, StoreError, Table, WriteBatch};
 
 /// Where every manual clock starts (an ordinary present-day time).
 const T0: u64 = 1_800_000_000;
@@ -130,6 +130,7 @@ mod redb {
                     records: vec![r1.clone()],
                     serials: vec![(p.clone(), Class::Gc, 5)],
                     nonces: vec![nonce(&clock, "k/n1", 600, "what-it-made")],
+                    ..WriteBatch::default()
                 })
                 .unwrap();
         }
@@ -156,6 +157,7 @@ mod redb {
                 records: vec![record(&key, 3, 1)],
                 serials: vec![(p.clone(), Class::Gc, 50)],
                 nonces: vec![nonce(&clock, "k/n1", 600, "second")],
+                ..WriteBatch::default()
             })
             .unwrap_err();
         assert!(

@@ -142,14 +142,7 @@ impl Default for CacheConfig {
 
 impl GatewayConfig {
     pub fn load(path: &std::path::Path) -> Result<GatewayConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let config: GatewayConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })?;
+        let config: GatewayConfig = crate::config::load_toml(path)?;
         config.validate()?;
         Ok(config)
     }

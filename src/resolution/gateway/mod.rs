@@ -147,16 +147,11 @@ impl Gateway {
         config.validate()?;
         let apex = config.apex()?;
         let root_prefix = config.root_prefix()?;
-        let pem = std::fs::read_to_string(&config.upstream.root_key_file).map_err(|e| {
-            GatewayError::RootKey {
+        let key =
+            PublicKey::load(&config.upstream.root_key_file).map_err(|e| GatewayError::RootKey {
                 path: config.upstream.root_key_file.clone(),
                 reason: e.to_string(),
-            }
-        })?;
-        let key = PublicKey::from_public_pem(&pem).map_err(|e| GatewayError::RootKey {
-            path: config.upstream.root_key_file.clone(),
-            reason: e.to_string(),
-        })?;
+            })?;
         let root_name = WireName::parse(&root_prefix.zone_name(&apex)).map_err(|e| {
             crate::config::ConfigError::Invalid {
                 key: "upstream.root_prefix",

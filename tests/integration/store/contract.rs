@@ -52,6 +52,7 @@ fn a_stale_version_is_refused_and_its_batch_changes_nothing() {
             records: vec![r1.clone()],
             serials: vec![(p.clone(), Class::Gc, 5)],
             nonces: vec![],
+            ..WriteBatch::default()
         })
         .unwrap();
     let zone = u.store.zone_serial().unwrap();
@@ -63,6 +64,7 @@ fn a_stale_version_is_refused_and_its_batch_changes_nothing() {
             records: vec![record(&key, 2, 1), record(&key, 1, 1)],
             serials: vec![(p.clone(), Class::Gc, 9)],
             nonces: vec![nonce(&u.clock, "k/stale", 600, "x")],
+            ..WriteBatch::default()
         })
         .unwrap_err();
     assert!(
@@ -167,6 +169,7 @@ fn a_nonce_is_consumed_once_with_its_change() {
             records: vec![record(&key, 3, 1)],
             serials: vec![(p.clone(), Class::Gc, 50)],
             nonces: vec![nonce(&u.clock, "k/n1", 600, "second")],
+            ..WriteBatch::default()
         })
         .unwrap_err();
     assert!(
@@ -415,4 +418,76 @@ fn concurrent_writers_every_write_lands() {
     for r in u.store.records().unwrap() {
         r.verify(&key.public()).unwrap();
     }
+}
+
+#[test]
+fn rows_commit_with_their_batch_and_scan_in_key_order_within_their_table() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    const LEAVES: Table = Table::new("contract_leaves");
+    const OTHER: Table = Table::new("contract_other");
+    let row = |table, k: u64, v: &str| Row {
+        table,
+        key: k.to_be_bytes().to_vec(),
+        value: v.as_bytes().to_vec(),
+    };
+    let z0 = u.store.zone_serial().unwrap();
+    u.store
+        .write(WriteBatch {
+            rows: vec![
+                row(LEAVES, 3, "c"),
+                row(LEAVES, 1, "a"),
+                row(OTHER, 0, "elsewhere"),
+                row(LEAVES, 2, "b"),
+            ],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(u.store.zone_serial().unwrap(), z0, "rows alone are no zone change");
+    assert_eq!(
+        u.store.row(LEAVES, &1u64.to_be_bytes()).unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
+    assert_eq!(u.store.row(LEAVES, &0u64.to_be_bytes()).unwrap(), None, "per table");
+    // A row written again is replaced.
+    u.store
+        .write(WriteBatch {
+            rows: vec![row(LEAVES, 2, "b2")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let scan = |start: u64, stop_after: usize| {
+        let mut seen = Vec::new();
+        u.store
+            .scan_rows(LEAVES, &start.to_be_bytes(), &mut |k, v| {
+                seen.push((k.to_vec(), String::from_utf8(v.to_vec()).unwrap()));
+                seen.len() < stop_after
+            })
+            .unwrap();
+        seen
+    };
+    let all = scan(0, usize::MAX);
+    assert_eq!(
+        all,
+        vec![
+            (1u64.to_be_bytes().to_vec(), "a".to_string()),
+            (2u64.to_be_bytes().to_vec(), "b2".to_string()),
+            (3u64.to_be_bytes().to_vec(), "c".to_string()),
+        ],
+        "key order, this table only"
+    );
+    assert_eq!(scan(2, usize::MAX).len(), 2, "from the start key on");
+    assert_eq!(scan(0, 1).len(), 1, "stops when told");
+    // A refused batch's rows do not land.
+    u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
+    let err = u
+        .store
+        .write(WriteBatch {
+            records: vec![record(&key, 1, 1)],
+            rows: vec![row(LEAVES, 9, "never")],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(u.store.row(LEAVES, &9u64.to_be_bytes()).unwrap(), None);
 }
