@@ -1,13 +1,33 @@
 //! Storage behind one narrow trait, so the registry never knows which
 //! engine holds its records.
 //!
-//! The contract every backend keeps: a `write` returns only once its batch
-//! is durable; a batch is atomic (records and serial marks together); a
-//! serial mark never goes down; a record never replaces one with an equal
-//! or higher version; and a stored record that no longer decodes is
-//! reported as corrupt, never skipped.
+//! The contract every backend keeps (`tests/integration/store.rs` runs the
+//! same tests against each one):
+//!
+//! - a `write` returns only once its batch is durable — for a backend that
+//!   persists at all; [`memory::MemoryStore`] keeps nothing past its life;
+//! - a batch is atomic: its records, serial marks, nonces and rows land
+//!   together or not at all, and a refused batch in a shared commit fails
+//!   alone;
+//! - a serial mark never goes down (a lower mark is ignored, not an error);
+//! - a record never replaces one with an equal or higher version;
+//! - a nonce is consumed once while it lives (`expires >= now`), is refused
+//!   at commit when it has already expired, and stops counting once the
+//!   store's clock ([`crate::clock::Clock`], injectable) passes its expiry;
+//! - the zone serial grows with every commit that changed a record or a
+//!   serial mark, and only then (rows alone are not a zone change);
+//! - rows read back by (table, key), and a scan walks one table in key
+//!   order from a start key until its callback says stop;
+//! - a stored record that no longer decodes is reported as corrupt, never
+//!   skipped.
+//!
+//! How a batch is judged (`judge`) is written once here; a backend only
+//! supplies the lookups and applies what passes.
 
+pub mod memory;
 pub mod redb;
+
+use std::collections::HashMap;
 
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -86,6 +106,65 @@ pub enum StoreError {
     Interrupted,
 }
 
+/// Whether a consumed nonce still counts at `now`. One rule for the
+/// commit-time replay check and for [`Store::nonce_answer`].
+pub(crate) fn nonce_live(expires: u64, now: u64) -> bool {
+    expires >= now
+}
+
+/// The stored state a backend looks up to judge a batch.
+pub(crate) trait Lookup {
+    /// The version of the stored record with this canonical identifier.
+    fn version(&mut self, identifier: &str) -> Result<Option<u64>, StoreError>;
+    /// The expiry of a consumed nonce key, live or not yet pruned.
+    fn nonce_expires(&mut self, key: &str) -> Result<Option<u64>, StoreError>;
+}
+
+/// Judges one batch at commit time `now` against what the store holds
+/// (including batches applied earlier in the same commit). `Ok(None)`: apply
+/// it; `Ok(Some(refusal))`: refuse it alone; `Err`: a lookup failed.
+pub(crate) fn judge(
+    batch: &WriteBatch,
+    now: u64,
+    lookup: &mut dyn Lookup,
+) -> Result<Option<StoreError>, StoreError> {
+    // Records of this same batch count as stored for the ones after them,
+    // so a batch cannot carry two copies of one version.
+    let mut seen: HashMap<&Identifier, u64> = HashMap::new();
+    for r in &batch.records {
+        let rec = r.record();
+        let stored = match seen.get(&rec.identifier) {
+            Some(v) => Some(*v),
+            None => lookup.version(&rec.identifier.to_string())?,
+        };
+        if let Some(stored) = stored
+            && stored >= rec.version
+        {
+            return Ok(Some(StoreError::Conflict {
+                identifier: rec.identifier.clone(),
+                stored,
+                offered: rec.version,
+            }));
+        }
+        seen.insert(&rec.identifier, rec.version);
+    }
+    for n in &batch.nonces {
+        // Judged at commit time: a request that went stale while queued
+        // would otherwise be stored and pruned in the same commit, and a
+        // copy could follow it.
+        if !nonce_live(n.expires, now) {
+            return Ok(Some(StoreError::StaleNonce(n.key.clone())));
+        }
+        if lookup
+            .nonce_expires(&n.key)?
+            .is_some_and(|at| nonce_live(at, now))
+        {
+            return Ok(Some(StoreError::Replay(n.key.clone())));
+        }
+    }
+    Ok(None)
+}
+
 /// [`Store::submit`] for async callers: resolves once the batch is durable
 /// or refused, without parking a thread while the commit runs.
 pub async fn write_async(store: &dyn Store, batch: WriteBatch) -> Result<(), StoreError> {
@@ -104,11 +183,13 @@ pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// The storage interface of a node.
 pub trait Store: Send + Sync + 'static {
-    /// Queues a batch; `done` is called once it is durable (`Ok`) or
-    /// refused. Concurrent submissions share commits. Lets async callers
-    /// wait for a commit without parking a thread.
+    /// Queues a batch; `done` is called exactly once, when it is durable
+    /// (`Ok`) or refused. Lets async callers wait for a commit without
+    /// parking a thread. A backend may share one commit among concurrent
+    /// submissions (redb does) and may call `done` before `submit` returns
+    /// (the memory store does), so `done` must not wait for the caller.
     fn submit(&self, batch: WriteBatch, done: Done);
-    /// Durable when it returns `Ok`; concurrent callers share commits.
+    /// Durable when it returns `Ok`.
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.submit(
@@ -120,13 +201,15 @@ pub trait Store: Send + Sync + 'static {
         rx.recv().map_err(|_| StoreError::Closed)?
     }
     fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, StoreError>;
-    /// Calls `f` with every record, in identifier order, without holding
-    /// them all in memory.
+    /// Calls `f` with every record, in the byte order of the canonical
+    /// identifier text, from one consistent snapshot (writes that commit
+    /// meanwhile are not seen). A disk backend streams them; `f` may write
+    /// to the store.
     fn for_each_record(
         &self,
         f: &mut dyn FnMut(SignedRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
-    /// Every record, in identifier order.
+    /// Every record, in the order of [`Store::for_each_record`].
     fn records(&self) -> Result<Vec<SignedRecord>, StoreError> {
         let mut out = Vec::new();
         self.for_each_record(&mut |r| {
@@ -140,7 +223,8 @@ pub trait Store: Send + Sync + 'static {
     /// Grows with every commit that changed something (RFC 1982 order).
     fn zone_serial(&self) -> Result<u32, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
-    /// The answer recorded with a consumed nonce that has not expired yet.
+    /// The answer recorded with a consumed nonce that has not expired yet
+    /// by the store's clock.
     fn nonce_answer(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// True when a write already consumed this nonce key and it has not
     /// expired yet.

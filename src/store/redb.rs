@@ -6,8 +6,10 @@
 //! with `Durability::Immediate`, and only then answers every waiting
 //! writer. Under load many writes share one fsync; alone, a write costs one.
 //! Readers use their own read transactions and never wait for the writer.
+//!
+//! Nonce expiry is decided by the store's [`Clock`] (the system clock unless
+//! [`Options::clock`] says otherwise), read once per commit.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -18,7 +20,8 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-use super::{Done, Store, StoreError, Table, WriteBatch};
+use super::{Done, Lookup, Store, StoreError, Table, WriteBatch};
+use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
 
@@ -55,26 +58,44 @@ fn serial_key(prefix: &Prefix, class: Class) -> String {
 
 type Reply = Done;
 
+/// How a [`RedbStore`] is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// redb's page cache. It only serves the write path and start-up
+    /// (queries never read the store), so it can be small.
+    pub cache_bytes: usize,
+    /// Decides nonce expiry; tests pass a manual clock.
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            clock: Clock::system(),
+        }
+    }
+}
+
 /// The redb-backed store.
 pub struct RedbStore {
     db: Arc<Database>,
     queue: Mutex<Option<mpsc::Sender<(WriteBatch, Reply)>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     commits: Arc<AtomicU64>,
+    clock: Clock,
 }
 
 impl RedbStore {
-    /// Opens or creates the database file with the default page cache.
+    /// Opens or creates the database file with the default [`Options`].
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        RedbStore::open_with_cache(path, DEFAULT_CACHE_BYTES)
+        RedbStore::open_with(path, Options::default())
     }
 
-    /// Opens or creates the database file. The page cache only serves the
-    /// write path and start-up (queries never read the store), so it can
-    /// be small.
-    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<RedbStore, StoreError> {
+    /// Opens or creates the database file.
+    pub fn open_with(path: &Path, options: Options) -> Result<RedbStore, StoreError> {
         let db = Database::builder()
-            .set_cache_size(cache_bytes)
+            .set_cache_size(options.cache_bytes)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Database(format!(
@@ -114,9 +135,10 @@ impl RedbStore {
         let writer = {
             let db = db.clone();
             let commits = commits.clone();
+            let clock = options.clock.clone();
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || writer_loop(&db, &rx, &commits))
+                .spawn(move || writer_loop(&db, &rx, &commits, &clock))
                 .map_err(db_err)?
         };
         Ok(RedbStore {
@@ -124,6 +146,7 @@ impl RedbStore {
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             commits,
+            clock: options.clock,
         })
     }
 
@@ -146,7 +169,12 @@ impl Drop for RedbStore {
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<(WriteBatch, Reply)>, commits: &AtomicU64) {
+fn writer_loop(
+    db: &Database,
+    rx: &mpsc::Receiver<(WriteBatch, Reply)>,
+    commits: &AtomicU64,
+    clock: &Clock,
+) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -157,7 +185,7 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<(WriteBatch, Reply)>, commits:
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let started = std::time::Instant::now();
-        let outcome = commit_group(db, &batches);
+        let outcome = commit_group(db, &batches, clock.now());
         metrics::histogram!(crate::telemetry::STORE_COMMIT_SECONDS)
             .record(started.elapsed().as_secs_f64());
         match outcome {
@@ -177,11 +205,34 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<(WriteBatch, Reply)>, commits:
     }
 }
 
-/// Applies every batch that passes its checks, in one durable transaction.
-/// Returns one result per batch; `Err` only when the whole commit failed.
+/// The tables a batch is judged against, inside the commit's transaction
+/// (so batches applied earlier in the same group count).
+struct TxnLookup<'a, 't> {
+    records: &'a redb::Table<'t, &'static str, &'static [u8]>,
+    nonces: &'a redb::Table<'t, &'static str, u64>,
+}
+
+impl Lookup for TxnLookup<'_, '_> {
+    fn version(&mut self, identifier: &str) -> Result<Option<u64>, StoreError> {
+        self.records
+            .get(identifier)
+            .map_err(db_err)?
+            .map(|v| stored_version(identifier, v.value()))
+            .transpose()
+    }
+
+    fn nonce_expires(&mut self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.nonces.get(key).map_err(db_err)?.map(|v| v.value()))
+    }
+}
+
+/// Applies every batch that passes its checks, in one durable transaction,
+/// judging nonces at `now`. Returns one result per batch; `Err` only when
+/// the whole commit failed.
 fn commit_group(
     db: &Database,
     batches: &[WriteBatch],
+    now: u64,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let mut txn = db.begin_write().map_err(db_err)?;
     txn.set_durability(Durability::Immediate).map_err(db_err)?;
@@ -194,57 +245,24 @@ fn commit_group(
         let mut expiry = txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
         let mut answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
         let mut rows = txn.open_table(ROWS).map_err(db_err)?;
-        let now = crate::clock::system_now();
-        // Versions written earlier in this group, which the table already
-        // holds but which later batches must see too (they do: same txn).
         for batch in batches {
-            let mut conflict = None;
-            let mut seen: HashMap<&Identifier, u64> = HashMap::new();
-            for r in &batch.records {
-                let rec = r.record();
-                let key = rec.identifier.to_string();
-                let stored = match seen.get(&rec.identifier) {
-                    Some(v) => Some(*v),
-                    None => records
-                        .get(key.as_str())
-                        .map_err(db_err)?
-                        .map(|v| stored_version(&key, v.value()))
-                        .transpose()?,
-                };
-                if let Some(stored) = stored
-                    && stored >= rec.version
-                {
-                    conflict = Some(StoreError::Conflict {
-                        identifier: rec.identifier.clone(),
-                        stored,
-                        offered: rec.version,
-                    });
-                    break;
+            let verdict = super::judge(
+                batch,
+                now,
+                &mut TxnLookup {
+                    records: &records,
+                    nonces: &nonces,
+                },
+            );
+            match verdict {
+                Ok(None) => {}
+                // A stored record this batch would replace cannot be read:
+                // refuse this batch, not the others sharing the commit.
+                Ok(Some(refusal)) | Err(refusal @ StoreError::Corrupt { .. }) => {
+                    results.push(Err(refusal));
+                    continue;
                 }
-                seen.insert(&rec.identifier, rec.version);
-            }
-            if conflict.is_none() {
-                for n in &batch.nonces {
-                    // Judged at commit time: a request that went stale
-                    // while queued would otherwise be stored and pruned in
-                    // this same transaction, and a copy could follow it.
-                    if n.expires < now {
-                        conflict = Some(StoreError::StaleNonce(n.key.clone()));
-                        break;
-                    }
-                    let live = nonces
-                        .get(n.key.as_str())
-                        .map_err(db_err)?
-                        .is_some_and(|v| v.value() >= now);
-                    if live {
-                        conflict = Some(StoreError::Replay(n.key.clone()));
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = conflict {
-                results.push(Err(e));
-                continue;
+                Err(e) => return Err(e),
             }
             for n in &batch.nonces {
                 nonces.insert(n.key.as_str(), n.expires).map_err(db_err)?;
@@ -396,11 +414,11 @@ impl Store for RedbStore {
     fn nonce_answer(&self, key: &str) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let nonces = txn.open_table(NONCES).map_err(db_err)?;
-        let now = crate::clock::system_now();
+        let now = self.clock.now();
         let live = nonces
             .get(key)
             .map_err(db_err)?
-            .is_some_and(|v| v.value() >= now);
+            .is_some_and(|v| super::nonce_live(v.value(), now));
         if !live {
             return Ok(None);
         }

@@ -340,25 +340,19 @@ fn openssl_reads_the_keys_and_a_python_client_registers() {
         .unwrap()
         .trim()
         .to_string();
-    match Command::new("openssl")
-        .args(["pkey", "-in", key, "-pubout"])
-        .output()
-    {
-        Ok(o) if o.status.success() => {
-            assert_eq!(
-                String::from_utf8_lossy(&o.stdout),
-                public,
-                "OpenSSL derives the same public key"
-            );
-        }
-        _ => eprintln!("SKIPPED: openssl is not installed"),
+    if require_tool("openssl", "openssl") {
+        let o = Command::new("openssl")
+            .args(["pkey", "-in", key, "-pubout"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            public,
+            "OpenSSL derives the same public key: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    let has_python = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_python {
-        eprintln!("SKIPPED: python3 with `cryptography` is not installed (.ci/run installs it)");
+    if !require_python_module("cryptography", "cryptography") {
         return;
     }
     let node = TestNode::open_policy();

@@ -278,3 +278,62 @@ pub fn txt_strings(msg: &Message) -> Vec<String> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Interop tools
+// ---------------------------------------------------------------------------
+
+/// True when the environment says this is CI (`CI=true`, as GitHub Actions,
+/// GitLab and `.ci/run` set it).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Whether an interop check can run: `available` says if `what` is there.
+/// Missing on a developer machine, it prints a loud `SKIPPED` line and the
+/// test returns; missing under CI, the test fails, because CI installs every
+/// tool (`.ci/run`) and a skipped interop test would pass without checking
+/// anything.
+pub fn require(what: &str, available: bool, install: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{what} is missing and CI is set: the interop test cannot run \
+         (install it: {install}; .ci/run should have)"
+    );
+    eprintln!("SKIPPED: {what} is missing ({install}); CI=true makes this a failure");
+    false
+}
+
+/// [`require`] for a command on `PATH`, found by spawning it.
+pub fn require_tool(tool: &str, apt_package: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    require(
+        &format!("`{tool}`"),
+        found,
+        &format!("apt-get install {apt_package}"),
+    )
+}
+
+/// [`require`] for a Python module importable by `python3`.
+pub fn require_python_module(module: &str, pip_package: &str) -> bool {
+    if !require_tool("python3", "python3") {
+        return false;
+    }
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    require(
+        &format!("python3 module `{module}`"),
+        found,
+        &format!("python3 -m pip install {pip_package}"),
+    )
+}

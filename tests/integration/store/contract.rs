@@ -1,0 +1,493 @@
+// The `Store` contract, included by every backend module of
+// `tests/integration/store.rs`, which supplies `open(clock) -> Under`.
+// (Plain comments: an included file cannot carry `//!`.)
+
+#[test]
+fn an_empty_store_reads_as_empty() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    assert!(u.store.is_empty().unwrap());
+    assert_eq!(u.store.len().unwrap(), 0);
+    assert!(
+        u.store
+            .get(&record(&key, 1, 1).record().identifier)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        u.store
+            .serial(&Prefix::parse("86.31").unwrap(), Class::Gc)
+            .unwrap(),
+        0
+    );
+    assert_eq!(u.store.zone_serial().unwrap(), 0);
+    assert!(u.store.records().unwrap().is_empty());
+    assert_eq!(u.store.nonce_answer("k/n").unwrap(), None);
+}
+
+#[test]
+fn a_lower_serial_mark_is_ignored_never_applied() {
+    let u = open(Clock::manual(T0));
+    let p = Prefix::parse("86.31").unwrap();
+    let mark = |m| WriteBatch {
+        serials: vec![(p.clone(), Class::Gc, m)],
+        ..WriteBatch::default()
+    };
+    u.store.write(mark(5)).unwrap();
+    u.store.write(mark(3)).unwrap();
+    assert_eq!(u.store.serial(&p, Class::Gc).unwrap(), 5);
+    u.store.write(mark(6)).unwrap();
+    assert_eq!(u.store.serial(&p, Class::Gc).unwrap(), 6);
+    assert_eq!(u.store.serial(&p, Class::Ic).unwrap(), 0, "per class");
+}
+
+#[test]
+fn a_stale_version_is_refused_and_its_batch_changes_nothing() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let p = Prefix::parse("86.31").unwrap();
+    let r1 = record(&key, 1, 1);
+    u.store
+        .write(WriteBatch {
+            records: vec![r1.clone()],
+            serials: vec![(p.clone(), Class::Gc, 5)],
+            nonces: vec![],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let zone = u.store.zone_serial().unwrap();
+    // An equal version, with a new record, a higher mark and a nonce
+    // beside it: none of them lands.
+    let err = u
+        .store
+        .write(WriteBatch {
+            records: vec![record(&key, 2, 1), record(&key, 1, 1)],
+            serials: vec![(p.clone(), Class::Gc, 9)],
+            nonces: vec![nonce(&u.clock, "k/stale", 600, "x")],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                stored: 1,
+                offered: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(u.store.serial(&p, Class::Gc).unwrap(), 5);
+    assert_eq!(u.store.get(&r1.record().identifier).unwrap().unwrap(), r1);
+    assert!(
+        u.store
+            .get(&record(&key, 2, 1).record().identifier)
+            .unwrap()
+            .is_none()
+    );
+    assert!(!u.store.nonce_used("k/stale").unwrap());
+    assert_eq!(u.store.len().unwrap(), 1);
+    assert_eq!(u.store.zone_serial().unwrap(), zone, "nothing changed");
+    // A lower version is refused the same way.
+    u.store.write(records_only(vec![record(&key, 1, 3)])).unwrap();
+    let err = u
+        .store
+        .write(records_only(vec![record(&key, 1, 2)]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                stored: 3,
+                offered: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_batch_cannot_carry_two_copies_of_one_version() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let err = u
+        .store
+        .write(records_only(vec![record(&key, 1, 1), record(&key, 1, 1)]))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(u.store.is_empty().unwrap());
+    // Growing versions in one batch are fine; the last one stays.
+    let last = record(&key, 1, 2);
+    u.store
+        .write(records_only(vec![record(&key, 1, 1), last.clone()]))
+        .unwrap();
+    assert_eq!(u.store.get(&last.record().identifier).unwrap().unwrap(), last);
+}
+
+#[test]
+fn a_newer_version_replaces_the_record_byte_for_byte() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let r1 = record(&key, 1, 1);
+    u.store.write(records_only(vec![r1.clone()])).unwrap();
+    assert_eq!(
+        u.store.get(&r1.record().identifier).unwrap().unwrap().encode(),
+        r1.encode()
+    );
+    let r2 = record(&key, 1, 2);
+    u.store.write(records_only(vec![r2.clone()])).unwrap();
+    let back = u.store.get(&r1.record().identifier).unwrap().unwrap();
+    assert_eq!(back.encode(), r2.encode());
+    back.verify(&key.public()).unwrap();
+    assert_eq!(u.store.len().unwrap(), 1);
+}
+
+#[test]
+fn a_nonce_is_consumed_once_with_its_change() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let p = Prefix::parse("86.31").unwrap();
+    u.store
+        .write(WriteBatch {
+            records: vec![record(&key, 2, 1)],
+            nonces: vec![nonce(&u.clock, "k/n1", 600, "what-it-made")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert!(u.store.nonce_used("k/n1").unwrap());
+    assert_eq!(
+        u.store.nonce_answer("k/n1").unwrap().as_deref(),
+        Some("what-it-made")
+    );
+    assert!(!u.store.nonce_used("other/n1").unwrap(), "scoped by key");
+    // The same nonce again is refused with everything in its batch.
+    let err = u
+        .store
+        .write(WriteBatch {
+            records: vec![record(&key, 3, 1)],
+            serials: vec![(p.clone(), Class::Gc, 50)],
+            nonces: vec![nonce(&u.clock, "k/n1", 600, "second")],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Replay(ref k) if k == "k/n1"),
+        "{err}"
+    );
+    assert!(
+        u.store
+            .get(&record(&key, 3, 1).record().identifier)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(u.store.serial(&p, Class::Gc).unwrap(), 0);
+    assert_eq!(
+        u.store.nonce_answer("k/n1").unwrap().as_deref(),
+        Some("what-it-made"),
+        "the first answer stays"
+    );
+}
+
+#[test]
+fn a_nonce_expired_before_its_commit_is_refused_with_its_batch() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let err = u
+        .store
+        .write(WriteBatch {
+            records: vec![record(&key, 4, 1)],
+            nonces: vec![Nonce {
+                key: "k/old".into(),
+                expires: u.clock.now() - 1,
+                ..Nonce::default()
+            }],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::StaleNonce(ref k) if k == "k/old"), "{err}");
+    assert!(u.store.is_empty().unwrap());
+    assert!(!u.store.nonce_used("k/old").unwrap());
+    // Expiring exactly now still counts as live (the window is inclusive).
+    u.store
+        .write(WriteBatch {
+            nonces: vec![nonce(&u.clock, "k/edge", 0, "edge")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert!(u.store.nonce_used("k/edge").unwrap());
+}
+
+#[test]
+fn a_nonce_stops_counting_when_the_store_clock_passes_its_expiry() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    u.store
+        .write(WriteBatch {
+            records: vec![record(&key, 1, 1)],
+            nonces: vec![nonce(&u.clock, "k/n", 600, "first")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    u.clock.advance(600);
+    assert!(u.store.nonce_used("k/n").unwrap(), "alive through its expiry");
+    u.clock.advance(1);
+    // No sleep: the store asks its clock.
+    assert!(!u.store.nonce_used("k/n").unwrap());
+    assert_eq!(u.store.nonce_answer("k/n").unwrap(), None);
+    // Its window over, the key may be consumed again (and pruned meanwhile
+    // by this very commit without losing the new consumption).
+    u.store
+        .write(WriteBatch {
+            records: vec![record(&key, 2, 1)],
+            nonces: vec![nonce(&u.clock, "k/n", 600, "second")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(u.store.nonce_answer("k/n").unwrap().as_deref(), Some("second"));
+    // A later commit prunes nothing that still lives.
+    u.store.write(records_only(vec![record(&key, 3, 1)])).unwrap();
+    assert_eq!(u.store.nonce_answer("k/n").unwrap().as_deref(), Some("second"));
+    let err = u
+        .store
+        .write(WriteBatch {
+            nonces: vec![nonce(&u.clock, "k/n", 600, "third")],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Replay(_)), "{err}");
+}
+
+#[test]
+fn the_zone_serial_grows_with_every_change_and_only_then() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let p = Prefix::parse("86.31").unwrap();
+    let z0 = u.store.zone_serial().unwrap();
+    u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
+    let z1 = u.store.zone_serial().unwrap();
+    assert!(z1 > z0);
+    u.store
+        .write(WriteBatch {
+            serials: vec![(p.clone(), Class::Gc, 7)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let z2 = u.store.zone_serial().unwrap();
+    assert!(z2 > z1, "a raised serial mark is a change");
+    // No change: a lower mark, a refused batch, a nonce alone.
+    u.store
+        .write(WriteBatch {
+            serials: vec![(p.clone(), Class::Gc, 2)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let _ = u.store.write(records_only(vec![record(&key, 1, 1)]));
+    u.store
+        .write(WriteBatch {
+            nonces: vec![nonce(&u.clock, "k/n", 600, "")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(u.store.zone_serial().unwrap(), z2);
+}
+
+#[test]
+fn records_come_in_canonical_identifier_order_from_one_snapshot() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let written = vec![
+        record_in(&key, "86.31", Class::Ic, 2, 1),
+        record_in(&key, "86.31.1005", Class::Gc, 1, 1),
+        record_in(&key, "86.31", Class::Gc, 40, 1),
+        record_in(&key, "86.31", Class::Gc, 3, 1),
+        record_in(&key, "86", Class::Pv, 1, 1),
+    ];
+    for r in &written {
+        u.store.write(records_only(vec![r.clone()])).unwrap();
+    }
+    let mut expected: Vec<String> = written
+        .iter()
+        .map(|r| r.record().identifier.to_string())
+        .collect();
+    expected.sort();
+    let mut seen = Vec::new();
+    let late = record(&key, 99, 1);
+    u.store
+        .for_each_record(&mut |r| {
+            if seen.is_empty() {
+                // A write while walking commits, and the walk does not see it.
+                u.store.write(records_only(vec![late.clone()]))?;
+            }
+            seen.push(r.record().identifier.to_string());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, expected);
+    assert_eq!(u.store.len().unwrap(), 6);
+    assert!(u.store.get(&late.record().identifier).unwrap().is_some());
+    let all: Vec<String> = u
+        .store
+        .records()
+        .unwrap()
+        .iter()
+        .map(|r| r.record().identifier.to_string())
+        .collect();
+    assert_eq!(all.len(), 6);
+    assert!(all.is_sorted());
+    // An error from `f` stops the walk and comes back unchanged.
+    let mut calls = 0;
+    let err = u
+        .store
+        .for_each_record(&mut |_| {
+            calls += 1;
+            Err(StoreError::Closed)
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err}");
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn submit_answers_every_batch_once_and_a_refused_batch_fails_alone() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    u.store.write(records_only(vec![record(&key, 1, 5)])).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Submitted back to back so a batching backend can put them in one
+    // commit: the stale one fails, the others land.
+    for (i, r) in [record(&key, 2, 1), record(&key, 1, 5), record(&key, 3, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let tx = tx.clone();
+        u.store.submit(
+            records_only(vec![r]),
+            Box::new(move |outcome| tx.send((i, outcome)).unwrap()),
+        );
+    }
+    drop(tx);
+    let mut outcomes: Vec<_> = rx.iter().collect();
+    outcomes.sort_by_key(|(i, _)| *i);
+    assert_eq!(outcomes.len(), 3, "each `done` called exactly once");
+    assert!(outcomes[0].1.is_ok());
+    assert!(matches!(outcomes[1].1, Err(StoreError::Conflict { .. })));
+    assert!(outcomes[2].1.is_ok());
+    assert_eq!(u.store.len().unwrap(), 3);
+}
+
+#[test]
+fn write_async_resolves_with_the_outcome() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        cpid::store::write_async(u.store.as_ref(), records_only(vec![record(&key, 1, 1)]))
+            .await
+            .unwrap();
+        let err =
+            cpid::store::write_async(u.store.as_ref(), records_only(vec![record(&key, 1, 1)]))
+                .await
+                .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    });
+    assert_eq!(u.store.len().unwrap(), 1);
+}
+
+#[test]
+fn concurrent_writers_every_write_lands() {
+    let u = open(Clock::manual(T0));
+    let key = Arc::new(NodeKey::generate().unwrap());
+    let (threads, per_thread) = (16, 10);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (store, key) = (u.store.clone(), key.clone());
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let r = record(&key, 1 + t * per_thread + i, 1);
+                    store.write(records_only(vec![r])).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(u.store.len().unwrap(), threads * per_thread);
+    // Every record reads back and verifies.
+    for r in u.store.records().unwrap() {
+        r.verify(&key.public()).unwrap();
+    }
+}
+
+#[test]
+fn rows_commit_with_their_batch_and_scan_in_key_order_within_their_table() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    const LEAVES: Table = Table::new("contract_leaves");
+    const OTHER: Table = Table::new("contract_other");
+    let row = |table, k: u64, v: &str| Row {
+        table,
+        key: k.to_be_bytes().to_vec(),
+        value: v.as_bytes().to_vec(),
+    };
+    let z0 = u.store.zone_serial().unwrap();
+    u.store
+        .write(WriteBatch {
+            rows: vec![
+                row(LEAVES, 3, "c"),
+                row(LEAVES, 1, "a"),
+                row(OTHER, 0, "elsewhere"),
+                row(LEAVES, 2, "b"),
+            ],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(u.store.zone_serial().unwrap(), z0, "rows alone are no zone change");
+    assert_eq!(
+        u.store.row(LEAVES, &1u64.to_be_bytes()).unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
+    assert_eq!(u.store.row(LEAVES, &0u64.to_be_bytes()).unwrap(), None, "per table");
+    // A row written again is replaced.
+    u.store
+        .write(WriteBatch {
+            rows: vec![row(LEAVES, 2, "b2")],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let scan = |start: u64, stop_after: usize| {
+        let mut seen = Vec::new();
+        u.store
+            .scan_rows(LEAVES, &start.to_be_bytes(), &mut |k, v| {
+                seen.push((k.to_vec(), String::from_utf8(v.to_vec()).unwrap()));
+                seen.len() < stop_after
+            })
+            .unwrap();
+        seen
+    };
+    let all = scan(0, usize::MAX);
+    assert_eq!(
+        all,
+        vec![
+            (1u64.to_be_bytes().to_vec(), "a".to_string()),
+            (2u64.to_be_bytes().to_vec(), "b2".to_string()),
+            (3u64.to_be_bytes().to_vec(), "c".to_string()),
+        ],
+        "key order, this table only"
+    );
+    assert_eq!(scan(2, usize::MAX).len(), 2, "from the start key on");
+    assert_eq!(scan(0, 1).len(), 1, "stops when told");
+    // A refused batch's rows do not land.
+    u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
+    let err = u
+        .store
+        .write(WriteBatch {
+            records: vec![record(&key, 1, 1)],
+            rows: vec![row(LEAVES, 9, "never")],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(u.store.row(LEAVES, &9u64.to_be_bytes()).unwrap(), None);
+}
