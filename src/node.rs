@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::api::{ApiState, HttpServer};
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::dns::mapping;
 use crate::dns::server::{DnsServer, ServerError};
@@ -82,6 +83,7 @@ fn load_chain(
     config: &Config,
     prefix: &Prefix,
     key: &PublicKey,
+    now: u64,
 ) -> Result<Vec<SignedRecord>, NodeError> {
     let f = &config.federation;
     let (Some(chain_path), Some(anchor_path)) = (&f.chain_file, &f.trust_anchor_file) else {
@@ -102,7 +104,7 @@ fn load_chain(
         .and_then(|s| Prefix::parse(s).ok())
         .ok_or_else(|| fail(chain_path, "node prefix has no root".into()))?;
     let root = TrustedZone::root(root_prefix, anchor, Vec::new());
-    verify_node_chain(&root, &chain, prefix, key, crate::clock::system_now())
+    verify_node_chain(&root, &chain, prefix, key, now)
         .map_err(|e| fail(chain_path, e.to_string()))?;
     Ok(chain)
 }
@@ -125,6 +127,12 @@ fn create_data_dir(path: &Path) -> Result<(), NodeError> {
 impl Node {
     /// Opens (or creates) the node described by `config`.
     pub fn open(config: Config) -> Result<Node, NodeError> {
+        Node::open_with_clock(config, Clock::system())
+    }
+
+    /// [`Node::open`] with the clock every component decides by (record
+    /// times, request windows, nonce expiry); tests pass a manual one.
+    pub fn open_with_clock(config: Config, clock: Clock) -> Result<Node, NodeError> {
         config.validate()?;
         let prefix = config.prefix()?;
         let apex = config.apex()?;
@@ -149,8 +157,14 @@ impl Node {
                 reason: "the admin key must not be the record-signing node key".into(),
             }));
         }
-        let chain = load_chain(&config, &prefix, &key.public())?;
-        let store = Arc::new(RedbStore::open(&config.store_file())?);
+        let chain = load_chain(&config, &prefix, &key.public(), clock.now())?;
+        let store = Arc::new(RedbStore::open_with(
+            &config.store_file(),
+            crate::store::redb::Options {
+                clock: clock.clone(),
+                ..Default::default()
+            },
+        )?);
 
         let zone_name = WireName::parse(&prefix.zone_name(&apex))?;
         let mut name_servers = Vec::new();
@@ -171,7 +185,8 @@ impl Node {
             serial: 0,
             extra: mapping::node_key_rrsets(&key.public(), config.dns.soa.ttl),
         })?);
-        let registry = Registry::open(store, key, prefix, apex, zone, config.node.default_ttl)?;
+        let registry = Registry::open(store, key, prefix, apex, zone, config.node.default_ttl)?
+            .with_clock(clock);
         Ok(Node {
             config,
             registry: Arc::new(registry),

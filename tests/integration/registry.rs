@@ -285,3 +285,28 @@ fn a_signed_master_file_brings_back_node_written_values() {
         Some(pv.record().identifier.clone())
     );
 }
+
+#[test]
+fn the_node_clock_stamps_records_and_expires_nonces() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = cpid::clock::Clock::manual(2_000_000_000);
+    let node = Node::open_with_clock(config_in(dir.path()), clock.clone()).unwrap();
+    let plan = Plan::one(
+        Step::Issue(new_resource(&node, 1)),
+        Some(Nonce {
+            key: "k/n".into(),
+            expires: 2_000_000_100,
+            answer: String::new(),
+        }),
+    );
+    let issued = node.registry.commit(plan).unwrap().first().unwrap();
+    assert_eq!(issued.record().created, 2_000_000_000);
+    assert!(node.registry.store().nonce_used("k/n").unwrap());
+    clock.advance(101);
+    assert!(!node.registry.store().nonce_used("k/n").unwrap());
+    let updated = node
+        .registry
+        .update(&issued.record().identifier, issued.record().values.clone())
+        .unwrap();
+    assert_eq!(updated.record().updated, 2_000_000_101);
+}
