@@ -212,3 +212,91 @@ fn check_options(mut rdata: &[u8]) -> Result<(), WireError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(flags: u16, qdcount: u16) -> Vec<u8> {
+        let mut m = Vec::new();
+        for v in [0x1234, flags, qdcount, 0, 0, 0] {
+            m.extend_from_slice(&u16::to_be_bytes(v));
+        }
+        m
+    }
+
+    fn question(m: &mut Vec<u8>) {
+        m.extend_from_slice(b"\x0286\x04cpid\x08internal\x00\x00\x06\x00\x01");
+    }
+
+    fn rcode_of(out: &[u8]) -> u16 {
+        u16::from_be_bytes([out[2], out[3]]) & 0x000F
+    }
+
+    #[test]
+    fn unknown_opcode_without_a_question_is_notimp_with_the_opcode_echoed() {
+        for opcode in [1u16, 2, 3, 4, 5, 15] {
+            let flags = opcode << 11 | 0x0100;
+            let mut out = Vec::new();
+            let done = check(&header(flags, 0), Transport::Udp, &mut out).err();
+            let summary = done.flatten().expect("an answer");
+            assert_eq!(summary.rcode, Rcode::NotImp, "opcode {opcode}");
+            assert_eq!(out.len(), 12, "header only");
+            let sent = u16::from_be_bytes([out[2], out[3]]);
+            assert_eq!(sent & OPCODE_MASK, opcode << 11, "opcode echoed");
+            assert_eq!(sent & 0x8100, 0x8100, "QR set, RD copied");
+            assert_eq!(rcode_of(&out), 4);
+            assert_eq!(&out[4..12], &[0; 8], "no records of any kind");
+        }
+    }
+
+    #[test]
+    fn unknown_opcode_with_two_questions_or_a_broken_one_is_notimp() {
+        let mut two = header(5 << 11, 2);
+        question(&mut two);
+        question(&mut two);
+        let mut broken = header(5 << 11, 1);
+        broken.extend_from_slice(b"\x05ab");
+        for msg in [two, broken] {
+            let mut out = Vec::new();
+            let summary = check(&msg, Transport::Tcp, &mut out).err().flatten();
+            assert_eq!(summary.map(|s| s.rcode), Some(Rcode::NotImp));
+            assert_eq!(rcode_of(&out), 4);
+        }
+    }
+
+    #[test]
+    fn a_query_without_a_question_is_still_formerr() {
+        let mut out = Vec::new();
+        let summary = check(&header(0x0100, 0), Transport::Udp, &mut out)
+            .err()
+            .flatten();
+        assert_eq!(summary.map(|s| s.rcode), Some(Rcode::FormErr));
+        assert_eq!(out.len(), 12);
+        assert_eq!(rcode_of(&out), 1);
+    }
+
+    #[test]
+    fn unknown_opcode_with_its_question_echoes_it() {
+        let mut msg = header(4 << 11, 1);
+        question(&mut msg);
+        let mut out = Vec::new();
+        let summary = check(&msg, Transport::Udp, &mut out).err().flatten();
+        assert_eq!(summary.map(|s| s.rcode), Some(Rcode::NotImp));
+        assert_eq!(out.get(12..), msg.get(12..), "question copied as received");
+        assert_eq!(u16::from_be_bytes([out[4], out[5]]), 1);
+    }
+
+    #[test]
+    fn responses_and_short_messages_are_dropped() {
+        let mut out = Vec::new();
+        assert!(matches!(
+            check(&header(0x8000, 1), Transport::Udp, &mut out),
+            Err(None)
+        ));
+        assert!(matches!(
+            check(&[0u8; 11], Transport::Udp, &mut out),
+            Err(None)
+        ));
+    }
+}

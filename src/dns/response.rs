@@ -300,3 +300,111 @@ fn write_opt(out: &mut Vec<u8>, rcode: Rcode) {
     out.extend_from_slice(&[0, 0]); // flags: DO clear, cpid does not sign zones
     out.extend_from_slice(&[0, 0]); // no options
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::query::{Transport, check};
+
+    /// A UDP query for `86.cpid.internal. SOA` without EDNS (limit 512).
+    fn query() -> Vec<u8> {
+        let mut m = vec![0xAB, 0xCD, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x0286\x04cpid\x08internal\x00\x00\x06\x00\x01");
+        m
+    }
+
+    fn flags(out: &[u8]) -> u16 {
+        u16::from_be_bytes([out[2], out[3]])
+    }
+
+    fn count(out: &[u8], i: usize) -> u16 {
+        u16::from_be_bytes([out[4 + 2 * i], out[5 + 2 * i]])
+    }
+
+    #[test]
+    fn sections_are_copied_after_the_question_with_counts_and_flags() {
+        let msg = query();
+        let mut out = Vec::new();
+        let Ok(c) = check(&msg, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        let answer = Ready {
+            bytes: b"answer",
+            count: 2,
+        };
+        let glue = Ready {
+            bytes: b"glue",
+            count: 1,
+        };
+        let s = Response::new(&c, Rcode::NoError)
+            .authoritative()
+            .write(&mut out, &answer, &Empty, &glue);
+        assert_eq!(&out[..2], &[0xAB, 0xCD]);
+        assert_eq!(flags(&out), FLAG_QR | FLAG_AA | FLAG_RD | FLAG_CD);
+        assert_eq!(
+            [
+                count(&out, 0),
+                count(&out, 1),
+                count(&out, 2),
+                count(&out, 3)
+            ],
+            [1, 2, 0, 1]
+        );
+        assert_eq!(&out[12..msg.len()], &msg[12..]);
+        assert_eq!(&out[msg.len()..], b"answerglue");
+        assert_eq!(s.answers, 2);
+        assert!(!s.truncated);
+    }
+
+    #[test]
+    fn too_big_is_truncated_to_header_and_question_and_optional_glue_is_dropped() {
+        let msg = query();
+        let mut out = Vec::new();
+        let Ok(c) = check(&msg, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        let big = vec![0u8; 600];
+        let s = Response::new(&c, Rcode::NoError)
+            .recursion_available()
+            .write(
+                &mut out,
+                &Ready {
+                    bytes: &big,
+                    count: 9,
+                },
+                &Empty,
+                &Empty,
+            );
+        assert!(s.truncated);
+        assert_eq!(s.answers, 0);
+        assert_eq!(flags(&out) & (FLAG_TC | FLAG_RA), FLAG_TC | FLAG_RA);
+        assert_eq!(out.len(), msg.len());
+
+        // The answer fits, the glue does not: sent without it …
+        let glue = Ready {
+            bytes: &big[..480],
+            count: 3,
+        };
+        let answer = Ready {
+            bytes: b"a",
+            count: 1,
+        };
+        let s = Response::new(&c, Rcode::NoError).write(&mut out, &answer, &Empty, &glue);
+        assert!(!s.truncated);
+        assert_eq!(count(&out, 3), 0);
+        // … unless the glue is required: then truncated.
+        let s = Response::new(&c, Rcode::NoError)
+            .additional_required()
+            .write(&mut out, &answer, &Empty, &glue);
+        assert!(s.truncated);
+        assert_eq!(flags(&out) & FLAG_TC, FLAG_TC);
+    }
+
+    #[test]
+    fn rcodes_round_trip_through_their_codes() {
+        for r in Rcode::ALL {
+            assert_eq!(Rcode::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Rcode::from_code(6), None);
+    }
+}
