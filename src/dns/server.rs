@@ -25,6 +25,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::engine::{self, Transport};
 use super::metrics::{self as tally, DnsTally};
+use super::response::Rcode;
 use super::zone::Zone;
 
 /// How UDP queries are served.
@@ -384,7 +385,8 @@ impl RequestHandler for Handler {
         let failed = || {
             let mut metadata =
                 Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
-            metadata.response_code = ResponseCode::ServFail;
+            // hickory's type, from cpid's one rcode type.
+            metadata.response_code = <ResponseCode as From<u16>>::from(Rcode::ServFail.code());
             ResponseInfo::from(Header {
                 metadata,
                 counts: HeaderCounts::default(),
