@@ -1,19 +1,15 @@
 //! Prometheus metrics (the `metrics` crate, rendered by
 //! `metrics-exporter-prometheus` from the node's own `/metrics` route).
 //!
-//! Every metric name is written here once. The DNS query path never looks a
-//! metric up by name: [`DnsTally`] counts answers in a plain local table and
-//! flushes it into pre-resolved handles once per receive batch, so a
-//! counter costs the query path an array increment.
+//! Every metric name is written here once. This module knows no subsystem:
+//! each one counts its own events under these names (the DNS answer tally
+//! is [`crate::dns::metrics`], which keeps metric lookups off the query
+//! path).
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::dns::engine::{Rcode, Summary};
-use crate::dns::wire::rtype;
 
 pub const DNS_QUERIES: &str = "cpid_dns_queries_total";
 pub const DNS_ANSWER_SECONDS: &str = "cpid_dns_answer_seconds";
@@ -95,100 +91,3 @@ pub fn upkeep() {
 
 /// How often [`upkeep`] should run.
 pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
-
-const TYPES: [(u16, &str); 10] = [
-    (rtype::A, "A"),
-    (rtype::NS, "NS"),
-    (rtype::SOA, "SOA"),
-    (rtype::TXT, "TXT"),
-    (rtype::AAAA, "AAAA"),
-    (rtype::URI, "URI"),
-    (rtype::ANY, "ANY"),
-    (rtype::CPREC, "TYPE65280"),
-    (rtype::CPKEY, "TYPE65281"),
-    (0, "other"),
-];
-const RCODES: [Rcode; 7] = [
-    Rcode::NoError,
-    Rcode::FormErr,
-    Rcode::ServFail,
-    Rcode::NxDomain,
-    Rcode::NotImp,
-    Rcode::Refused,
-    Rcode::BadVers,
-];
-
-fn type_slot(qtype: u16) -> usize {
-    TYPES
-        .iter()
-        .position(|(t, _)| *t == qtype && *t != 0)
-        .unwrap_or(TYPES.len() - 1)
-}
-
-fn rcode_slot(rcode: Rcode) -> usize {
-    RCODES.iter().position(|r| *r == rcode).unwrap_or(0)
-}
-
-/// Counts one answer directly (TCP, where a lookup per query is cheap
-/// next to the connection).
-pub fn count_answer(summary: &Summary, took: Duration) {
-    let (_, t) = TYPES[type_slot(summary.qtype)];
-    metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => summary.rcode.as_str()).increment(1);
-    metrics::histogram!(DNS_ANSWER_SECONDS).record(took.as_secs_f64());
-}
-
-/// Per-thread DNS counters: local counts, flushed into shared handles.
-pub struct DnsTally {
-    /// Resolved on first use, so `/metrics` lists only what happened.
-    counters: Vec<Option<Counter>>,
-    counts: Vec<u64>,
-    latency: Histogram,
-}
-
-impl Default for DnsTally {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl DnsTally {
-    /// Must be made after [`install`] (handles bind to the recorder).
-    pub fn new() -> DnsTally {
-        let slots = TYPES.len() * RCODES.len();
-        DnsTally {
-            counts: vec![0; slots],
-            counters: vec![None; slots],
-            latency: metrics::histogram!(DNS_ANSWER_SECONDS),
-        }
-    }
-
-    /// Counts one answer.
-    #[inline]
-    pub fn count(&mut self, summary: &Summary) {
-        let slot = type_slot(summary.qtype) * RCODES.len() + rcode_slot(summary.rcode);
-        if let Some(c) = self.counts.get_mut(slot) {
-            *c += 1;
-        }
-    }
-
-    /// Publishes the counts, and `answered` answers that each took `took`
-    /// from receipt to send.
-    pub fn flush(&mut self, took: Duration, answered: u64) {
-        for (slot, (count, counter)) in self.counts.iter_mut().zip(&mut self.counters).enumerate() {
-            if *count > 0 {
-                counter
-                    .get_or_insert_with(|| {
-                        let (_, t) = TYPES[slot / RCODES.len()];
-                        let r = RCODES[slot % RCODES.len()].as_str();
-                        metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => r)
-                    })
-                    .increment(*count);
-                *count = 0;
-            }
-        }
-        if answered > 0 {
-            self.latency
-                .record_many(took.as_secs_f64(), answered as usize);
-        }
-    }
-}

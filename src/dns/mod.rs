@@ -1,11 +1,17 @@
-//! DNS serving: the wire format, the hot tier of ready answers, the answer
-//! engine, and the UDP/TCP servers.
+//! DNS serving: the wire format, the hot tier of ready answers, the query
+//! checks, the answer engine, the one response writer, and the UDP/TCP
+//! servers.
 //!
-//! A query travels socket → [`engine::respond`] (parse, hot-tier lookup,
-//! copy of ready bytes) → socket. Nothing on that path touches disk.
+//! A query travels socket → [`query::check`] → [`engine::respond`]
+//! (hot-tier lookup) → [`response::Response`] (copy of ready bytes) →
+//! socket. Nothing on that path touches disk. The gateway answers through
+//! the same [`query::check`] and [`response::Response`].
 
 pub mod engine;
 pub mod mapping;
+pub mod metrics;
+pub mod query;
+pub mod response;
 pub mod server;
 pub mod wire;
 pub mod zone;

@@ -1,8 +1,9 @@
 //! The DNS listeners: a UDP fast path on dedicated threads, and TCP (plus,
 //! optionally, UDP) through hickory-server with our `RequestHandler`.
 //!
-//! Both hand the raw query to [`engine::respond`], so there is one answer
-//! engine. The UDP fast path exists because hickory-server spawns a task per
+//! Both hand the raw query to a [`Responder`] (a node's [`engine::respond`]
+//! or the gateway), so there is one answer engine per kind of server, and
+//! count what was sent in [`metrics`](super::metrics). The UDP fast path exists because hickory-server spawns a task per
 //! datagram and decodes every message into owned records before our handler
 //! sees it; the README's benchmark shows the difference. TCP keeps hickory's
 //! connection handling (framing, idle timeouts, back-pressure).
@@ -23,8 +24,9 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::engine::{self, Transport};
+use super::metrics::{self as tally, DnsTally};
+use super::response::Rcode;
 use super::zone::Zone;
-use crate::telemetry::DnsTally;
 
 /// How UDP queries are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -227,7 +229,7 @@ fn later(
     let (zone, socket, query) = (zone.clone(), socket.clone(), query.to_vec());
     runtime.spawn(async move {
         if let Some((out, summary)) = zone.respond_later(query, Transport::Udp).await {
-            crate::telemetry::count_answer(&summary, std::time::Duration::ZERO);
+            tally::count_answer(&summary, std::time::Duration::ZERO);
             // A datagram send does not block for long: the kernel queues it.
             if let Err(e) = socket.send_to(&out, to) {
                 tracing::debug!(error = %e, "udp send failed");
@@ -383,7 +385,8 @@ impl RequestHandler for Handler {
         let failed = || {
             let mut metadata =
                 Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
-            metadata.response_code = ResponseCode::ServFail;
+            // hickory's type, from cpid's one rcode type.
+            metadata.response_code = <ResponseCode as From<u16>>::from(Rcode::ServFail.code());
             ResponseInfo::from(Header {
                 metadata,
                 counts: HeaderCounts::default(),
@@ -408,7 +411,7 @@ impl RequestHandler for Handler {
                 None => return failed(),
             },
         };
-        crate::telemetry::count_answer(&summary, received.elapsed());
+        tally::count_answer(&summary, received.elapsed());
         // hickory sends a `MessageResponse`, not bytes: decode our answer
         // into its types. The question is re-emitted from the request as
         // received, so the client's case is kept.

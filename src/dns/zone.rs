@@ -38,7 +38,7 @@ pub enum ZoneError {
 
 /// An RRset encoded as answer records whose owner is the question name.
 #[derive(Debug)]
-pub(crate) struct Prepared {
+pub(super) struct Prepared {
     pub rtype: u16,
     pub count: u16,
     /// Records with owner `C0 0C` (a pointer to the question name).
@@ -48,7 +48,7 @@ pub(crate) struct Prepared {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Node {
+pub(super) struct Node {
     pub rrsets: Vec<Prepared>,
     /// Names below this one that hold data; keeps empty non-terminals alive.
     below: u32,
@@ -93,7 +93,7 @@ pub struct ApexData {
 /// A zone cut: what the parent sends for names at or below a delegated
 /// child (RFC 1034 §4.3.2 step 3b), plus the signed delegation record.
 #[derive(Debug)]
-pub(crate) struct Referral {
+pub(super) struct Referral {
     /// Authority records without their owner (type, class, ttl, rdlength,
     /// rdata); the owner is written as a pointer to the cut inside the
     /// question name.
@@ -107,7 +107,7 @@ pub type Delegated<'a> = (&'a [RrSet], &'a [(WireName, IpAddr)], u32);
 
 /// The data behind the lock.
 #[derive(Debug)]
-pub(crate) struct HotZone {
+pub(super) struct HotZone {
     pub apex: WireName,
     pub names: HashMap<Box<[u8]>, Node>,
     /// Delegated child zones by cut name; empty for a leaf node, and then
@@ -329,7 +329,7 @@ impl Zone {
     }
 
     /// Runs `f` with read access; the closure must not block.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&HotZone) -> R) -> R {
+    pub(super) fn read<R>(&self, f: impl FnOnce(&HotZone) -> R) -> R {
         let guard = self.inner.read().unwrap_or_else(|e| e.into_inner());
         f(&guard)
     }

@@ -19,6 +19,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::clock::Clock;
+use crate::dns::response::Rcode;
 use crate::dns::wire::rtype;
 use crate::ident::delegation::{TrustError, TrustedZone};
 use crate::ident::identifier::{Apex, Identifier, Prefix};
@@ -37,13 +39,43 @@ pub enum ResolveError {
     /// No server of a zone answered usefully.
     #[error("zone {zone}: {reason}")]
     Upstream { zone: String, reason: String },
+    /// The name is not one the resolver can ask for (not a DNS name, or
+    /// not under the federation).
     #[error("{0}")]
     Name(String),
+    /// Bytes read back (a cached delegation record) do not decode.
+    #[error("cannot decode {what}: {reason}")]
+    Decode { what: &'static str, reason: String },
+    /// A cached delegation whose parent zone is not trusted (any more).
+    #[error("no trusted parent zone {0}")]
+    NoTrustedParent(String),
+    /// A verified answer that cannot be encoded for the cache (a record
+    /// or section beyond the wire format's 16-bit lengths).
+    #[error("cannot encode {0} for the cache")]
+    Unencodable(&'static str),
 }
 
 impl ResolveError {
     pub fn is_verification(&self) -> bool {
         matches!(self, ResolveError::Trust(_))
+    }
+}
+
+/// The one mapping from a failed resolution to what a DNS client is told.
+/// Every cause is SERVFAIL (RFC 1035 §4.1.1: the server could not process
+/// the query): a verification failure must not read as NXDOMAIN, which
+/// would let a forger deny a name exists, and the gateway never answers
+/// REFUSED for a name under the federation.
+impl From<&ResolveError> for Rcode {
+    fn from(e: &ResolveError) -> Rcode {
+        match e {
+            ResolveError::Trust(_)
+            | ResolveError::Upstream { .. }
+            | ResolveError::Name(_)
+            | ResolveError::Decode { .. }
+            | ResolveError::NoTrustedParent(_)
+            | ResolveError::Unencodable(_) => Rcode::ServFail,
+        }
     }
 }
 
@@ -78,6 +110,8 @@ pub struct Resolver {
     queries: AtomicU64,
     /// Delegations verified and cached so far (restored ones included).
     learned: AtomicU64,
+    /// Decides delegation expiry and validity.
+    clock: Clock,
 }
 
 impl Resolver {
@@ -90,7 +124,19 @@ impl Resolver {
             max_ttl,
             queries: AtomicU64::new(0),
             learned: AtomicU64::new(0),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same resolver deciding expiry and validity by `clock` (tests
+    /// move time without sleeping; the gateway shares its own).
+    pub fn with_clock(mut self, clock: Clock) -> Resolver {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn apex(&self) -> &Apex {
@@ -114,7 +160,7 @@ impl Resolver {
 
     /// Cached delegations in force, parents first.
     pub fn zones(&self) -> Vec<(TrustedZone, u64)> {
-        let now = crate::clock::system_now();
+        let now = self.clock.now();
         let mut v: Vec<_> = self
             .zones
             .read()
@@ -130,12 +176,12 @@ impl Resolver {
     /// Re-admits a delegation cached earlier (the gateway's L2): it must
     /// verify against a zone already trusted, so load parents first.
     pub fn restore_zone(&self, record: &SignedRecord, expires: u64) -> Result<(), ResolveError> {
-        let now = crate::clock::system_now();
+        let now = self.clock.now();
         let parent_prefix = record.record().identifier.prefix().clone();
         let parent = self
             .trusted(&parent_prefix, now)
             .filter(|z| z.prefix == parent_prefix)
-            .ok_or_else(|| ResolveError::Name(format!("no trusted parent {parent_prefix}")))?;
+            .ok_or_else(|| ResolveError::NoTrustedParent(parent_prefix.to_string()))?;
         let child = parent.verify_delegation(record, now)?;
         self.remember(child, expires);
         Ok(())
@@ -203,7 +249,7 @@ impl Resolver {
     /// Resolves `name`/`qtype` down the hierarchy; the answer is the
     /// response of the zone that owns the name.
     pub async fn resolve(&self, name: &Name, qtype: u16) -> Result<Answer, ResolveError> {
-        let now = crate::clock::system_now();
+        let now = self.clock.now();
         let prefix = self
             .prefix_of(name)
             .filter(|p| self.root.prefix.contains(p))
@@ -258,8 +304,7 @@ impl Resolver {
         let record = private_records(&message.answers, rtype::CPREC)
             .into_iter()
             .find_map(|(_, (_, bytes))| SignedRecord::decode(&bytes).ok())?;
-        zone.verify_delegation(&record, crate::clock::system_now())
-            .err()
+        zone.verify_delegation(&record, self.clock.now()).err()
     }
 
     /// Sends one query to the zone's servers in turn.

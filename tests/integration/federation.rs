@@ -662,3 +662,61 @@ fn the_gateways_handle_read_matches_the_issuing_nodes() {
     let (n, g) = (node.get(&bad).unwrap(), gateway.get(&bad).unwrap());
     assert_eq!((g.status, &g.body), (n.status, &n.body));
 }
+
+#[test]
+fn a_gateway_on_a_manual_clock_counts_ttls_down_and_refetches_after_expiry() {
+    let fed = start(None, |_| {});
+    let ic = fed.ids[1].clone();
+    let mut config = fed.gateway().config().clone();
+    config.dns.listen = any();
+    config.http.listen = any();
+    config.cache.l2 = false;
+    config.data_dir = fed._dir.path().join("gateway-manual-clock");
+    let clock = cpid::clock::Clock::manual(cpid::clock::system_now());
+    let gateway = fed
+        .rt
+        .block_on(async {
+            cpid::resolution::gateway::serve(Gateway::open_with_clock(config, clock.clone())?).await
+        })
+        .unwrap();
+    let gw = gateway.dns_addr();
+    let stats = &gateway.gateway.stats;
+    let ask = || query(gw, &fed.name(&ic), rtype::TXT, false).unwrap();
+
+    let first = ask();
+    assert_eq!(first.metadata.response_code, ResponseCode::NoError);
+    let ttl = first.answers[0].ttl;
+    assert!(ttl > 10, "ttl {ttl}");
+    let resolutions = stats.resolutions.load(Ordering::Relaxed);
+
+    // The TTL sent is what the gateway's clock leaves of the entry's.
+    clock.advance(u64::from(ttl) - 5);
+    let later = ask();
+    assert!(later.answers.iter().all(|r| r.ttl == 5), "{later:?}");
+    assert_eq!(stats.resolutions.load(Ordering::Relaxed), resolutions);
+
+    // Past its expiry by that clock the entry is fetched again, in full.
+    clock.advance(10);
+    let again = ask();
+    assert_eq!(txt(&again), txt(&first));
+    assert!(again.answers.iter().all(|r| r.ttl == ttl));
+    assert!(stats.resolutions.load(Ordering::Relaxed) > resolutions);
+    fed.rt.block_on(gateway.shutdown()).unwrap();
+}
+
+#[test]
+fn the_gateway_answers_an_unknown_opcode_without_a_question_with_notimp() {
+    let fed = start(None, |_| {});
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    // id 0x4242, opcode 5 (UPDATE) with RD, QDCOUNT 0.
+    let msg = [0x42, 0x42, 0x29, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    sock.send_to(&msg, fed.gw()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &[0x42, 0x42, 0xA9, 0x04, 0, 0, 0, 0, 0, 0, 0, 0],
+        "a bare header: QR, opcode 5 and RD echoed, NOTIMP"
+    );
+}

@@ -9,7 +9,10 @@
 //!
 //! ```text
 //! query NAME TYPE [+tcp] [+edns[=PAYLOAD]] [+ednsver=N] [+class=N] [+opcode=N] [+nord]
+//!       [+qdcount=0]        (the message carries no question; NAME TYPE are ignored)
 //! rcode NOERROR|NXDOMAIN|REFUSED|FORMERR|NOTIMP|BADVERS (by number)
+//! opcode N                    the opcode of the response
+//! question N                  N entries in the question section
 //! flags qr aa rd ...          exact set of header flags among qr aa tc rd ra
 //! answer N [TYPE]             N records, all of TYPE
 //! authority N [TYPE] [OWNER]  N records, all of TYPE, owned by OWNER
@@ -64,6 +67,7 @@ fn parse_cases(text: &str) -> Vec<Case> {
             let name = words.next().expect("query NAME");
             let qtype = type_code(words.next().expect("query NAME TYPE"));
             let (mut tcp, mut edns, mut class, mut flags) = (false, None, 1u16, 0x0100u16);
+            let mut no_question = false;
             for opt in words {
                 let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
                 match k {
@@ -89,12 +93,21 @@ fn parse_cases(text: &str) -> Vec<Case> {
                     "+class" => class = v.parse().unwrap(),
                     "+opcode" => flags |= v.parse::<u16>().unwrap() << 11,
                     "+nord" => flags &= !0x0100,
+                    "+qdcount" if v == "0" => no_question = true,
                     other => panic!("line {}: unknown query option {other}", i + 1),
                 }
             }
+            let id = 0x5C00 + cases.len() as u16;
+            let mut query = raw_query_with(id, flags, name, qtype, class, edns);
+            if no_question {
+                // Header with QDCOUNT 0, then whatever followed the question.
+                let question_len = name_wire(name).len() + 4;
+                query.splice(12..12 + question_len, []);
+                query[4..6].copy_from_slice(&0u16.to_be_bytes());
+            }
             cases.push(Case {
                 line: i + 1,
-                query: raw_query_with(0x5C00 + cases.len() as u16, flags, name, qtype, class, edns),
+                query,
                 tcp,
                 expect: Vec::new(),
             });
@@ -165,6 +178,19 @@ fn check(msg: &Message, expectation: &str) -> Result<(), String> {
             (got == want)
                 .then_some(())
                 .ok_or(format!("rcode {got}, expected {want} ({})", words[1]))
+        }
+        "opcode" => {
+            let got = u8::from(m.op_code);
+            let want: u8 = words[1].parse().map_err(|_| "bad opcode")?;
+            (got == want)
+                .then_some(())
+                .ok_or(format!("opcode {got}, expected {want}"))
+        }
+        "question" => {
+            let want: usize = words[1].parse().map_err(|_| "bad count")?;
+            (msg.queries.len() == want)
+                .then_some(())
+                .ok_or(format!("{} questions, expected {want}", msg.queries.len()))
         }
         "flags" => {
             let mut got = Vec::new();

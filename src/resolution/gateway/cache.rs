@@ -7,15 +7,16 @@
 //! never more (TTL-true). Bounded by entries and bytes at once through
 //! quick_cache's weighted capacity: each entry weighs at least
 //! `max_bytes / max_entries`, so the weight limit caps both. Its eviction
-//! (S3-FIFO) keeps popular names through a flood of one-off names.
+//! (S3-FIFO) keeps popular names through a flood of one-off names. The
+//! response itself is put together by the one DNS writer
+//! ([`crate::dns::response`]), as a node's is: this module only says which
+//! blocks go in which section and with what TTL.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
-use crate::dns::engine::{
-    self, Checked, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, OPCODE_MASK, OPT_LEN, Rcode,
-    Summary,
-};
+use crate::dns::query::Checked;
+use crate::dns::response::{Empty, Rcode, Response, Section, Summary};
 use crate::dns::wire::rtype;
 use crate::ident::record::SignedRecord;
 
@@ -84,6 +85,11 @@ impl Block {
         self.bytes.len()
     }
 
+    /// The block as a response section, every TTL set to `ttl`.
+    fn with_ttl(&self, ttl: u32) -> WithTtl<'_> {
+        WithTtl { block: self, ttl }
+    }
+
     fn write(&self, out: &mut Vec<u8>, ttl: u32) {
         let start = out.len();
         out.extend_from_slice(&self.bytes);
@@ -92,6 +98,55 @@ impl Block {
             if let Some(field) = out.get_mut(at..at + 4) {
                 field.copy_from_slice(&ttl.to_be_bytes());
             }
+        }
+    }
+}
+
+/// A block written with its TTLs patched.
+struct WithTtl<'a> {
+    block: &'a Block,
+    ttl: u32,
+}
+
+impl Section for WithTtl<'_> {
+    fn len(&self) -> usize {
+        self.block.len()
+    }
+    fn count(&self) -> u16 {
+        self.block.count
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        self.block.write(out, self.ttl);
+    }
+}
+
+/// The blocks of a record's RRsets that answer `qtype` (all for ANY).
+struct Answers<'a> {
+    sets: &'a [(u16, Block)],
+    qtype: u16,
+    ttl: u32,
+}
+
+impl<'a> Answers<'a> {
+    fn iter(&self) -> impl Iterator<Item = &'a Block> + use<'a> {
+        let qtype = self.qtype;
+        self.sets
+            .iter()
+            .filter(move |(t, _)| *t == qtype || qtype == rtype::ANY)
+            .map(|(_, b)| b)
+    }
+}
+
+impl Section for Answers<'_> {
+    fn len(&self) -> usize {
+        self.iter().map(Block::len).sum()
+    }
+    fn count(&self) -> u16 {
+        self.iter().map(|b| b.count).sum()
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        for b in self.iter() {
+            b.write(out, self.ttl);
         }
     }
 }
@@ -228,70 +283,40 @@ impl Entry {
     }
 
     /// Writes the response for `c` into `out`. `soa` is the zone's SOA
-    /// block for NODATA from a record; `ttl` the TTL to send.
-    pub(crate) fn write(
+    /// block for NODATA from a record; `ttl` the TTL to send. Allocates
+    /// nothing: a hit is a copy and a TTL patch.
+    pub fn write(
         &self,
         c: &Checked<'_>,
         out: &mut Vec<u8>,
         ttl: u32,
         soa: Option<&Block>,
     ) -> Summary {
-        out.clear();
-        let q = &c.query;
-        let empty = Block::default();
-        let (rcode, answers, authority, additional): (Rcode, Vec<&Block>, &Block, &Block) =
-            match &self.body {
-                Body::Record { sets, .. } => {
-                    let answers: Vec<&Block> = sets
-                        .iter()
-                        .filter(|(t, _)| *t == q.qtype || q.qtype == rtype::ANY)
-                        .map(|(_, b)| b)
-                        .collect();
-                    let authority = if answers.is_empty() {
-                        soa.unwrap_or(&empty)
-                    } else {
-                        &empty
-                    };
-                    (Rcode::NoError, answers, authority, &empty)
-                }
-                Body::Message {
-                    rcode,
-                    answer,
-                    authority,
-                    additional,
-                } => (*rcode, vec![answer], authority, additional),
-            };
-        let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
-        let an: u16 = answers.iter().map(|b| b.count).sum();
-        let size = 12
-            + q.question.len()
-            + opt_len
-            + answers.iter().map(|b| b.len()).sum::<usize>()
-            + authority.len();
-        let flags = (q.flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | FLAG_QR | FLAG_RA;
-        let flags = flags | engine::rcode_low(rcode);
-        let ar_opt = u16::from(q.edns.is_some());
-        let truncated = size > c.limit;
-        if truncated {
-            engine::write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, ar_opt);
-            out.extend_from_slice(q.question);
-        } else {
-            let with_additional = size + additional.len() <= c.limit;
-            let ar = if with_additional { additional.count } else { 0 };
-            engine::write_header(out, q.id, flags, 1, an, authority.count, ar + ar_opt);
-            out.extend_from_slice(q.question);
-            for b in &answers {
-                b.write(out, ttl);
+        match &self.body {
+            Body::Record { sets, .. } => {
+                let answers = Answers {
+                    sets,
+                    qtype: c.qtype(),
+                    ttl,
+                };
+                let nodata = answers.iter().next().is_none();
+                let authority = soa.filter(|_| nodata).map(|b| b.with_ttl(ttl));
+                Response::new(c, Rcode::NoError)
+                    .recursion_available()
+                    .write(out, &answers, &authority, &Empty)
             }
-            authority.write(out, ttl);
-            if with_additional {
-                additional.write(out, ttl);
-            }
+            Body::Message {
+                rcode,
+                answer,
+                authority,
+                additional,
+            } => Response::new(c, *rcode).recursion_available().write(
+                out,
+                &answer.with_ttl(ttl),
+                &authority.with_ttl(ttl),
+                &additional.with_ttl(ttl),
+            ),
         }
-        if q.edns.is_some() {
-            engine::write_opt(out, rcode);
-        }
-        engine::summary(rcode, q.qtype, if truncated { 0 } else { an }, truncated)
     }
 
     /// The SOA RRs of a message entry's answer (for NODATA of records).

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use tokio::sync::OnceCell;
@@ -33,8 +32,10 @@ use tokio::sync::OnceCell;
 use self::cache::{Block, Body, Entry, Key, L1, Source};
 pub use self::config::GatewayConfig;
 use self::l2::{L2, Stored, StoredZone};
-use crate::dns::engine::{self, Checked, Rcode, Summary, Transport};
+use crate::clock::Clock;
 use crate::dns::mapping;
+use crate::dns::query::{self, Checked, Transport};
+use crate::dns::response::{Rcode, Response, Summary};
 use crate::dns::server::{Now, Responder};
 use crate::dns::wire::{WireName, rtype};
 use crate::ident::delegation::TrustedZone;
@@ -59,9 +60,20 @@ pub enum GatewayError {
     L2(#[from] l2::L2Error),
     #[error("data directory {0}: {1}")]
     DataDir(std::path::PathBuf, std::io::Error),
+    /// The DNS listeners could not start.
+    #[error("DNS listener: {0}")]
+    DnsListen(#[from] crate::dns::server::ServerError),
+    /// The HTTP listener could not bind its address.
+    #[error("HTTP listener {addr}: {source}")]
+    HttpListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
-/// Counters the tests and `/v1/gateway` read (metrics carry the same).
+/// The gateway's counters, read by `/v1/gateway` and the tests. Every
+/// event is recorded through one method here, which also moves the
+/// Prometheus counter of the same event, so the two cannot drift.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub l1_hits: AtomicU64,
@@ -73,6 +85,49 @@ pub struct Stats {
     pub prefetches: AtomicU64,
     /// Upstream resolutions started (each may send several queries).
     pub resolutions: AtomicU64,
+}
+
+/// A cache tier, as the metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    L1,
+    L2,
+}
+
+impl Stats {
+    /// A cache lookup in `tier` found a usable entry, or not.
+    fn lookup(&self, tier: Tier, hit: bool) {
+        let (counter, tier_label, result) = match (tier, hit) {
+            (Tier::L1, true) => (&self.l1_hits, "l1", "hit"),
+            (Tier::L1, false) => (&self.l1_misses, "l1", "miss"),
+            (Tier::L2, true) => (&self.l2_hits, "l2", "hit"),
+            (Tier::L2, false) => (&self.l2_misses, "l2", "miss"),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(telemetry::GATEWAY_CACHE, "tier" => tier_label, "result" => result)
+            .increment(1);
+    }
+
+    /// An expired entry was served because upstream failed (RFC 8767),
+    /// over DNS or HTTP.
+    fn served_stale(&self) {
+        self.stale.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(telemetry::GATEWAY_STALE).increment(1);
+    }
+
+    /// An upstream answer or a cached record failed verification.
+    fn verification_failed(&self) {
+        self.verification_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(telemetry::GATEWAY_VERIFY_FAILURES).increment(1);
+    }
+
+    fn prefetch_started(&self) {
+        self.prefetches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn resolution_started(&self) {
+        self.resolutions.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 type Flight = Arc<OnceCell<Result<Arc<Entry>, ResolveError>>>;
@@ -90,6 +145,8 @@ pub struct Gateway {
     /// The resolver's `learned` count when delegations were last saved to L2.
     zones_saved: AtomicU64,
     runtime: tokio::runtime::Handle,
+    /// Decides freshness, TTLs left and serve-stale; the resolver shares it.
+    clock: Clock,
     pub stats: Stats,
 }
 
@@ -118,10 +175,6 @@ enum Lookup {
     Name(Name, u16),
 }
 
-fn now() -> u64 {
-    crate::clock::system_now()
-}
-
 /// The first label holds a hyphen: maybe an identifier's suffix label.
 fn maybe_identifier(qname: &[u8]) -> bool {
     let Some(&len) = qname.first() else {
@@ -144,6 +197,15 @@ impl Gateway {
     /// Opens the gateway's store and restores its verified delegations.
     /// Must be called inside a tokio runtime.
     pub fn open(config: GatewayConfig) -> Result<Arc<Gateway>, GatewayError> {
+        Gateway::open_with_clock(config, Clock::system())
+    }
+
+    /// [`Gateway::open`] with the clock that decides TTLs, freshness and
+    /// delegation validity (tests pass a manual one).
+    pub fn open_with_clock(
+        config: GatewayConfig,
+        clock: Clock,
+    ) -> Result<Arc<Gateway>, GatewayError> {
         config.validate()?;
         let apex = config.apex()?;
         let root_prefix = config.root_prefix()?;
@@ -163,20 +225,24 @@ impl Gateway {
             apex.clone(),
             Duration::from_millis(config.upstream.timeout_ms),
             config.cache.max_ttl,
-        );
+        )
+        .with_clock(clock.clone());
         let l2 = if config.cache.l2 {
             let dir = &config.data_dir;
             std::fs::create_dir_all(dir).map_err(|e| GatewayError::DataDir(dir.clone(), e))?;
             let l2 = L2::open(&dir.join("gateway-cache.redb"))?;
             let keep = config.cache.stale_limit_secs;
-            match l2.sweep(now(), keep) {
+            match l2.sweep(clock.now(), keep) {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "expired gateway cache entries"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping the gateway cache failed"),
             }
             for (prefix, z) in l2.zones()? {
                 let restored = SignedRecord::decode(&z.record)
-                    .map_err(|e| ResolveError::Name(e.to_string()))
+                    .map_err(|e| ResolveError::Decode {
+                        what: "cached delegation record",
+                        reason: e.to_string(),
+                    })
                     .and_then(|r| resolver.restore_zone(&r, z.expires));
                 if let Err(e) = restored {
                     tracing::info!(%prefix, error = %e, "cached delegation not restored");
@@ -197,6 +263,7 @@ impl Gateway {
             inflight: Mutex::new(HashMap::new()),
             zones_saved: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
+            clock,
             stats: Stats::default(),
         }))
     }
@@ -225,16 +292,8 @@ impl Gateway {
         }
     }
 
-    fn count(&self, tier: &'static str, hit: bool) {
-        let (counter, result) = match (tier, hit) {
-            ("l1", true) => (&self.stats.l1_hits, "hit"),
-            ("l1", false) => (&self.stats.l1_misses, "miss"),
-            (_, true) => (&self.stats.l2_hits, "hit"),
-            (_, false) => (&self.stats.l2_misses, "miss"),
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(telemetry::GATEWAY_CACHE, "tier" => tier, "result" => result)
-            .increment(1);
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The L1 entry for a question, trying the identifier form first.
@@ -264,7 +323,7 @@ impl Gateway {
     /// The SOA of a zone, for NODATA answers from a record.
     fn zone_soa(&self, apex: &[u8]) -> Option<Arc<Entry>> {
         let e = self.l1.get(&KeyRef(apex, rtype::SOA))?;
-        e.is_fresh(now()).then_some(e)
+        e.is_fresh(self.clock.now()).then_some(e)
     }
 
     /// The wire name of a zone's apex (where its SOA is cached).
@@ -280,9 +339,9 @@ impl Gateway {
         let ttl = if stale {
             self.config.cache.stale_ttl
         } else {
-            e.remaining(now())
+            e.remaining(self.clock.now())
         };
-        if e.needs_soa(c.query.qtype) {
+        if e.needs_soa(c.qtype()) {
             let soa = self.zone_soa(&e.zone_apex)?;
             return Some(e.write(c, out, ttl, soa.soa_block()));
         }
@@ -302,7 +361,7 @@ impl Gateway {
         let Some((key, lookup)) = self.lookup(qname, keyed) else {
             return;
         };
-        self.stats.prefetches.fetch_add(1, Ordering::Relaxed);
+        self.stats.prefetch_started();
         let (this, e) = (self.clone(), e.clone());
         self.runtime.spawn(async move {
             let _ = this.fetch(&key, &lookup).await;
@@ -319,7 +378,7 @@ impl Gateway {
         };
         let result = flight
             .get_or_init(|| async {
-                self.stats.resolutions.fetch_add(1, Ordering::Relaxed);
+                self.stats.resolution_started();
                 self.resolve(key, lookup).await
             })
             .await
@@ -341,10 +400,7 @@ impl Gateway {
             Ok(e) => Arc::new(e),
             Err(e) => {
                 if e.is_verification() {
-                    self.stats
-                        .verification_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(telemetry::GATEWAY_VERIFY_FAILURES).increment(1);
+                    self.stats.verification_failed();
                     tracing::warn!(key = %WireName::from_wire_unchecked(&key.0), error = %e, "upstream answer failed verification; not served, not cached");
                 }
                 return Err(e);
@@ -398,7 +454,7 @@ impl Gateway {
             || self.resolver.root().prefix.to_string(),
             |z| z.prefix.to_string(),
         );
-        let stored = now();
+        let stored = self.clock.now();
         match outcome {
             Outcome::Record { record, ttl } => {
                 let ttl = ttl.min(self.config.cache.max_ttl);
@@ -409,14 +465,14 @@ impl Gateway {
             Outcome::Negative { soa, ttl } => {
                 let authorities: Vec<Vec<u8>> = soa.iter().filter_map(encode_rr).collect();
                 let source = Source::Message {
-                    rcode: 3,
+                    rcode: Rcode::NxDomain.code() as u8,
                     answers: Vec::new(),
                     authorities,
                     additionals: Vec::new(),
                 };
                 let ttl = ttl.min(self.config.cache.max_negative_ttl);
                 self.message_entry(source, zone, stored, ttl)
-                    .ok_or_else(|| ResolveError::Name("unencodable negative answer".into()))
+                    .ok_or(ResolveError::Unencodable("negative answer"))
             }
         }
     }
@@ -465,9 +521,9 @@ impl Gateway {
         else {
             return None;
         };
-        let rcode = match rcode {
-            0 => Rcode::NoError,
-            3 => Rcode::NxDomain,
+        // Only answers are cached; a failure is never kept.
+        let rcode = match Rcode::from_code(u16::from(*rcode))? {
+            rcode @ (Rcode::NoError | Rcode::NxDomain) => rcode,
             _ => return None,
         };
         let body = Body::Message {
@@ -488,13 +544,13 @@ impl Gateway {
             |z| z.prefix.to_string(),
         );
         let enc = |rs: &[Record]| -> Vec<Vec<u8>> { rs.iter().filter_map(encode_rr).collect() };
-        let rcode = match m.metadata.response_code {
-            ResponseCode::NoError => 0,
-            ResponseCode::NXDomain => 3,
-            other => {
+        let code = u16::from(m.metadata.response_code);
+        let rcode = match Rcode::from_code(code) {
+            Some(r @ (Rcode::NoError | Rcode::NxDomain)) => r.code() as u8,
+            _ => {
                 return Err(ResolveError::Upstream {
                     zone,
-                    reason: format!("answered {other}"),
+                    reason: format!("answered {}", m.metadata.response_code),
                 });
             }
         };
@@ -518,8 +574,8 @@ impl Gateway {
             authorities: enc(&m.authorities),
             additionals: enc(&m.additionals),
         };
-        self.message_entry(source, zone, now(), ttl.unwrap_or(0).min(cap))
-            .ok_or_else(|| ResolveError::Name("unencodable answer".into()))
+        self.message_entry(source, zone, self.clock.now(), ttl.unwrap_or(0).min(cap))
+            .ok_or(ResolveError::Unencodable("answer"))
     }
 
     /// An L2 entry, verified again and rebuilt; `None` when absent or no
@@ -539,10 +595,7 @@ impl Gateway {
                     .chain(std::iter::once(self.resolver.root().clone()))
                     .find(|z| z.prefix == prefix)?;
                 if let Err(e) = zone.verify_record(&record) {
-                    self.stats
-                        .verification_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(telemetry::GATEWAY_VERIFY_FAILURES).increment(1);
+                    self.stats.verification_failed();
                     tracing::warn!(error = %e, "cached record failed verification; dropped");
                     l2.remove(key.clone());
                     return None;
@@ -565,20 +618,20 @@ impl Gateway {
         transport: Transport,
     ) -> Option<(Vec<u8>, Summary)> {
         let mut out = Vec::new();
-        let c = match engine::check(msg, transport, &mut out) {
+        let c = match query::check(msg, transport, &mut out) {
             Ok(c) => c,
             Err(done) => return done.map(|s| (out, s)),
         };
         if !crate::dns::wire::is_within(c.qname(), self.root_name.as_bytes()) {
-            let s = engine::refuse(&c, Rcode::Refused, &mut out);
+            let s = Response::new(&c, Rcode::Refused).empty(&mut out);
             return Some((out, s));
         }
-        let now = now();
-        let qtype = c.query.qtype;
+        let now = self.clock.now();
+        let qtype = c.qtype();
         let (key, lookup) = match self.lookup(c.qname(), qtype) {
             Some(x) => x,
             None => {
-                let s = engine::refuse(&c, Rcode::Refused, &mut out);
+                let s = Response::new(&c, Rcode::Refused).empty(&mut out);
                 return Some((out, s));
             }
         };
@@ -590,9 +643,9 @@ impl Gateway {
             return Some((out, s));
         }
         if stale.is_none() {
-            self.count("l1", false);
+            self.stats.lookup(Tier::L1, false);
             if let Some(e) = self.l2_entry(&key) {
-                self.count("l2", true);
+                self.stats.lookup(Tier::L2, true);
                 if e.is_fresh(now) {
                     if e.needs_soa(qtype)
                         && let Lookup::Identifier(_) = lookup
@@ -605,12 +658,10 @@ impl Gateway {
                 }
                 stale = Some(e);
             } else if self.l2.is_some() {
-                self.count("l2", false);
+                self.stats.lookup(Tier::L2, false);
             }
         }
-        let limit = self.config.cache.stale_limit_secs;
-        let usable_stale =
-            stale.filter(|e| self.config.cache.serve_stale && e.expired_for(now) <= limit);
+        let usable_stale = self.usable_stale(stale, now);
         // After a failed refresh, serve stale without asking again for a while.
         if let Some(e) = &usable_stale
             && !e.is_fresh(now)
@@ -625,9 +676,10 @@ impl Gateway {
                 if e.needs_soa(qtype) {
                     self.ensure_soa(&e.zone).await;
                 }
+                // No SOA to answer NODATA with: the zone could not be asked.
                 let s = self
                     .write(&c, &e, &mut out, false)
-                    .unwrap_or_else(|| engine::refuse(&c, Rcode::ServFail, &mut out));
+                    .unwrap_or_else(|| Response::new(&c, Rcode::ServFail).empty(&mut out));
                 Some((out, s))
             }
             Err(err) => {
@@ -640,16 +692,24 @@ impl Gateway {
                     }
                 }
                 tracing::debug!(error = %err, "resolution failed");
-                let s = engine::refuse(&c, Rcode::ServFail, &mut out);
+                let s = Response::new(&c, Rcode::from(&err)).empty(&mut out);
                 Some((out, s))
             }
         }
     }
 
+    /// The entry, when serve-stale (RFC 8767) allows it to stand in for
+    /// a failed refresh: enabled and expired no longer than the limit.
+    fn usable_stale(&self, entry: Option<Arc<Entry>>, now: u64) -> Option<Arc<Entry>> {
+        let cache = &self.config.cache;
+        entry.filter(|e| cache.serve_stale && e.expired_for(now) <= cache.stale_limit_secs)
+    }
+
+    /// Writes a stale entry with the stale TTL; the one place a DNS stale
+    /// answer is counted.
     fn serve_stale(&self, c: &Checked<'_>, e: &Entry, out: &mut Vec<u8>) -> Option<Summary> {
         let s = self.write(c, e, out, true)?;
-        self.stats.stale.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(telemetry::GATEWAY_STALE).increment(1);
+        self.stats.served_stale();
         Some(s)
     }
 
@@ -662,7 +722,7 @@ impl Gateway {
         let name = WireName::parse(&id.to_dns_name(&self.apex))
             .map_err(|e| ResolveError::Name(e.to_string()))?;
         let key: Key = (name.as_bytes().into(), rtype::CPREC);
-        let now = now();
+        let now = self.clock.now();
         let cached = self
             .l1
             .get(&KeyRef(&key.0, key.1))
@@ -671,12 +731,9 @@ impl Gateway {
             Some(e) if e.is_fresh(now) => e,
             stale => match self.fetch(&key, &Lookup::Identifier(id.clone())).await {
                 Ok(e) => e,
-                Err(err) if !err.is_verification() => match stale.filter(|e| {
-                    self.config.cache.serve_stale
-                        && e.expired_for(now) <= self.config.cache.stale_limit_secs
-                }) {
+                Err(err) if !err.is_verification() => match self.usable_stale(stale, now) {
                     Some(e) => {
-                        self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                        self.stats.served_stale();
                         e
                     }
                     None => return Err(err),
@@ -699,16 +756,16 @@ pub struct GatewayResponder(pub Arc<Gateway>);
 impl Responder for GatewayResponder {
     fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now {
         let g = &self.0;
-        let c = match engine::check(msg, transport, out) {
+        let c = match query::check(msg, transport, out) {
             Ok(c) => c,
             Err(Some(s)) => return Now::Answered(s),
             Err(None) => return Now::Drop,
         };
-        let now = now();
-        match g.l1_entry(c.qname(), c.query.qtype) {
+        let now = g.clock.now();
+        match g.l1_entry(c.qname(), c.qtype()) {
             Some((keyed, e)) if e.is_fresh(now) => match g.write(&c, &e, out, false) {
                 Some(s) => {
-                    g.count("l1", true);
+                    g.stats.lookup(Tier::L1, true);
                     g.maybe_prefetch(c.qname(), keyed, &e, now);
                     Now::Answered(s)
                 }
@@ -765,20 +822,13 @@ pub async fn serve(gateway: Arc<Gateway>) -> Result<RunningGateway, GatewayError
     let listen = gateway.config.dns_listen();
     let dns =
         crate::dns::server::DnsServer::start(Arc::new(GatewayResponder(gateway.clone())), &listen)
-            .await
-            .map_err(|e| {
-                GatewayError::DataDir(
-                    std::path::PathBuf::from("dns listener"),
-                    std::io::Error::other(e.to_string()),
-                )
-            })?;
+            .await?;
     let addr = gateway.config.http.listen;
+    let http_err = |source| GatewayError::HttpListen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| GatewayError::DataDir(std::path::PathBuf::from(addr.to_string()), e))?;
-    let http_addr = listener
-        .local_addr()
-        .map_err(|e| GatewayError::DataDir(std::path::PathBuf::from(addr.to_string()), e))?;
+        .map_err(http_err)?;
+    let http_addr = listener.local_addr().map_err(http_err)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(gateway.clone());
     let http_task = tokio::spawn(async move {

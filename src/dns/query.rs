@@ -1,0 +1,302 @@
+//! Reading a query: the protocol checks every answerer shares before it
+//! looks anything up.
+//!
+//! [`check`] reads the header, the one question (RFC 1035 §4.1.2) and the
+//! OPT record (RFC 6891 §6.1.1, options tiling the RDATA), and answers
+//! what no answerer should see itself: a message that is a response or
+//! shorter than a header is dropped; an unknown opcode gets NOTIMP (with
+//! no question to echo, a bare header, as Knot and NSD send); a missing or
+//! malformed question FORMERR; EDNS versions above 0 BADVERS; meta and
+//! transfer types and classes other than IN what RFC 1035, RFC 5936 and
+//! RFC 6895 say. What passes is a [`Checked`] query for the node's
+//! [`engine`](super::engine) or the gateway to answer through the one
+//! [`Response`] writer. It never panics on any input and writes only into
+//! the caller's buffer.
+
+use super::response::{
+    FLAG_QR, MAX_UDP_PAYLOAD, OPCODE_MASK, Rcode, Response, Summary, bare_header,
+};
+use super::wire::{CLASS_ANY, CLASS_IN, MAX_NAME_LEN, Reader, WireError, rtype};
+
+/// The transport a query came in on; it sets the response size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The parts of a query an answer needs.
+pub(super) struct Query<'a> {
+    pub(super) id: u16,
+    pub(super) flags: u16,
+    /// Name, type and class exactly as received (case preserved).
+    pub(super) question: &'a [u8],
+    pub(super) qtype: u16,
+    qclass: u16,
+    pub(super) edns: Option<Edns>,
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Edns {
+    payload: u16,
+    version: u8,
+}
+
+/// A query that passed the protocol checks, ready to be answered.
+pub struct Checked<'a> {
+    pub(super) query: Query<'a>,
+    /// The question name, lower-cased, uncompressed wire form.
+    qname: [u8; MAX_NAME_LEN],
+    qname_len: usize,
+    /// The largest response that may be sent.
+    pub(super) limit: usize,
+}
+
+impl Checked<'_> {
+    /// The question name, lower-cased, uncompressed wire form.
+    pub fn qname(&self) -> &[u8] {
+        self.qname.get(..self.qname_len).unwrap_or_default()
+    }
+
+    /// The question type.
+    pub fn qtype(&self) -> u16 {
+        self.query.qtype
+    }
+}
+
+/// Checks a query. `Err` carries what to do instead of answering: `None`
+/// to drop the message, `Some` when `out` already holds the response.
+pub fn check<'a>(
+    msg: &'a [u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Result<Checked<'a>, Option<Summary>> {
+    out.clear();
+    let mut r = Reader::new(msg);
+    let header = (|| Some((r.u16().ok()?, r.u16().ok()?, r.u16().ok()?)))();
+    let Some((id, flags, qdcount)) = header else {
+        return Err(None);
+    };
+    let counts = (|| Some((r.u16().ok()?, r.u16().ok()?, r.u16().ok()?)))();
+    let Some((ancount, nscount, arcount)) = counts else {
+        return Err(None);
+    };
+    if flags & FLAG_QR != 0 {
+        return Err(None);
+    }
+    // Without exactly one readable question there is nothing to echo: a
+    // bare header. The opcode is read from the header alone, so an opcode
+    // cpid does not implement is NOTIMP whatever follows it (RFC 1035
+    // §4.1.1); only a QUERY with a broken question is FORMERR.
+    let bare = |out: &mut Vec<u8>| {
+        let rcode = if flags & OPCODE_MASK != 0 {
+            Rcode::NotImp
+        } else {
+            Rcode::FormErr
+        };
+        Err(Some(bare_header(out, id, flags, rcode)))
+    };
+    if qdcount != 1 {
+        return bare(out);
+    }
+
+    let mut qname = [0u8; MAX_NAME_LEN];
+    let Ok((query, qname_len)) = parse(&mut r, &mut qname, id, flags, ancount, nscount, arcount)
+    else {
+        return bare(out);
+    };
+
+    let limit = match (transport, query.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
+    };
+    let checked = Checked {
+        query,
+        qname,
+        qname_len,
+        limit,
+    };
+    let q = &checked.query;
+    let refusal = if q.flags & OPCODE_MASK != 0 {
+        Some(Rcode::NotImp)
+    } else if q.edns.is_some_and(|e| e.version > 0) {
+        Some(Rcode::BadVers)
+    } else {
+        match q.qtype {
+            rtype::OPT => Some(Rcode::FormErr),
+            rtype::MAILA | rtype::MAILB => Some(Rcode::NotImp),
+            // Zone transfer is not offered on this path; over UDP it is never valid.
+            rtype::AXFR | rtype::IXFR if transport == Transport::Udp => Some(Rcode::FormErr),
+            rtype::AXFR | rtype::IXFR => Some(Rcode::Refused),
+            _ if q.qclass != CLASS_IN && q.qclass != CLASS_ANY => Some(Rcode::Refused),
+            _ => None,
+        }
+    };
+    match refusal {
+        Some(rcode) => Err(Some(Response::new(&checked, rcode).empty(out))),
+        None => Ok(checked),
+    }
+}
+
+fn parse<'a>(
+    r: &mut Reader<'a>,
+    qbuf: &mut [u8; MAX_NAME_LEN],
+    id: u16,
+    flags: u16,
+    ancount: u16,
+    nscount: u16,
+    arcount: u16,
+) -> Result<(Query<'a>, usize), WireError> {
+    let start = r.position();
+    let qname_len = r.name_lower(qbuf)?;
+    let qtype = r.u16()?;
+    let qclass = r.u16()?;
+    let end = r.position();
+    // Re-borrow the question bytes from the reader's buffer.
+    let question = r.slice(start, end);
+    for _ in 0..u32::from(ancount) + u32::from(nscount) {
+        skip_rr(r)?;
+    }
+    let mut edns = None;
+    for _ in 0..arcount {
+        let owner_is_root = r.peek_u8()? == 0;
+        r.skip_name()?;
+        let t = r.u16()?;
+        let class = r.u16()?;
+        let ttl = r.u32()?;
+        let rdlen = r.u16()?;
+        let rdata = r.take(usize::from(rdlen))?;
+        if t == rtype::OPT {
+            if edns.is_some() {
+                return Err(WireError::DuplicateOpt);
+            }
+            if !owner_is_root {
+                return Err(WireError::BadOpt);
+            }
+            check_options(rdata)?;
+            edns = Some(Edns {
+                payload: class,
+                version: (ttl >> 16) as u8,
+            });
+        }
+    }
+    r.finish()?;
+    let query = Query {
+        id,
+        flags,
+        question,
+        qtype,
+        qclass,
+        edns,
+    };
+    Ok((query, qname_len))
+}
+
+fn skip_rr(r: &mut Reader<'_>) -> Result<(), WireError> {
+    r.skip_name()?;
+    r.take(8)?;
+    let rdlen = r.u16()?;
+    r.take(usize::from(rdlen))?;
+    Ok(())
+}
+
+/// EDNS options must tile the RDATA exactly (RFC 6891 §6.1.2).
+fn check_options(mut rdata: &[u8]) -> Result<(), WireError> {
+    while !rdata.is_empty() {
+        let mut r = Reader::new(rdata);
+        r.u16().map_err(|_| WireError::BadOpt)?;
+        let len = r.u16().map_err(|_| WireError::BadOpt)?;
+        r.take(usize::from(len)).map_err(|_| WireError::BadOpt)?;
+        rdata = rdata.get(r.position()..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(flags: u16, qdcount: u16) -> Vec<u8> {
+        let mut m = Vec::new();
+        for v in [0x1234, flags, qdcount, 0, 0, 0] {
+            m.extend_from_slice(&u16::to_be_bytes(v));
+        }
+        m
+    }
+
+    fn question(m: &mut Vec<u8>) {
+        m.extend_from_slice(b"\x0286\x04cpid\x08internal\x00\x00\x06\x00\x01");
+    }
+
+    fn rcode_of(out: &[u8]) -> u16 {
+        u16::from_be_bytes([out[2], out[3]]) & 0x000F
+    }
+
+    #[test]
+    fn unknown_opcode_without_a_question_is_notimp_with_the_opcode_echoed() {
+        for opcode in [1u16, 2, 3, 4, 5, 15] {
+            let flags = opcode << 11 | 0x0100;
+            let mut out = Vec::new();
+            let done = check(&header(flags, 0), Transport::Udp, &mut out).err();
+            let summary = done.flatten().expect("an answer");
+            assert_eq!(summary.rcode, Rcode::NotImp, "opcode {opcode}");
+            assert_eq!(out.len(), 12, "header only");
+            let sent = u16::from_be_bytes([out[2], out[3]]);
+            assert_eq!(sent & OPCODE_MASK, opcode << 11, "opcode echoed");
+            assert_eq!(sent & 0x8100, 0x8100, "QR set, RD copied");
+            assert_eq!(rcode_of(&out), 4);
+            assert_eq!(&out[4..12], &[0; 8], "no records of any kind");
+        }
+    }
+
+    #[test]
+    fn unknown_opcode_with_two_questions_or_a_broken_one_is_notimp() {
+        let mut two = header(5 << 11, 2);
+        question(&mut two);
+        question(&mut two);
+        let mut broken = header(5 << 11, 1);
+        broken.extend_from_slice(b"\x05ab");
+        for msg in [two, broken] {
+            let mut out = Vec::new();
+            let summary = check(&msg, Transport::Tcp, &mut out).err().flatten();
+            assert_eq!(summary.map(|s| s.rcode), Some(Rcode::NotImp));
+            assert_eq!(rcode_of(&out), 4);
+        }
+    }
+
+    #[test]
+    fn a_query_without_a_question_is_still_formerr() {
+        let mut out = Vec::new();
+        let summary = check(&header(0x0100, 0), Transport::Udp, &mut out)
+            .err()
+            .flatten();
+        assert_eq!(summary.map(|s| s.rcode), Some(Rcode::FormErr));
+        assert_eq!(out.len(), 12);
+        assert_eq!(rcode_of(&out), 1);
+    }
+
+    #[test]
+    fn unknown_opcode_with_its_question_echoes_it() {
+        let mut msg = header(4 << 11, 1);
+        question(&mut msg);
+        let mut out = Vec::new();
+        let summary = check(&msg, Transport::Udp, &mut out).err().flatten();
+        assert_eq!(summary.map(|s| s.rcode), Some(Rcode::NotImp));
+        assert_eq!(out.get(12..), msg.get(12..), "question copied as received");
+        assert_eq!(u16::from_be_bytes([out[4], out[5]]), 1);
+    }
+
+    #[test]
+    fn responses_and_short_messages_are_dropped() {
+        let mut out = Vec::new();
+        assert!(matches!(
+            check(&header(0x8000, 1), Transport::Udp, &mut out),
+            Err(None)
+        ));
+        assert!(matches!(
+            check(&[0u8; 11], Transport::Udp, &mut out),
+            Err(None)
+        ));
+    }
+}

@@ -1,0 +1,410 @@
+//! The one DNS response writer: every message cpid sends, from a node's
+//! answer engine or from the gateway, is put together here.
+//!
+//! A caller decides *what* to answer (rcode, AA/RA, the records of each
+//! section, already encoded) and hands it to a [`Response`]; the writer
+//! decides *how it goes on the wire*: the header (id, opcode, RD and CD
+//! copied from the query, QR, the caller's flags, the rcode), the question
+//! exactly as received, the three sections, and the OPT record when the
+//! query carried one (RFC 6891 §6.1.1; its extended-rcode bits for
+//! BADVERS). It applies the size limit the checked query allows
+//! (RFC 1035 §4.2.1, RFC 6891 §7): when the answer and authority sections
+//! do not fit, header and question go out with TC and no records; an
+//! additional section that alone does not fit is left out unless the
+//! caller marked it required (glue that a referral cannot be followed
+//! without). A section is anything that knows its byte length, its record
+//! count and how to copy itself ([`Section`]), so a node's answer stays a
+//! copy of ready bytes and the gateway can patch TTLs as it copies. It
+//! never allocates: it writes into the caller's buffer.
+//!
+//! This is the extension point for what is still to come: DNSSEC (the DO
+//! bit in the OPT, RRSIGs and NSEC as further section parts, AD) and zone
+//! transfer (several messages per query, no TC over TCP) extend this
+//! writer, not its callers.
+
+use super::query::Checked;
+use super::wire::rtype;
+
+/// Response codes cpid sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS):
+/// the one rcode type of both the node and the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+    BadVers,
+}
+
+impl Rcode {
+    /// Every rcode, in code order (metrics tables are built from it).
+    pub const ALL: [Rcode; 7] = [
+        Rcode::NoError,
+        Rcode::FormErr,
+        Rcode::ServFail,
+        Rcode::NxDomain,
+        Rcode::NotImp,
+        Rcode::Refused,
+        Rcode::BadVers,
+    ];
+
+    /// The full 12-bit code.
+    pub fn code(self) -> u16 {
+        match self {
+            Rcode::NoError => 0,
+            Rcode::FormErr => 1,
+            Rcode::ServFail => 2,
+            Rcode::NxDomain => 3,
+            Rcode::NotImp => 4,
+            Rcode::Refused => 5,
+            Rcode::BadVers => 16,
+        }
+    }
+
+    /// The rcode with this full code, if cpid knows it.
+    pub fn from_code(code: u16) -> Option<Rcode> {
+        Rcode::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rcode::NoError => "NOERROR",
+            Rcode::FormErr => "FORMERR",
+            Rcode::ServFail => "SERVFAIL",
+            Rcode::NxDomain => "NXDOMAIN",
+            Rcode::NotImp => "NOTIMP",
+            Rcode::Refused => "REFUSED",
+            Rcode::BadVers => "BADVERS",
+        }
+    }
+
+    /// The four bits that go in the header; the rest go in the OPT.
+    fn header_bits(self) -> u16 {
+        self.code() & 0x000F
+    }
+}
+
+/// What was sent, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub rcode: Rcode,
+    pub qtype: u16,
+    pub answers: u16,
+    pub truncated: bool,
+}
+
+/// The largest UDP payload cpid sends or advertises (the DNS Flag Day 2020
+/// value, which avoids IP fragmentation).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+pub(super) const FLAG_QR: u16 = 0x8000;
+pub(super) const OPCODE_MASK: u16 = 0x7800;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_RA: u16 = 0x0080;
+const FLAG_CD: u16 = 0x0010;
+/// The OPT record cpid writes: root owner, type, payload, ttl, rdlength 0.
+const OPT_LEN: usize = 11;
+/// The query flags a response repeats (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
+const ECHOED: u16 = OPCODE_MASK | FLAG_RD | FLAG_CD;
+
+/// One section's records, encoded and ready to copy.
+pub trait Section {
+    /// Bytes [`Section::write_to`] appends.
+    fn len(&self) -> usize;
+    /// Records it holds.
+    fn count(&self) -> u16;
+    /// Appends the records to `out`.
+    fn write_to(&self, out: &mut Vec<u8>);
+
+    fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+}
+
+/// A section without records.
+pub struct Empty;
+
+impl Section for Empty {
+    fn len(&self) -> usize {
+        0
+    }
+    fn count(&self) -> u16 {
+        0
+    }
+    fn write_to(&self, _: &mut Vec<u8>) {}
+}
+
+/// Records already encoded exactly as they go on the wire.
+#[derive(Clone, Copy)]
+pub struct Ready<'a> {
+    pub bytes: &'a [u8],
+    pub count: u16,
+}
+
+impl Section for Ready<'_> {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    fn count(&self) -> u16 {
+        self.count
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.bytes);
+    }
+}
+
+impl<S: Section> Section for Option<S> {
+    fn len(&self) -> usize {
+        self.as_ref().map_or(0, S::len)
+    }
+    fn count(&self) -> u16 {
+        self.as_ref().map_or(0, S::count)
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        if let Some(s) = self {
+            s.write_to(out);
+        }
+    }
+}
+
+/// A response to a checked query: rcode and flags, then [`Response::write`]
+/// with the sections.
+#[must_use]
+pub struct Response<'c, 'q> {
+    query: &'c Checked<'q>,
+    rcode: Rcode,
+    flags: u16,
+    additional_required: bool,
+}
+
+impl<'c, 'q> Response<'c, 'q> {
+    pub fn new(query: &'c Checked<'q>, rcode: Rcode) -> Self {
+        Response {
+            query,
+            rcode,
+            flags: 0,
+            additional_required: false,
+        }
+    }
+
+    /// AA: the answer comes from the zone's own data (a node, not a cache).
+    pub fn authoritative(mut self) -> Self {
+        self.flags |= FLAG_AA;
+        self
+    }
+
+    /// RA: the server resolves on the client's behalf (the gateway).
+    pub fn recursion_available(mut self) -> Self {
+        self.flags |= FLAG_RA;
+        self
+    }
+
+    /// The additional section cannot be left out (a referral's glue):
+    /// when it does not fit, the response is truncated instead.
+    pub fn additional_required(mut self) -> Self {
+        self.additional_required = true;
+        self
+    }
+
+    /// A response without records (REFUSED, SERVFAIL, NOTIMP …).
+    pub fn empty(self, out: &mut Vec<u8>) -> Summary {
+        self.write(out, &Empty, &Empty, &Empty)
+    }
+
+    /// Replaces `out` with the response: header, question, the sections
+    /// that fit, OPT.
+    pub fn write(
+        self,
+        out: &mut Vec<u8>,
+        answer: &impl Section,
+        authority: &impl Section,
+        additional: &impl Section,
+    ) -> Summary {
+        let q = &self.query.query;
+        let edns = q.edns.is_some();
+        let base = 12 + q.question.len() + if edns { OPT_LEN } else { 0 };
+        let needed = base + answer.len() + authority.len();
+        let with_additional = needed + additional.len() <= self.query.limit;
+        let truncated = needed > self.query.limit || (self.additional_required && !with_additional);
+        let mut flags = (q.flags & ECHOED) | FLAG_QR | self.flags | self.rcode.header_bits();
+        let ar_opt = u16::from(edns);
+        out.clear();
+        if truncated {
+            flags |= FLAG_TC;
+            write_header(out, q.id, flags, 1, 0, 0, ar_opt);
+            out.extend_from_slice(q.question);
+        } else {
+            let ar = if with_additional {
+                additional.count()
+            } else {
+                0
+            };
+            write_header(
+                out,
+                q.id,
+                flags,
+                1,
+                answer.count(),
+                authority.count(),
+                ar + ar_opt,
+            );
+            out.extend_from_slice(q.question);
+            answer.write_to(out);
+            authority.write_to(out);
+            if with_additional {
+                additional.write_to(out);
+            }
+        }
+        if edns {
+            write_opt(out, self.rcode);
+        }
+        Summary {
+            rcode: self.rcode,
+            qtype: q.qtype,
+            answers: if truncated { 0 } else { answer.count() },
+            truncated,
+        }
+    }
+}
+
+/// A bare header (no question, no OPT) for a message whose question cannot
+/// be echoed: `id` and the echoed flags of `query_flags`, QR and `rcode`.
+pub(super) fn bare_header(out: &mut Vec<u8>, id: u16, query_flags: u16, rcode: Rcode) -> Summary {
+    out.clear();
+    let flags = (query_flags & ECHOED) | FLAG_QR | rcode.header_bits();
+    write_header(out, id, flags, 0, 0, 0, 0);
+    Summary {
+        rcode,
+        qtype: 0,
+        answers: 0,
+        truncated: false,
+    }
+}
+
+fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) {
+    for v in [id, flags, qd, an, ns, ar] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode) {
+    out.push(0); // root owner
+    out.extend_from_slice(&rtype::OPT.to_be_bytes());
+    out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+    out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
+    out.push(0); // version
+    out.extend_from_slice(&[0, 0]); // flags: DO clear, cpid does not sign zones
+    out.extend_from_slice(&[0, 0]); // no options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::query::{Transport, check};
+
+    /// A UDP query for `86.cpid.internal. SOA` without EDNS (limit 512).
+    fn query() -> Vec<u8> {
+        let mut m = vec![0xAB, 0xCD, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x0286\x04cpid\x08internal\x00\x00\x06\x00\x01");
+        m
+    }
+
+    fn flags(out: &[u8]) -> u16 {
+        u16::from_be_bytes([out[2], out[3]])
+    }
+
+    fn count(out: &[u8], i: usize) -> u16 {
+        u16::from_be_bytes([out[4 + 2 * i], out[5 + 2 * i]])
+    }
+
+    #[test]
+    fn sections_are_copied_after_the_question_with_counts_and_flags() {
+        let msg = query();
+        let mut out = Vec::new();
+        let Ok(c) = check(&msg, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        let answer = Ready {
+            bytes: b"answer",
+            count: 2,
+        };
+        let glue = Ready {
+            bytes: b"glue",
+            count: 1,
+        };
+        let s = Response::new(&c, Rcode::NoError)
+            .authoritative()
+            .write(&mut out, &answer, &Empty, &glue);
+        assert_eq!(&out[..2], &[0xAB, 0xCD]);
+        assert_eq!(flags(&out), FLAG_QR | FLAG_AA | FLAG_RD | FLAG_CD);
+        assert_eq!(
+            [
+                count(&out, 0),
+                count(&out, 1),
+                count(&out, 2),
+                count(&out, 3)
+            ],
+            [1, 2, 0, 1]
+        );
+        assert_eq!(&out[12..msg.len()], &msg[12..]);
+        assert_eq!(&out[msg.len()..], b"answerglue");
+        assert_eq!(s.answers, 2);
+        assert!(!s.truncated);
+    }
+
+    #[test]
+    fn too_big_is_truncated_to_header_and_question_and_optional_glue_is_dropped() {
+        let msg = query();
+        let mut out = Vec::new();
+        let Ok(c) = check(&msg, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        let big = vec![0u8; 600];
+        let s = Response::new(&c, Rcode::NoError)
+            .recursion_available()
+            .write(
+                &mut out,
+                &Ready {
+                    bytes: &big,
+                    count: 9,
+                },
+                &Empty,
+                &Empty,
+            );
+        assert!(s.truncated);
+        assert_eq!(s.answers, 0);
+        assert_eq!(flags(&out) & (FLAG_TC | FLAG_RA), FLAG_TC | FLAG_RA);
+        assert_eq!(out.len(), msg.len());
+
+        // The answer fits, the glue does not: sent without it …
+        let glue = Ready {
+            bytes: &big[..480],
+            count: 3,
+        };
+        let answer = Ready {
+            bytes: b"a",
+            count: 1,
+        };
+        let s = Response::new(&c, Rcode::NoError).write(&mut out, &answer, &Empty, &glue);
+        assert!(!s.truncated);
+        assert_eq!(count(&out, 3), 0);
+        // … unless the glue is required: then truncated.
+        let s = Response::new(&c, Rcode::NoError)
+            .additional_required()
+            .write(&mut out, &answer, &Empty, &glue);
+        assert!(s.truncated);
+        assert_eq!(flags(&out) & FLAG_TC, FLAG_TC);
+    }
+
+    #[test]
+    fn rcodes_round_trip_through_their_codes() {
+        for r in Rcode::ALL {
+            assert_eq!(Rcode::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Rcode::from_code(6), None);
+    }
+}
