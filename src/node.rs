@@ -19,7 +19,7 @@ use crate::ident::delegation::{ChainFile, TrustedZone, verify_node_chain};
 use crate::ident::identifier::Prefix;
 use crate::ident::keys::{KeyError, NodeKey, PublicKey};
 use crate::ident::record::SignedRecord;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Parts, Registry, RegistryError};
 use crate::store::StoreError;
 use crate::store::redb::RedbStore;
 
@@ -185,8 +185,15 @@ impl Node {
             serial: 0,
             extra: mapping::node_key_rrsets(&key.public(), config.dns.soa.ttl),
         })?);
-        let registry = Registry::open(store, key, prefix, apex, zone, config.node.default_ttl)?
-            .with_clock(clock);
+        let registry = Registry::open(Parts {
+            store,
+            key,
+            prefix,
+            apex,
+            zone,
+            default_ttl: config.node.default_ttl,
+        })?
+        .with_clock(clock);
         Ok(Node {
             config,
             registry: Arc::new(registry),
@@ -220,7 +227,7 @@ impl Node {
         );
         state.dns_addr = Some(dns.local_addr());
         state.chain = self.chain.clone();
-        let http = HttpServer::start(Arc::new(state), c.http.listen)
+        let http = HttpServer::start(crate::api::router(Arc::new(state)), c.http.listen)
             .await
             .map_err(|source| NodeError::Http {
                 addr: c.http.listen,

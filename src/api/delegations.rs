@@ -46,8 +46,7 @@ pub(super) async fn revoke(
 ) -> Result<Response, ApiError> {
     let prefix =
         Prefix::parse(&prefix).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))?;
-    let s = state.clone();
-    mutation(&state, "revoke", false, async move {
+    mutation(state, "revoke", false, |s| async move {
         let verified = auth::verify_admin(&s, &req, "revokes delegations").await?;
         if s.registry.delegation(&prefix).is_none() {
             return Err(ApiError::new(

@@ -3,27 +3,25 @@
 //! (read; the owner updates or withdraws). A withdrawn record still reads,
 //! as `410 Gone` with its last version: its code is never reissued.
 
+use std::sync::Arc;
+
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::{self, SignedBody};
 use super::body::{self, IssueRequest, UpdateRequest};
 use super::error::{ApiError, Code};
-use super::respond::{answered, blocking, mutation, not_found, path_identifier, record_json};
+use super::respond::{IdPath, answered, blocking, mutation, not_found, record_json};
 use super::state::{ApiState, Shared};
 use crate::ident::identifier::Identifier;
 use crate::ident::record::{RecordStatus, SignedRecord};
 use crate::registry::{Change, NewRecord};
 
 pub(super) async fn register(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
-    let s = state.clone();
-    mutation(
-        &state,
-        "resource",
-        true,
-        async move { resource(&s, &req).await },
-    )
+    mutation(state, "resource", true, |s| async move {
+        resource(&s, &req).await
+    })
     .await
 }
 
@@ -73,12 +71,10 @@ async fn owner_change(
 
 pub(super) async fn update(
     State(state): Shared,
-    Path((prefix, suffix)): Path<(String, String)>,
+    IdPath(id): IdPath,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let id = path_identifier(&prefix, &suffix)?;
-    let s = state.clone();
-    let work = async move {
+    let work = |s: Arc<ApiState>| async move {
         owner_change(&s, id, &req, |req| {
             let body: UpdateRequest = body::parse_json(&req.body)?;
             Ok(Change::Values(body::values(
@@ -88,25 +84,21 @@ pub(super) async fn update(
         })
         .await
     };
-    mutation(&state, "update", false, work).await
+    mutation(state, "update", false, work).await
 }
 
 pub(super) async fn withdraw(
     State(state): Shared,
-    Path((prefix, suffix)): Path<(String, String)>,
+    IdPath(id): IdPath,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let id = path_identifier(&prefix, &suffix)?;
-    let s = state.clone();
-    let work = async move { owner_change(&s, id, &req, |_| Ok(Change::Withdraw)).await };
-    mutation(&state, "withdraw", false, work).await
+    mutation(state, "withdraw", false, |s| async move {
+        owner_change(&s, id, &req, |_| Ok(Change::Withdraw)).await
+    })
+    .await
 }
 
-pub(super) async fn read(
-    State(state): Shared,
-    Path((prefix, suffix)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let id = path_identifier(&prefix, &suffix)?;
+pub(super) async fn read(State(state): Shared, IdPath(id): IdPath) -> Result<Response, ApiError> {
     let s = state.clone();
     let found = blocking(move || s.registry.get(&id)?.ok_or_else(|| not_found(&id))).await?;
     let mut body = record_json(&state, &found);

@@ -31,7 +31,7 @@ pub mod httpsig;
 mod identifiers;
 pub mod node;
 mod providers;
-mod respond;
+pub mod respond;
 mod server;
 pub mod state;
 

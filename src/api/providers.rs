@@ -3,13 +3,13 @@
 //! and `POST /v1/admin/providers/{prefix}/{suffix}/approve` (the admin
 //! makes a pending provider active).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use super::auth::{self, SignedBody};
 use super::body::{self, ProviderRequest};
 use super::error::{ApiError, Code};
-use super::respond::{answered, mutation, not_found, path_identifier};
+use super::respond::{IdPath, answered, mutation, not_found};
 use super::state::{ApiState, Shared};
 use crate::config::Policy;
 use crate::ident::identifier::{Class, Identifier};
@@ -17,13 +17,9 @@ use crate::ident::record::{RecordStatus, SignedRecord};
 use crate::registry::{Change, NewRecord};
 
 pub(super) async fn register(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
-    let s = state.clone();
-    mutation(
-        &state,
-        "provider",
-        true,
-        async move { provider(&s, &req).await },
-    )
+    mutation(state, "provider", true, |s| async move {
+        provider(&s, &req).await
+    })
     .await
 }
 
@@ -59,12 +55,10 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
 
 pub(super) async fn approve(
     State(state): Shared,
-    Path((prefix, suffix)): Path<(String, String)>,
+    IdPath(id): IdPath,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let id = path_identifier(&prefix, &suffix)?;
-    let s = state.clone();
-    mutation(&state, "approve", false, async move {
+    mutation(state, "approve", false, |s| async move {
         approve_pending(&s, id, &req).await
     })
     .await

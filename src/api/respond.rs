@@ -3,6 +3,8 @@
 //! learns what the original request wrote), and records are answered in
 //! native JSON with the key that signed them.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,17 +22,21 @@ use crate::telemetry;
 /// commit (publishing to the hot tier and the provider-key index, releasing
 /// the provider lock) must happen too: hyper drops a handler whose
 /// connection closes, but not a spawned task.
-pub(super) async fn mutation(
-    state: &ApiState,
+pub(super) async fn mutation<F, W>(
+    state: Arc<ApiState>,
     kind: &'static str,
     issues: bool,
-    work: impl std::future::Future<Output = Result<SignedRecord, ApiError>> + Send + 'static,
-) -> Result<Response, ApiError> {
-    let signed = run_mutation(kind, work).await?;
+    work: W,
+) -> Result<Response, ApiError>
+where
+    W: FnOnce(Arc<ApiState>) -> F,
+    F: std::future::Future<Output = Result<SignedRecord, ApiError>> + Send + 'static,
+{
+    let signed = run_mutation(kind, work(state.clone())).await?;
     Ok(if issues {
-        created(state, &signed)
+        created(&state, &signed)
     } else {
-        Json(record_json(state, &signed)).into_response()
+        Json(record_json(&state, &signed)).into_response()
     })
 }
 
@@ -112,9 +118,25 @@ pub(super) fn created_with(signed: &SignedRecord, body: serde_json::Value) -> Re
 }
 
 /// The identifier named by a `{prefix}/{suffix}` path.
-pub(super) fn path_identifier(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
-    Identifier::parse(&format!("{prefix}/{suffix}"))
-        .map_err(|e| ApiError::new(Code::InvalidIdentifier, e.to_string()))
+/// The identifier named by a `{prefix}/{suffix}` route, parsed once for
+/// every handler (node and gateway); a bad one is a 400 `invalid_identifier`.
+pub struct IdPath(pub Identifier);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<IdPath, ApiError> {
+        let axum::extract::Path((prefix, suffix)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::new(Code::InvalidIdentifier, e.body_text()))?;
+        Identifier::parse(&format!("{prefix}/{suffix}"))
+            .map(IdPath)
+            .map_err(|e| ApiError::new(Code::InvalidIdentifier, e.to_string()))
+    }
 }
 
 pub(super) fn not_found(id: &Identifier) -> ApiError {

@@ -2,9 +2,6 @@
 //! gracefully (mutations already queued still run to completion).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-use super::state::ApiState;
 
 /// How long shutdown waits for open HTTP connections.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -17,12 +14,12 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` and serves the API. Must be called inside a tokio runtime.
-    pub async fn start(state: Arc<ApiState>, addr: SocketAddr) -> std::io::Result<HttpServer> {
+    /// Binds `addr` and serves `app` (the node's API or the gateway's
+    /// reader). Must be called inside a tokio runtime.
+    pub async fn start(app: axum::Router, addr: SocketAddr) -> std::io::Result<HttpServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = super::router(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {

@@ -23,14 +23,12 @@ pub const HS_PUBKEY_INDEX: u32 = 300;
 /// The value type that carries a provider's public key (SPKI PEM).
 pub const HS_PUBKEY: &str = "HS_PUBKEY";
 /// Classes a provider may register (PV, US, TX and ND are issued otherwise).
-pub const RESOURCE_CLASSES: [Class; 6] = [
-    Class::Gc,
-    Class::Ic,
-    Class::Sc,
-    Class::St,
-    Class::Nl,
-    Class::As,
-];
+pub fn is_resource_class(class: Class) -> bool {
+    matches!(
+        class,
+        Class::Gc | Class::Ic | Class::Sc | Class::St | Class::Nl | Class::As
+    )
+}
 /// Classes that have their own signed flows and are never created from a
 /// declarative file.
 pub const FLOW_CLASSES: [Class; 2] = [Class::Us, Class::Tx];
@@ -87,7 +85,7 @@ pub fn check_text(field: &str, s: &str, max: usize) -> Result<(), ValueError> {
 /// Checks a class a provider asks for.
 pub fn resource_class(code: &str) -> Result<Class, ValueError> {
     let class = Class::parse(code).map_err(|e| invalid(format!("class: {e}")))?;
-    if !RESOURCE_CLASSES.contains(&class) {
+    if !is_resource_class(class) {
         return Err(ValueError::ClassNotAllowed(class));
     }
     Ok(class)

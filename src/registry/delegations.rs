@@ -38,7 +38,7 @@ impl Registry {
     /// only while it is in force.
     pub(super) fn publish_delegation(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
         let r = signed.record();
-        if r.identifier.class() != Class::Nd || r.identifier.prefix() != &self.prefix {
+        if r.identifier.class() != Class::Nd || r.identifier.prefix() != &self.node.prefix {
             return Ok(());
         }
         let mut index = self.delegations.write().unwrap_or_else(|e| e.into_inner());
@@ -49,8 +49,8 @@ impl Registry {
                 if let Some(prefix) = index.by_record.remove(&r.identifier) {
                     index.by_prefix.remove(&prefix);
                     let cut = self.cut_name(&prefix)?;
-                    self.zone.set_cut(&cut, None)?;
-                    self.zone.set(&cut, &[])?;
+                    self.node.zone.set_cut(&cut, None)?;
+                    self.node.zone.set(&cut, &[])?;
                 }
                 return Ok(());
             }
@@ -58,7 +58,7 @@ impl Registry {
         let Ok(prefix) = delegation.prefix() else {
             return Ok(());
         };
-        if prefix.parent().as_ref() != Some(&self.prefix) {
+        if prefix.parent().as_ref() != Some(&self.node.prefix) {
             tracing::warn!(record = %r.identifier, child = %prefix, "delegation is not for a child of this node; not published");
             return Ok(());
         }
@@ -71,15 +71,17 @@ impl Registry {
             return Ok(());
         }
         let cut = self.cut_name(&prefix)?;
-        let ttl = r.min_ttl(self.default_ttl);
+        let ttl = r.min_ttl(self.node.default_ttl);
         let record_set = RrSet {
             rtype: rtype::CPREC,
             ttl,
             rdatas: vec![signed.as_bytes().to_vec()],
         };
-        self.zone.set(&cut, std::slice::from_ref(&record_set))?;
+        self.node
+            .zone
+            .set(&cut, std::slice::from_ref(&record_set))?;
         if delegation.revoked.is_some() {
-            self.zone.set_cut(&cut, None)?;
+            self.node.zone.set_cut(&cut, None)?;
         } else {
             let mut ns = Vec::new();
             let mut glue = Vec::new();
@@ -96,7 +98,8 @@ impl Registry {
                 ttl,
                 rdatas: ns,
             };
-            self.zone
+            self.node
+                .zone
                 .set_cut(&cut, Some((&[ns, record_set], &glue, ttl)))?;
         }
         index.by_record.insert(r.identifier.clone(), prefix.clone());
@@ -105,7 +108,7 @@ impl Registry {
     }
 
     fn cut_name(&self, prefix: &Prefix) -> Result<WireName, RegistryError> {
-        WireName::parse(&prefix.zone_name(&self.apex))
+        WireName::parse(&prefix.zone_name(&self.node.apex))
             .map_err(|e| RegistryError::Zone(ZoneError::OutOfZone(format!("{prefix}: {e}"))))
     }
 
@@ -135,10 +138,10 @@ impl Registry {
         let invalid = |why: String| RegistryError::Delegation(why);
         delegation.check().map_err(invalid)?;
         let prefix = delegation.prefix().map_err(invalid)?;
-        if prefix.parent().as_ref() != Some(&self.prefix) {
+        if prefix.parent().as_ref() != Some(&self.node.prefix) {
             return Err(invalid(format!(
                 "{prefix} is not one level below this node's prefix {}",
-                self.prefix
+                self.node.prefix
             )));
         }
         if delegation.revoked.is_some() {
@@ -171,10 +174,9 @@ impl Registry {
             .ok_or_else(|| RegistryError::Delegation(format!("{prefix} is not delegated")))?;
         let at = self.clock.now();
         delegation.revoked = Some(at);
-        let step = Step::Change {
-            id: signed.record().identifier.clone(),
-            change: Change::Values(vec![delegation_value(&delegation, at)?]),
-        };
-        self.commit_async(Plan::one(step, nonce)).await?.first()
+        let change = Change::Values(vec![delegation_value(&delegation, at)?]);
+        self.commit_async(Plan::change(&signed.record().identifier, change, nonce))
+            .await?
+            .first()
     }
 }

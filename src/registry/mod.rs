@@ -129,6 +129,15 @@ impl Plan {
             rows: Vec::new(),
         }
     }
+
+    /// One change to a stored record.
+    pub fn change(id: &Identifier, change: Change, nonce: Option<Nonce>) -> Plan {
+        let step = Step::Change {
+            id: id.clone(),
+            change,
+        };
+        Plan::one(step, nonce)
+    }
 }
 
 /// What a commit wrote: one entry per step, in order; `None` for an
@@ -166,13 +175,20 @@ struct Prepared {
     records: Vec<Option<SignedRecord>>,
 }
 
+/// What a registry is opened over: the node's store, key, prefix and the
+/// hot-tier zone it publishes to.
+pub struct Parts {
+    pub store: Arc<dyn Store>,
+    pub key: NodeKey,
+    pub prefix: Prefix,
+    pub apex: Apex,
+    pub zone: Arc<Zone>,
+    /// TTL of values that have none of their own.
+    pub default_ttl: u32,
+}
+
 pub struct Registry {
-    store: Arc<dyn Store>,
-    key: NodeKey,
-    prefix: Prefix,
-    apex: Apex,
-    zone: Arc<Zone>,
-    default_ttl: u32,
+    node: Parts,
     clock: Clock,
     /// Serials handed out but maybe not yet committed, per (prefix, class).
     next: Mutex<HashMap<(Prefix, Class), u64>>,
@@ -186,21 +202,9 @@ pub struct Registry {
 
 impl Registry {
     /// Opens the registry over a store and fills the hot tier from it.
-    pub fn open(
-        store: Arc<dyn Store>,
-        key: NodeKey,
-        prefix: Prefix,
-        apex: Apex,
-        zone: Arc<Zone>,
-        default_ttl: u32,
-    ) -> Result<Registry, RegistryError> {
+    pub fn open(node: Parts) -> Result<Registry, RegistryError> {
         let registry = Registry {
-            store,
-            key,
-            prefix,
-            apex,
-            zone,
-            default_ttl,
+            node,
             clock: Clock::system(),
             next: Mutex::new(HashMap::new()),
             providers: RwLock::new(ProviderIndex::default()),
@@ -228,7 +232,8 @@ impl Registry {
     /// Streams every stored record into the hot tier.
     fn load_zone(&self) -> Result<(), RegistryError> {
         let mut failed = None;
-        self.store
+        self.node
+            .store
             .for_each_record(&mut |r| {
                 if let Err(e) = self.publish_one(&r) {
                     failed = Some(e);
@@ -237,28 +242,30 @@ impl Registry {
                 Ok(())
             })
             .map_err(|e| failed.take().unwrap_or(RegistryError::Store(e)))?;
-        self.zone.advance_serial(self.store.zone_serial()?)?;
+        self.node
+            .zone
+            .advance_serial(self.node.store.zone_serial()?)?;
         Ok(())
     }
 
     pub fn prefix(&self) -> &Prefix {
-        &self.prefix
+        &self.node.prefix
     }
 
     pub fn apex(&self) -> &Apex {
-        &self.apex
+        &self.node.apex
     }
 
     pub fn key(&self) -> &NodeKey {
-        &self.key
+        &self.node.key
     }
 
     pub fn zone(&self) -> &Arc<Zone> {
-        &self.zone
+        &self.node.zone
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.node.store
     }
 
     pub fn clock(&self) -> &Clock {
@@ -274,7 +281,7 @@ impl Registry {
     }
 
     pub fn get(&self, id: &Identifier) -> Result<Option<SignedRecord>, RegistryError> {
-        Ok(self.store.get(id)?)
+        Ok(self.node.store.get(id)?)
     }
 
     // ---- the one commit path -------------------------------------------
@@ -283,7 +290,7 @@ impl Registry {
     /// durable and served. Blocks the calling thread for the commit.
     pub fn commit(&self, plan: Plan) -> Result<Committed, RegistryError> {
         let prepared = self.prepare(plan)?;
-        self.store.write(prepared.batch.clone())?;
+        self.node.store.write(prepared.batch.clone())?;
         Ok(self.finish(prepared))
     }
 
@@ -291,7 +298,7 @@ impl Registry {
     /// without holding a thread.
     pub async fn commit_async(&self, plan: Plan) -> Result<Committed, RegistryError> {
         let prepared = self.prepare(plan)?;
-        crate::store::write_async(self.store.as_ref(), prepared.batch.clone()).await?;
+        crate::store::write_async(self.node.store.as_ref(), prepared.batch.clone()).await?;
         Ok(self.finish(prepared))
     }
 
@@ -357,9 +364,9 @@ impl Registry {
                 );
             }
         }
-        match self.store.zone_serial() {
+        match self.node.store.zone_serial() {
             Ok(serial) => {
-                if let Err(e) = self.zone.advance_serial(serial) {
+                if let Err(e) = self.node.zone.advance_serial(serial) {
                     tracing::error!(error = %e, "committed but the SOA serial did not advance");
                 }
             }
@@ -375,12 +382,12 @@ impl Registry {
     }
 
     fn check_prefix(&self, prefix: &Prefix) -> Result<(), RegistryError> {
-        if self.prefix.contains(prefix) {
+        if self.node.prefix.contains(prefix) {
             Ok(())
         } else {
             Err(RegistryError::OutsidePrefix {
                 prefix: prefix.clone(),
-                node: self.prefix.clone(),
+                node: self.node.prefix.clone(),
             })
         }
     }
@@ -390,7 +397,7 @@ impl Registry {
         let key = (prefix.clone(), class);
         let current = match next.get(&key) {
             Some(v) => *v,
-            None => self.store.serial(prefix, class)?,
+            None => self.node.store.serial(prefix, class)?,
         };
         let value = current + 1;
         let serial = Serial::new(value)
@@ -427,12 +434,12 @@ impl Registry {
             owner,
             version: 1,
             status,
-            issuer: self.key.public().key_id(),
+            issuer: self.node.key.public().key_id(),
             created: at,
             updated: at,
             values,
         }
-        .sign(&self.key)?)
+        .sign(&self.node.key)?)
     }
 
     fn build_new(
@@ -441,7 +448,7 @@ impl Registry {
         at: u64,
         marks: &mut HashMap<(Prefix, Class), u64>,
     ) -> Result<SignedRecord, RegistryError> {
-        let prefix = new.prefix.unwrap_or_else(|| self.prefix.clone());
+        let prefix = new.prefix.unwrap_or_else(|| self.node.prefix.clone());
         self.check_prefix(&prefix)?;
         let serial = self.reserve_serial(&prefix, new.class)?;
         let id = Identifier::new(prefix, new.class, serial);
@@ -458,7 +465,7 @@ impl Registry {
         marks: &mut HashMap<(Prefix, Class), u64>,
     ) -> Result<SignedRecord, RegistryError> {
         self.check_prefix(identifier.prefix())?;
-        if self.store.get(&identifier)?.is_some() {
+        if self.node.store.get(&identifier)?.is_some() {
             return Err(RegistryError::Taken(identifier));
         }
         self.mark_serial(&identifier, marks);
@@ -474,6 +481,7 @@ impl Registry {
         at: u64,
     ) -> Result<SignedRecord, RegistryError> {
         let current = self
+            .node
             .store
             .get(id)?
             .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
@@ -491,8 +499,8 @@ impl Registry {
         }
         record.version += 1;
         record.updated = at.max(record.updated);
-        record.issuer = self.key.public().key_id();
-        Ok(record.sign(&self.key)?)
+        record.issuer = self.node.key.public().key_id();
+        Ok(record.sign(&self.node.key)?)
     }
 
     /// A record signed elsewhere by this key: checked, or `None` when the
@@ -505,9 +513,9 @@ impl Registry {
         let id = signed.record().identifier.clone();
         self.check_prefix(id.prefix())?;
         signed
-            .verify(&self.key.public())
+            .verify(&self.node.key.public())
             .map_err(|_| RegistryError::ForeignIssuer(id.clone()))?;
-        if let Some(existing) = self.store.get(&id)?
+        if let Some(existing) = self.node.store.get(&id)?
             && existing.record().version >= signed.record().version
         {
             return Ok(None);
@@ -523,7 +531,7 @@ impl Registry {
         if signed.record().version == 1 {
             return self.publish_one(signed);
         }
-        match self.store.get(&signed.record().identifier)? {
+        match self.node.store.get(&signed.record().identifier)? {
             Some(latest) => self.publish_one(&latest),
             None => self.publish_one(signed),
         }
@@ -536,10 +544,11 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .publish(signed.record());
-        let name = mapping::owner(signed, &self.apex)
+        let name = mapping::owner(signed, &self.node.apex)
             .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
-        self.zone
-            .set(&name, &mapping::rrsets(signed, self.default_ttl))?;
+        self.node
+            .zone
+            .set(&name, &mapping::rrsets(signed, self.node.default_ttl))?;
         self.publish_delegation(signed)
     }
 
@@ -616,11 +625,7 @@ impl Registry {
         change: Change,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
-        let step = Step::Change {
-            id: id.clone(),
-            change,
-        };
-        self.commit(Plan::one(step, nonce))?.first()
+        self.commit(Plan::change(id, change, nonce))?.first()
     }
 
     /// [`Registry::change`] for async callers.
@@ -630,11 +635,9 @@ impl Registry {
         change: Change,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, RegistryError> {
-        let step = Step::Change {
-            id: id.clone(),
-            change,
-        };
-        self.commit_async(Plan::one(step, nonce)).await?.first()
+        self.commit_async(Plan::change(id, change, nonce))
+            .await?
+            .first()
     }
 
     /// Stores a record signed elsewhere by this node's key (zone import or

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::Gateway;
 use crate::api::error::{ApiError, Code};
 use crate::api::handles::{self, HandleError};
+use crate::api::respond::IdPath;
 use crate::dns::wire::{WireName, rtype};
 use crate::ident::identifier::Identifier;
 use crate::ident::record::SignedRecord;
@@ -60,22 +61,10 @@ async fn lookup(g: &Arc<Gateway>, id: &Identifier) -> Result<Option<SignedRecord
     })
 }
 
-fn path_identifier(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
-    Identifier::parse(&format!("{prefix}/{suffix}"))
-        .map_err(|e| ApiError::new(Code::InvalidIdentifier, e.to_string()))
-}
-
-async fn native(
-    State(g): Shared,
-    Path((prefix, suffix)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let id = path_identifier(&prefix, &suffix)?;
+async fn native(State(g): Shared, IdPath(id): IdPath) -> Result<Response, ApiError> {
     match lookup(&g, &id).await? {
         Some(r) => Ok(Json(crate::ident::record::to_json(&r)).into_response()),
-        None => Err(ApiError::new(
-            Code::NotFound,
-            format!("no record for {prefix}/{suffix}"),
-        )),
+        None => Err(ApiError::new(Code::NotFound, format!("no record for {id}"))),
     }
 }
 

@@ -788,9 +788,7 @@ impl Responder for GatewayResponder {
 pub struct RunningGateway {
     pub gateway: Arc<Gateway>,
     dns: crate::dns::server::DnsServer,
-    http_addr: std::net::SocketAddr,
-    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: crate::api::HttpServer,
 }
 
 impl RunningGateway {
@@ -799,16 +797,14 @@ impl RunningGateway {
     }
 
     pub fn http_addr(&self) -> std::net::SocketAddr {
-        self.http_addr
+        self.http.local_addr()
     }
 
     /// Stops the listeners and makes the L2 cache durable.
-    pub async fn shutdown(mut self) -> Result<(), crate::dns::server::ServerError> {
-        if let Some(stop) = self.http_stop.take() {
-            let _ = stop.send(());
+    pub async fn shutdown(self) -> Result<(), crate::dns::server::ServerError> {
+        if let Err(e) = self.http.shutdown().await {
+            tracing::warn!(error = %e, "gateway HTTP listener stopped with an error");
         }
-        let _ = tokio::time::timeout(crate::api::SHUTDOWN_GRACE, &mut self.http_task).await;
-        self.http_task.abort();
         self.dns.shutdown().await?;
         self.gateway.flush();
         Ok(())
@@ -825,24 +821,8 @@ pub async fn serve(gateway: Arc<Gateway>) -> Result<RunningGateway, GatewayError
             .await?;
     let addr = gateway.config.http.listen;
     let http_err = |source| GatewayError::HttpListen { addr, source };
-    let listener = tokio::net::TcpListener::bind(addr)
+    let http = crate::api::HttpServer::start(http::router(gateway.clone()), addr)
         .await
         .map_err(http_err)?;
-    let http_addr = listener.local_addr().map_err(http_err)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = http::router(gateway.clone());
-    let http_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(RunningGateway {
-        gateway,
-        dns,
-        http_addr,
-        http_stop: Some(stop),
-        http_task,
-    })
+    Ok(RunningGateway { gateway, dns, http })
 }
