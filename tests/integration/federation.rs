@@ -462,7 +462,10 @@ fn a_restarted_gateway_answers_from_l2_without_upstream_traffic() {
 
 #[test]
 fn a_burst_of_identical_misses_makes_one_upstream_query() {
-    let fed = start(None, |_| {});
+    // A generous upstream deadline: on a loaded machine the one resolution
+    // may take longer than the default 1.5 s, and a retry would be a second
+    // upstream query that says nothing about single-flight.
+    let fed = start(None, |g| g.upstream.timeout_ms = 20_000);
     // Delegations and the industry SOA are cached by a first resolution.
     assert_eq!(
         fed.ask(&fed.ids[1], rtype::TXT).metadata.response_code,

@@ -364,7 +364,7 @@ impl Gateway {
         self.stats.prefetch_started();
         let (this, e) = (self.clone(), e.clone());
         self.runtime.spawn(async move {
-            let _ = this.fetch(&key, &lookup).await;
+            let _ = this.fetch_with(&key, &lookup, true).await;
             e.refreshing.store(false, Ordering::Release);
         });
     }
@@ -372,12 +372,31 @@ impl Gateway {
     /// Single-flight: one upstream resolution per key at a time; every
     /// caller gets its result.
     async fn fetch(&self, key: &Key, lookup: &Lookup) -> Result<Arc<Entry>, ResolveError> {
+        self.fetch_with(key, lookup, false).await
+    }
+
+    /// [`Gateway::fetch`]; `refresh` resolves even when L1 holds a fresh
+    /// entry (prefetch). Otherwise the flight's leader looks at L1 once
+    /// more: a caller that missed L1 just before an earlier flight filled it
+    /// must not start a second upstream resolution.
+    async fn fetch_with(
+        &self,
+        key: &Key,
+        lookup: &Lookup,
+        refresh: bool,
+    ) -> Result<Arc<Entry>, ResolveError> {
         let flight = {
             let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             map.entry(key.clone()).or_default().clone()
         };
         let result = flight
             .get_or_init(|| async {
+                if !refresh
+                    && let Some(e) = self.l1.get(&KeyRef(&key.0, key.1))
+                    && e.is_fresh(self.clock.now())
+                {
+                    return Ok(e);
+                }
                 self.stats.resolution_started();
                 self.resolve(key, lookup).await
             })
