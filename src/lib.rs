@@ -21,15 +21,6 @@
 //! - [`testkit`]: the loopback federation behind `cpid demo`, benchmark
 //!   seeding and fuzz entry points; not used by a serving node.
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod api;
 pub mod clock;

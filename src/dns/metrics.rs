@@ -45,8 +45,7 @@ fn rcode_slot(rcode: Rcode) -> usize {
 /// next to the connection).
 pub fn count_answer(summary: &Summary, took: Duration) {
     let t = TYPES
-        .iter()
-        .find(|(t, _)| *t == summary.qtype && *t != 0)
+        .get(type_slot(summary.qtype))
         .map_or(OTHER, |&(_, label)| label);
     metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => summary.rcode.as_str()).increment(1);
     metrics::histogram!(DNS_ANSWER_SECONDS).record(took.as_secs_f64());
