@@ -531,4 +531,50 @@ mod tests {
         );
         assert_eq!(rdata_presentation(rtype::A, &[127, 0, 0, 1]), "127.0.0.1");
     }
+
+    #[test]
+    fn short_rdata_falls_back_to_the_generic_form() {
+        assert_eq!(rdata_presentation(rtype::A, &[127, 0, 1]), r"\# 3 7f0001");
+        assert_eq!(rdata_presentation(rtype::URI, &[0, 10, 0]), r"\# 3 000a00");
+        assert_eq!(rdata_presentation(rtype::URI, &[0, 10, 0, 1]), r#"10 1 """#);
+        assert_eq!(rdata_presentation(rtype::SOA, &[0, 0, 0]), r"\# 3 000000");
+    }
+
+    #[test]
+    fn numbers_cut_short_are_truncated_without_moving() {
+        let mut r = Reader::new(&[1, 2, 3]);
+        assert_eq!(r.u32(), Err(WireError::Truncated));
+        assert_eq!(r.position(), 0);
+        assert_eq!(r.u16(), Ok(0x0102));
+        assert_eq!(r.u16(), Err(WireError::Truncated));
+        assert_eq!(r.u8(), Ok(3));
+        assert_eq!(r.u8(), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn a_name_of_exactly_255_octets_is_read_and_256_is_not() {
+        // 4 labels of 62 octets (4 * 63 = 252), one of 1 (254), root (255).
+        let mut wire = Vec::new();
+        for _ in 0..4 {
+            wire.push(62);
+            wire.extend_from_slice(&[b'A'; 62]);
+        }
+        let mut longer = wire.clone();
+        wire.extend_from_slice(&[1, b'b', 0]);
+        let mut buf = [0u8; MAX_NAME_LEN];
+        assert_eq!(Reader::new(&wire).name_lower(&mut buf), Ok(MAX_NAME_LEN));
+        assert_eq!(buf[1], b'a');
+        longer.extend_from_slice(&[2, b'b', b'c', 0]);
+        assert_eq!(
+            Reader::new(&longer).name_lower(&mut buf),
+            Err(WireError::NameTooLong)
+        );
+    }
+
+    #[test]
+    fn within_is_false_for_a_label_that_overruns_the_name() {
+        assert!(!is_within(&[5, b'a', 0], &[0]));
+        assert!(is_within(&[1, b'a', 0], &[0]));
+        assert!(!is_within(&[], &[0]));
+    }
 }
