@@ -15,6 +15,14 @@
 //!
 //! `cargo bench --bench federation [-- --count N]`
 
+// A benchmark is a test harness: it stops on the first failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

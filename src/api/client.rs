@@ -244,8 +244,8 @@ impl ApiClient {
         match self.send(method, path, headers.clone(), bytes.clone()) {
             Err(ClientError::Transport { .. }) => {
                 let again = self.send(method, path, headers, bytes)?;
-                let done_before =
-                    again.status == 409 && again.body["error"] == Code::ReplayedNonce.as_str();
+                let done_before = again.status == 409
+                    && field(&again.body, "error") == Some(Code::ReplayedNonce.as_str());
                 match again.location.as_deref() {
                     Some(location) if done_before => {
                         // A read is safe to repeat (a pooled connection may
@@ -269,13 +269,18 @@ impl ApiClient {
     }
 }
 
+/// A string field of a JSON answer body.
+fn field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(serde_json::Value::as_str)
+}
+
 /// A `2xx` answer, or the node's refusal as an [`ApiFailure`].
 fn success(request: &str, r: ApiResponse) -> Result<ApiResponse, ClientError> {
     if (200..300).contains(&r.status) {
         return Ok(r);
     }
-    let code = r.body["error"].as_str().unwrap_or("error").to_string();
-    let reason = r.body["reason"].as_str().unwrap_or(&r.text).to_string();
+    let code = field(&r.body, "error").unwrap_or("error").to_string();
+    let reason = field(&r.body, "reason").unwrap_or(&r.text).to_string();
     Err(ApiFailure {
         request: request.to_string(),
         status: r.status,
@@ -291,9 +296,7 @@ fn record_reply(request: &str, r: ApiResponse) -> Result<RecordReply, ClientErro
         request: request.to_string(),
         reason,
     };
-    let hex = r.body["encoded"]
-        .as_str()
-        .ok_or_else(|| answer("no \"encoded\" record".into()))?;
+    let hex = field(&r.body, "encoded").ok_or_else(|| answer("no \"encoded\" record".into()))?;
     let bytes = crate::ident::delegation::from_hex(hex)
         .ok_or_else(|| answer("\"encoded\" is not hex".into()))?;
     let record = SignedRecord::decode(&bytes).map_err(|e| answer(e.to_string()))?;
@@ -369,11 +372,13 @@ impl ApiClient {
         let path = "/v1/admin/delegations";
         let name = format!("POST {path}");
         let r = success(&name, self.signed_body("POST", path, Some(request), admin)?)?;
-        let chain: Vec<String> =
-            serde_json::from_value(r.body["chain"].clone()).map_err(|e| ClientError::Answer {
-                request: name.clone(),
-                reason: format!("chain: {e}"),
-            })?;
+        let chain: Vec<String> = serde_json::from_value(
+            r.body.get("chain").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| ClientError::Answer {
+            request: name.clone(),
+            reason: format!("chain: {e}"),
+        })?;
         Ok(Delegated {
             reply: record_reply(&name, r)?,
             chain: ChainFile { chain },

@@ -196,9 +196,10 @@ impl IntoResponse for ApiError {
             .answer
             .as_ref()
             .map(|id| format!("/v1/identifiers/{id}"));
-        if let (Some(id), Some(loc)) = (&self.answer, &location) {
-            body["identifier"] = id.as_str().into();
-            body["location"] = loc.as_str().into();
+        if let (Some(id), Some(loc), Some(fields)) = (&self.answer, &location, body.as_object_mut())
+        {
+            fields.insert("identifier".into(), id.as_str().into());
+            fields.insert("location".into(), loc.as_str().into());
         }
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(v) = location.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {

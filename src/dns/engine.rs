@@ -143,12 +143,16 @@ fn find_cut<'z>(z: &'z HotZone, qname: &[u8], apex_len: usize) -> Option<(usize,
     let mut offsets = [0usize; MAX_NAME_LEN / 2 + 1];
     let mut n = 0;
     let mut pos = 0usize;
-    while pos + apex_len < qname.len() && n < offsets.len() {
-        offsets[n] = pos;
+    while pos + apex_len < qname.len() {
+        let Some(slot) = offsets.get_mut(n) else {
+            break;
+        };
+        *slot = pos;
         n += 1;
         pos += 1 + usize::from(*qname.get(pos)?);
     }
-    offsets[..n]
+    offsets
+        .get(..n)?
         .iter()
         .rev()
         .find_map(|&o| z.cuts.get(qname.get(o..)?).map(|r| (o, r)))

@@ -25,8 +25,9 @@ const TYPES: [(u16, &str); 10] = [
     (rtype::ANY, "ANY"),
     (rtype::CPREC, "TYPE65280"),
     (rtype::CPKEY, "TYPE65281"),
-    (0, "other"),
+    (0, OTHER),
 ];
+const OTHER: &str = "other";
 const RCODES: [Rcode; 7] = Rcode::ALL;
 
 fn type_slot(qtype: u16) -> usize {
@@ -43,7 +44,9 @@ fn rcode_slot(rcode: Rcode) -> usize {
 /// Counts one answer directly (TCP, where a lookup per query is cheap
 /// next to the connection).
 pub fn count_answer(summary: &Summary, took: Duration) {
-    let (_, t) = TYPES[type_slot(summary.qtype)];
+    let t = TYPES
+        .get(type_slot(summary.qtype))
+        .map_or(OTHER, |&(_, label)| label);
     metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => summary.rcode.as_str()).increment(1);
     metrics::histogram!(DNS_ANSWER_SECONDS).record(took.as_secs_f64());
 }
@@ -85,14 +88,17 @@ impl DnsTally {
     /// Publishes the counts, and `answered` answers that each took `took`
     /// from receipt to send.
     pub fn flush(&mut self, took: Duration, answered: u64) {
-        for (slot, (count, counter)) in self.counts.iter_mut().zip(&mut self.counters).enumerate() {
+        // Slot `type_slot * RCODES.len() + rcode_slot` has these labels.
+        let labels = TYPES
+            .iter()
+            .flat_map(|&(_, t)| RCODES.iter().map(move |r| (t, r.as_str())));
+        for ((count, counter), (t, r)) in self.counts.iter_mut().zip(&mut self.counters).zip(labels)
+        {
             if *count > 0 {
                 counter
-                    .get_or_insert_with(|| {
-                        let (_, t) = TYPES[slot / RCODES.len()];
-                        let r = RCODES[slot % RCODES.len()].as_str();
-                        metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => r)
-                    })
+                    .get_or_insert_with(
+                        || metrics::counter!(DNS_QUERIES, "type" => t, "rcode" => r),
+                    )
                     .increment(*count);
                 *count = 0;
             }

@@ -288,7 +288,7 @@ fn udp_worker(
         let received = std::time::Instant::now();
         addrs.clear();
         let mut n = 0;
-        for (i, (len, addr)) in got.iter().enumerate() {
+        for ((len, addr), buf) in got.iter().zip(&bufs) {
             // Port 0 cannot be answered; such datagrams are spoofed or broken.
             let port = addr
                 .as_sockaddr_in()
@@ -297,8 +297,13 @@ fn udp_worker(
             if port.unwrap_or(0) == 0 || addr.len() == 0 {
                 continue;
             }
-            let query = &bufs[i][..(*len).min(MAX_QUERY)];
-            match zone.respond_now(query, Transport::Udp, &mut outs[n]) {
+            // A datagram longer than the buffer was cut to it.
+            let query = buf.get(..*len).unwrap_or(buf);
+            // One answer buffer per received datagram: `n < got.len() <= BATCH`.
+            let Some(out) = outs.get_mut(n) else {
+                break;
+            };
+            match zone.respond_now(query, Transport::Udp, out) {
                 Now::Answered(summary) => {
                     tally.count(&summary);
                     addrs.push(Some(*addr));
@@ -315,7 +320,8 @@ fn udp_worker(
         if n == 0 {
             continue;
         }
-        let slices: Vec<[IoSlice<'_>; 1]> = outs[..n].iter().map(|o| [IoSlice::new(o)]).collect();
+        let slices: Vec<[IoSlice<'_>; 1]> =
+            outs.iter().take(n).map(|o| [IoSlice::new(o)]).collect();
         if let Err(e) = sendmmsg(fd, &mut tx, slices.iter(), &addrs, [], MsgFlags::empty()) {
             tracing::debug!(error = %e, "udp send failed");
         }

@@ -107,18 +107,28 @@ impl<'a> Reader<'a> {
         self.buf.get(self.pos).copied().ok_or(WireError::Truncated)
     }
 
+    /// The next `N` bytes as an array.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let (head, _) = self
+            .buf
+            .get(self.pos..)
+            .and_then(<[u8]>::split_first_chunk::<N>)
+            .ok_or(WireError::Truncated)?;
+        self.pos += N;
+        Ok(*head)
+    }
+
     pub fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
 
     pub fn u16(&mut self) -> Result<u16, WireError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        self.array().map(u16::from_be_bytes)
     }
 
     pub fn u32(&mut self) -> Result<u32, WireError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_be_bytes)
     }
 
     /// Insists that the whole buffer was consumed.
@@ -143,16 +153,18 @@ impl<'a> Reader<'a> {
                 _ => return Err(WireError::BadLabel),
             }
             let l = usize::from(l);
-            if len + 1 + l > MAX_NAME_LEN {
-                return Err(WireError::NameTooLong);
-            }
-            out[len] = l as u8;
+            // The length octet and the label must fit in `out`.
+            let (len_octet, label_out) = out
+                .get_mut(len..len + 1 + l)
+                .and_then(<[u8]>::split_first_mut)
+                .ok_or(WireError::NameTooLong)?;
+            *len_octet = l as u8;
             len += 1;
             if l == 0 {
                 return Ok(len);
             }
             let label = self.take(l)?;
-            for (dst, src) in out[len..len + l].iter_mut().zip(label) {
+            for (dst, src) in label_out.iter_mut().zip(label) {
                 *dst = src.to_ascii_lowercase();
             }
             len += l;
@@ -252,15 +264,15 @@ impl WireName {
 /// True when wire name `name` equals `zone` or lies below it, at a label
 /// boundary. Both must be lower-case uncompressed wire names.
 pub fn is_within(name: &[u8], zone: &[u8]) -> bool {
-    let mut pos = 0usize;
-    while pos < name.len() {
-        if name.len() - pos == zone.len() {
-            return name[pos..] == *zone;
+    let mut rest = name;
+    while let Some(&label_len) = rest.first() {
+        if rest.len() == zone.len() {
+            return rest == zone;
         }
-        if name.len() - pos < zone.len() {
+        if rest.len() < zone.len() {
             return false;
         }
-        pos += 1 + usize::from(name[pos]);
+        rest = rest.get(1 + usize::from(label_len)..).unwrap_or_default();
     }
     false
 }
@@ -360,21 +372,22 @@ impl Soa {
 /// and unknown types in the generic form of RFC 3597 §5.
 pub fn rdata_presentation(rtype: u16, rdata: &[u8]) -> String {
     let known = match rtype {
-        rtype::A if rdata.len() == 4 => Some(format!(
-            "{}",
-            std::net::Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3])
-        )),
+        rtype::A => <[u8; 4]>::try_from(rdata)
+            .ok()
+            .map(|b| std::net::Ipv4Addr::from(b).to_string()),
         rtype::AAAA => <[u8; 16]>::try_from(rdata)
             .ok()
             .map(|b| std::net::Ipv6Addr::from(b).to_string()),
         rtype::NS => name_presentation(rdata),
         rtype::SOA => soa_presentation(rdata),
         rtype::TXT => txt_presentation(rdata),
-        rtype::URI if rdata.len() >= 4 => {
-            let prio = u16::from_be_bytes([rdata[0], rdata[1]]);
-            let weight = u16::from_be_bytes([rdata[2], rdata[3]]);
-            Some(format!("{prio} {weight} {}", quoted(&rdata[4..])))
-        }
+        rtype::URI => rdata
+            .split_first_chunk()
+            .map(|(&[p0, p1, w0, w1], target)| {
+                let prio = u16::from_be_bytes([p0, p1]);
+                let weight = u16::from_be_bytes([w0, w1]);
+                format!("{prio} {weight} {}", quoted(target))
+            }),
         _ => None,
     };
     known.unwrap_or_else(|| generic_presentation(rdata))
@@ -394,17 +407,17 @@ fn name_presentation(rdata: &[u8]) -> Option<String> {
     let mut buf = [0u8; MAX_NAME_LEN];
     let len = r.name_lower(&mut buf).ok()?;
     r.finish().ok()?;
-    Some(WireName::from_wire_unchecked(&buf[..len]).to_string())
+    Some(WireName::from_wire_unchecked(buf.get(..len)?).to_string())
 }
 
 fn soa_presentation(rdata: &[u8]) -> Option<String> {
     let mut r = Reader::new(rdata);
     let mut buf = [0u8; MAX_NAME_LEN];
     let len = r.name_lower(&mut buf).ok()?;
-    let mname = WireName::from_wire_unchecked(&buf[..len]);
+    let mname = WireName::from_wire_unchecked(buf.get(..len)?);
     let len = r.name_lower(&mut buf).ok()?;
-    let rname = WireName::from_wire_unchecked(&buf[..len]);
-    let nums = [
+    let rname = WireName::from_wire_unchecked(buf.get(..len)?);
+    let [serial, refresh, retry, expire, minimum] = [
         r.u32().ok()?,
         r.u32().ok()?,
         r.u32().ok()?,
@@ -413,8 +426,7 @@ fn soa_presentation(rdata: &[u8]) -> Option<String> {
     ];
     r.finish().ok()?;
     Some(format!(
-        "{mname} {rname} {} {} {} {} {}",
-        nums[0], nums[1], nums[2], nums[3], nums[4]
+        "{mname} {rname} {serial} {refresh} {retry} {expire} {minimum}"
     ))
 }
 
@@ -518,5 +530,51 @@ mod tests {
             r"\# 2 dead"
         );
         assert_eq!(rdata_presentation(rtype::A, &[127, 0, 0, 1]), "127.0.0.1");
+    }
+
+    #[test]
+    fn short_rdata_falls_back_to_the_generic_form() {
+        assert_eq!(rdata_presentation(rtype::A, &[127, 0, 1]), r"\# 3 7f0001");
+        assert_eq!(rdata_presentation(rtype::URI, &[0, 10, 0]), r"\# 3 000a00");
+        assert_eq!(rdata_presentation(rtype::URI, &[0, 10, 0, 1]), r#"10 1 """#);
+        assert_eq!(rdata_presentation(rtype::SOA, &[0, 0, 0]), r"\# 3 000000");
+    }
+
+    #[test]
+    fn numbers_cut_short_are_truncated_without_moving() {
+        let mut r = Reader::new(&[1, 2, 3]);
+        assert_eq!(r.u32(), Err(WireError::Truncated));
+        assert_eq!(r.position(), 0);
+        assert_eq!(r.u16(), Ok(0x0102));
+        assert_eq!(r.u16(), Err(WireError::Truncated));
+        assert_eq!(r.u8(), Ok(3));
+        assert_eq!(r.u8(), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn a_name_of_exactly_255_octets_is_read_and_256_is_not() {
+        // 4 labels of 62 octets (4 * 63 = 252), one of 1 (254), root (255).
+        let mut wire = Vec::new();
+        for _ in 0..4 {
+            wire.push(62);
+            wire.extend_from_slice(&[b'A'; 62]);
+        }
+        let mut longer = wire.clone();
+        wire.extend_from_slice(&[1, b'b', 0]);
+        let mut buf = [0u8; MAX_NAME_LEN];
+        assert_eq!(Reader::new(&wire).name_lower(&mut buf), Ok(MAX_NAME_LEN));
+        assert_eq!(buf[1], b'a');
+        longer.extend_from_slice(&[2, b'b', b'c', 0]);
+        assert_eq!(
+            Reader::new(&longer).name_lower(&mut buf),
+            Err(WireError::NameTooLong)
+        );
+    }
+
+    #[test]
+    fn within_is_false_for_a_label_that_overruns_the_name() {
+        assert!(!is_within(&[5, b'a', 0], &[0]));
+        assert!(is_within(&[1, b'a', 0], &[0]));
+        assert!(!is_within(&[], &[0]));
     }
 }

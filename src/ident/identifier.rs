@@ -197,7 +197,14 @@ pub mod check {
 
     /// The character of a check value (0–35).
     pub(super) fn char_of(value: u8) -> char {
-        char::from(super::ALNUM[usize::from(value % 36)])
+        char::from(alnum(value))
+    }
+
+    /// The ASCII byte of a check value (0–35).
+    #[allow(clippy::indexing_slicing)]
+    pub(super) fn alnum(value: u8) -> u8 {
+        // why: `value % 36` indexes a 36-byte table.
+        super::ALNUM[usize::from(value % 36)]
     }
 
     /// The check character for `data` (ASCII letters and digits, any case).
@@ -341,6 +348,13 @@ string_serde!(Class, "a class code such as \"IC\"");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Serial(u64);
 
+/// The Crockford base32 digit of `v`'s low five bits.
+#[allow(clippy::indexing_slicing)]
+fn crockford_digit(v: u64) -> u8 {
+    // why: `v & 31` indexes a 32-byte table.
+    CROCKFORD[(v & 31) as usize]
+}
+
 /// A serial's canonical characters, left-aligned in a fixed buffer.
 struct SerialText {
     buf: [u8; Serial::MAX_LEN],
@@ -348,8 +362,8 @@ struct SerialText {
 }
 
 impl SerialText {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+    fn bytes(self) -> impl Iterator<Item = u8> {
+        self.buf.into_iter().take(self.len)
     }
 }
 
@@ -409,8 +423,8 @@ impl Serial {
         let len = bits.div_ceil(5).clamp(Serial::MIN_LEN, Serial::MAX_LEN);
         let mut buf = [b'0'; Serial::MAX_LEN];
         let mut v = self.0;
-        for slot in buf[..len].iter_mut().rev() {
-            *slot = CROCKFORD[(v & 31) as usize];
+        for slot in buf.iter_mut().take(len).rev() {
+            *slot = crockford_digit(v);
             v >>= 5;
         }
         SerialText { buf, len }
@@ -419,7 +433,7 @@ impl Serial {
 
 impl fmt::Display for Serial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &c in self.text().bytes() {
+        for c in self.text().bytes() {
             f.write_char(char::from(c))?;
         }
         Ok(())
@@ -745,7 +759,7 @@ impl Identifier {
     fn push_suffix_label(&self, s: &mut String) {
         s.push_str(&self.class.code().to_ascii_lowercase());
         s.push('-');
-        for &c in self.serial.text().bytes() {
+        for c in self.serial.text().bytes() {
             s.push(char::from(c.to_ascii_lowercase()));
         }
         s.push('-');
@@ -828,8 +842,8 @@ impl Identifier {
             .chain([b'/'])
             .chain(self.class.code().bytes())
             .chain([b'-'])
-            .chain(serial.buf.into_iter().take(serial.len))
-            .chain([b'-', ALNUM[usize::from(self.check)]])
+            .chain(serial.bytes())
+            .chain([b'-', check::alnum(self.check)])
     }
 }
 
@@ -851,7 +865,7 @@ fn compute_check(prefix: &Prefix, class: Class, serial: Serial) -> u8 {
         .bytes()
         .filter(|&b| b != b'.')
         .chain(class.code().bytes())
-        .chain(serial.bytes().iter().copied());
+        .chain(serial.bytes());
     for c in data {
         // Every byte here is an upper-case letter or a digit by construction.
         if let Some(v) = check::value(c) {

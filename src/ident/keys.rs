@@ -270,11 +270,17 @@ impl fmt::Debug for PublicKey {
 /// Lower-case hex of `bytes`, written into one buffer (no allocation per
 /// byte: responses carry whole signed records this way).
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    /// The lower-case hex digit of a nibble (0–15).
+    fn digit(nibble: u8) -> char {
+        char::from(match nibble {
+            0..=9 => b'0' + nibble,
+            _ => b'a' + (nibble - 10),
+        })
+    }
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0x0f));
     }
     out
 }

@@ -330,7 +330,10 @@ impl SignedRecord {
     }
 
     fn canonical(&self) -> &[u8] {
-        &self.encoded[..self.encoded.len() - SIGNATURE_LEN]
+        // `encoded` always ends with the signature (see `decode`, `sign`).
+        self.encoded
+            .split_last_chunk::<SIGNATURE_LEN>()
+            .map_or(&[], |(canonical, _)| canonical)
     }
 
     /// Strict decoding; see the module documentation.

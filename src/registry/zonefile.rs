@@ -74,7 +74,7 @@ pub fn signed_records_from_master(text: &str) -> Result<Vec<SignedRecord>, ZoneF
             line: i + 1,
             reason,
         };
-        let rest = &fields[pos + 1..];
+        let rest = fields.get(pos + 1..).unwrap_or_default();
         if rest.first() != Some(&"\\#") {
             return Err(err("TYPE65280 RDATA must be in \\# generic form".into()));
         }

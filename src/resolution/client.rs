@@ -79,8 +79,10 @@ fn udp_exchange(server: SocketAddr, bytes: &[u8]) -> Result<Message, ClientError
         sock.send(bytes)?;
         match sock.recv(&mut buf) {
             Ok(n) => {
-                return Message::from_vec(&buf[..n])
-                    .map_err(|e| ClientError::Malformed(e.to_string()));
+                let reply = buf
+                    .get(..n)
+                    .ok_or_else(|| ClientError::Malformed("reply longer than the buffer".into()))?;
+                return Message::from_vec(reply).map_err(|e| ClientError::Malformed(e.to_string()));
             }
             Err(e)
                 if matches!(

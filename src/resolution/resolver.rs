@@ -236,7 +236,7 @@ impl Resolver {
             .collect();
         let below = labels.len().checked_sub(usize::from(apex.num_labels()))?;
         let mut segments = Vec::new();
-        for l in labels[..below].iter().rev() {
+        for l in labels.get(..below)?.iter().rev() {
             if l.bytes().all(|b| b.is_ascii_digit()) && !l.is_empty() {
                 segments.push(l.clone());
             } else {
@@ -496,9 +496,9 @@ pub async fn exchange(
     let matches = |m: &Message| {
         m.metadata.id == id
             && m.metadata.message_type == MessageType::Response
-            && m.queries.len() == 1
-            && m.queries[0].name().to_lowercase() == name.to_lowercase()
-            && m.queries[0].query_type() == query.query_type()
+            && matches!(m.queries.as_slice(), [q]
+                if q.name().to_lowercase() == name.to_lowercase()
+                    && q.query_type() == query.query_type())
     };
     let work = async {
         let bind: SocketAddr = if server.is_ipv6() {
@@ -514,7 +514,7 @@ pub async fn exchange(
         let mut buf = vec![0u8; 4096];
         loop {
             let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
-            let Ok(m) = Message::from_vec(&buf[..n]) else {
+            let Some(Ok(m)) = buf.get(..n).map(Message::from_vec) else {
                 continue;
             };
             if !matches(&m) {

@@ -26,12 +26,20 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+
+    /// One entry of a non-empty table, chosen uniformly.
+    #[allow(clippy::indexing_slicing)]
+    fn pick<T: Copy, const N: usize>(&mut self, table: &[T; N]) -> T {
+        // why: `below(N)` is < N, and N > 0 is checked at compile time.
+        const { assert!(N > 0) };
+        table[self.below(N as u64) as usize]
+    }
 }
 
 /// The `n`-th synthetic record under `node` (0-based).
 pub fn synthetic(node: &Prefix, n: u64, at: u64) -> Result<NewRecord, RecordError> {
     let mut rng = Rng(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let region = REGIONS[rng.below(REGIONS.len() as u64) as usize];
+    let region = rng.pick(&REGIONS);
     // Under the national root, spread over regions and industry nodes;
     // under any other node, stay in its own prefix.
     let prefix = if node.depth() == 1 {
@@ -54,7 +62,7 @@ pub fn synthetic(node: &Prefix, n: u64, at: u64) -> Result<NewRecord, RecordErro
         8 => Class::Nl,
         _ => Class::As,
     };
-    let (model, tflops) = ACCELERATORS[rng.below(ACCELERATORS.len() as u64) as usize];
+    let (model, tflops) = rng.pick(&ACCELERATORS);
     let count = 1 << rng.below(4);
     let resource = format!(
         r#"{{"class":"{}","accelerator":"{model}","count":{count},"tflops_fp16":{},"cpu_cores":{},"memory_gib":{},"storage_tib":{},"region":"{region}","price_per_hour":{:.2}}}"#,
