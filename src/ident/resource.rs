@@ -296,11 +296,37 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// The field a serde message names (`unknown field `x``, `missing field `x``).
+/// serde reads a struct from a JSON array too (by position); the standard
+/// has named fields only, so every place that holds a struct must hold an
+/// object.
+fn objects_where_objects_belong(tree: &serde_json::Value) -> Result<(), ResourceError> {
+    let object = |at: &str, v: Option<&serde_json::Value>| match v {
+        Some(v) if !v.is_object() => Err(ResourceError {
+            kind: ResourceErrorKind::Shape,
+            pointer: at.to_string(),
+            reason: "must be a JSON object".into(),
+        }),
+        _ => Ok(()),
+    };
+    object("", Some(tree))?;
+    for at in ["/price_per_unit_hour", "/declared_peak_tflops", "/link"] {
+        object(at, tree.pointer(at))?;
+    }
+    if let Some(serde_json::Value::Array(devices)) = tree.get("devices") {
+        for (i, d) in devices.iter().enumerate() {
+            object(&format!("/devices/{i}"), Some(d))?;
+            object(&format!("/devices/{i}/peak_tflops"), d.get("peak_tflops"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The field a serde message names (unknown, missing or duplicate field).
 fn named_field(message: &str) -> Option<&str> {
     let rest = message
         .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))?;
+        .or_else(|| message.strip_prefix("missing field `"))
+        .or_else(|| message.strip_prefix("duplicate field `"))?;
     rest.split_once('`').map(|(name, _)| name)
 }
 
@@ -388,6 +414,12 @@ const NOT_FOR_LINES: [&str; 8] = [
 impl ResourceDescriptor {
     /// Reads and validates a descriptor (JSON text).
     pub fn parse(data: &str) -> Result<ResourceDescriptor, ResourceError> {
+        let tree: serde_json::Value = serde_json::from_str(data).map_err(|e| ResourceError {
+            kind: ResourceErrorKind::Syntax,
+            pointer: String::new(),
+            reason: e.to_string(),
+        })?;
+        objects_where_objects_belong(&tree)?;
         let mut de = serde_json::Deserializer::from_str(data);
         let parsed: Result<ResourceDescriptor, _> = serde_path_to_error::deserialize(&mut de);
         let d = match parsed {
@@ -720,6 +752,13 @@ mod tests {
         );
         assert_eq!(pointer(&IC.replace(r#""unit":"card""#, r#""unit":"gpu""#)), "/unit");
         assert_eq!(pointer("{broken"), "");
+        assert_eq!(pointer(r#"["cpid.resource/1","IC"]"#), "");
+        let positional = IC.replace(
+            r#"{"model":"A800","count":8,"peak_tflops":{"fp16":312}}"#,
+            r#"["A800",8,{"fp16":312}]"#,
+        );
+        assert_eq!(pointer(&positional), "/devices/0");
+        assert_eq!(pointer(&IC.replace(r#""count":8,"#, r#""count":8,"count":9,"#)), "/devices/0/count");
         assert_eq!(pointer(&format!("{IC} x")), "");
     }
 
