@@ -414,6 +414,14 @@ const NOT_FOR_LINES: [&str; 8] = [
 impl ResourceDescriptor {
     /// Reads and validates a descriptor (JSON text).
     pub fn parse(data: &str) -> Result<ResourceDescriptor, ResourceError> {
+        let d = ResourceDescriptor::read(data)?;
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Reads a descriptor's shape (JSON syntax, field names and types)
+    /// without the rules of [`ResourceDescriptor::validate`].
+    fn read(data: &str) -> Result<ResourceDescriptor, ResourceError> {
         let tree: serde_json::Value = serde_json::from_str(data).map_err(|e| ResourceError {
             kind: ResourceErrorKind::Syntax,
             pointer: String::new(),
@@ -453,14 +461,14 @@ impl ResourceDescriptor {
             pointer: String::new(),
             reason: e.to_string(),
         })?;
-        d.validate()?;
         Ok(d)
     }
 
     /// Reads and validates a descriptor for an identifier of `class`: the
     /// descriptor's own `class` must be that one.
     pub fn parse_for(data: &str, class: Class) -> Result<ResourceDescriptor, ResourceError> {
-        let d = ResourceDescriptor::parse(data)?;
+        let d = ResourceDescriptor::read(data)?;
+        // The class first: the other rules depend on it.
         if d.class != class.code() {
             return Err(rule(
                 "/class",
@@ -471,6 +479,7 @@ impl ResourceDescriptor {
                 ),
             ));
         }
+        d.validate()?;
         Ok(d)
     }
 
