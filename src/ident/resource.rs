@@ -343,7 +343,11 @@ fn check_region(at: &str, code: &str) -> Result<(), ResourceError> {
 fn check_figure(at: &str, v: f64, min_inclusive: bool, max: f64) -> Result<(), ResourceError> {
     let low_ok = if min_inclusive { v >= 0.0 } else { v > 0.0 };
     if !(low_ok && v <= max) {
-        let low = if min_inclusive { "at least 0" } else { "above 0" };
+        let low = if min_inclusive {
+            "at least 0"
+        } else {
+            "above 0"
+        };
         return Err(rule(at, format!("must be {low} and at most {max}")));
     }
     Ok(())
@@ -390,7 +394,10 @@ fn class_rules(class: Class) -> Option<ClassRules> {
     let (units, needs): (&'static [Unit], &'static [&'static str]) = match class {
         Class::Ic => (&[Card, Node], &["region", "devices"]),
         Class::Sc => (&[Node, Core, Card], &["region", "cpu_cores"]),
-        Class::Gc => (&[Core, Node, Instance], &["region", "cpu_cores", "memory_gib"]),
+        Class::Gc => (
+            &[Core, Node, Instance],
+            &["region", "cpu_cores", "memory_gib"],
+        ),
         Class::St => (&[Tib], &["region", "storage_tib"]),
         Class::As => (&[Instance, Node, Core, Card], &["region"]),
         Class::Nl => (&[Line, Gbps], &["link"]),
@@ -511,7 +518,10 @@ impl ResourceDescriptor {
         if self.schema != SCHEMA {
             return Err(rule(
                 "/schema",
-                format!("{:?} is not a version this node reads ({SCHEMA})", self.schema),
+                format!(
+                    "{:?} is not a version this node reads ({SCHEMA})",
+                    self.schema
+                ),
             ));
         }
         let Some(class) = self.class() else {
@@ -606,7 +616,12 @@ impl ResourceDescriptor {
             for (i, r) in link.regions.iter().enumerate() {
                 check_region(&format!("/link/regions/{i}"), r)?;
             }
-            check_figure("/link/bandwidth_gbps", link.bandwidth_gbps, false, MAX_FIGURE)?;
+            check_figure(
+                "/link/bandwidth_gbps",
+                link.bandwidth_gbps,
+                false,
+                MAX_FIGURE,
+            )?;
             check_figure("/link/latency_ms", link.latency_ms, false, MAX_LATENCY_MS)?;
         }
         Ok(())
@@ -759,7 +774,10 @@ mod tests {
             pointer(&IC.replace(r#""count":8,"#, "")),
             "/devices/0/count"
         );
-        assert_eq!(pointer(&IC.replace(r#""unit":"card""#, r#""unit":"gpu""#)), "/unit");
+        assert_eq!(
+            pointer(&IC.replace(r#""unit":"card""#, r#""unit":"gpu""#)),
+            "/unit"
+        );
         assert_eq!(pointer("{broken"), "");
         assert_eq!(pointer(r#"["cpid.resource/1","IC"]"#), "");
         let positional = IC.replace(
@@ -767,7 +785,10 @@ mod tests {
             r#"["A800",8,{"fp16":312}]"#,
         );
         assert_eq!(pointer(&positional), "/devices/0");
-        assert_eq!(pointer(&IC.replace(r#""count":8,"#, r#""count":8,"count":9,"#)), "/devices/0/count");
+        assert_eq!(
+            pointer(&IC.replace(r#""count":8,"#, r#""count":8,"count":9,"#)),
+            "/devices/0/count"
+        );
         assert_eq!(pointer(&format!("{IC} x")), "");
     }
 
@@ -781,7 +802,17 @@ mod tests {
     #[test]
     fn the_device_table_loads_and_every_entry_has_a_source() {
         let t = DeviceTable::builtin();
-        for model in ["A800", "A100", "H800", "H100 SXM", "H20", "L40S", "Ascend 910B", "MI250X", "MI300X"] {
+        for model in [
+            "A800",
+            "A100",
+            "H800",
+            "H100 SXM",
+            "H20",
+            "L40S",
+            "Ascend 910B",
+            "MI250X",
+            "MI300X",
+        ] {
             assert!(t.find(model).is_some(), "{model}");
         }
         assert_eq!(t.find("a800").unwrap().peak_tflops.fp16, Some(312.0));

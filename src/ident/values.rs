@@ -312,7 +312,10 @@ mod tests {
             ("URL", "https://a.example:443/"),
             ("EMAIL", "noc@lingang.example"),
         ] {
-            assert!(client_values(vec![input(ok.0, ok.1)], Class::Ic, 1).is_ok(), "{ok:?}");
+            assert!(
+                client_values(vec![input(ok.0, ok.1)], Class::Ic, 1).is_ok(),
+                "{ok:?}"
+            );
         }
     }
 

@@ -51,15 +51,18 @@ pub fn resource(data: &[u8]) {
     };
     match ResourceDescriptor::parse(s) {
         Ok(d) => {
-            let class = d.class().expect("a valid descriptor names a resource class");
+            let class = d
+                .class()
+                .expect("a valid descriptor names a resource class");
             let again = serde_json::to_string(&d).expect("a descriptor serialises");
-            assert_eq!(ResourceDescriptor::parse(&again).as_ref(), Ok(&d), "{again}");
+            assert_eq!(
+                ResourceDescriptor::parse(&again).as_ref(),
+                Ok(&d),
+                "{again}"
+            );
             assert!(ResourceDescriptor::parse_for(s, class).is_ok());
         }
-        Err(e) => assert!(
-            e.pointer.is_empty() || e.pointer.starts_with('/'),
-            "{e:?}"
-        ),
+        Err(e) => assert!(e.pointer.is_empty() || e.pointer.starts_with('/'), "{e:?}"),
     }
 }
 

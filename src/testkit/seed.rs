@@ -6,9 +6,7 @@
 
 use crate::ident::identifier::{Class, Prefix};
 use crate::ident::record::{RecordError, RecordStatus, Value, ValueType};
-use crate::ident::resource::{
-    Device, DeviceTable, Link, Price, ResourceDescriptor, SCHEMA, Unit,
-};
+use crate::ident::resource::{Device, DeviceTable, Link, Price, ResourceDescriptor, SCHEMA, Unit};
 use crate::registry::NewRecord;
 
 /// GB/T 2260 province codes used for regional prefixes.

@@ -239,7 +239,10 @@ fn unsigned_toml_entries_obey_the_api_value_rules_and_change_nothing_when_refuse
             "{why}: refused at the bad entry: {err}"
         );
         if why.contains("capacity standard") {
-            assert!(err.to_string().contains("/accelerator"), "{why}: the pointer: {err}");
+            assert!(
+                err.to_string().contains("/accelerator"),
+                "{why}: the pointer: {err}"
+            );
         }
         assert_eq!(reg.store().len().unwrap(), 0, "{why}: nothing stored");
     }

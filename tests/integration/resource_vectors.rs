@@ -84,7 +84,10 @@ fn resource_vectors_agree_with_the_json_schema_in_python() {
         return;
     }
     let schema_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schema");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/resource_schema.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/resource_schema.py"
+    );
     let out = std::process::Command::new("python3")
         .args([script, schema_dir])
         .output()
