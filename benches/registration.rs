@@ -89,7 +89,10 @@ fn presign(key: &NodeKey, n: usize, round: usize) -> Vec<Signed> {
             let body = serde_json::to_vec(&json!({
                 "class": "IC",
                 "values": [
-                    {"type": "CP.RESOURCE", "data": format!("{{\"accelerator\":\"A800\",\"count\":{}}}", i % 64 + 1)},
+                    {"type": "CP.RESOURCE", "data": format!(
+                        r#"{{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card","units_total":{n},"devices":[{{"model":"A800","count":{n},"peak_tflops":{{"fp16":312}}}}]}}"#,
+                        n = i % 64 + 1
+                    )},
                     {"type": "CP.ENDPOINT", "data": format!("https://pool-{i}.bench.example/v1")},
                 ],
             }))

@@ -107,7 +107,11 @@ impl From<ValueError> for ApiError {
             ValueError::ClassNotAllowed(_) => Code::ClassNotAllowed,
             _ => Code::InvalidValue,
         };
-        ApiError::new(code, e.to_string())
+        let mut api = ApiError::new(code, e.to_string());
+        if let ValueError::Resource { error, .. } = e {
+            api.pointer = Some(error.pointer);
+        }
+        api
     }
 }
 
@@ -161,9 +165,10 @@ pub fn resource_class(code: &str) -> Result<Class, ApiError> {
     Ok(values::resource_class(code)?)
 }
 
-/// Checks and orders client values (the rules of [`crate::ident::values`]).
-pub fn values(inputs: Vec<ValueInput>, at: u64) -> Result<Vec<Value>, ApiError> {
-    Ok(values::client_values(inputs, at)?)
+/// Checks and orders client values for a record of `class` (the rules of
+/// [`crate::ident::values`]).
+pub fn values(inputs: Vec<ValueInput>, class: Class, at: u64) -> Result<Vec<Value>, ApiError> {
+    Ok(values::client_values(inputs, class, at)?)
 }
 
 #[cfg(test)]

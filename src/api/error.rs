@@ -142,6 +142,9 @@ pub struct ApiError {
     pub reason: String,
     /// For a replayed request: the identifier the original request wrote.
     pub answer: Option<String>,
+    /// For a refused `CP.RESOURCE`: the JSON pointer (RFC 6901) of the bad
+    /// field inside the descriptor (`schema/resource.md`).
+    pub pointer: Option<String>,
 }
 
 impl ApiError {
@@ -150,6 +153,7 @@ impl ApiError {
             code,
             reason: reason.into(),
             answer: None,
+            pointer: None,
         }
     }
 
@@ -192,6 +196,9 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({ "error": self.code.as_str(), "reason": self.reason });
+        if let (Some(pointer), Some(obj)) = (&self.pointer, body.as_object_mut()) {
+            obj.insert("pointer".into(), pointer.as_str().into());
+        }
         let location = self
             .answer
             .as_ref()

@@ -29,7 +29,7 @@ async fn resource(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
     let (owner, verified) = auth::verify_provider(s, req).await?;
     let body: IssueRequest = body::parse_json(&req.body)?;
     let class = body::resource_class(&body.class)?;
-    let values = body::values(body.values, s.registry.clock().now())?;
+    let values = body::values(body.values, class, s.registry.clock().now())?;
     let new = NewRecord {
         prefix: None,
         class,
@@ -74,11 +74,13 @@ pub(super) async fn update(
     IdPath(id): IdPath,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let work = |s: Arc<ApiState>| async move {
+    let class = id.class();
+    let work = move |s: Arc<ApiState>| async move {
         owner_change(&s, id, &req, |req| {
             let body: UpdateRequest = body::parse_json(&req.body)?;
             Ok(Change::Values(body::values(
                 body.values,
+                class,
                 s.registry.clock().now(),
             )?))
         })

@@ -7,6 +7,9 @@
 //! - [`keys`]: Ed25519 node keys, PEM files, key ids, and the closed set of
 //!   signing contexts.
 //! - [`delegation`]: delegation records and the chain of trust.
+//! - [`resource`]: the capacity standard, what a `CP.RESOURCE` value holds
+//!   (`schema/resource.md`).
+//! - [`values`]: the value rules every way in obeys.
 //!
 //! Nothing here touches the store, the network or the clock.
 
@@ -14,4 +17,5 @@ pub mod delegation;
 pub mod identifier;
 pub mod keys;
 pub mod record;
+pub mod resource;
 pub mod values;

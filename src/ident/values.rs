@@ -4,7 +4,9 @@
 //! import` of a TOML file, and the systems that write values themselves.
 //! A value is checked for what its type promises (a URL is an absolute
 //! http(s) URL without credentials, an e-mail address looks like one, a
-//! capacity descriptor is a JSON object) before anything is signed.
+//! `CP.RESOURCE` is a descriptor of the capacity standard
+//! ([`crate::ident::resource`], `schema/resource.md`) for the identifier's
+//! class) before anything is signed.
 //! Types the node writes itself (`HS_PUBKEY`, `HS_ADMIN`, `CP.DELEGATION`)
 //! and the Handle indices reserved for them are refused from clients.
 //! Records signed by this node and re-imported from a master file are not
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ident::identifier::Class;
 use crate::ident::record::{MAX_DATA_LEN, MAX_TTL, MAX_VALUES, Value, ValueType};
+use crate::ident::resource::{ResourceDescriptor, ResourceError};
 
 /// Index of the `HS_ADMIN` value shown by the Handle API (Handle convention).
 pub const HS_ADMIN_INDEX: u32 = 100;
@@ -34,8 +37,11 @@ pub fn is_resource_class(class: Class) -> bool {
 pub const FLOW_CLASSES: [Class; 2] = [Class::Us, Class::Tx];
 /// Value types only the node writes.
 pub const RESERVED_TYPES: [&str; 3] = ["HS_ADMIN", HS_PUBKEY, "CP.DELEGATION"];
-/// Value types whose data must be a JSON object.
-pub const JSON_TYPES: [&str; 3] = ["CP.RESOURCE", "CP.STATUS", "CP.TXN"];
+/// The value type of a capacity descriptor (`schema/resource.md`).
+pub const CP_RESOURCE: &str = "CP.RESOURCE";
+/// Value types whose data must be a JSON object (`CP.RESOURCE` is checked
+/// further, by the capacity standard).
+pub const JSON_TYPES: [&str; 3] = [CP_RESOURCE, "CP.STATUS", "CP.TXN"];
 
 /// Why a value or class is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +53,10 @@ pub enum ValueError {
     ClassNotAllowed(Class),
     #[error("class {} has its own signed flow and cannot be created from a file", .0.code())]
     FlowClass(Class),
+    /// A `CP.RESOURCE` that breaks the capacity standard; `error.pointer`
+    /// is the bad field inside the descriptor.
+    #[error("{at}: CP.RESOURCE {error} (schema/resource.md)")]
+    Resource { at: String, error: ResourceError },
 }
 
 fn invalid(reason: impl Into<String>) -> ValueError {
@@ -143,9 +153,13 @@ pub fn check_url(field: &str, s: &str) -> Result<(), ValueError> {
     Ok(())
 }
 
-/// Checks and orders client values: indices assigned or checked, types
-/// allowed, data what the type promises.
-pub fn client_values(inputs: Vec<ValueInput>, at: u64) -> Result<Vec<Value>, ValueError> {
+/// Checks and orders client values for a record of `class`: indices
+/// assigned or checked, types allowed, data what the type promises.
+pub fn client_values(
+    inputs: Vec<ValueInput>,
+    class: Class,
+    at: u64,
+) -> Result<Vec<Value>, ValueError> {
     if inputs.is_empty() {
         return Err(invalid("at least one value is needed"));
     }
@@ -198,6 +212,14 @@ pub fn client_values(inputs: Vec<ValueInput>, at: u64) -> Result<Vec<Value>, Val
         match kind.as_str() {
             "URL" | "CP.ENDPOINT" => check_url(&at_value, &v.data)?,
             "EMAIL" => check_email(&at_value, &v.data)?,
+            CP_RESOURCE => {
+                ResourceDescriptor::parse_for(&v.data, class).map_err(|error| {
+                    ValueError::Resource {
+                        at: at_value.clone(),
+                        error,
+                    }
+                })?;
+            }
             t if JSON_TYPES.contains(&t) => {
                 let parsed: serde_json::Value = serde_json::from_str(&v.data)
                     .map_err(|e| invalid(format!("{at_value}: {t} data is not JSON: {e}")))?;
@@ -245,7 +267,7 @@ mod tests {
             ..input("DESC", "b")
         });
         inputs.push(input("DESC", "c"));
-        let v = client_values(inputs, 1).unwrap();
+        let v = client_values(inputs, Class::Ic, 1).unwrap();
         assert_eq!(v.iter().map(|v| v.index).collect::<Vec<_>>(), [1, 99, 101]);
     }
 
@@ -269,7 +291,7 @@ mod tests {
             ("URL", "http://host.example:99999/"),
         ] {
             assert!(
-                client_values(vec![input(kind, data)], 1).is_err(),
+                client_values(vec![input(kind, data)], Class::Ic, 1).is_err(),
                 "{kind} {data:?}"
             );
         }
@@ -283,14 +305,35 @@ mod tests {
                 ..input("DESC", "b")
             },
         ];
-        assert!(client_values(twice, 1).is_err());
+        assert!(client_values(twice, Class::Ic, 1).is_err());
         for ok in [
             ("CP.ENDPOINT", "https://a.example/v1"),
             ("URL", "http://[2001:db8::1]:8080/x"),
             ("URL", "https://a.example:443/"),
             ("EMAIL", "noc@lingang.example"),
         ] {
-            assert!(client_values(vec![input(ok.0, ok.1)], 1).is_ok(), "{ok:?}");
+            assert!(
+                client_values(vec![input(ok.0, ok.1)], Class::Ic, 1).is_ok(),
+                "{ok:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resource_descriptor_is_checked_for_the_records_class() {
+        let pool = r#"{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card",
+            "units_total":8,"devices":[{"model":"A800","count":8,"peak_tflops":{"fp16":312}}]}"#;
+        assert!(client_values(vec![input("CP.RESOURCE", pool)], Class::Ic, 1).is_ok());
+        match client_values(vec![input("CP.RESOURCE", pool)], Class::Gc, 1) {
+            Err(ValueError::Resource { error, .. }) => assert_eq!(error.pointer, "/class"),
+            other => panic!("{other:?}"),
+        }
+        let bad = pool.replace("312", "0");
+        match client_values(vec![input("CP.RESOURCE", &bad)], Class::Ic, 1) {
+            Err(ValueError::Resource { error, .. }) => {
+                assert_eq!(error.pointer, "/devices/0/peak_tflops/fp16")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

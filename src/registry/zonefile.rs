@@ -242,18 +242,6 @@ fn import_entries(
 /// One entry, parsed and validated: an optional fixed code and the record.
 fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, NewRecord), String> {
     let now = registry.clock().now();
-    // Unsigned entries obey the same value rules as the HTTP API.
-    let inputs = e
-        .values
-        .iter()
-        .map(|v| ValueInput {
-            index: Some(v.index),
-            kind: v.kind.clone(),
-            data: v.data.clone(),
-            ttl: v.ttl,
-        })
-        .collect();
-    let values = values::client_values(inputs, now).map_err(|err| err.to_string())?;
     let owner = e
         .owner
         .as_deref()
@@ -285,6 +273,18 @@ fn plan(registry: &Registry, e: &RecordEntry) -> Result<(Option<Identifier>, New
             (prefix, class)
         }
     };
+    // Unsigned entries obey the same value rules as the HTTP API.
+    let inputs = e
+        .values
+        .iter()
+        .map(|v| ValueInput {
+            index: Some(v.index),
+            kind: v.kind.clone(),
+            data: v.data.clone(),
+            ttl: v.ttl,
+        })
+        .collect();
+    let values = values::client_values(inputs, class, now).map_err(|err| err.to_string())?;
     if !registry.prefix().contains(&prefix) {
         return Err(format!(
             "prefix {prefix} is outside this node's prefix {}",

@@ -279,17 +279,17 @@ impl Federation {
             let resources = [
                 (
                     "IC",
-                    r#"{"gpu":"A800","cards":512,"fp16_pflops":160}"#,
+                    r#"{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card","units_total":512,"devices":[{"model":"A800","count":512,"memory_gib":80,"peak_tflops":{"fp64":19.5,"fp32":19.5,"tf32":156,"bf16":312,"fp16":312,"int8":624}}],"cpu_cores":8192,"memory_gib":131072,"network_gbps":400,"pue":1.25,"price_per_unit_hour":{"amount":12.5,"currency":"CNY"},"declared_peak_tflops":{"fp16":159744}}"#,
                     "https://ai.compute.example/v1",
                 ),
                 (
                     "SC",
-                    r#"{"cpu_cores":40000,"fp64_pflops":12}"#,
+                    r#"{"schema":"cpid.resource/1","class":"SC","region":"31","unit":"node","units_total":500,"cpu_cores":40000,"memory_gib":160000,"devices":[{"model":"MI250X","count":128,"peak_tflops":{"fp64":95.7,"fp32":95.7,"bf16":383,"fp16":383,"int8":383}}],"pue":1.3,"price_per_unit_hour":{"amount":30,"currency":"CNY"}}"#,
                     "https://hpc.compute.example/v1",
                 ),
                 (
                     "ST",
-                    r#"{"capacity_pb":20,"tier":"object"}"#,
+                    r#"{"schema":"cpid.resource/1","class":"ST","region":"31","unit":"tib","units_total":20480,"storage_tib":20480,"network_gbps":800,"price_per_unit_hour":{"amount":0.0014,"currency":"CNY"}}"#,
                     "https://store.compute.example/s3",
                 ),
             ];

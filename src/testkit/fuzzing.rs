@@ -24,6 +24,7 @@ use crate::ident::keys::{NodeKey, PublicKey};
 use crate::ident::record::{
     MAX_DATA_LEN, MAX_TTL, Record, RecordStatus, SignedRecord, Value, ValueType,
 };
+use crate::ident::resource::ResourceDescriptor;
 use crate::ident::values::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
 use crate::resolution::gateway::cache::Block;
 use crate::resolution::resolver::{self, Outcome, ResolveError};
@@ -38,6 +39,30 @@ pub fn identifier(data: &[u8]) {
             assert_eq!(Identifier::from_dns_name(&name, &apex).ok(), Some(id));
         }
         let _ = Identifier::from_dns_name(s, &Apex::default());
+    }
+}
+
+/// The capacity descriptor parser (`schema/resource.md`): a refusal points
+/// at a field (or the whole document), and what it accepts writes back as
+/// JSON that parses to the same descriptor.
+pub fn resource(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    match ResourceDescriptor::parse(s) {
+        Ok(d) => {
+            let class = d
+                .class()
+                .expect("a valid descriptor names a resource class");
+            let again = serde_json::to_string(&d).expect("a descriptor serialises");
+            assert_eq!(
+                ResourceDescriptor::parse(&again).as_ref(),
+                Ok(&d),
+                "{again}"
+            );
+            assert!(ResourceDescriptor::parse_for(s, class).is_ok());
+        }
+        Err(e) => assert!(e.pointer.is_empty() || e.pointer.starts_with('/'), "{e:?}"),
     }
 }
 
@@ -236,7 +261,7 @@ fn http_bodies(body: &[u8]) {
                         ttl: v.ttl,
                     })
                     .collect();
-                if let Err(e) = body::values(inputs, FUZZ_NOW) {
+                if let Err(e) = body::values(inputs, Class::Pv, FUZZ_NOW) {
                     panic!("provider values {values:?} fail the value checks: {e}");
                 }
             }
@@ -246,23 +271,24 @@ fn http_bodies(body: &[u8]) {
     }
     match body::parse_json::<IssueRequest>(body) {
         Ok(request) => {
-            if let Err(e) = body::resource_class(&request.class) {
+            let class = body::resource_class(&request.class).unwrap_or_else(|e| {
                 not_internal(&e);
-            }
-            checked_values(request.values);
+                Class::Ic
+            });
+            checked_values(request.values, class);
         }
         Err(e) => not_internal(&e),
     }
     match body::parse_json::<UpdateRequest>(body) {
-        Ok(request) => checked_values(request.values),
+        Ok(request) => checked_values(request.values, Class::Ic),
         Err(e) => not_internal(&e),
     }
 }
 
 /// `body::values`: what it accepts could go into a record as it is.
-fn checked_values(inputs: Vec<ValueInput>) {
+fn checked_values(inputs: Vec<ValueInput>, class: Class) {
     let n = inputs.len();
-    match body::values(inputs, FUZZ_NOW) {
+    match body::values(inputs, class, FUZZ_NOW) {
         Ok(values) => {
             assert_eq!(values.len(), n);
             let mut last = 0;

@@ -1,16 +1,18 @@
 //! Realistic synthetic resource identifiers for benchmarks (`cpid bench
 //! seed`): providers and compute, storage and network resources spread over
-//! regional and industry prefixes, with capacity descriptors and endpoints.
-//! Deterministic for a given count, so runs are comparable.
+//! regional and industry prefixes, with capacity descriptors of the
+//! standard (`schema/resource.md`; device peaks from `schema/devices.toml`)
+//! and endpoints. Deterministic for a given count, so runs are comparable.
 
 use crate::ident::identifier::{Class, Prefix};
 use crate::ident::record::{RecordError, RecordStatus, Value, ValueType};
+use crate::ident::resource::{Device, DeviceTable, Link, Price, ResourceDescriptor, SCHEMA, Unit};
 use crate::registry::NewRecord;
 
 /// GB/T 2260 province codes used for regional prefixes.
 const REGIONS: [&str; 8] = ["11", "31", "44", "51", "32", "33", "42", "61"];
-const ACCELERATORS: [(&str, u32); 4] =
-    [("A800", 312), ("H800", 989), ("910B", 320), ("MI250", 383)];
+/// Models of the device table the seed installs.
+const ACCELERATORS: [&str; 4] = ["A800", "H800", "Ascend 910B", "MI250X"];
 
 /// A small deterministic generator (xorshift64*), enough for test data.
 struct Rng(u64);
@@ -62,17 +64,9 @@ pub fn synthetic(node: &Prefix, n: u64, at: u64) -> Result<NewRecord, RecordErro
         8 => Class::Nl,
         _ => Class::As,
     };
-    let (model, tflops) = rng.pick(&ACCELERATORS);
-    let count = 1 << rng.below(4);
-    let resource = format!(
-        r#"{{"class":"{}","accelerator":"{model}","count":{count},"tflops_fp16":{},"cpu_cores":{},"memory_gib":{},"storage_tib":{},"region":"{region}","price_per_hour":{:.2}}}"#,
-        class.code(),
-        tflops * count,
-        32 << rng.below(3),
-        256 << rng.below(3),
-        1 + rng.below(100),
-        (rng.below(20_000) as f64) / 100.0
-    );
+    let (resource, units) = descriptor(class, region, &mut rng);
+    let resource =
+        serde_json::to_string(&resource).map_err(|e| RecordError::Encoding(e.to_string()))?;
     let host = format!("r{n:07}.dc{region}.example.internal");
     let values = vec![
         value(
@@ -89,7 +83,7 @@ pub fn synthetic(node: &Prefix, n: u64, at: u64) -> Result<NewRecord, RecordErro
             "CP.STATUS",
             format!(
                 r#"{{"available":{},"heartbeat":{at}}}"#,
-                rng.below(u64::from(count) + 1)
+                rng.below(units + 1)
             ),
             60,
             at,
@@ -104,6 +98,95 @@ pub fn synthetic(node: &Prefix, n: u64, at: u64) -> Result<NewRecord, RecordErro
     })
 }
 
+/// A capacity descriptor for `class` in `region`, and its units.
+// why: the seed's models are in the compiled-in device table (tested).
+#[allow(clippy::expect_used)]
+fn descriptor(class: Class, region: &str, rng: &mut Rng) -> (ResourceDescriptor, u64) {
+    let model = rng.pick(&ACCELERATORS);
+    let spec = DeviceTable::builtin()
+        .find(model)
+        .expect("the seed's models are in schema/devices.toml");
+    let cards = 8u64 << rng.below(4);
+    let cpu_cores = 32u64 << rng.below(3);
+    let memory_gib = f64::from(256u32 << rng.below(3));
+    let storage_tib = (1 + rng.below(100)) as f64;
+    let price = Price {
+        amount: (rng.below(20_000) as f64) / 100.0,
+        currency: "CNY".into(),
+    };
+    let devices = vec![Device {
+        model: spec.model.clone(),
+        count: cards,
+        peak_tflops: spec.peak_tflops,
+        memory_gib: None,
+        serials: None,
+    }];
+    let mut d = ResourceDescriptor {
+        schema: SCHEMA.into(),
+        class: class.code().into(),
+        region: Some(region.into()),
+        unit: Unit::Node,
+        units_total: 1,
+        devices: None,
+        cpu_cores: Some(cpu_cores),
+        memory_gib: Some(memory_gib),
+        storage_tib: None,
+        network_gbps: Some(100.0),
+        pue: Some(1.3),
+        price_per_unit_hour: Some(price),
+        declared_peak_tflops: None,
+        link: None,
+    };
+    match class {
+        Class::Ic => {
+            d.unit = Unit::Card;
+            d.units_total = cards;
+            d.devices = Some(devices);
+            d.storage_tib = Some(storage_tib);
+        }
+        Class::Sc => {
+            d.units_total = cards / 4;
+            d.devices = Some(devices);
+        }
+        Class::Gc => {
+            d.unit = Unit::Core;
+            d.units_total = cpu_cores;
+        }
+        Class::St => {
+            d.unit = Unit::Tib;
+            d.units_total = storage_tib as u64;
+            d.storage_tib = Some(storage_tib);
+            d.cpu_cores = None;
+            d.memory_gib = None;
+        }
+        Class::Nl => {
+            let other = rng.pick(&REGIONS);
+            let bandwidth = 10u64 << rng.below(4);
+            d = ResourceDescriptor {
+                region: None,
+                unit: Unit::Gbps,
+                units_total: bandwidth,
+                cpu_cores: None,
+                memory_gib: None,
+                network_gbps: None,
+                pue: None,
+                link: Some(Link {
+                    regions: [region.into(), other.into()],
+                    bandwidth_gbps: bandwidth as f64,
+                    latency_ms: (1 + rng.below(30)) as f64,
+                }),
+                ..d
+            };
+        }
+        _ => {
+            d.unit = Unit::Instance;
+            d.units_total = 1 + rng.below(64);
+        }
+    }
+    let units = d.units_total;
+    (d, units)
+}
+
 fn value(index: u32, kind: &str, data: String, ttl: u32, at: u64) -> Result<Value, RecordError> {
     Ok(Value {
         index,
@@ -112,4 +195,19 @@ fn value(index: u32, kind: &str, data: String, ttl: u32, at: u64) -> Result<Valu
         ttl,
         timestamp: at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_synthetic_descriptor_obeys_the_standard() {
+        let root = Prefix::parse("86").unwrap();
+        for n in 0..500 {
+            let r = synthetic(&root, n, 1).unwrap();
+            let data = &r.values[1].data;
+            ResourceDescriptor::parse_for(data, r.class).unwrap_or_else(|e| panic!("{data}: {e}"));
+        }
+    }
 }

@@ -268,7 +268,7 @@ fn provider_resource_lifecycle_through_the_cli() {
             "--class",
             "IC",
             "--value",
-            r#"CP.RESOURCE={"accelerator":"A800","count":8}"#,
+            &format!("CP.RESOURCE={}", a800_pool(8)),
             "--value",
             "CP.ENDPOINT=https://pool.lingang.example/v1",
         ],

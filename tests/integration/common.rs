@@ -337,3 +337,11 @@ pub fn require_python_module(module: &str, pip_package: &str) -> bool {
         &format!("python3 -m pip install {pip_package}"),
     )
 }
+
+/// A capacity descriptor (`schema/resource.md`) of an A800 pool of `cards`
+/// cards in Shanghai, as a provider writes it in `CP.RESOURCE`.
+pub fn a800_pool(cards: u64) -> String {
+    format!(
+        r#"{{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card","units_total":{cards},"devices":[{{"model":"A800","count":{cards},"peak_tflops":{{"fp64":19.5,"fp32":19.5,"tf32":156,"bf16":312,"fp16":312,"int8":624}}}}],"price_per_unit_hour":{{"amount":12.5,"currency":"CNY"}}}}"#
+    )
+}

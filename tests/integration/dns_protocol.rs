@@ -229,10 +229,18 @@ fn edns_is_echoed_with_payload_clamped_and_badvers_for_version_one() {
 fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
     let node = TestNode::start();
     let long = "x".repeat(700);
+    // A descriptor with its devices' serials is long too (about 800 bytes).
+    let serials: Vec<String> = (0..40).map(|n| format!("\"SN{n:08}\"")).collect();
+    let resource = format!(
+        r#"{{"schema":"cpid.resource/1","class":"SC","region":"11","unit":"node","units_total":10,"cpu_cores":640,"devices":[{{"model":"MI250X","count":40,"peak_tflops":{{"fp64":95.7}},"serials":[{}]}}]}}"#,
+        serials.join(",")
+    );
+    cpid::ident::resource::ResourceDescriptor::parse_for(&resource, Class::Sc).unwrap();
+    assert!(resource.len() > 700);
     let rec = node.issue(
         Class::Sc,
         None,
-        &[("DESC", &long, 0), ("CP.RESOURCE", &long, 0)],
+        &[("DESC", &long, 0), ("CP.RESOURCE", &resource, 0)],
     );
     let name = node.dns_name(&rec.record().identifier);
 

@@ -20,6 +20,7 @@ fn replay(target: &str, f: fn(&[u8])) -> usize {
 fn fuzz_corpora_replay_without_panics() {
     assert!(replay("identifier", cpid::testkit::fuzzing::identifier) > 0);
     assert!(replay("record", cpid::testkit::fuzzing::record) > 0);
+    assert!(replay("resource", cpid::testkit::fuzzing::resource) > 0);
     assert!(replay("dns_query", cpid::testkit::fuzzing::dns_query) > 0);
     assert!(replay("http_request", cpid::testkit::fuzzing::http_request) > 0);
     assert!(replay("delegation", cpid::testkit::fuzzing::delegation) > 0);

@@ -31,7 +31,7 @@ fn resource_body() -> Value {
     json!({
         "class": "IC",
         "values": [
-            {"type": "CP.RESOURCE", "data": "{\"accelerator\":\"A800\",\"count\":8}"},
+            {"type": "CP.RESOURCE", "data": a800_pool(8)},
             {"type": "CP.ENDPOINT", "data": "https://pool.provider.example/v1", "ttl": 300},
         ],
     })
@@ -260,6 +260,40 @@ fn a_registered_resource_resolves_over_dns_and_http_until_withdrawn() {
     assert!(
         txt.iter().any(|t| t.contains("moved.provider.example")),
         "{txt:?}"
+    );
+
+    // An update is held to the capacity standard for the record's class.
+    let before_bad = dns_txt(&node, &id).1;
+    for (data, pointer) in [
+        (
+            a800_pool(8).replace("312", "-312"),
+            "/devices/0/peak_tflops/bf16",
+        ),
+        (
+            a800_pool(8).replace(r#""class":"IC""#, r#""class":"GC""#),
+            "/class",
+        ),
+        (
+            a800_pool(8).replace(r#""unit":"card""#, r#""unit":"tib""#),
+            "/unit",
+        ),
+    ] {
+        let bad = json!({"values": [{"type": "CP.RESOURCE", "data": data}]});
+        let r = api
+            .signed("PUT", &format!("/v1/identifiers/{id}"), Some(&bad), &key)
+            .unwrap();
+        assert_error(&r, 422, "invalid_value");
+        assert_eq!(r.body["pointer"], pointer, "{}", r.text);
+        assert!(
+            r.body["reason"].as_str().unwrap().contains(pointer),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(
+        dns_txt(&node, &id).1,
+        before_bad,
+        "a refused update changes nothing"
     );
 
     // Withdraw: a tombstone; NXDOMAIN; 410 natively, 100 for Handle.
@@ -631,6 +665,34 @@ fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
         let r = post(&json!({"class": "IC", "values": [bad.clone()]}));
         assert_error(&r, 422, "invalid_value");
     }
+    // A descriptor off the capacity standard: the pointer names the field.
+    for (data, pointer) in [
+        (
+            a800_pool(8).replace(r#""count":8"#, r#""count":0"#),
+            "/devices/0/count",
+        ),
+        (
+            a800_pool(8).replace(r#""fp16":312"#, r#""fp16_sparse":624"#),
+            "/devices/0/peak_tflops/fp16_sparse",
+        ),
+        (
+            a800_pool(8).replace(r#""region":"31""#, r#""region":"99""#),
+            "/region",
+        ),
+        (
+            r#"{"accelerator":"A800","count":8}"#.to_string(),
+            "/accelerator",
+        ),
+    ] {
+        let r = post(&json!({"class": "IC", "values": [{"type": "CP.RESOURCE", "data": data}]}));
+        assert_error(&r, 422, "invalid_value");
+        assert_eq!(r.body["pointer"], pointer, "{}", r.text);
+    }
+    // The descriptor describes the class asked for.
+    let r =
+        post(&json!({"class": "SC", "values": [{"type": "CP.RESOURCE", "data": a800_pool(8)}]}));
+    assert_error(&r, 422, "invalid_value");
+    assert_eq!(r.body["pointer"], "/class", "{}", r.text);
     assert_error(
         &post(&json!({"class": "IC", "values": []})),
         422,

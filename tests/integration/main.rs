@@ -20,6 +20,7 @@ mod malformed;
 mod openapi;
 mod record_vectors;
 mod registry;
+mod resource_vectors;
 mod scenarios;
 mod store;
 mod vectors;

@@ -68,7 +68,7 @@ fn fixed_record(issuer: KeyId) -> Record {
             Value {
                 index: 1,
                 kind: ValueType::parse("CP.RESOURCE").unwrap(),
-                data: r#"{"accelerator":"A800","count":8,"tflops_fp16":2496}"#.into(),
+                data: r#"{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card","units_total":8,"devices":[{"model":"A800","count":8,"peak_tflops":{"fp16":312}}]}"#.into(),
                 ttl: 3600,
                 timestamp: 1_790_000_000,
             },

@@ -220,6 +220,10 @@ fn unsigned_toml_entries_obey_the_api_value_rules_and_change_nothing_when_refuse
             "a descriptor that is not JSON",
         ),
         (
+            "[[record]]\nclass = \"IC\"\n[[record.value]]\nindex = 1\ntype = \"CP.RESOURCE\"\ndata = '{\"accelerator\":\"A800\",\"count\":8}'\n",
+            "a descriptor off the capacity standard",
+        ),
+        (
             "[[record]]\nclass = \"TX\"\n[[record.value]]\nindex = 1\ntype = \"DESC\"\ndata = \"deal\"\n",
             "a transaction",
         ),
@@ -234,6 +238,12 @@ fn unsigned_toml_entries_obey_the_api_value_rules_and_change_nothing_when_refuse
             err.to_string().starts_with("record 2:"),
             "{why}: refused at the bad entry: {err}"
         );
+        if why.contains("capacity standard") {
+            assert!(
+                err.to_string().contains("/accelerator"),
+                "{why}: the pointer: {err}"
+            );
+        }
         assert_eq!(reg.store().len().unwrap(), 0, "{why}: nothing stored");
     }
     let report = cpid::registry::zonefile::import(reg, good).unwrap();
