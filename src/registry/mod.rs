@@ -290,7 +290,9 @@ impl Registry {
     /// durable and served. Blocks the calling thread for the commit.
     pub fn commit(&self, plan: Plan) -> Result<Committed, RegistryError> {
         let prepared = self.prepare(plan)?;
-        self.node.store.write(prepared.batch.clone())?;
+        if !prepared.batch.is_empty() {
+            self.node.store.write(prepared.batch.clone())?;
+        }
         Ok(self.finish(prepared))
     }
 
@@ -298,7 +300,9 @@ impl Registry {
     /// without holding a thread.
     pub async fn commit_async(&self, plan: Plan) -> Result<Committed, RegistryError> {
         let prepared = self.prepare(plan)?;
-        crate::store::write_async(self.node.store.as_ref(), prepared.batch.clone()).await?;
+        if !prepared.batch.is_empty() {
+            crate::store::write_async(self.node.store.as_ref(), prepared.batch.clone()).await?;
+        }
         Ok(self.finish(prepared))
     }
 

@@ -47,6 +47,17 @@ pub struct WriteBatch {
     pub rows: Vec<Row>,
 }
 
+impl WriteBatch {
+    /// True when writing it would change nothing (an import of records the
+    /// store already holds): the registry then skips the commit and its fsync.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.serials.is_empty()
+            && self.nonces.is_empty()
+            && self.rows.is_empty()
+    }
+}
+
 /// A table of rows kept beside the records, named by the system that owns
 /// it. Names are ASCII and must not repeat; the store's own tables are not
 /// reachable this way.
