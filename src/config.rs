@@ -40,6 +40,40 @@ pub struct Config {
     pub http: HttpConfig,
     pub registration: RegistrationConfig,
     pub federation: FederationConfig,
+    pub capacity: CapacityConfig,
+}
+
+/// Status reports and the totals built from them (DESIGN §5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    /// Shortest reporting interval an agent may declare, seconds.
+    pub min_interval_secs: u32,
+    /// Longest reporting interval an agent may declare, seconds.
+    pub max_interval_secs: u32,
+    /// Most resources in one report.
+    pub max_resources_per_report: usize,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        let d = crate::capacity::report::ReportLimits::default();
+        Self {
+            min_interval_secs: d.min_interval_secs,
+            max_interval_secs: d.max_interval_secs,
+            max_resources_per_report: d.max_resources,
+        }
+    }
+}
+
+impl CapacityConfig {
+    pub fn limits(&self) -> crate::capacity::report::ReportLimits {
+        crate::capacity::report::ReportLimits {
+            min_interval_secs: self.min_interval_secs,
+            max_interval_secs: self.max_interval_secs,
+            max_resources: self.max_resources_per_report,
+        }
+    }
 }
 
 /// Where this node sits in the hierarchy. A node with a chain checks it at
@@ -263,6 +297,19 @@ impl Config {
                 key: "federation.trust_anchor_file",
                 reason: "a delegation chain is checked from the root key: set the trust anchor"
                     .into(),
+            });
+        }
+        let c = &self.capacity;
+        if c.min_interval_secs == 0 || c.min_interval_secs > c.max_interval_secs {
+            return Err(ConfigError::Invalid {
+                key: "capacity.min_interval_secs",
+                reason: "must be at least 1 and at most capacity.max_interval_secs".into(),
+            });
+        }
+        if !(1..=100_000).contains(&c.max_resources_per_report) {
+            return Err(ConfigError::Invalid {
+                key: "capacity.max_resources_per_report",
+                reason: "must be 1 to 100000".into(),
             });
         }
         if self.http.max_body_bytes < 1024 {

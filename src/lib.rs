@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod dns;

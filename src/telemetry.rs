@@ -15,6 +15,10 @@ pub const DNS_QUERIES: &str = "cpid_dns_queries_total";
 pub const DNS_ANSWER_SECONDS: &str = "cpid_dns_answer_seconds";
 pub const REGISTRATIONS: &str = "cpid_registrations_total";
 pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
+/// Status reports by outcome (`ok` or the error code).
+pub const REPORTS: &str = "cpid_reports_total";
+/// Resource statuses carried by accepted reports.
+pub const REPORTED_RESOURCES: &str = "cpid_reported_resources_total";
 /// Records committed but not published to the hot tier (the write stands;
 /// the next start publishes them).
 pub const PUBLISH_FAILURES: &str = "cpid_publish_failures_total";

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::api::body::{DelegationRequest, IssueRequest, ProviderRequest, UpdateRequest};
 use crate::api::error::Code;
 use crate::api::httpsig::{self, Message, SignOptions};
+use crate::capacity::report::ReportBody;
 use crate::ident::delegation::ChainFile;
 use crate::ident::identifier::{Identifier, Prefix};
 use crate::ident::keys::NodeKey;
@@ -60,6 +61,8 @@ pub struct ApiFailure {
     pub code: String,
     /// The reason, or the body's text when it was not the API's JSON.
     pub reason: String,
+    /// `out_of_sequence`: the reporter's last accepted sequence number.
+    pub last_seq: Option<u64>,
 }
 
 impl ApiFailure {
@@ -286,6 +289,7 @@ fn success(request: &str, r: ApiResponse) -> Result<ApiResponse, ClientError> {
         status: r.status,
         code,
         reason,
+        last_seq: r.body.get("last_seq").and_then(serde_json::Value::as_u64),
     }
     .into())
 }
@@ -390,4 +394,76 @@ impl ApiClient {
         let path = format!("/v1/admin/delegations/{prefix}");
         self.call::<()>("DELETE", &path, None, admin)
     }
+
+    /// `POST /v1/reports`, signed by an active provider's key. A report
+    /// whose first attempt was carried out although its answer was lost
+    /// comes back `out_of_sequence` with `last_seq` equal to its own: that
+    /// is success.
+    pub fn report(&self, body: &ReportBody, key: &NodeKey) -> Result<ReportReply, ClientError> {
+        let name = "POST /v1/reports";
+        let r = self.signed_body("POST", "/v1/reports", Some(body), key)?;
+        let r = match success(name, r) {
+            Err(ClientError::Api(f))
+                if f.is(Code::OutOfSequence) && f.last_seq == Some(body.seq) =>
+            {
+                return Ok(ReportReply {
+                    seq: body.seq,
+                    resources: body.resources.len(),
+                    at: None,
+                });
+            }
+            other => other?,
+        };
+        serde_json::from_value(r.body).map_err(|e| ClientError::Answer {
+            request: name.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /v1/identifiers?owner=`: every resource `owner` holds, walking
+    /// the pages.
+    pub fn owned(&self, owner: &Identifier) -> Result<Vec<RecordReply>, ClientError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/identifiers?owner={owner}&limit=500");
+            if let Some(a) = &after {
+                path.push_str("&after=");
+                path.push_str(a);
+            }
+            let name = format!("GET {path}");
+            let r = success(&name, self.get(&path)?)?;
+            let items = r
+                .body
+                .get("identifiers")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for item in items {
+                out.push(record_reply(
+                    &name,
+                    ApiResponse {
+                        status: r.status,
+                        body: item,
+                        text: String::new(),
+                        location: None,
+                    },
+                )?);
+            }
+            match r.body.get("next").and_then(serde_json::Value::as_str) {
+                Some(next) => after = Some(next.to_string()),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// What a node answered to an accepted report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ReportReply {
+    pub seq: u64,
+    pub resources: usize,
+    /// Node time of acceptance (absent when learnt from a retry).
+    #[serde(default)]
+    pub at: Option<u64>,
 }

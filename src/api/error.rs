@@ -68,6 +68,8 @@ codes! {
     InvalidValue => (UNPROCESSABLE_ENTITY, "invalid_value"),
     InvalidIdentifier => (BAD_REQUEST, "invalid_identifier"),
     InvalidPrefix => (BAD_REQUEST, "invalid_prefix"),
+    /// A query parameter is not one the endpoint takes.
+    InvalidQuery => (BAD_REQUEST, "invalid_query"),
 
     // The signature (RFC 9421) and digest (RFC 9530).
     MissingSignature => (UNAUTHORIZED, "missing_signature"),
@@ -111,6 +113,11 @@ codes! {
     InvalidRecord => (UNPROCESSABLE_ENTITY, "invalid_record"),
     InvalidDelegation => (UNPROCESSABLE_ENTITY, "invalid_delegation"),
     SerialsExhausted => (INSUFFICIENT_STORAGE, "serials_exhausted"),
+    /// A status report whose sequence number is not above the reporter's
+    /// last (`last_seq` in the body).
+    OutOfSequence => (CONFLICT, "out_of_sequence"),
+    /// A status report for a resource that is pending or withdrawn.
+    NotActive => (CONFLICT, "not_active"),
 
     // The node itself.
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -145,6 +152,9 @@ pub struct ApiError {
     /// For a refused `CP.RESOURCE`: the JSON pointer (RFC 6901) of the bad
     /// field inside the descriptor (`schema/resource.md`).
     pub pointer: Option<String>,
+    /// For a status report out of sequence: the reporter's last accepted
+    /// sequence number.
+    pub last_seq: Option<u64>,
 }
 
 impl ApiError {
@@ -154,6 +164,7 @@ impl ApiError {
             reason: reason.into(),
             answer: None,
             pointer: None,
+            last_seq: None,
         }
     }
 
@@ -198,6 +209,9 @@ impl IntoResponse for ApiError {
         let mut body = serde_json::json!({ "error": self.code.as_str(), "reason": self.reason });
         if let (Some(pointer), Some(obj)) = (&self.pointer, body.as_object_mut()) {
             obj.insert("pointer".into(), pointer.as_str().into());
+        }
+        if let (Some(last), Some(obj)) = (self.last_seq, body.as_object_mut()) {
+            obj.insert("last_seq".into(), last.into());
         }
         let location = self
             .answer
@@ -257,6 +271,35 @@ impl From<StoreError> for ApiError {
                 ApiError::new(Code::StoreUnavailable, e.to_string())
             }
         }
+    }
+}
+
+impl From<crate::capacity::report::ReportError> for ApiError {
+    fn from(e: crate::capacity::report::ReportError) -> ApiError {
+        if e.syntax {
+            return ApiError::new(Code::InvalidJson, e.reason);
+        }
+        let mut api = ApiError::new(Code::InvalidValue, e.to_string());
+        api.pointer = Some(e.pointer);
+        api
+    }
+}
+
+impl From<crate::capacity::CapacityError> for ApiError {
+    fn from(e: crate::capacity::CapacityError) -> ApiError {
+        use crate::capacity::CapacityError as E;
+        let reason = e.to_string();
+        let (code, pointer, last) = match e {
+            E::UnknownResource { pointer, .. } => (Code::NotFound, Some(pointer), None),
+            E::NotOwner { pointer, .. } => (Code::NotOwner, Some(pointer), None),
+            E::NotActive { pointer, .. } => (Code::NotActive, Some(pointer), None),
+            E::OutOfOrder { last, .. } => (Code::OutOfSequence, None, Some(last)),
+            E::Store(s) => return s.into(),
+        };
+        let mut api = ApiError::new(code, reason);
+        api.pointer = pointer;
+        api.last_seq = last;
+        api
     }
 }
 

@@ -13,7 +13,9 @@ use super::auth::{self, SignedBody};
 use super::body::{self, IssueRequest, UpdateRequest};
 use super::error::{ApiError, Code};
 use super::respond::{IdPath, answered, blocking, mutation, not_found, record_json};
+use super::situation::CheckedQuery;
 use super::state::{ApiState, Shared};
+use crate::capacity::LiveStatus;
 use crate::ident::identifier::Identifier;
 use crate::ident::record::{RecordStatus, SignedRecord};
 use crate::registry::{Change, NewRecord};
@@ -104,6 +106,12 @@ pub(super) async fn read(State(state): Shared, IdPath(id): IdPath) -> Result<Res
     let s = state.clone();
     let found = blocking(move || s.registry.get(&id)?.ok_or_else(|| not_found(&id))).await?;
     let mut body = record_json(&state, &found);
+    if let (Some(live), Some(obj)) = (
+        state.capacity.live(&found.record().identifier),
+        body.as_object_mut(),
+    ) {
+        obj.insert("live_status".into(), live_json(&live));
+    }
     if found.record().status == RecordStatus::Withdrawn {
         // The record and the error together: the last version stays readable.
         if let Some(obj) = body.as_object_mut() {
@@ -120,4 +128,87 @@ pub(super) async fn read(State(state): Shared, IdPath(id): IdPath) -> Result<Res
         return Ok((Code::Withdrawn.status(), Json(body)).into_response());
     }
     Ok(Json(body).into_response())
+}
+
+/// A resource's live status beside its record: reported by its provider,
+/// not part of what the node signed.
+fn live_json(live: &LiveStatus) -> serde_json::Value {
+    let mut v = serde_json::to_value(live).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "note".into(),
+            "live status reported by the provider; not signed record content".into(),
+        );
+    }
+    v
+}
+
+/// Most records in one page of `GET /v1/identifiers?owner=`.
+const MAX_PAGE: usize = 500;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// The provider whose resources are listed.
+    owner: String,
+    /// The last identifier of the previous page.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/identifiers?owner=…[&after=…][&limit=…]`: the resources a
+/// provider holds (not withdrawn), in identifier order, a page at a time;
+/// `next` is the `after` of the next page, absent on the last.
+pub(super) async fn list(
+    State(state): Shared,
+    CheckedQuery(q): CheckedQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let owner = Identifier::parse(&q.owner)
+        .map_err(|e| ApiError::new(Code::InvalidQuery, format!("owner: {e}")))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            Code::InvalidQuery,
+            format!("limit is 1 to {MAX_PAGE}"),
+        ));
+    }
+    // One more than asked, to know whether a next page exists.
+    let mut ids = state.capacity.owned(&owner, q.after.as_deref(), limit + 1);
+    let more = ids.len() > limit;
+    ids.truncate(limit);
+    let s = state.clone();
+    let records = blocking(move || {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = s.registry.get(&id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    let next = if more {
+        records.last().map(|r| r.record().identifier.to_string())
+    } else {
+        None
+    };
+    let items: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let mut v = crate::ident::record::to_json(r);
+            if let (Some(live), Some(obj)) = (
+                state.capacity.live(&r.record().identifier),
+                v.as_object_mut(),
+            ) {
+                obj.insert("live_status".into(), live_json(&live));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "owner": owner.to_string(),
+        "identifiers": items,
+        "next": next,
+    }))
+    .into_response())
 }

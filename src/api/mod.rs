@@ -31,8 +31,10 @@ pub mod httpsig;
 mod identifiers;
 pub mod node;
 mod providers;
+mod reports;
 pub mod respond;
 mod server;
+mod situation;
 pub mod state;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/node"),
     ("POST", "/v1/providers"),
     ("POST", "/v1/identifiers"),
+    ("GET", "/v1/identifiers"),
     ("GET", "/v1/identifiers/{prefix}/{suffix}"),
     ("PUT", "/v1/identifiers/{prefix}/{suffix}"),
     ("DELETE", "/v1/identifiers/{prefix}/{suffix}"),
@@ -59,16 +62,23 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/delegations"),
     ("DELETE", "/v1/admin/delegations/{prefix}"),
     ("GET", "/api/handles/{prefix}/{suffix}"),
+    ("POST", "/v1/reports"),
+    ("GET", "/v1/situation"),
 ];
 
 /// The router over `state`.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(node::healthz))
-        .route("/metrics", get(node::metrics_text))
+        .route("/metrics", get(node::node_metrics))
         .route("/v1/node", get(node::info))
         .route("/v1/providers", post(providers::register))
-        .route("/v1/identifiers", post(identifiers::register))
+        .route(
+            "/v1/identifiers",
+            post(identifiers::register).get(identifiers::list),
+        )
+        .route("/v1/reports", post(reports::submit))
+        .route("/v1/situation", get(situation::read))
         .route(
             "/v1/identifiers/{prefix}/{suffix}",
             get(identifiers::read)

@@ -44,6 +44,21 @@ pub(super) async fn healthz(State(state): Shared) -> Response {
 }
 
 /// Prometheus text exposition (shared with the gateway's reader).
+/// The node's `/metrics`: the process's counters and the live capacity
+/// gauges.
+pub(super) async fn node_metrics(State(state): Shared) -> Response {
+    let mut text = telemetry::render();
+    crate::capacity::situation::exposition(&state.capacity.rows(), &mut text);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
 pub async fn metrics_text() -> Response {
     (
         [(

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::batch;
+use crate::capacity::Capacity;
 use crate::config::Policy;
 use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
@@ -14,6 +15,8 @@ use crate::registry::Registry;
 /// What the handlers share.
 pub struct ApiState {
     pub registry: Arc<Registry>,
+    /// Live status and totals (system C).
+    pub capacity: Arc<Capacity>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -33,6 +36,7 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(
         registry: Arc<Registry>,
+        capacity: Arc<Capacity>,
         policy: Policy,
         signature_window_secs: u64,
         max_body_bytes: usize,
@@ -41,6 +45,7 @@ impl ApiState {
     ) -> ApiState {
         ApiState {
             registry,
+            capacity,
             policy,
             signature_window_secs,
             max_body_bytes,

@@ -203,13 +203,22 @@ pub struct Registry {
 impl Registry {
     /// Opens the registry over a store and fills the hot tier from it.
     pub fn open(node: Parts) -> Result<Registry, RegistryError> {
+        Registry::open_observed(node, Vec::new())
+    }
+
+    /// [`Registry::open`] with observers that see every stored record as it
+    /// is loaded, then every later commit.
+    pub fn open_observed(
+        node: Parts,
+        observers: Vec<Arc<dyn Observer>>,
+    ) -> Result<Registry, RegistryError> {
         let registry = Registry {
             node,
             clock: Clock::system(),
             next: Mutex::new(HashMap::new()),
             providers: RwLock::new(ProviderIndex::default()),
             delegations: RwLock::new(DelegationIndex::default()),
-            observers: RwLock::new(Vec::new()),
+            observers: RwLock::new(observers),
         };
         registry.load_zone()?;
         Ok(registry)
@@ -238,6 +247,14 @@ impl Registry {
                 if let Err(e) = self.publish_one(&r) {
                     failed = Some(e);
                     return Err(StoreError::Interrupted);
+                }
+                for observer in self
+                    .observers
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    observer.committed(std::slice::from_ref(&r));
                 }
                 Ok(())
             })

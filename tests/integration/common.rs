@@ -60,8 +60,23 @@ impl TestNode {
         TestNode::open_in(dir, config)
     }
 
+    /// A node deciding by `clock` (freshness, request windows).
+    pub fn start_with_clock(
+        clock: cpid::clock::Clock,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        adjust(&mut config);
+        TestNode::open_clocked(dir, config, clock)
+    }
+
     fn open_in(dir: tempfile::TempDir, config: Config) -> TestNode {
-        let node = Node::open(config).unwrap();
+        TestNode::open_clocked(dir, config, cpid::clock::Clock::system())
+    }
+
+    fn open_clocked(dir: tempfile::TempDir, config: Config, clock: cpid::clock::Clock) -> TestNode {
+        let node = Node::open_with_clock(config, clock).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -1,0 +1,60 @@
+//! The situation: `GET /v1/situation` (live totals, filtered by region,
+//! class or model and grouped by any of them, with the coverage of the
+//! province-level regions).
+
+use axum::Json;
+use axum::extract::{Query, State};
+
+use super::error::{ApiError, Code};
+use super::state::Shared;
+use crate::capacity::situation::{Situation, situation};
+use crate::capacity::totals::{Filter, GroupBy};
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SituationQuery {
+    region: Option<String>,
+    class: Option<String>,
+    model: Option<String>,
+    /// Comma-separated subset of `region,class,model`; default all three.
+    group_by: Option<String>,
+}
+
+/// A query string read into `T`, or a 400 `invalid_query` naming what is wrong.
+pub(super) struct CheckedQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for CheckedQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| CheckedQuery(q))
+            .map_err(|e| ApiError::new(Code::InvalidQuery, e.body_text()))
+    }
+}
+
+pub(super) async fn read(
+    State(state): Shared,
+    CheckedQuery(q): CheckedQuery<SituationQuery>,
+) -> Result<Json<Situation>, ApiError> {
+    let group = match &q.group_by {
+        Some(g) => GroupBy::parse(g).map_err(|e| ApiError::new(Code::InvalidQuery, e))?,
+        None => GroupBy::default(),
+    };
+    let filter = Filter {
+        region: q.region,
+        class: q.class.map(|c| c.to_ascii_uppercase()),
+        model: q.model,
+    };
+    let rows = state.capacity.rows();
+    let now = state.capacity.clock().now();
+    Ok(Json(situation(&rows, now, &filter, group)))
+}

@@ -1,0 +1,443 @@
+//! Resource aggregation (system C, DESIGN §5): live status of every
+//! resource, and totals that follow it.
+//!
+//! Status is not a record. A signed report ([`report`]) changes no record,
+//! signs nothing and touches no DNS data: the latest status of each
+//! resource is one row of the [`status::STATUS`] table, written with the
+//! reporter's sequence number in one store batch (the store's writer
+//! shares one commit among concurrent batches, so many reports cost one
+//! fsync) and only then applied in memory. [`Capacity`] watches every
+//! committed record (it is a registry [`Observer`]) and every accepted
+//! report, and keeps [`totals::Totals`] up to date by subtracting a
+//! resource's old contribution and adding its new one; freshness changes
+//! with time are applied from a deadline queue, so nothing is ever
+//! recomputed over all resources.
+
+pub mod report;
+pub mod situation;
+pub mod status;
+pub mod totals;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use self::report::{Report, ReportLimits};
+use self::status::{Freshness, REPORTER_SEQ, STATUS, Status};
+use self::totals::{Contribution, Rows, Totals};
+use crate::clock::Clock;
+use crate::ident::identifier::Identifier;
+use crate::ident::keys::KeyId;
+use crate::ident::record::{RecordStatus, SignedRecord};
+use crate::ident::resource::DeviceTable;
+use crate::registry::Observer;
+use crate::store::{Row, Store, StoreError, WriteBatch};
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapacityError {
+    #[error("{id} is not a registered resource of this node")]
+    UnknownResource { id: Identifier, pointer: String },
+    #[error("{id} is not owned by the signing provider")]
+    NotOwner { id: Identifier, pointer: String },
+    #[error("{id} is {status}: only an active resource reports status")]
+    NotActive {
+        id: Identifier,
+        pointer: String,
+        status: &'static str,
+    },
+    /// The sequence number is not above the last accepted one (a replay
+    /// when equal).
+    #[error("sequence {got} of agent {agent:?} is not above the last accepted {last}")]
+    OutOfOrder { agent: String, got: u64, last: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A report accepted and durable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Accepted {
+    pub agent: String,
+    pub seq: u64,
+    pub resources: usize,
+    /// Node time the report was accepted.
+    pub at: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Version of the record seen; 0 before any.
+    version: u64,
+    owner: Option<Identifier>,
+    status_of_record: Option<RecordStatus>,
+    contribution: Option<Contribution>,
+    status: Option<Status>,
+    freshness: Freshness,
+    deadline: Option<u64>,
+}
+
+impl Entry {
+    fn new() -> Entry {
+        Entry {
+            version: 0,
+            owner: None,
+            status_of_record: None,
+            contribution: None,
+            status: None,
+            freshness: Freshness::Unknown,
+            deadline: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<Identifier, Entry>,
+    totals: Totals,
+    /// When each resource's freshness next changes.
+    deadlines: BTreeSet<(u64, Identifier)>,
+    /// (owner, identifier) of every resource record not withdrawn.
+    by_owner: BTreeSet<(String, String)>,
+}
+
+impl Inner {
+    fn set_deadline(&mut self, id: &Identifier, now: u64) {
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = e.deadline.take() {
+            self.deadlines.remove(&(old, id.clone()));
+        }
+        e.deadline = e.status.as_ref().and_then(|s| s.next_change(now));
+        if let Some(at) = e.deadline {
+            self.deadlines.insert((at, id.clone()));
+        }
+    }
+
+    /// Changes one entry with its contribution taken out and put back.
+    fn change(&mut self, id: &Identifier, now: u64, f: impl FnOnce(&mut Entry)) {
+        let e = self.entries.entry(id.clone()).or_insert_with(Entry::new);
+        if let Some(c) = &e.contribution {
+            self.totals.apply(c, e.status.as_ref(), e.freshness, -1);
+        }
+        f(e);
+        e.freshness = e
+            .status
+            .as_ref()
+            .map_or(Freshness::Unknown, |s| s.freshness(now));
+        if let Some(c) = &e.contribution {
+            self.totals.apply(c, e.status.as_ref(), e.freshness, 1);
+        }
+        self.set_deadline(id, now);
+    }
+
+    /// Applies every freshness change due by `now`.
+    fn advance(&mut self, now: u64) {
+        while let Some((at, id)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.deadline = None;
+            }
+            self.change(&id, now, |_| {});
+        }
+    }
+}
+
+/// The live status and totals of one node's resources.
+pub struct Capacity {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    limits: ReportLimits,
+    table: &'static DeviceTable,
+    inner: RwLock<Inner>,
+    /// Last accepted sequence per reporter (`<key id>/<agent>`), including
+    /// reports whose commit is still in flight.
+    reporters: Mutex<HashMap<String, u64>>,
+}
+
+/// One resource's live status as read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LiveStatus {
+    pub freshness: Freshness,
+    /// Seconds since the last report; absent when never reported.
+    pub age_secs: Option<u64>,
+    #[serde(flatten)]
+    pub status: Option<Status>,
+}
+
+impl Capacity {
+    /// Opens over `store`, reading the latest statuses and reporter
+    /// sequences it holds. Records arrive through [`Observer`]: register it
+    /// with the registry before the registry loads its zone.
+    pub fn open(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        limits: ReportLimits,
+    ) -> Result<Capacity, StoreError> {
+        let now = clock.now();
+        let mut inner = Inner::default();
+        let mut bad = 0u64;
+        store.scan_rows(STATUS, b"", &mut |key, value| {
+            let id = std::str::from_utf8(key)
+                .ok()
+                .and_then(|k| Identifier::parse(k).ok());
+            match (id, Status::decode(value)) {
+                (Some(id), Some(s)) => inner.change(&id, now, |e| e.status = Some(s)),
+                _ => bad += 1,
+            }
+            true
+        })?;
+        if bad > 0 {
+            tracing::error!(rows = bad, "status rows that do not decode were skipped");
+        }
+        let mut reporters = HashMap::new();
+        store.scan_rows(REPORTER_SEQ, b"", &mut |key, value| {
+            if let (Ok(k), Ok(seq)) = (std::str::from_utf8(key), postcard::from_bytes(value)) {
+                reporters.insert(k.to_string(), seq);
+            }
+            true
+        })?;
+        Ok(Capacity {
+            store,
+            clock,
+            limits,
+            table: DeviceTable::builtin(),
+            inner: RwLock::new(inner),
+            reporters: Mutex::new(reporters),
+        })
+    }
+
+    pub fn limits(&self) -> &ReportLimits {
+        &self.limits
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks that `owner` may report every resource of `report`.
+    fn check_owner(&self, owner: &Identifier, report: &Report) -> Result<(), CapacityError> {
+        let inner = self.read();
+        for (i, (id, _)) in report.resources.iter().enumerate() {
+            let pointer = format!("/resources/{i}/id");
+            let e = inner
+                .entries
+                .get(id)
+                .filter(|e| e.version > 0)
+                .ok_or_else(|| CapacityError::UnknownResource {
+                    id: id.clone(),
+                    pointer: pointer.clone(),
+                })?;
+            if e.owner.as_ref() != Some(owner) {
+                return Err(CapacityError::NotOwner {
+                    id: id.clone(),
+                    pointer,
+                });
+            }
+            match e.status_of_record {
+                Some(RecordStatus::Active) => {}
+                other => {
+                    return Err(CapacityError::NotActive {
+                        id: id.clone(),
+                        pointer,
+                        status: other.map_or("unknown", RecordStatus::as_str),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts a report signed by `key` of provider `owner`: checks
+    /// ownership and order, writes the statuses and the reporter's sequence
+    /// in one durable batch, then applies them. A refused report changes
+    /// nothing.
+    pub async fn report(
+        &self,
+        owner: &Identifier,
+        key: &KeyId,
+        report: Report,
+    ) -> Result<Accepted, CapacityError> {
+        self.check_owner(owner, &report)?;
+        let at = self.clock.now();
+        let reporter = format!("{key}/{}", report.agent);
+        let statuses: Vec<(Identifier, Status)> = report
+            .resources
+            .into_iter()
+            .map(|(id, r)| {
+                let s = Status {
+                    units_available: r.units_available,
+                    units_in_use: r.units_in_use,
+                    health: r.health,
+                    utilization: r.utilization,
+                    interval_secs: report.interval_secs,
+                    reported_at: at,
+                    agent: report.agent.clone(),
+                    seq: report.seq,
+                    key: key.to_string(),
+                };
+                (id, s)
+            })
+            .collect();
+        let mut rows: Vec<Row> = statuses
+            .iter()
+            .map(|(id, s)| Row {
+                table: STATUS,
+                key: id.to_string().into_bytes(),
+                value: s.encode(),
+            })
+            .collect();
+        rows.push(Row {
+            table: REPORTER_SEQ,
+            key: reporter.clone().into_bytes(),
+            value: postcard::to_stdvec(&report.seq).unwrap_or_default(),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let previous = {
+            let mut reporters = self.reporters.lock().unwrap_or_else(|e| e.into_inner());
+            let last = reporters.get(&reporter).copied().unwrap_or(0);
+            if report.seq <= last {
+                return Err(CapacityError::OutOfOrder {
+                    agent: report.agent,
+                    got: report.seq,
+                    last,
+                });
+            }
+            reporters.insert(reporter.clone(), report.seq);
+            // Submitted under the lock, so one reporter's batches reach the
+            // store in sequence order.
+            self.store.submit(
+                WriteBatch {
+                    rows,
+                    ..Default::default()
+                },
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+            last
+        };
+        let written = rx.await.map_err(|_| StoreError::Closed).and_then(|r| r);
+        if let Err(e) = written {
+            let mut reporters = self.reporters.lock().unwrap_or_else(|e| e.into_inner());
+            if reporters.get(&reporter) == Some(&report.seq) {
+                reporters.insert(reporter, previous);
+            }
+            return Err(e.into());
+        }
+        let n = statuses.len();
+        let now = self.clock.now();
+        let mut inner = self.write();
+        inner.advance(now);
+        for (id, s) in statuses {
+            inner.change(&id, now, |e| {
+                // Two reporters of one resource: the later accepted wins.
+                if e.status
+                    .as_ref()
+                    .is_none_or(|old| old.reported_at <= s.reported_at)
+                {
+                    e.status = Some(s);
+                }
+            });
+        }
+        Ok(Accepted {
+            agent: report.agent,
+            seq: report.seq,
+            resources: n,
+            at,
+        })
+    }
+
+    /// The latest status of a resource this node holds, with its freshness
+    /// now; `None` for an identifier that is not a resource here.
+    pub fn live(&self, id: &Identifier) -> Option<LiveStatus> {
+        let now = self.clock.now();
+        let inner = self.read();
+        let e = inner.entries.get(id).filter(|e| e.version > 0)?;
+        Some(LiveStatus {
+            freshness: e
+                .status
+                .as_ref()
+                .map_or(Freshness::Unknown, |s| s.freshness(now)),
+            age_secs: e.status.as_ref().map(|s| now.saturating_sub(s.reported_at)),
+            status: e.status.clone(),
+        })
+    }
+
+    /// The node's own totals now.
+    pub fn rows(&self) -> Rows {
+        let now = self.clock.now();
+        let mut inner = self.write();
+        inner.advance(now);
+        inner.totals.rows()
+    }
+
+    /// Identifiers of the resources `owner` holds (not withdrawn), in
+    /// identifier order after `after`, at most `limit`.
+    pub fn owned(&self, owner: &Identifier, after: Option<&str>, limit: usize) -> Vec<Identifier> {
+        let owner = owner.to_string();
+        let inner = self.read();
+        let start = (owner.clone(), after.unwrap_or("").to_string());
+        inner
+            .by_owner
+            .range(start..)
+            .take_while(|(o, _)| *o == owner)
+            .filter(|(_, id)| Some(id.as_str()) != after)
+            .take(limit)
+            .filter_map(|(_, id)| Identifier::parse(id).ok())
+            .collect()
+    }
+
+    fn record(&self, signed: &SignedRecord) {
+        let r = signed.record();
+        if !crate::ident::values::is_resource_class(r.identifier.class()) {
+            return;
+        }
+        let now = self.clock.now();
+        let mut inner = self.write();
+        if inner
+            .entries
+            .get(&r.identifier)
+            .is_some_and(|e| e.version >= r.version)
+        {
+            return;
+        }
+        let contribution = Contribution::of(r, self.table).map(|(c, _)| c);
+        let mut old_owner = None;
+        inner.change(&r.identifier, now, |e| {
+            old_owner = e.owner.take();
+            e.version = r.version;
+            e.owner = r.owner.clone();
+            e.status_of_record = Some(r.status);
+            e.contribution = contribution;
+        });
+        let id = r.identifier.to_string();
+        if let Some(o) = old_owner {
+            inner.by_owner.remove(&(o.to_string(), id.clone()));
+        }
+        if let Some(o) = &r.owner
+            && r.status != RecordStatus::Withdrawn
+        {
+            inner.by_owner.insert((o.to_string(), id));
+        }
+    }
+}
+
+impl Observer for Capacity {
+    fn committed(&self, records: &[SignedRecord]) {
+        for r in records {
+            self.record(r);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The latest live status of one resource, as kept durably (a row of the
+//! `status` table, postcard) and judged for freshness.
+//!
+//! Freshness follows Kubernetes node leases: a resource not reported for
+//! 3 of its reporter's intervals is `stale`, after 4 `unknown`; a resource
+//! never reported is `unknown`.
+
+use serde::{Deserialize, Serialize};
+
+use super::report::Health;
+use crate::store::Table;
+
+/// Latest status per resource: key = canonical identifier text.
+pub const STATUS: Table = Table::new("status");
+/// Last accepted sequence number per reporter: key = `<key id>/<agent>`.
+pub const REPORTER_SEQ: Table = Table::new("report-seq");
+
+/// Intervals without a report before a resource is `stale`.
+pub const STALE_AFTER: u64 = 3;
+/// Intervals without a report before a resource is `unknown`.
+pub const UNKNOWN_AFTER: u64 = 4;
+
+/// How current a resource's status is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Freshness {
+    Fresh = 0,
+    Stale = 1,
+    Unknown = 2,
+}
+
+impl Freshness {
+    pub const ALL: [Freshness; 3] = [Freshness::Fresh, Freshness::Stale, Freshness::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Freshness::Fresh => "fresh",
+            Freshness::Stale => "stale",
+            Freshness::Unknown => "unknown",
+        }
+    }
+}
+
+/// One resource's latest reported status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub units_available: i64,
+    pub units_in_use: i64,
+    pub health: Health,
+    pub utilization: Option<f64>,
+    pub interval_secs: u32,
+    /// Node time (Unix seconds) the report was accepted.
+    pub reported_at: u64,
+    pub agent: String,
+    pub seq: u64,
+    /// Key id (hex) of the provider key that signed the report.
+    pub key: String,
+}
+
+impl Status {
+    /// The row value.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Status> {
+        postcard::from_bytes(bytes).ok()
+    }
+
+    /// Freshness at `now`.
+    pub fn freshness(&self, now: u64) -> Freshness {
+        let age = now.saturating_sub(self.reported_at);
+        let interval = u64::from(self.interval_secs.max(1));
+        if age >= UNKNOWN_AFTER * interval {
+            Freshness::Unknown
+        } else if age >= STALE_AFTER * interval {
+            Freshness::Stale
+        } else {
+            Freshness::Fresh
+        }
+    }
+
+    /// When the freshness next changes, if it still will.
+    pub fn next_change(&self, now: u64) -> Option<u64> {
+        let interval = u64::from(self.interval_secs.max(1));
+        match self.freshness(now) {
+            Freshness::Fresh => Some(self.reported_at + STALE_AFTER * interval),
+            Freshness::Stale => Some(self.reported_at + UNKNOWN_AFTER * interval),
+            Freshness::Unknown => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_after_three_intervals_unknown_after_four() {
+        let s = Status {
+            units_available: 1,
+            units_in_use: 0,
+            health: Health::Ok,
+            utilization: None,
+            interval_secs: 10,
+            reported_at: 1000,
+            agent: "a".into(),
+            seq: 1,
+            key: "k".into(),
+        };
+        assert_eq!(s.freshness(1029), Freshness::Fresh);
+        assert_eq!(s.next_change(1029), Some(1030));
+        assert_eq!(s.freshness(1030), Freshness::Stale);
+        assert_eq!(s.next_change(1030), Some(1040));
+        assert_eq!(s.freshness(1039), Freshness::Stale);
+        assert_eq!(s.freshness(1040), Freshness::Unknown);
+        assert_eq!(s.next_change(1040), None);
+        assert_eq!(Status::decode(&s.encode()), Some(s));
+    }
+}

@@ -1,0 +1,319 @@
+//! Resource aggregation against a running node: signed status reports
+//! (ownership, sequence, durability), the live status beside a record,
+//! freshness over time, the owner listing, totals in `/v1/situation` and
+//! their gauges in `/metrics`.
+
+use cpid::api::client::{ApiClient, ApiResponse};
+use cpid::clock::Clock;
+use cpid::ident::identifier::Identifier;
+use cpid::ident::keys::NodeKey;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+pub fn provider(api: &ApiClient, name: &str, region: &str) -> (NodeKey, Identifier) {
+    let key = NodeKey::generate().unwrap();
+    let body = json!({
+        "name": name, "organisation": format!("ORG-{name}"), "contact": "noc@p.example",
+        "region": region, "public_key": key.public().to_public_pem(),
+    });
+    let r = api
+        .signed("POST", "/v1/providers", Some(&body), &key)
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = Identifier::parse(r.body["identifier"].as_str().unwrap()).unwrap();
+    (key, id)
+}
+
+pub fn resource(api: &ApiClient, key: &NodeKey, descriptor: &str) -> Identifier {
+    let body = json!({"class": "IC", "values": [{"type": "CP.RESOURCE", "data": descriptor}]});
+    let r = api
+        .signed("POST", "/v1/identifiers", Some(&body), key)
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text);
+    Identifier::parse(r.body["identifier"].as_str().unwrap()).unwrap()
+}
+
+fn report(
+    api: &ApiClient,
+    key: &NodeKey,
+    agent: &str,
+    seq: u64,
+    items: &[(&Identifier, i64, i64)],
+) -> ApiResponse {
+    let resources: Vec<Value> = items
+        .iter()
+        .map(|(id, available, in_use)| {
+            json!({"id": id.to_string(), "units_available": available,
+                   "units_in_use": in_use, "health": "ok"})
+        })
+        .collect();
+    let body = json!({"agent": agent, "seq": seq, "interval_secs": 10, "resources": resources});
+    api.signed("POST", "/v1/reports", Some(&body), key).unwrap()
+}
+
+fn situation(api: &ApiClient, query: &str) -> Value {
+    let r = api.get(&format!("/v1/situation{query}")).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+fn unit_row<'a>(s: &'a Value, region: &str) -> &'a Value {
+    s["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == region)
+        .unwrap_or_else(|| panic!("no units row for {region}: {s}"))
+}
+
+fn json_headers() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    h
+}
+
+fn assert_error(r: &ApiResponse, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.body["error"], code, "{}", r.text);
+}
+
+#[test]
+fn reports_feed_live_status_and_totals_and_refusals_change_nothing() {
+    let clock = Clock::manual(cpid::clock::system_now());
+    let node = TestNode::start_with_clock(clock.clone(), |c| {
+        c.registration.policy = cpid::config::Policy::Open
+    });
+    let api = node.api();
+    let (key, _) = provider(&api, "alpha", "31");
+    let a = resource(&api, &key, &a800_pool(8));
+    let b = resource(&api, &key, &a800_pool(8));
+    let (other_key, _) = provider(&api, "beta", "11");
+    let theirs = resource(&api, &other_key, &a800_pool(4));
+
+    // Before any report everything registered is unknown.
+    let s = situation(&api, "");
+    assert_eq!(s["resources"]["unknown"], 3);
+    assert_eq!(unit_row(&s, "31")["units_total"]["unknown"], 20);
+
+    let r = report(&api, &key, "rack1", 1, &[(&a, 6, 2), (&b, 8, 0)]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["resources"], 2);
+
+    let s = situation(&api, "?region=31&group_by=region,class,model");
+    let row = unit_row(&s, "31");
+    assert_eq!(row["resources"]["fresh"], 2);
+    assert_eq!(row["units_total"]["fresh"], 16);
+    assert_eq!(row["units_available"]["fresh"], 14);
+    assert_eq!(row["units_in_use"]["fresh"], 2);
+    assert_eq!(
+        row["units_total"]["unknown"], 4,
+        "the other provider's pool"
+    );
+    let fp16 = s["peaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["precision"] == "fp16")
+        .unwrap();
+    assert_eq!(fp16["model"], "A800");
+    assert_eq!(fp16["total_tflops"]["fresh"], 16.0 * 312.0);
+    assert_eq!(fp16["available_tflops"]["fresh"], 14.0 * 312.0);
+    // Precisions are never added up: one row each.
+    let precisions: Vec<&str> = s["peaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["precision"].as_str().unwrap())
+        .collect();
+    assert_eq!(precisions.len(), 6, "{precisions:?}");
+
+    // The record reads with its live status beside it, not inside it.
+    let r = api.get(&format!("/v1/identifiers/{a}")).unwrap();
+    assert_eq!(r.body["live_status"]["freshness"], "fresh", "{}", r.text);
+    assert_eq!(r.body["live_status"]["units_available"], 6);
+    assert_eq!(r.body["live_status"]["seq"], 1);
+    assert_eq!(r.body["version"], 1, "a report makes no new version");
+    let serial = node.node.registry.zone().serial();
+
+    // Replayed and out-of-order reports: 409 with the last sequence.
+    let replay = report(&api, &key, "rack1", 1, &[(&a, 0, 8)]);
+    assert_error(&replay, 409, "out_of_sequence");
+    assert_eq!(replay.body["last_seq"], 1);
+    // Another agent of the same key has its own sequence.
+    let r = report(&api, &key, "rack2", 1, &[(&b, 7, 1)]);
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // A resource the signer does not own: 403, and the owned one in the
+    // same report is untouched.
+    let r = report(&api, &key, "rack1", 2, &[(&a, 0, 8), (&theirs, 0, 4)]);
+    assert_error(&r, 403, "not_owner");
+    assert_eq!(r.body["pointer"], "/resources/1/id");
+    let live = api.get(&format!("/v1/identifiers/{a}")).unwrap();
+    assert_eq!(live.body["live_status"]["units_available"], 6);
+    // The refused seq 2 was not consumed.
+    assert_eq!(report(&api, &key, "rack1", 2, &[(&a, 5, 3)]).status, 200);
+
+    // Bad bodies name the field; unknown resources are 404.
+    let bad = api
+        .signed(
+            "POST",
+            "/v1/reports",
+            Some(&json!({"agent": "rack1", "seq": 3, "interval_secs": 10,
+                         "resources": [{"id": a.to_string(), "units_available": "six",
+                                        "units_in_use": 0, "health": "ok"}]})),
+            &key,
+        )
+        .unwrap();
+    assert_error(&bad, 422, "invalid_value");
+    assert_eq!(bad.body["pointer"], "/resources/0/units_available");
+    let short = api
+        .signed(
+            "POST",
+            "/v1/reports",
+            Some(&json!({"agent": "rack1", "seq": 3, "interval_secs": 1, "resources": []})),
+            &key,
+        )
+        .unwrap();
+    assert_eq!(short.body["pointer"], "/interval_secs", "{}", short.text);
+    let unknown = Identifier::new(
+        a.prefix().clone(),
+        cpid::ident::identifier::Class::Ic,
+        cpid::ident::identifier::Serial::new(999).unwrap(),
+    );
+    let r = report(&api, &key, "rack1", 3, &[(&unknown, 1, 0)]);
+    assert_error(&r, 404, "not_found");
+    assert_eq!(r.body["pointer"], "/resources/0/id");
+    // Unsigned reports are refused.
+    let r = api
+        .send("POST", "/v1/reports", json_headers(), b"{}".to_vec())
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(
+        node.node.registry.zone().serial(),
+        serial,
+        "reports never touch the zone"
+    );
+
+    // Freshness follows the reporter's interval: stale after 3, unknown after 4.
+    clock.advance(29);
+    assert_eq!(situation(&api, "?region=31")["resources"]["fresh"], 2);
+    clock.advance(1);
+    let s = situation(&api, "?region=31");
+    assert_eq!(s["resources"]["stale"], 2, "{s}");
+    assert_eq!(unit_row(&s, "31")["units_available"]["stale"], 12);
+    let r = api.get(&format!("/v1/identifiers/{a}")).unwrap();
+    assert_eq!(r.body["live_status"]["freshness"], "stale");
+    clock.advance(10);
+    assert_eq!(situation(&api, "?region=31")["resources"]["unknown"], 3);
+
+    // Coverage of the province-level regions.
+    let s = situation(&api, "");
+    assert_eq!(s["coverage"]["regions_total"], 31);
+    assert_eq!(s["coverage"]["regions_fresh"], 0);
+    assert_eq!(report(&api, &key, "rack1", 3, &[(&a, 5, 3)]).status, 200);
+    let s = situation(&api, "");
+    assert_eq!(s["coverage"]["regions_fresh"], 1);
+    assert_eq!(s["coverage"]["regions_silent"], 0);
+    let shanghai = &s["coverage"]["provinces"].as_array().unwrap()[8];
+    assert_eq!(
+        (&shanghai["code"], &shanghai["state"]),
+        (&json!("31"), &json!("fresh"))
+    );
+    assert_eq!(
+        shanghai["resources"]["unknown"], 2,
+        "b and the other provider's pool"
+    );
+
+    // The gauges say the same.
+    let m = api.get("/metrics").unwrap().text;
+    assert!(
+        m.contains(
+            "cpid_capacity_units{region=\"31\",class=\"IC\",freshness=\"fresh\",kind=\"total\"} 8"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("cpid_situation_coverage_ratio 0.0322"), "{m}");
+
+    // Filters and grouping are checked.
+    assert_error(
+        &api.get("/v1/situation?group_by=precision").unwrap(),
+        400,
+        "invalid_query",
+    );
+    assert_error(
+        &api.get("/v1/situation?colour=red").unwrap(),
+        400,
+        "invalid_query",
+    );
+    let national = situation(&api, "?group_by=");
+    assert_eq!(national["units"].as_array().unwrap().len(), 1);
+    assert_eq!(national["units"][0]["region"], "*");
+
+    // Status and sequences survive a restart.
+    let node = node.restart();
+    let api = node.api();
+    let r = api.get(&format!("/v1/identifiers/{a}")).unwrap();
+    assert_eq!(r.body["live_status"]["seq"], 3, "{}", r.text);
+    assert_error(
+        &report(&api, &key, "rack1", 3, &[(&a, 5, 3)]),
+        409,
+        "out_of_sequence",
+    );
+    assert_eq!(report(&api, &key, "rack1", 4, &[(&a, 5, 3)]).status, 200);
+}
+
+#[test]
+fn a_provider_lists_what_it_owns_a_page_at_a_time() {
+    let node = TestNode::open_policy();
+    let api = node.api();
+    let (key, owner) = provider(&api, "lister", "44");
+    let mut mine: Vec<String> = (0..5)
+        .map(|_| resource(&api, &key, &a800_pool(2)).to_string())
+        .collect();
+    let (other, _) = provider(&api, "other", "44");
+    resource(&api, &other, &a800_pool(2));
+    mine.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/v1/identifiers?owner={owner}&limit=2");
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let r = api.get(&path).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+        pages += 1;
+        for item in r.body["identifiers"].as_array().unwrap() {
+            assert_eq!(item["owner"], owner.to_string());
+            seen.push(item["identifier"].as_str().unwrap().to_string());
+        }
+        match r.body["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, mine);
+    // The typed client walks the pages itself.
+    assert_eq!(api.owned(&owner).unwrap().len(), 5);
+    // A withdrawn resource is no longer listed.
+    let first = Identifier::parse(&mine[0]).unwrap();
+    api.withdraw(&first, &key).unwrap();
+    assert_eq!(api.owned(&owner).unwrap().len(), 4);
+    assert_error(
+        &api.get("/v1/identifiers?owner=nonsense").unwrap(),
+        400,
+        "invalid_query",
+    );
+    assert_error(
+        &api.get(&format!("/v1/identifiers?owner={owner}&limit=0"))
+            .unwrap(),
+        400,
+        "invalid_query",
+    );
+}
