@@ -1,1 +1,2 @@
+pub mod faults;
 pub mod quality;

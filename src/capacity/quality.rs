@@ -143,11 +143,19 @@ impl Reason {
             Reason::UsageOverTotal => "available and used units add up to more than the total",
             Reason::UtilizationOutOfRange => "utilization outside 0 to 1 (a percentage?)",
             Reason::PueOutOfRange => "site PUE below 1.0 or above 3.0",
-            Reason::UnitSlip => "a device peak 1000x or 1/1000 of the published one (GFLOPS or PFLOPS written as TFLOPS)",
-            Reason::SparseAsDense => "a device peak twice the published dense one (a sparse figure written as dense)",
-            Reason::MixedPrecision => "a device peak that is the published figure for another precision",
+            Reason::UnitSlip => {
+                "a device peak 1000x or 1/1000 of the published one (GFLOPS or PFLOPS written as TFLOPS)"
+            }
+            Reason::SparseAsDense => {
+                "a device peak twice the published dense one (a sparse figure written as dense)"
+            }
+            Reason::MixedPrecision => {
+                "a device peak that is the published figure for another precision"
+            }
             Reason::PeakMismatch => "a device peak more than 10% off the published one",
-            Reason::DeclaredTotalOff => "declared total peak more than 5% off the sum over the devices",
+            Reason::DeclaredTotalOff => {
+                "declared total peak more than 5% off the sum over the devices"
+            }
             Reason::DuplicateSerial => "a device serial also listed under another identifier",
             Reason::DuplicateEndpoint => "an endpoint also listed under another identifier",
             Reason::SequenceBackwards => "a reporter's sequence number went backwards",
@@ -215,7 +223,9 @@ fn judge_peak(spec: &DeviceSpec, p: Precision, v: f64, t: f64) -> Option<(Reason
         let how = if v > t { "1000x" } else { "1/1000 of" };
         return Some((
             Reason::UnitSlip,
-            format!("{at} peak {v} is {how} {name}'s {t} {unit}: GFLOPS or PFLOPS written as {unit}?"),
+            format!(
+                "{at} peak {v} is {how} {name}'s {t} {unit}: GFLOPS or PFLOPS written as {unit}?"
+            ),
         ));
     }
     if within(v, 2.0 * t, MATCH_TOL) {
@@ -507,8 +517,22 @@ impl Duplicates {
         let mut out = Vec::new();
         if let Some(keys) = self.by_id.get(id) {
             let (s, e) = (&keys.serials, &keys.endpoints);
-            shared(&self.serials, s, id, Reason::DuplicateSerial, "serial", &mut out);
-            shared(&self.endpoints, e, id, Reason::DuplicateEndpoint, "endpoint", &mut out);
+            shared(
+                &self.serials,
+                s,
+                id,
+                Reason::DuplicateSerial,
+                "serial",
+                &mut out,
+            );
+            shared(
+                &self.endpoints,
+                e,
+                id,
+                Reason::DuplicateEndpoint,
+                "endpoint",
+                &mut out,
+            );
         }
         out
     }
@@ -621,7 +645,10 @@ mod tests {
             assert!(!r.describe().is_empty() && !r.describe().contains('\n'));
         }
         assert_eq!(Reason::SparseAsDense.as_str(), "sparse_as_dense");
-        assert_eq!(Reason::UtilizationOutOfRange.to_string(), "utilization_out_of_range");
+        assert_eq!(
+            Reason::UtilizationOutOfRange.to_string(),
+            "utilization_out_of_range"
+        );
     }
 
     #[test]
@@ -643,9 +670,18 @@ mod tests {
         assert_eq!(peak("A800", Fp16, 0.312), one(Reason::UnitSlip, Fp16));
         assert_eq!(peak("A800", Fp64, 19_500.0), one(Reason::UnitSlip, Fp64));
         // 1% either way is still a slip; 2% is a mismatch.
-        assert_eq!(peak("A800", Fp16, 0.312 * 1.01), one(Reason::UnitSlip, Fp16));
-        assert_eq!(peak("A800", Fp64, 19_500.0 * 0.99), one(Reason::UnitSlip, Fp64));
-        assert_eq!(peak("A800", Fp16, 0.312 * 1.02), one(Reason::PeakMismatch, Fp16));
+        assert_eq!(
+            peak("A800", Fp16, 0.312 * 1.01),
+            one(Reason::UnitSlip, Fp16)
+        );
+        assert_eq!(
+            peak("A800", Fp64, 19_500.0 * 0.99),
+            one(Reason::UnitSlip, Fp64)
+        );
+        assert_eq!(
+            peak("A800", Fp16, 0.312 * 1.02),
+            one(Reason::PeakMismatch, Fp16)
+        );
         // An unsure entry is still checked for it.
         assert_eq!(peak("H20", Fp16, 0.148), one(Reason::UnitSlip, Fp16));
     }
@@ -653,13 +689,31 @@ mod tests {
     #[test]
     fn sparse_as_dense_is_twice_the_dense_figure() {
         use Precision::*;
-        assert_eq!(peak("H100 SXM", Fp8, 3958.0), one(Reason::SparseAsDense, Fp8));
-        assert_eq!(peak("A800", Fp16, 312.0 * 2.0), one(Reason::SparseAsDense, Fp16));
-        assert_eq!(peak("A800", Fp16, 312.0 * 2.02), one(Reason::SparseAsDense, Fp16));
-        assert_eq!(peak("A800", Fp16, 312.0 * 1.98), one(Reason::SparseAsDense, Fp16));
+        assert_eq!(
+            peak("H100 SXM", Fp8, 3958.0),
+            one(Reason::SparseAsDense, Fp8)
+        );
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 2.0),
+            one(Reason::SparseAsDense, Fp16)
+        );
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 2.02),
+            one(Reason::SparseAsDense, Fp16)
+        );
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 1.98),
+            one(Reason::SparseAsDense, Fp16)
+        );
         // 1.9x is no sparse figure: a mismatch.
-        assert_eq!(peak("A800", Fp16, 312.0 * 1.9), one(Reason::PeakMismatch, Fp16));
-        assert_eq!(peak("A800", Fp16, 312.0 * 2.03), one(Reason::PeakMismatch, Fp16));
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 1.9),
+            one(Reason::PeakMismatch, Fp16)
+        );
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 2.03),
+            one(Reason::PeakMismatch, Fp16)
+        );
         // Unsure entries too: H20's dense fp8 is 296.
         assert_eq!(peak("H20", Fp8, 592.0), one(Reason::SparseAsDense, Fp8));
         // Twice A800's fp16 is also its int8 figure: ×2 is diagnosed first.
@@ -672,8 +726,14 @@ mod tests {
         // The fp16 figure written as fp32, the tf32 one as fp16.
         assert_eq!(peak("A800", Fp32, 312.0), one(Reason::MixedPrecision, Fp32));
         assert_eq!(peak("A800", Fp16, 156.0), one(Reason::MixedPrecision, Fp16));
-        assert_eq!(peak("H100 SXM", Fp64, 494.5 * 1.01), one(Reason::MixedPrecision, Fp64));
-        assert_eq!(peak("H100 SXM", Fp64, 494.5 * 1.02), one(Reason::PeakMismatch, Fp64));
+        assert_eq!(
+            peak("H100 SXM", Fp64, 494.5 * 1.01),
+            one(Reason::MixedPrecision, Fp64)
+        );
+        assert_eq!(
+            peak("H100 SXM", Fp64, 494.5 * 1.02),
+            one(Reason::PeakMismatch, Fp64)
+        );
         // The same figure at two precisions is both's: A800 fp64 = fp32.
         assert_eq!(peak("A800", Fp64, 19.5), vec![]);
         // Unsure entries are not judged for it (H20's fp32 may be wrong).
@@ -683,9 +743,18 @@ mod tests {
     #[test]
     fn peak_mismatch_is_more_than_10_percent_off() {
         use Precision::*;
-        assert_eq!(peak("A800", Fp16, 312.0 * 1.101), one(Reason::PeakMismatch, Fp16));
-        assert_eq!(peak("A800", Fp16, 312.0 * 0.899), one(Reason::PeakMismatch, Fp16));
-        assert_eq!(peak("MI300X", Int8, 1000.0), one(Reason::PeakMismatch, Int8));
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 1.101),
+            one(Reason::PeakMismatch, Fp16)
+        );
+        assert_eq!(
+            peak("A800", Fp16, 312.0 * 0.899),
+            one(Reason::PeakMismatch, Fp16)
+        );
+        assert_eq!(
+            peak("MI300X", Int8, 1000.0),
+            one(Reason::PeakMismatch, Int8)
+        );
         // Unsure entries and unknown models are not judged for it.
         assert_eq!(peak("Ascend 910B", Fp16, 400.0), vec![]);
         assert_eq!(peak("MLU370-X8", Fp16, 12345.0), vec![]);
@@ -702,7 +771,14 @@ mod tests {
             ..Peaks::default()
         };
         let d = ic(vec![
-            device("H100", 4, Peaks { fp8: Some(1979.0), ..Peaks::default() }),
+            device(
+                "H100",
+                4,
+                Peaks {
+                    fp8: Some(1979.0),
+                    ..Peaks::default()
+                },
+            ),
             device("A800", 8, bad),
         ]);
         let got: Vec<(Reason, String)> = descriptor_findings(&d, table())
@@ -745,7 +821,11 @@ mod tests {
         // A precision no device states.
         let f = declared(&mut d, Int8, 319_488.0);
         assert_eq!(f[0].reason, Reason::DeclaredTotalOff);
-        assert!(f[0].detail.contains("no device states int8"), "{}", f[0].detail);
+        assert!(
+            f[0].detail.contains("no device states int8"),
+            "{}",
+            f[0].detail
+        );
         // Unknown models alone are still added up.
         let mut only_unknown = ic(vec![device("MLU370-X8", 10, peaks(Int8, 256.0))]);
         assert_eq!(declared(&mut only_unknown, Int8, 2560.0), vec![]);
@@ -763,7 +843,10 @@ mod tests {
             d.pue = Some(bad);
             let f = descriptor_findings(&d, table());
             assert_eq!(f.len(), 1, "{bad}");
-            assert_eq!((f[0].reason, f[0].pointer.as_str()), (Reason::PueOutOfRange, "/pue"));
+            assert_eq!(
+                (f[0].reason, f[0].pointer.as_str()),
+                (Reason::PueOutOfRange, "/pue")
+            );
         }
     }
 
@@ -851,7 +934,11 @@ mod tests {
 
     #[test]
     fn duplicate_serials_name_the_serial_and_the_other_identifier() {
-        let (a, b, c) = ("86.31/IC-000001-X", "86.44/IC-000002-X", "86.11/IC-000003-X");
+        let (a, b, c) = (
+            "86.31/IC-000001-X",
+            "86.44/IC-000002-X",
+            "86.11/IC-000003-X",
+        );
         let mut dup = Duplicates::new();
         dup.insert(a, strings(&["SN1", "SN2"]), vec![]);
         dup.insert(b, strings(&["sn2", "SN3"]), vec![]);
@@ -859,7 +946,11 @@ mod tests {
         let fa = dup.findings(a);
         assert_eq!(fa.len(), 1);
         assert_eq!(fa[0].reason, Reason::DuplicateSerial);
-        assert!(fa[0].detail.contains("SN2") && fa[0].detail.contains(b), "{}", fa[0].detail);
+        assert!(
+            fa[0].detail.contains("SN2") && fa[0].detail.contains(b),
+            "{}",
+            fa[0].detail
+        );
         assert_eq!(dup.findings(b)[0].reason, Reason::DuplicateSerial);
         // The same serial twice under one identifier is not a duplicate.
         assert_eq!(dup.findings(c), vec![]);
@@ -885,7 +976,10 @@ mod tests {
         dup.insert("c", many[..1].to_vec(), vec![]);
         let f = dup.findings("a");
         assert_eq!(f.len(), 2);
-        assert_eq!(f[0].detail, "serial SN00, SN01, SN02 and 7 more also under b");
+        assert_eq!(
+            f[0].detail,
+            "serial SN00, SN01, SN02 and 7 more also under b"
+        );
         assert_eq!(f[1].detail, "serial SN00 also under c");
     }
 
