@@ -15,6 +15,7 @@
 //!   and the DNS client behind `cpid resolve`.
 //! - [`api`]: the HTTP front door (axum), split by resource; RFC 9421 request
 //!   signatures; the typed client.
+//! - [`capacity`]: system C: data quality of descriptors and live status.
 //! - [`clock`]: the one clock, injectable in tests.
 //! - [`config`], [`node`]: configuration and a node put together.
 //! - [`telemetry`]: Prometheus metrics, named once.

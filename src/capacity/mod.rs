@@ -13,6 +13,8 @@
 //! with time are applied from a deadline queue, so nothing is ever
 //! recomputed over all resources.
 
+pub mod faults;
+pub mod quality;
 pub mod report;
 pub mod situation;
 pub mod status;
