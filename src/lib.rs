@@ -15,7 +15,10 @@
 //!   and the DNS client behind `cpid resolve`.
 //! - [`api`]: the HTTP front door (axum), split by resource; RFC 9421 request
 //!   signatures; the typed client.
-//! - [`capacity`]: system C: data quality of descriptors and live status.
+//! - [`capacity`]: system C: signed status reports, live totals and the
+//!   situation, data quality of descriptors and live status.
+//! - [`agent`]: the provider's agent (`cpid agent`): its inventory, live
+//!   host figures, durable sequence numbers and the reporting loop.
 //! - [`clock`]: the one clock, injectable in tests.
 //! - [`config`], [`node`]: configuration and a node put together.
 //! - [`telemetry`]: Prometheus metrics, named once.
@@ -23,6 +26,7 @@
 //!   seeding and fuzz entry points; not used by a serving node.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod capacity;
 pub mod clock;
