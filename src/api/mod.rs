@@ -31,6 +31,7 @@ pub mod httpsig;
 mod identifiers;
 pub mod node;
 mod providers;
+mod quality;
 mod reports;
 pub mod respond;
 mod server;
@@ -64,6 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/handles/{prefix}/{suffix}"),
     ("POST", "/v1/reports"),
     ("GET", "/v1/situation"),
+    ("GET", "/v1/quality"),
 ];
 
 /// The router over `state`.
@@ -79,6 +81,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/reports", post(reports::submit))
         .route("/v1/situation", get(situation::read))
+        .route("/v1/quality", get(quality::read))
         .route(
             "/v1/identifiers/{prefix}/{suffix}",
             get(identifiers::read)
