@@ -53,6 +53,10 @@ pub struct CapacityConfig {
     pub max_interval_secs: u32,
     /// Most resources in one report.
     pub max_resources_per_report: usize,
+    /// Minute points of the totals' history kept (then hourly ones).
+    pub history_minutes: usize,
+    /// Hourly points kept beyond the minute ones.
+    pub history_hours: usize,
 }
 
 impl Default for CapacityConfig {
@@ -62,6 +66,8 @@ impl Default for CapacityConfig {
             min_interval_secs: d.min_interval_secs,
             max_interval_secs: d.max_interval_secs,
             max_resources_per_report: d.max_resources,
+            history_minutes: crate::capacity::history::Period::default().minutes,
+            history_hours: crate::capacity::history::Period::default().hours,
         }
     }
 }
@@ -72,6 +78,13 @@ impl CapacityConfig {
             min_interval_secs: self.min_interval_secs,
             max_interval_secs: self.max_interval_secs,
             max_resources: self.max_resources_per_report,
+        }
+    }
+
+    pub fn history(&self) -> crate::capacity::history::Period {
+        crate::capacity::history::Period {
+            minutes: self.history_minutes,
+            hours: self.history_hours,
         }
     }
 }
@@ -310,6 +323,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "capacity.max_resources_per_report",
                 reason: "must be 1 to 100000".into(),
+            });
+        }
+        if !(1..=525_600).contains(&c.history_minutes) {
+            return Err(ConfigError::Invalid {
+                key: "capacity.history_minutes",
+                reason: "must be 1 to 525600 (a year of minutes)".into(),
+            });
+        }
+        if c.history_hours > 87_600 {
+            return Err(ConfigError::Invalid {
+                key: "capacity.history_hours",
+                reason: "must be at most 87600 (ten years of hours)".into(),
             });
         }
         if self.http.max_body_bytes < 1024 {

@@ -192,6 +192,7 @@ impl Node {
             store.clone(),
             clock.clone(),
             config.capacity.limits(),
+            config.capacity.history(),
         )?);
         let registry = Registry::open_observed(
             Parts {
@@ -220,11 +221,21 @@ impl Node {
     /// runtime.
     pub async fn serve(&self) -> Result<Running, NodeError> {
         crate::telemetry::install();
-        let upkeep = tokio::spawn(async {
+        let capacity = self.capacity.clone();
+        let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(crate::telemetry::UPKEEP_EVERY);
             loop {
                 every.tick().await;
                 crate::telemetry::upkeep();
+                let c = capacity.clone();
+                // The minute's point of the history. A point whose write
+                // fails stays in memory only: history is an aid, not a
+                // record, and the next minute tries again.
+                match tokio::task::spawn_blocking(move || c.tick()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "history point not written"),
+                    Err(e) => tracing::warn!(error = %e, "history tick failed"),
+                    Ok(Ok(())) => {}
+                }
             }
         });
         let dns = DnsServer::start(self.registry.zone().clone(), &self.config.dns_listen()).await?;

@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/handles/{prefix}/{suffix}"),
     ("POST", "/v1/reports"),
     ("GET", "/v1/situation"),
+    ("GET", "/v1/situation/history"),
     ("GET", "/v1/quality"),
 ];
 
@@ -81,6 +82,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/reports", post(reports::submit))
         .route("/v1/situation", get(situation::read))
+        .route("/v1/situation/history", get(situation::history))
         .route("/v1/quality", get(quality::read))
         .route(
             "/v1/identifiers/{prefix}/{suffix}",

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 
 use super::error::{ApiError, Code};
 use super::state::Shared;
+use crate::capacity::history::View;
 use crate::capacity::situation::{Situation, situation};
 use crate::capacity::totals::{Filter, GroupBy};
 
@@ -57,4 +58,43 @@ pub(super) async fn read(
     let rows = state.capacity.rows();
     let now = state.capacity.clock().now();
     Ok(Json(situation(&rows, now, &filter, group)))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HistoryQuery {
+    /// Minute points, newest last; default 60.
+    minutes: Option<usize>,
+    /// Hourly points; default 0.
+    hours: Option<usize>,
+    region: Option<String>,
+}
+
+/// `GET /v1/situation/history`: the totals' history and its anomalies.
+pub(super) async fn history(
+    State(state): Shared,
+    CheckedQuery(q): CheckedQuery<HistoryQuery>,
+) -> Result<Json<View>, ApiError> {
+    let minutes = q.minutes.unwrap_or(60);
+    let hours = q.hours.unwrap_or(0);
+    if minutes > 525_600 || hours > 87_600 {
+        return Err(ApiError::new(
+            Code::InvalidQuery,
+            "minutes must be at most 525600 and hours at most 87600",
+        ));
+    }
+    if let Some(r) = &q.region
+        && !(r.len() == 2 && r.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::new(
+            Code::InvalidQuery,
+            "region is a two-digit GB/T 2260 province code",
+        ));
+    }
+    let capacity = state.capacity.clone();
+    let view =
+        tokio::task::spawn_blocking(move || capacity.history(minutes, hours, q.region.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(view))
 }

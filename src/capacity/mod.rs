@@ -14,6 +14,7 @@
 //! recomputed over all resources.
 
 pub mod faults;
+pub mod history;
 pub mod quality;
 pub mod report;
 pub mod situation;
@@ -23,6 +24,7 @@ pub mod totals;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use self::history::{History, Period, Point, View};
 use self::quality::{Duplicates, Finding, Reason};
 use self::report::{Report, ReportLimits};
 use self::status::{Freshness, REPORTER_SEQ, STATUS, Status};
@@ -260,6 +262,7 @@ pub struct Capacity {
     /// Last accepted sequence per reporter (`<key id>/<agent>`), including
     /// reports whose commit is still in flight.
     reporters: Mutex<HashMap<String, u64>>,
+    history: Mutex<History>,
 }
 
 /// One resource's live status as read.
@@ -280,8 +283,10 @@ impl Capacity {
         store: Arc<dyn Store>,
         clock: Clock,
         limits: ReportLimits,
+        period: Period,
     ) -> Result<Capacity, StoreError> {
         let now = clock.now();
+        let history = History::open(store.as_ref(), period.minutes, period.hours, now)?;
         let mut inner = Inner::default();
         let mut bad = 0u64;
         store.scan_rows(STATUS, b"", &mut |key, value| {
@@ -311,6 +316,7 @@ impl Capacity {
             table: DeviceTable::builtin(),
             inner: RwLock::new(inner),
             reporters: Mutex::new(reporters),
+            history: Mutex::new(history),
         })
     }
 
@@ -507,6 +513,38 @@ impl Capacity {
         let mut inner = self.write();
         inner.advance(now);
         inner.totals.rows()
+    }
+
+    /// Records the minute's point of the totals if this minute has none
+    /// yet. Called from the node's upkeep and before history is read, so a
+    /// point is the totals as first seen in its minute.
+    pub fn tick(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let minute = now - now % 60;
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.last_at().is_some_and(|last| last >= minute) {
+            return Ok(());
+        }
+        let rows = history.push(Point::of(&self.rows(), minute));
+        history::persist(self.store.as_ref(), rows)
+    }
+
+    /// The last `minutes` minute points and `hours` hourly ones, optionally
+    /// for one region, with the anomalies among the minute points.
+    pub fn history(
+        &self,
+        minutes: usize,
+        hours: usize,
+        region: Option<&str>,
+    ) -> Result<View, StoreError> {
+        self.tick()?;
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(View {
+            step_secs: 60,
+            points: history.points(minutes, false, region),
+            hourly: history.points(hours, true, region),
+            anomalies: history.anomalies(minutes, region),
+        })
     }
 
     /// Identifiers of the resources `owner` holds (not withdrawn), in

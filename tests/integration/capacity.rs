@@ -432,3 +432,78 @@ fn data_quality_names_every_fault_with_its_reason_and_scores_providers() {
         "invalid_query",
     );
 }
+
+#[test]
+fn history_keeps_a_point_a_minute_and_flags_a_region_moving_beyond_its_variation() {
+    // Start on a minute boundary so each advance lands in the next minute.
+    let now = cpid::clock::system_now();
+    let clock = Clock::manual(now - now % 60 + 60);
+    let node = TestNode::start_with_clock(clock.clone(), |c| {
+        c.registration.policy = cpid::config::Policy::Open;
+        // Requests are signed by the wall clock; the node's runs 22 minutes on.
+        c.registration.signature_window_secs = 3600;
+    });
+    let api = node.api();
+    let (key, _) = provider(&api, "gamma", "51");
+    let sichuan = a800_pool(100).replace(r#""region":"31""#, r#""region":"51""#);
+    let pool = resource(&api, &key, &sichuan);
+    let send = |seq: u64, available: i64| {
+        let body = json!({"agent": "hall", "seq": seq, "interval_secs": 60, "resources": [
+            {"id": pool.to_string(), "units_available": available,
+             "units_in_use": 100 - available, "health": "ok"}]});
+        let r = api
+            .signed("POST", "/v1/reports", Some(&body), &key)
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let history = |query: &str| {
+        let r = api.get(&format!("/v1/situation/history{query}")).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    };
+    // Twenty minutes of normal variation, 50 ± 2 available. The report is
+    // sent before the minute turns, so whichever reads first (this test
+    // or the node's upkeep) records the same point.
+    for i in 0..20u64 {
+        send(i + 1, 48 + (i % 5) as i64);
+        clock.advance(60);
+        history("");
+    }
+    let h = history("?minutes=1000&region=51");
+    assert_eq!(h["step_secs"], 60);
+    let points = h["points"].as_array().unwrap();
+    assert_eq!(
+        points.len(),
+        21,
+        "one point a minute, the first before any report"
+    );
+    let last = &points[20];
+    assert_eq!(last["units_available"], 48 + 19 % 5, "{h}");
+    assert_eq!(last["units_in_use"], 100 - (48 + 19 % 5));
+    assert_eq!(last["regions"]["51"]["units_total"], 100);
+    assert_eq!(
+        points[20]["at"].as_u64().unwrap() - points[19]["at"].as_u64().unwrap(),
+        60
+    );
+    assert!(h["anomalies"].as_array().unwrap().is_empty(), "{h}");
+    assert_eq!(history("?minutes=5")["points"].as_array().unwrap().len(), 5);
+
+    // A collapse of the region's available capacity is flagged.
+    send(21, 5);
+    clock.advance(60);
+    let h = history("?minutes=1000");
+    let anomalies = h["anomalies"].as_array().unwrap();
+    assert_eq!(anomalies.len(), 1, "{h}");
+    assert_eq!(anomalies[0]["region"], "51");
+    assert_eq!(anomalies[0]["reason"], "available_drop");
+    assert_eq!(anomalies[0]["units_available"], 5);
+    // Another region's history has neither the points' figures nor the flag.
+    let other = history("?minutes=1000&region=11");
+    assert_eq!(other["points"][0]["units_total"], 0);
+    assert!(other["anomalies"].as_array().unwrap().is_empty());
+
+    let bad = api.get("/v1/situation/history?minutes=ten").unwrap();
+    assert_error(&bad, 400, "invalid_query");
+    let bad = api.get("/v1/situation/history?region=Shanghai").unwrap();
+    assert_error(&bad, 400, "invalid_query");
+}
