@@ -19,6 +19,8 @@ pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
 pub const REPORTS: &str = "cpid_reports_total";
 /// Resource statuses carried by accepted reports.
 pub const REPORTED_RESOURCES: &str = "cpid_reported_resources_total";
+/// Refused reports that count against a provider's data quality, by reason.
+pub const QUALITY_EVENTS: &str = "cpid_quality_events_total";
 /// Records committed but not published to the hot tier (the write stands;
 /// the next start publishes them).
 pub const PUBLISH_FAILURES: &str = "cpid_publish_failures_total";

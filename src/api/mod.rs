@@ -33,6 +33,7 @@ mod identifiers;
 pub mod node;
 pub mod page;
 mod providers;
+mod quality;
 mod reports;
 pub mod respond;
 mod server;
@@ -66,6 +67,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/handles/{prefix}/{suffix}"),
     ("POST", "/v1/reports"),
     ("GET", "/v1/situation"),
+    ("GET", "/v1/quality"),
     ("GET", "/situation"),
     ("GET", "/situation/assets/{file}"),
 ];
@@ -83,6 +85,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/reports", post(reports::submit))
         .route("/v1/situation", get(situation::read))
+        .route("/v1/quality", get(quality::read))
         .route("/situation", get(page::situation))
         .route("/situation/assets/{file}", get(page::asset))
         .route(

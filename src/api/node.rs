@@ -49,6 +49,7 @@ pub(super) async fn healthz(State(state): Shared) -> Response {
 pub(super) async fn node_metrics(State(state): Shared) -> Response {
     let mut text = telemetry::render();
     crate::capacity::situation::exposition(&state.capacity.rows(), &mut text);
+    crate::capacity::situation::quality_exposition(&state.capacity.finding_counts(), &mut text);
     (
         [(
             header::CONTENT_TYPE,

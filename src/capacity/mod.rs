@@ -20,9 +20,10 @@ pub mod situation;
 pub mod status;
 pub mod totals;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use self::quality::{Duplicates, Finding, Reason};
 use self::report::{Report, ReportLimits};
 use self::status::{Freshness, REPORTER_SEQ, STATUS, Status};
 use self::totals::{Contribution, Rows, Totals};
@@ -76,6 +77,92 @@ struct Entry {
     status: Option<Status>,
     freshness: Freshness,
     deadline: Option<u64>,
+    /// Plausibility findings on the record's descriptor.
+    descriptor_findings: Vec<Finding>,
+    /// The reasons counted for this entry in `Inner::reason_counts`.
+    reasons: Vec<Reason>,
+}
+
+impl Entry {
+    /// Every finding on this resource now, except duplicates (kept across
+    /// resources in [`Duplicates`]).
+    fn findings(&self) -> Vec<Finding> {
+        if self.status_of_record != Some(RecordStatus::Active) {
+            return Vec::new();
+        }
+        let mut out = self.descriptor_findings.clone();
+        if let (Some(s), Some(c)) = (&self.status, &self.contribution) {
+            out.extend(quality::status_findings(
+                c.units_total,
+                s.units_available,
+                s.units_in_use,
+                s.utilization,
+            ));
+        }
+        match self.freshness {
+            Freshness::Fresh => {}
+            Freshness::Stale => out.push(freshness_finding(Reason::Stale, self.status.as_ref())),
+            Freshness::Unknown => {
+                out.push(freshness_finding(Reason::Unknown, self.status.as_ref()))
+            }
+        }
+        out
+    }
+}
+
+fn freshness_finding(reason: Reason, status: Option<&Status>) -> Finding {
+    let detail = match status {
+        Some(s) => format!(
+            "last reported at {} by agent {:?}, every {} s",
+            s.reported_at, s.agent, s.interval_secs
+        ),
+        None => "never reported".into(),
+    };
+    Finding {
+        reason,
+        pointer: String::new(),
+        detail,
+    }
+}
+
+/// A refused report worth a provider's attention.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProviderEvent {
+    pub at: u64,
+    pub reason: Reason,
+    /// The resource or `agent:<id>` it concerns.
+    pub id: String,
+    pub detail: String,
+}
+
+/// Most events kept per provider.
+const EVENTS_KEPT: usize = 20;
+
+/// The data-quality view of a node's resources (`GET /v1/quality`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QualityReport {
+    pub at: u64,
+    /// Findings per reason, across all providers.
+    pub counts: BTreeMap<Reason, u64>,
+    pub providers: Vec<ProviderQuality>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProviderQuality {
+    pub provider: String,
+    pub resources: usize,
+    /// [`quality::score`] of its resources' findings.
+    pub score: f64,
+    pub findings: Vec<ResourceFinding>,
+    /// Refused reports (sequence going backwards, resources not its own).
+    pub events: Vec<ProviderEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResourceFinding {
+    pub id: String,
+    #[serde(flatten)]
+    pub finding: Finding,
 }
 
 impl Entry {
@@ -88,6 +175,8 @@ impl Entry {
             status: None,
             freshness: Freshness::Unknown,
             deadline: None,
+            descriptor_findings: Vec::new(),
+            reasons: Vec::new(),
         }
     }
 }
@@ -100,6 +189,11 @@ struct Inner {
     deadlines: BTreeSet<(u64, Identifier)>,
     /// (owner, identifier) of every resource record not withdrawn.
     by_owner: BTreeSet<(String, String)>,
+    duplicates: Duplicates,
+    /// Findings per reason over all entries (duplicates aside).
+    reason_counts: BTreeMap<Reason, i64>,
+    /// Recent refused reports per provider.
+    events: HashMap<String, VecDeque<ProviderEvent>>,
 }
 
 impl Inner {
@@ -122,6 +216,9 @@ impl Inner {
         if let Some(c) = &e.contribution {
             self.totals.apply(c, e.status.as_ref(), e.freshness, -1);
         }
+        for r in e.reasons.drain(..) {
+            *self.reason_counts.entry(r).or_default() -= 1;
+        }
         f(e);
         e.freshness = e
             .status
@@ -130,6 +227,11 @@ impl Inner {
         if let Some(c) = &e.contribution {
             self.totals.apply(c, e.status.as_ref(), e.freshness, 1);
         }
+        e.reasons = e.findings().iter().map(|f| f.reason).collect();
+        for r in &e.reasons {
+            *self.reason_counts.entry(*r).or_default() += 1;
+        }
+        self.reason_counts.retain(|_, n| *n != 0);
         self.set_deadline(id, now);
     }
 
@@ -271,7 +373,20 @@ impl Capacity {
         key: &KeyId,
         report: Report,
     ) -> Result<Accepted, CapacityError> {
-        self.check_owner(owner, &report)?;
+        if let Err(e) = self.check_owner(owner, &report) {
+            if let CapacityError::NotOwner { id, .. } = &e {
+                self.event(
+                    owner,
+                    Reason::NotOwner,
+                    id.to_string(),
+                    format!(
+                        "agent {:?} reported a resource of another provider",
+                        report.agent
+                    ),
+                );
+            }
+            return Err(e);
+        }
         let at = self.clock.now();
         let reporter = format!("{key}/{}", report.agent);
         let statuses: Vec<(Identifier, Status)> = report
@@ -310,6 +425,15 @@ impl Capacity {
             let mut reporters = self.reporters.lock().unwrap_or_else(|e| e.into_inner());
             let last = reporters.get(&reporter).copied().unwrap_or(0);
             if report.seq <= last {
+                if report.seq < last {
+                    drop(reporters);
+                    self.event(
+                        owner,
+                        Reason::SequenceBackwards,
+                        format!("agent:{}", report.agent),
+                        format!("sequence {} after {last}", report.seq),
+                    );
+                }
                 return Err(CapacityError::OutOfOrder {
                     agent: report.agent,
                     got: report.seq,
@@ -415,7 +539,24 @@ impl Capacity {
         {
             return;
         }
-        let contribution = Contribution::of(r, self.table).map(|(c, _)| c);
+        let parsed = Contribution::of(r, self.table);
+        let id = r.identifier.to_string();
+        let descriptor_findings = match &parsed {
+            Some((_, d)) => {
+                let endpoints = r
+                    .values
+                    .iter()
+                    .filter(|v| ENDPOINT_TYPES.contains(&v.kind.as_str()))
+                    .map(|v| v.data.clone());
+                inner.duplicates.insert(&id, quality::serials(d), endpoints);
+                quality::descriptor_findings(d, self.table)
+            }
+            None => {
+                inner.duplicates.remove(&id);
+                Vec::new()
+            }
+        };
+        let contribution = parsed.map(|(c, _)| c);
         let mut old_owner = None;
         inner.change(&r.identifier, now, |e| {
             old_owner = e.owner.take();
@@ -423,8 +564,8 @@ impl Capacity {
             e.owner = r.owner.clone();
             e.status_of_record = Some(r.status);
             e.contribution = contribution;
+            e.descriptor_findings = descriptor_findings;
         });
-        let id = r.identifier.to_string();
         if let Some(o) = old_owner {
             inner.by_owner.remove(&(o.to_string(), id.clone()));
         }
@@ -434,7 +575,108 @@ impl Capacity {
             inner.by_owner.insert((o.to_string(), id));
         }
     }
+
+    /// Notes a refused report for its provider's quality view.
+    fn event(&self, owner: &Identifier, reason: Reason, id: String, detail: String) {
+        metrics::counter!(crate::telemetry::QUALITY_EVENTS, "reason" => reason.as_str())
+            .increment(1);
+        let at = self.clock.now();
+        let mut inner = self.write();
+        let list = inner.events.entry(owner.to_string()).or_default();
+        if list.len() >= EVENTS_KEPT {
+            list.pop_front();
+        }
+        list.push_back(ProviderEvent {
+            at,
+            reason,
+            id,
+            detail,
+        });
+    }
+
+    /// Findings per reason now (duplicates included), for `/metrics`.
+    pub fn finding_counts(&self) -> BTreeMap<Reason, u64> {
+        let now = self.clock.now();
+        let mut inner = self.write();
+        inner.advance(now);
+        let mut counts: BTreeMap<Reason, u64> = inner
+            .reason_counts
+            .iter()
+            .map(|(r, n)| (*r, u64::try_from(*n).unwrap_or(0)))
+            .collect();
+        for f in inner.duplicates.all_findings() {
+            *counts.entry(f).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Every finding, per provider, with its score.
+    pub fn quality(&self, provider: Option<&Identifier>) -> QualityReport {
+        let now = self.clock.now();
+        let mut inner = self.write();
+        inner.advance(now);
+        let mut per: BTreeMap<String, (usize, Vec<ResourceFinding>, Vec<usize>)> = BTreeMap::new();
+        for (id, e) in &inner.entries {
+            let Some(owner) = &e.owner else { continue };
+            if e.status_of_record != Some(RecordStatus::Active)
+                || provider.is_some_and(|p| p != owner)
+            {
+                continue;
+            }
+            let slot = per.entry(owner.to_string()).or_default();
+            slot.0 += 1;
+            let text = id.to_string();
+            let mut found = e.findings();
+            found.extend(inner.duplicates.findings(&text));
+            if !found.is_empty() {
+                slot.2.push(found.len());
+            }
+            slot.1
+                .extend(found.into_iter().map(|finding| ResourceFinding {
+                    id: text.clone(),
+                    finding,
+                }));
+        }
+        for owner in inner.events.keys() {
+            if provider.is_none_or(|p| p.to_string() == *owner) {
+                per.entry(owner.clone()).or_default();
+            }
+        }
+        let mut counts: BTreeMap<Reason, u64> = BTreeMap::new();
+        let providers = per
+            .into_iter()
+            .map(|(provider, (resources, mut findings, sizes))| {
+                findings.sort_by(|a, b| a.id.cmp(&b.id));
+                for f in &findings {
+                    *counts.entry(f.finding.reason).or_default() += 1;
+                }
+                let events: Vec<ProviderEvent> = inner
+                    .events
+                    .get(&provider)
+                    .map(|l| l.iter().cloned().collect())
+                    .unwrap_or_default();
+                for ev in &events {
+                    *counts.entry(ev.reason).or_default() += 1;
+                }
+                ProviderQuality {
+                    score: quality::score(resources, sizes.into_iter()),
+                    provider,
+                    resources,
+                    findings,
+                    events,
+                }
+            })
+            .collect();
+        QualityReport {
+            at: now,
+            counts,
+            providers,
+        }
+    }
 }
+
+/// Value types that name a resource's endpoint, for duplicate detection.
+const ENDPOINT_TYPES: [&str; 2] = ["URL", "CP.ENDPOINT"];
 
 impl Observer for Capacity {
     fn committed(&self, records: &[SignedRecord]) {

@@ -537,6 +537,21 @@ impl Duplicates {
         out
     }
 
+    /// The reason of every duplicate finding over all identifiers (each as
+    /// [`Duplicates::findings`] gives it), visiting only shared keys.
+    pub fn all_findings(&self) -> Vec<Reason> {
+        let mut involved: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for ids in self.serials.values().chain(self.endpoints.values()) {
+            if ids.iter().any(|x| Some(x) != ids.first()) {
+                involved.extend(ids.iter().map(|x| &**x));
+            }
+        }
+        involved
+            .into_iter()
+            .flat_map(|id| self.findings(id).into_iter().map(|f| f.reason))
+            .collect()
+    }
+
     /// How many identifiers are indexed.
     pub fn len(&self) -> usize {
         self.by_id.len()

@@ -135,8 +135,9 @@ impl Report {
                 }
             }
             let message = e.inner().to_string();
-            // Serde names a missing or unknown field in the message, not the path.
-            for lead in ["unknown field `", "missing field `", "duplicate field `"] {
+            // Serde names a missing field in the message, not the path; an
+            // unknown one is already the last segment.
+            for lead in ["missing field `", "duplicate field `"] {
                 if let Some(name) = message
                     .strip_prefix(lead)
                     .and_then(|r| r.split_once('`'))

@@ -263,3 +263,25 @@ pub fn exposition(rows: &Rows, out: &mut String) {
     );
     let _ = writeln!(out, "cpid_situation_coverage_ratio {}", cov.ratio);
 }
+
+/// Prometheus text for the data-quality findings now, one series per
+/// reason (zero included, so a reason that clears reads 0).
+pub fn quality_exposition(
+    counts: &std::collections::BTreeMap<super::quality::Reason, u64>,
+    out: &mut String,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP cpid_quality_findings Data-quality findings on this node's resources now, by reason."
+    );
+    let _ = writeln!(out, "# TYPE cpid_quality_findings gauge");
+    for r in super::quality::Reason::ALL {
+        let _ = writeln!(
+            out,
+            "cpid_quality_findings{{reason=\"{}\"}} {}",
+            r.as_str(),
+            counts.get(&r).copied().unwrap_or(0)
+        );
+    }
+}

@@ -317,3 +317,118 @@ fn a_provider_lists_what_it_owns_a_page_at_a_time() {
         "invalid_query",
     );
 }
+
+#[test]
+fn data_quality_names_every_fault_with_its_reason_and_scores_providers() {
+    let node = TestNode::open_policy();
+    let api = node.api();
+    let (key, owner) = provider(&api, "faulty", "31");
+    let clean = resource(&api, &key, &a800_pool(8));
+    // Sparse figure given as dense: the A800's fp16 is 312 dense, 624 sparse.
+    let sparse = resource(
+        &api,
+        &key,
+        &a800_pool(8).replace(r#""fp16":312"#, r#""fp16":624"#),
+    );
+    // A declared total 10% over the sum of its devices.
+    let declared = resource(
+        &api,
+        &key,
+        &a800_pool(8).replace(
+            r#""price_per_unit_hour""#,
+            r#""declared_peak_tflops":{"fp16":2745.6},"price_per_unit_hour""#,
+        ),
+    );
+    // The same device serial under two identifiers.
+    let with_serial = |s: &str| {
+        a800_pool(1).replace(r#""count":1,"#, &format!(r#""count":1,"serials":["{s}"],"#))
+    };
+    let twin_a = resource(&api, &key, &with_serial("SN-0042"));
+    let twin_b = resource(&api, &key, &with_serial("sn-0042"));
+    // More available than exists.
+    let r = report(
+        &api,
+        &key,
+        "q",
+        5,
+        &[
+            (&clean, 8, 0),
+            (&sparse, 4, 4),
+            (&declared, 8, 0),
+            (&twin_a, 1, 0),
+            (&twin_b, 3, 0),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A sequence going backwards and a resource of someone else: refused,
+    // and noted against the provider.
+    assert_eq!(report(&api, &key, "q", 4, &[(&clean, 8, 0)]).status, 409);
+    let (other, _) = provider(&api, "other", "11");
+    let theirs = resource(&api, &other, &a800_pool(2));
+    assert_eq!(report(&api, &key, "q", 6, &[(&theirs, 2, 0)]).status, 403);
+
+    let q = api.get("/v1/quality").unwrap();
+    assert_eq!(q.status, 200, "{}", q.text);
+    let mine = q.body["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == owner.to_string())
+        .unwrap();
+    let found = |id: &Identifier| -> Vec<String> {
+        mine["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == id.to_string())
+            .map(|f| f["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(found(&clean), Vec::<String>::new(), "{}", q.text);
+    assert_eq!(found(&sparse), ["sparse_as_dense"]);
+    assert_eq!(found(&declared), ["declared_total_off"]);
+    assert_eq!(found(&twin_a), ["duplicate_serial"]);
+    let mut b = found(&twin_b);
+    b.sort();
+    assert_eq!(b, ["available_over_total", "duplicate_serial"]);
+    let sparse_finding = mine["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == sparse.to_string())
+        .unwrap();
+    assert_eq!(sparse_finding["pointer"], "/devices/0/peak_tflops/fp16");
+    let events: Vec<&str> = mine["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["sequence_backwards", "not_owner"]);
+    assert_eq!(mine["resources"], 5);
+    // 5 findings on 4 of 5 resources: 1 − 5 / 15.
+    let score = mine["score"].as_f64().unwrap();
+    assert!((score - (1.0 - 5.0 / 15.0)).abs() < 1e-9, "{score}");
+    // The other provider's never-reported pool is `unknown`.
+    assert_eq!(q.body["counts"]["unknown"], 1, "{}", q.text);
+
+    let m = api.get("/metrics").unwrap().text;
+    for line in [
+        "cpid_quality_findings{reason=\"sparse_as_dense\"} 1",
+        "cpid_quality_findings{reason=\"duplicate_serial\"} 2",
+        "cpid_quality_findings{reason=\"unit_slip\"} 0",
+    ] {
+        assert!(m.contains(line), "{line} in\n{m}");
+    }
+    // The totals never count an impossible figure: twin_b has 1 card.
+    let s = situation(&api, "?group_by=region");
+    assert_eq!(
+        unit_row(&s, "31")["units_available"]["fresh"],
+        8 + 4 + 8 + 1 + 1
+    );
+    assert_error(
+        &api.get("/v1/quality?provider=x").unwrap(),
+        400,
+        "invalid_query",
+    );
+}
