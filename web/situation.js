@@ -414,6 +414,20 @@
     }
     fill("quality-findings", shown.length ? shown : [emptyRow(5, "No findings.")]);
     byId("quality-findings").dataset.count = String(findings.length);
+    const events = [];
+    for (const p of q.providers || []) {
+      for (const e of p.events || []) events.push([p.provider, e]);
+    }
+    events.sort((a, b) => num(b[1].at) - num(a[1].at));
+    fill("quality-events", events.length
+      ? events.map(([provider, e]) => el("tr", { "data-reason": e.reason },
+        el("td", {}, provider),
+        el("td", {}, fmtTime(e.at)),
+        el("td", {}, e.id || ""),
+        el("td", {}, e.reason || ""),
+        el("td", {}, e.detail || "")))
+      : [emptyRow(5, "No refused reports.")]);
+    byId("quality-events").dataset.count = String(events.length);
     panelState("quality-state", "ok", "");
   }
 

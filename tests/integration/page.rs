@@ -44,7 +44,8 @@ fn report(api: &ApiClient, key: &NodeKey, seq: u64, items: &[(&Identifier, i64, 
 
 /// A node with resources in Shanghai (31) and Beijing (11) reporting, and
 /// one resource in Guangdong (44) that never reported (an `unknown`
-/// finding in `/v1/quality`).
+/// finding in `/v1/quality`); Beijing's agent also sent an old report
+/// again (refused, an event in `/v1/quality`).
 fn populated_node() -> TestNode {
     let node = TestNode::open_policy();
     let api = node.api();
@@ -55,6 +56,14 @@ fn populated_node() -> TestNode {
     let (bj, _) = provider(&api, "beijing-dc", "11");
     let c = resource(&api, &bj, &pool_in("11", 4));
     report(&api, &bj, 1, &[(&c, 4, 0)]);
+    report(&api, &bj, 2, &[(&c, 4, 0)]);
+    // A report whose sequence goes backwards: refused, and kept as an
+    // event against Beijing.
+    let body = json!({"agent": "rack", "seq": 1, "interval_secs": 60,
+                      "resources": [{"id": c.to_string(), "units_available": 0,
+                                     "units_in_use": 4, "health": "ok"}]});
+    let r = api.signed("POST", "/v1/reports", Some(&body), &bj).unwrap();
+    assert_eq!(r.status, 409, "{}", r.text);
     let (gd, _) = provider(&api, "guangdong-dc", "44");
     resource(&api, &gd, &pool_in("44", 2));
     node
@@ -399,6 +408,17 @@ fn the_page_in_chromium_shows_the_figures_the_api_returns_without_console_messag
     assert_eq!(
         attr(dom, "quality-findings", "data-count").unwrap(),
         findings.to_string()
+    );
+    let events: usize = q["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["events"].as_array().unwrap().len())
+        .sum();
+    assert!(events >= 1, "the replayed report is an event: {q}");
+    assert_eq!(
+        attr(dom, "quality-events", "data-count").unwrap(),
+        events.to_string()
     );
     for (reason, n) in q["counts"].as_object().unwrap() {
         assert_eq!(
