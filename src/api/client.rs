@@ -15,12 +15,13 @@
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::body::{DelegationRequest, IssueRequest, ProviderRequest, UpdateRequest};
 use crate::api::error::Code;
 use crate::api::httpsig::{self, Message, SignOptions};
 use crate::capacity::report::ReportBody;
+use crate::capacity::totals::{ByFreshness, UnitRow};
 use crate::ident::delegation::ChainFile;
 use crate::ident::identifier::{Identifier, Prefix};
 use crate::ident::keys::NodeKey;
@@ -88,6 +89,76 @@ pub struct RecordReply {
 pub struct Delegated {
     pub reply: RecordReply,
     pub chain: ChainFile,
+}
+
+/// `GET /v1/situation` as a client reads it (`capacity::situation`
+/// writes it). Fields a newer node adds are ignored, and `children` is
+/// there only when the node pulls child summaries.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SituationReply {
+    pub at: u64,
+    pub group_by: Vec<String>,
+    pub resources: ByFreshness,
+    pub units: Vec<UnitRow>,
+    pub peaks: Vec<PeakReply>,
+    pub coverage: CoverageReply,
+    #[serde(default)]
+    pub children: Option<Vec<ChildReply>>,
+}
+
+/// A figure in TFLOPS per freshness.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct TflopsReply {
+    pub fresh: f64,
+    pub stale: f64,
+    pub unknown: f64,
+}
+
+/// One peak row: devices and dense peak of one region, class, model and
+/// precision.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeakReply {
+    pub region: String,
+    pub class: String,
+    pub model: String,
+    pub precision: String,
+    pub devices: ByFreshness,
+    pub total_tflops: TflopsReply,
+    pub available_tflops: TflopsReply,
+}
+
+/// Coverage of the 31 mainland province-level regions.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CoverageReply {
+    pub regions_total: usize,
+    pub regions_fresh: usize,
+    pub regions_silent: usize,
+    pub ratio: f64,
+    pub provinces: Vec<ProvinceReply>,
+}
+
+/// One province: its figures and state (`fresh`, `silent`, `none`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProvinceReply {
+    pub code: String,
+    pub name: String,
+    pub resources: ByFreshness,
+    pub units_total: ByFreshness,
+    pub units_available: ByFreshness,
+    pub state: String,
+}
+
+/// A delegated child's summary as the parent last pulled it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChildReply {
+    pub prefix: String,
+    #[serde(default)]
+    pub api: Option<String>,
+    #[serde(default)]
+    pub age_secs: Option<f64>,
+    pub verified: bool,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A fresh random nonce (128 bits, hex).
@@ -418,6 +489,31 @@ impl ApiClient {
             request: name.into(),
             reason: e.to_string(),
         })
+    }
+
+    /// `GET /v1/situation` with `query` (`region`, `class`, `model`,
+    /// `group_by`): the node's JSON as it wrote it, and read into a
+    /// [`SituationReply`].
+    pub fn situation(
+        &self,
+        query: &[(&str, &str)],
+    ) -> Result<(SituationReply, serde_json::Value), ClientError> {
+        let mut path = "/v1/situation".to_string();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .finish(),
+            );
+        }
+        let name = format!("GET {path}");
+        let r = success(&name, self.get(&path)?)?;
+        let reply = serde_json::from_value(r.body.clone()).map_err(|e| ClientError::Answer {
+            request: name,
+            reason: e.to_string(),
+        })?;
+        Ok((reply, r.body))
     }
 
     /// `GET /v1/identifiers?owner=`: every resource `owner` holds, walking

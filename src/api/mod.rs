@@ -14,7 +14,8 @@
 //!
 //! This file is the router. The handlers live with their resource:
 //! [`providers`], [`identifiers`], [`delegations`], [`handles`] (Handle.Net
-//! reads) and [`node`] (health, metrics, `/v1/node`); [`state`] is what
+//! reads), [`node`] (health, metrics, `/v1/node`) and [`page`] (the
+//! situation page a browser opens at `/situation`); [`state`] is what
 //! they share, [`respond`] how their work becomes an answer, [`body`] the
 //! request bodies, [`client`] the signing client that sends those same
 //! bodies. The routes are listed once in [`ROUTES`]; `schema/openapi.yaml`
@@ -30,6 +31,7 @@ pub mod handles;
 pub mod httpsig;
 mod identifiers;
 pub mod node;
+pub mod page;
 mod providers;
 mod quality;
 mod reports;
@@ -67,6 +69,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/situation"),
     ("GET", "/v1/situation/history"),
     ("GET", "/v1/quality"),
+    ("GET", "/situation"),
+    ("GET", "/situation/assets/{file}"),
 ];
 
 /// The router over `state`.
@@ -84,6 +88,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/situation", get(situation::read))
         .route("/v1/situation/history", get(situation::history))
         .route("/v1/quality", get(quality::read))
+        .route("/situation", get(page::situation))
+        .route("/situation/assets/{file}", get(page::asset))
         .route(
             "/v1/identifiers/{prefix}/{suffix}",
             get(identifiers::read)

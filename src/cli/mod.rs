@@ -9,6 +9,7 @@ mod key;
 mod node;
 mod provider;
 mod resolve;
+mod situation;
 mod zone;
 
 use std::net::SocketAddr;
@@ -162,6 +163,11 @@ pub(crate) enum Command {
         #[arg(long, default_value = "./cpid-demo")]
         dir: PathBuf,
     },
+    /// The live situation of a node (GET /v1/situation) as tables, or its JSON.
+    Situation {
+        #[command(flatten)]
+        opts: situation::SituationOpts,
+    },
     /// Benchmark helpers.
     Bench {
         #[command(subcommand)]
@@ -208,6 +214,7 @@ pub fn run() -> Result<()> {
             Some(anchor) => resolve::chain(&id, server, &apex, &anchor, json),
             None => resolve::direct(&id, server, &apex, node_key, tcp, json),
         },
+        Command::Situation { opts } => situation::run(&opts),
         Command::Bench { command } => bench::run(command),
     }
 }

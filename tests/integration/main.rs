@@ -19,6 +19,7 @@ mod http_api;
 mod http_durability;
 mod malformed;
 mod openapi;
+mod page;
 mod record_vectors;
 mod registry;
 mod resource_vectors;

@@ -61,6 +61,7 @@ fn every_route_in_the_spec_is_live_and_other_methods_are_refused() {
     let concrete = |p: &str| {
         p.replace("{prefix}", "86")
             .replace("{suffix}", "PV-000001-0")
+            .replace("{file}", "situation.js")
     };
     for (method, path) in &spec {
         let r = api
