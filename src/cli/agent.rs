@@ -156,9 +156,12 @@ fn check(inventory: &Inventory, provider: Option<&str>) -> Result<()> {
         };
         let d = &item.descriptor;
         println!(
-            "\n{}  {} {} region {} {} {}",
+            "\n{}  {} in region {}, {} {}: {}",
             p.name,
             d.class,
+            d.region.as_deref().unwrap_or("-"),
+            d.units_total,
+            d.unit.as_str(),
             match &p.id {
                 Some(id) => format!("registered as {id}"),
                 None => format!(
@@ -166,9 +169,6 @@ fn check(inventory: &Inventory, provider: Option<&str>) -> Result<()> {
                     p.tag
                 ),
             },
-            d.region.as_deref().unwrap_or("-"),
-            d.units_total,
-            d.unit.as_str(),
         );
         match &p.status {
             Ok(s) => println!(
