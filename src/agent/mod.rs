@@ -30,7 +30,9 @@
 //!   The agent never stops on an error; only `stop` ends [`Agent::run`].
 
 pub mod host;
+pub mod http;
 pub mod inventory;
+pub mod manual;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,7 +48,9 @@ use crate::ident::identifier::Identifier;
 use crate::ident::record::Record;
 use crate::ident::values::CP_RESOURCE;
 
+pub use crate::capacity::report::{Health, ReportBody, ResourceStatusBody};
 pub use host::HostFigures;
+pub use http::HttpNode;
 pub use inventory::{Inventory, InventoryError, InventoryItem, Source};
 pub use state::{StateError, StateFile};
 
@@ -56,60 +60,6 @@ pub const INVENTORY_TYPE: &str = "CP.INVENTORY";
 const MAX_STATUS_FILE_LEN: u64 = 64 << 10;
 /// A status file older than this many intervals is not reported.
 pub const STATUS_FILE_STALE_INTERVALS: u64 = 3;
-
-/// A resource's health as the agent sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Ok,
-    Degraded,
-    Down,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Ok => "ok",
-            Health::Degraded => "degraded",
-            Health::Down => "down",
-        }
-    }
-
-    /// `Degraded` when `degraded`, else `Ok`.
-    pub fn degraded_if(degraded: bool) -> Health {
-        if degraded {
-            Health::Degraded
-        } else {
-            Health::Ok
-        }
-    }
-}
-
-/// The body of `POST /v1/reports`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportBody {
-    /// 1–64 of `A-Z a-z 0-9 . _ -`.
-    pub agent: String,
-    /// Strictly increasing per (signing key, agent); starts at 1.
-    pub seq: u64,
-    pub interval_secs: u32,
-    pub resources: Vec<ResourceStatusBody>,
-}
-
-/// One resource in a report, in its descriptor's `unit`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceStatusBody {
-    /// The identifier, e.g. `86.31.1005/IC-000001-4`.
-    pub id: String,
-    pub units_available: i64,
-    pub units_in_use: i64,
-    pub health: Health,
-    /// Share busy, 0 to 1, when measured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utilization: Option<f64>,
-}
 
 /// One resource's live figures, before its identifier is attached.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,7 +158,7 @@ impl From<ClientError> for AgentError {
                 status: f.status,
                 code: f.code,
                 reason: f.reason,
-                last_seq: None,
+                last_seq: f.last_seq,
             },
             other => AgentError::Node(other.to_string()),
         }
@@ -350,6 +300,39 @@ fn live_status(
     }
 }
 
+/// What the agent would do with one inventory item (`cpid agent --check`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub name: String,
+    /// The [`INVENTORY_TYPE`] tag its record carries.
+    pub tag: String,
+    /// Its identifier, when the state file knows it; `None`: registered
+    /// unless the node already holds a record with the tag.
+    pub id: Option<String>,
+    /// The figures it would report now, or why none.
+    pub status: Result<LiveStatus, String>,
+}
+
+/// What the agent would register and report now, from the inventory and
+/// the identifiers a state file knows; asks no node, sends nothing.
+pub fn plan(
+    inventory: &Inventory,
+    ids: &BTreeMap<String, String>,
+    host: Option<&HostFigures>,
+    now: u64,
+) -> Vec<Planned> {
+    inventory
+        .items
+        .iter()
+        .map(|item| Planned {
+            name: item.name.clone(),
+            tag: inventory.tag(item),
+            id: ids.get(&item.name).cloned(),
+            status: live_status(item, host, now, inventory.interval_secs),
+        })
+        .collect()
+}
+
 /// The agent: an inventory, its state, a node.
 pub struct Agent<N: Node> {
     node: N,
@@ -388,6 +371,11 @@ impl<N: Node> Agent<N> {
 
     pub fn state(&self) -> &StateFile {
         &self.state
+    }
+
+    /// The state, to remember what the caller learnt (the provider).
+    pub fn state_mut(&mut self) -> &mut StateFile {
+        &mut self.state
     }
 
     /// Lists the provider's records and registers the inventory items not

@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! {"version": 1, "agents": {"dc1-rack7": {"last_seq": 42,
-//!   "ids": {"gpu-pool-a": "86.31.1005/IC-000001-4"}}}}
+//!   "ids": {"gpu-pool-a": "86.31.1005/IC-000001-4"},
+//!   "provider": "86.31.1005/PV-000001-2"}}}
 //! ```
 //!
 //! The file is replaced atomically (temporary file, fsync, rename, fsync
@@ -64,6 +65,9 @@ pub struct AgentEntry {
     /// Inventory name → identifier.
     #[serde(default)]
     pub ids: BTreeMap<String, String>,
+    /// The provider (`PV`) identifier the agent acts for, once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// The whole file.
@@ -266,6 +270,25 @@ impl StateFile {
             return Ok(());
         }
         self.commit(|s| s.agents.entry(agent.to_string()).or_default().ids = ids)
+    }
+
+    /// The provider `agent` acts for, when remembered.
+    pub fn provider(&self, agent: &str) -> Option<String> {
+        self.state
+            .agents
+            .get(agent)
+            .and_then(|e| e.provider.clone())
+    }
+
+    /// Remembers the provider `agent` acts for (written only when it
+    /// changed).
+    pub fn set_provider(&mut self, agent: &str, provider: &str) -> Result<(), StateError> {
+        if self.provider(agent).as_deref() == Some(provider) {
+            return Ok(());
+        }
+        self.commit(|s| {
+            s.agents.entry(agent.to_string()).or_default().provider = Some(provider.to_string())
+        })
     }
 }
 

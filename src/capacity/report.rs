@@ -31,6 +31,15 @@ impl Health {
             Health::Down => "down",
         }
     }
+
+    /// `Degraded` when `degraded`, else `Ok`.
+    pub fn degraded_if(degraded: bool) -> Health {
+        if degraded {
+            Health::Degraded
+        } else {
+            Health::Ok
+        }
+    }
 }
 
 /// A status report as sent.

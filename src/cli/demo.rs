@@ -1,10 +1,12 @@
-//! `cpid demo`: a federation on loopback, ready to query.
+//! `cpid demo`: a federation on loopback, ready to query, with sample
+//! providers whose agents report live capacity.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use cpid::testkit::federation::{Federation, Options, Ports};
+use cpid::testkit::providers::{self, NodeAccess};
 
 pub fn run(dir: PathBuf) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,8 +67,43 @@ pub fn run(dir: PathBuf) -> Result<()> {
                 fed.national.running.dns_addr().port()
             );
         }
-        println!("\nCtrl-C stops all four.");
+        let national = NodeAccess {
+            url: fed.national.http_url(),
+            admin: fed.national.admin_key()?,
+        };
+        let shanghai = NodeAccess {
+            url: fed.shanghai.http_url(),
+            admin: fed.shanghai.admin_key()?,
+        };
+        let agents_dir = dir.clone();
+        let agents = tokio::task::spawn_blocking(move || {
+            providers::start(&agents_dir, national, shanghai)
+        })
+        .await??;
+        println!(
+            "\nsample providers, each running `cpid agent` logic every {} s:",
+            providers::INTERVAL_SECS
+        );
+        for s in &agents.started {
+            println!(
+                "  region {}  {:<12} {}  reports to {}",
+                s.region, s.agent, s.provider, s.url
+            );
+        }
+        if let Some(s) = agents.started.first() {
+            println!("  inventories: {}  (try `cpid agent --check --inventory …`)", s.inventory.display());
+        }
+        let (national_http, shanghai_http) = (
+            fed.national.running.http_addr(),
+            fed.shanghai.running.http_addr(),
+        );
+        println!("live capacity (give the agents one interval):");
+        println!("  curl 'http://{national_http}/v1/situation?group_by=region'   # Beijing, Guangdong, Sichuan, Gansu");
+        println!("  curl 'http://{shanghai_http}/v1/situation?group_by=region'   # Shanghai");
+        println!("  curl 'http://{national_http}/v1/quality'");
+        println!("\nCtrl-C stops all four and the agents.");
         super::shutdown_signal().await;
+        tokio::task::spawn_blocking(move || agents.stop()).await?;
         fed.shutdown().await?;
         anyhow::Ok(())
     })

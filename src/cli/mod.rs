@@ -2,6 +2,7 @@
 //! command family lives in its own file.
 
 mod admin;
+mod agent;
 mod bench;
 mod demo;
 mod gateway;
@@ -106,6 +107,17 @@ pub(crate) enum Command {
         #[command(flatten)]
         api: provider::ApiOpts,
     },
+    /// The monitoring agent: registers an inventory's resources and reports
+    /// their live status every interval (Ctrl-C stops it).
+    Agent {
+        #[command(flatten)]
+        opts: agent::AgentOpts,
+    },
+    /// Send one status report by hand: ID=AVAILABLE/IN_USE[:HEALTH] per resource.
+    Report {
+        #[command(flatten)]
+        opts: agent::ReportOpts,
+    },
     /// Node administration (signed by the node's admin key).
     Admin {
         #[command(subcommand)]
@@ -157,7 +169,8 @@ pub(crate) enum Command {
         opts: gateway::GatewayOpts,
     },
     /// Start a demo federation on loopback: national, Shanghai, an industry
-    /// node and a gateway, with delegations and sample records.
+    /// node and a gateway, with delegations, sample records and providers in
+    /// five provinces whose agents report live capacity.
     Demo {
         /// Where the four nodes keep their data (reused when it exists).
         #[arg(long, default_value = "./cpid-demo")]
@@ -196,6 +209,8 @@ pub fn run() -> Result<()> {
         Command::Register { api, class, values } => provider::register(&api, &class, &values),
         Command::Update { id, api, values } => provider::update(&id, &api, &values),
         Command::Withdraw { id, api } => provider::withdraw(&id, &api),
+        Command::Agent { opts } => agent::agent(opts),
+        Command::Report { opts } => agent::report(opts),
         Command::Admin { command } => admin::run(command),
         Command::Gateway { opts } => gateway::run(opts),
         Command::Demo { dir } => demo::run(dir),

@@ -3,6 +3,8 @@
 //!
 //! - [`federation`]: a national, regional and industry node and a gateway on
 //!   loopback (`cpid demo`, the federation tests and benchmark).
+//! - [`providers`]: sample providers in five provinces, each running the
+//!   monitoring agent against its node (`cpid demo`).
 //! - [`seed`]: synthetic records for benchmarks.
 //! - [`fuzzing`]: fuzz entry points, replayed over their corpora by the tests.
 
@@ -15,4 +17,5 @@ pub mod federation;
     clippy::indexing_slicing
 )]
 pub mod fuzzing;
+pub mod providers;
 pub mod seed;
