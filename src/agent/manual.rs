@@ -88,6 +88,16 @@ pub enum Sequence<'a> {
     State(&'a mut StateFile),
 }
 
+/// A hand report the node holds.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub body: ReportBody,
+    /// The node had already accepted this sequence number (a retry of a
+    /// report whose answer was lost, or a repeated `--seq`): it kept the
+    /// figures it took then, not these.
+    pub earlier: bool,
+}
+
 /// Builds the report of `args` and sends it once; answers what the node
 /// took. `now` (Unix seconds) is the floor when a `409` does not say the
 /// node's number.
@@ -99,7 +109,7 @@ pub fn send(
     args: &[String],
     seq: Sequence<'_>,
     now: u64,
-) -> Result<ReportBody, ManualError> {
+) -> Result<Sent, ManualError> {
     if !is_agent_id(agent) {
         return Err(ManualError::AgentId(agent.to_string()));
     }
@@ -116,14 +126,15 @@ pub fn send(
         interval_secs,
         resources,
     };
-    let post = |body: &ReportBody| -> Result<(), AgentError> {
-        client.report(body, key)?;
-        Ok(())
+    // `at` is absent when the node answered that it already holds the number.
+    let post = |body: &ReportBody| -> Result<bool, AgentError> {
+        Ok(client.report(body, key)?.at.is_none())
     };
     match seq {
         Sequence::Given(n) => {
             body.seq = n;
-            post(&body)?;
+            let earlier = post(&body)?;
+            Ok(Sent { body, earlier })
         }
         Sequence::State(state) => {
             body.seq = state.next_seq(agent).map_err(AgentError::from)?;
@@ -144,13 +155,16 @@ pub fn send(
                         seq = body.seq,
                         "the node has seen a higher sequence number; sending again past it"
                     );
-                    post(&body)?;
+                    let earlier = post(&body)?;
+                    Ok(Sent { body, earlier })
                 }
-                other => other?,
+                other => Ok(Sent {
+                    earlier: other?,
+                    body,
+                }),
             }
         }
     }
-    Ok(body)
 }
 
 #[cfg(test)]

@@ -246,13 +246,21 @@ pub(crate) fn report(opts: ReportOpts) -> Result<()> {
         seq,
         now(),
     )?;
-    println!("{}", sent.seq);
-    eprintln!(
-        "report {} of agent {}: {} resources accepted",
-        sent.seq,
-        sent.agent,
-        sent.resources.len()
-    );
+    let body = &sent.body;
+    println!("{}", body.seq);
+    if sent.earlier {
+        eprintln!(
+            "report {} of agent {} was accepted before: the node keeps the figures it took then (a new report needs a higher --seq)",
+            body.seq, body.agent
+        );
+    } else {
+        eprintln!(
+            "report {} of agent {}: {} resources accepted",
+            body.seq,
+            body.agent,
+            body.resources.len()
+        );
+    }
     Ok(())
 }
 

@@ -196,6 +196,8 @@ pub fn run() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cpid=info")),
         )
         .with_writer(std::io::stderr)
+        // Colour for a terminal only: logs in files and journals stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Serve {

@@ -297,6 +297,17 @@ fn report_by_hand_keeps_its_sequence_and_refuses_bad_arguments() {
         ok(report(&["--seq", "10", &format!("{gpu}=6/2")])).trim(),
         "10"
     );
+    // The same number again is a retry: it succeeds but says the node kept
+    // the figures of the first, and they are what the node shows.
+    let again = report(&["--seq", "10", &format!("{gpu}=1/7")]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("was accepted before"),
+        "{}",
+        stderr(&again)
+    );
+    let r = get(&server, &format!("/v1/identifiers/{gpu}"));
+    assert_eq!(r["live_status"]["units_available"], 6, "{r}");
     // The kept state moves past the node's number by itself.
     assert_eq!(ok(report(&[&format!("{gpu}=6/2")])).trim(), "11");
     // A resource of someone else is the node's refusal, said plainly.
