@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use crate::api::body::{self, IssueRequest, ProviderRequest, UpdateRequest, ValueInput};
 use crate::api::handles::Filter;
 use crate::api::httpsig::{self, Message, SignedRequest};
+use crate::capacity::report::{Report, ReportLimits};
 use crate::dns::engine::{self, Transport};
 use crate::dns::mapping;
 use crate::dns::wire::WireName;
@@ -63,6 +64,34 @@ pub fn resource(data: &[u8]) {
             assert!(ResourceDescriptor::parse_for(s, class).is_ok());
         }
         Err(e) => assert!(e.pointer.is_empty() || e.pointer.starts_with('/'), "{e:?}"),
+    }
+}
+
+/// The status-report body (`POST /v1/reports`): a refusal points at a
+/// field (or the whole body for bad JSON), and what it accepts is within
+/// the node's limits, and reads back the same when written out again.
+pub fn report(data: &[u8]) {
+    let limits = ReportLimits::default();
+    match Report::parse(data, &limits) {
+        Ok(r) => {
+            assert!(!r.resources.is_empty() && r.resources.len() <= limits.max_resources);
+            assert!(r.seq > 0);
+            assert!(
+                (limits.min_interval_secs..=limits.max_interval_secs).contains(&r.interval_secs)
+            );
+            let body = crate::capacity::report::ReportBody {
+                agent: r.agent.clone(),
+                seq: r.seq,
+                interval_secs: r.interval_secs,
+                resources: r.resources.iter().map(|(_, b)| b.clone()).collect(),
+            };
+            let again = serde_json::to_vec(&body).expect("a report serialises");
+            assert_eq!(Report::parse(&again, &limits).as_ref(), Ok(&r));
+        }
+        Err(e) => {
+            assert!(e.pointer.is_empty() || e.pointer.starts_with('/'), "{e:?}");
+            assert!(!e.syntax || e.pointer.is_empty(), "{e:?}");
+        }
     }
 }
 
