@@ -77,9 +77,69 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             Some(handle)
         })
         .as_ref()
+}
+
+/// HELP text for every metric above (Prometheus tooling, `promtool check
+/// metrics` among it, wants one per family).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(DNS_QUERIES, "DNS queries answered, by query type and rcode");
+    describe_histogram!(
+        DNS_ANSWER_SECONDS,
+        Unit::Seconds,
+        "Time to answer one DNS query (sampled)"
+    );
+    describe_counter!(
+        REGISTRATIONS,
+        "Registration requests (providers, identifiers, updates) by kind and outcome"
+    );
+    describe_counter!(
+        SIGNATURE_FAILURES,
+        "Signed HTTP requests refused, by reason"
+    );
+    describe_counter!(REPORTS, "Status reports by outcome (ok or the error code)");
+    describe_counter!(
+        REPORTED_RESOURCES,
+        "Resource statuses carried by accepted status reports"
+    );
+    describe_counter!(
+        QUALITY_EVENTS,
+        "Refused status reports that count against a provider's data quality, by reason"
+    );
+    describe_counter!(
+        PUBLISH_FAILURES,
+        "Records committed but not published to the DNS hot tier"
+    );
+    describe_histogram!(
+        STORE_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time of one durable store commit"
+    );
+    describe_histogram!(
+        SIGNATURE_BATCH,
+        "Request signatures verified together in one batch"
+    );
+    describe_histogram!(
+        GATEWAY_UPSTREAM_SECONDS,
+        Unit::Seconds,
+        "Gateway: time of one upstream query"
+    );
+    describe_counter!(GATEWAY_CACHE, "Gateway: cache lookups by tier and result");
+    describe_counter!(
+        GATEWAY_VERIFY_FAILURES,
+        "Gateway: records or delegations that failed verification, by reason"
+    );
+    describe_counter!(GATEWAY_STALE, "Gateway: answers served stale (RFC 8767)");
+    describe_gauge!(GATEWAY_L1_ENTRIES, "Gateway: entries held in the L1 cache");
+    describe_gauge!(
+        GATEWAY_L1_BYTES,
+        Unit::Bytes,
+        "Gateway: bytes held in the L1 cache"
+    );
 }
 
 /// The Prometheus text of every metric ("" without a recorder).

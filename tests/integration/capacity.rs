@@ -237,6 +237,7 @@ fn reports_feed_live_status_and_totals_and_refusals_change_nothing() {
         "{m}"
     );
     assert!(m.contains("cpid_situation_coverage_ratio 0.0322"), "{m}");
+    promtool_accepts(&m);
 
     // Filters and grouping are checked.
     assert_error(
@@ -506,4 +507,34 @@ fn history_keeps_a_point_a_minute_and_flags_a_region_moving_beyond_its_variation
     assert_error(&bad, 400, "invalid_query");
     let bad = api.get("/v1/situation/history?region=Shanghai").unwrap();
     assert_error(&bad, 400, "invalid_query");
+}
+
+/// `promtool check metrics` (Debian `prometheus`) finds nothing to say
+/// about an exposition: valid text format, HELP and TYPE for every family,
+/// units and suffixes as Prometheus names them.
+fn promtool_accepts(exposition: &str) {
+    use std::io::Write;
+    if !require_tool("promtool", "prometheus") {
+        return;
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
