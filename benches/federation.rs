@@ -80,6 +80,7 @@ fn main() {
         },
         ttl: None,
         gateway: |c| c.cache.l2 = false,
+        node: |_| {},
     };
     let fed = rt.block_on(Federation::start(&opts)).expect("federation");
     let news: Vec<NewRecord> = (0..count)

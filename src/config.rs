@@ -57,6 +57,9 @@ pub struct CapacityConfig {
     pub history_minutes: usize,
     /// Hourly points kept beyond the minute ones.
     pub history_hours: usize,
+    /// How often the signed summary of each delegated child is pulled from
+    /// the API its delegation names, seconds; 0 turns the roll-up off.
+    pub summary_pull_secs: u64,
 }
 
 impl Default for CapacityConfig {
@@ -68,6 +71,7 @@ impl Default for CapacityConfig {
             max_resources_per_report: d.max_resources,
             history_minutes: crate::capacity::history::Period::default().minutes,
             history_hours: crate::capacity::history::Period::default().hours,
+            summary_pull_secs: 10,
         }
     }
 }

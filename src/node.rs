@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::{ApiState, HttpServer};
 use crate::capacity::Capacity;
@@ -193,6 +194,7 @@ impl Node {
             clock.clone(),
             config.capacity.limits(),
             config.capacity.history(),
+            config.capacity.summary_pull_secs,
         )?);
         let registry = Registry::open_observed(
             Parts {
@@ -238,6 +240,7 @@ impl Node {
                 }
             }
         });
+        let rollup = self.pull_children();
         let dns = DnsServer::start(self.registry.zone().clone(), &self.config.dns_listen()).await?;
         let c = &self.config;
         let mut state = ApiState::new(
@@ -257,7 +260,74 @@ impl Node {
                 addr: c.http.listen,
                 source,
             })?;
-        Ok(Running { dns, http, upkeep })
+        Ok(Running {
+            dns,
+            http,
+            upkeep,
+            rollup,
+        })
+    }
+
+    /// The national roll-up's pull loop: every `summary_pull_secs`, the
+    /// summary of each delegated child whose delegation names an API,
+    /// pulled at once, checked against the child's key and kept.
+    fn pull_children(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let secs = self.capacity.rollup.pull_secs();
+        if secs == 0 {
+            return None;
+        }
+        let (registry, capacity) = (self.registry.clone(), self.capacity.clone());
+        Some(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(secs));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let now = capacity.clock().now();
+                let delegations: Vec<_> = registry
+                    .delegations()
+                    .iter()
+                    .filter_map(|r| crate::ident::delegation::Delegation::from_record(r).ok())
+                    .collect();
+                let pulls = capacity
+                    .rollup
+                    .targets(&delegations, now)
+                    .into_iter()
+                    .map(|target| {
+                        let last = capacity.rollup.last_at(&target.prefix);
+                        tokio::task::spawn_blocking(move || {
+                            // A pull gives up within the interval, so one
+                            // silent child never holds up the next round.
+                            let timeout = Duration::from_secs(secs.clamp(1, 30));
+                            let answer =
+                                crate::api::client::ApiClient::with_timeout(&target.api, timeout)
+                                    .get("/v1/situation/summary")
+                                    .map(|r| (r.status, r.text.into_bytes()))
+                                    .map_err(|e| e.to_string());
+                            let outcome =
+                                crate::capacity::rollup::check(&target, answer, last, now);
+                            (target, outcome)
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                for pull in pulls {
+                    let Ok((target, outcome)) = pull.await else {
+                        continue;
+                    };
+                    let result = match &outcome {
+                        Ok(_) => "ok",
+                        Err(e) => {
+                            tracing::warn!(child = %target.prefix, api = %target.api, error = %e,
+                                "child summary not used");
+                            e.label()
+                        }
+                    };
+                    metrics::counter!(crate::telemetry::ROLLUP_PULLS,
+                        "prefix" => target.prefix.clone(), "result" => result)
+                    .increment(1);
+                    capacity.rollup.settle(&target, outcome);
+                }
+            }
+        }))
     }
 }
 
@@ -266,6 +336,7 @@ pub struct Running {
     dns: DnsServer,
     http: HttpServer,
     upkeep: tokio::task::JoinHandle<()>,
+    rollup: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -287,6 +358,9 @@ impl Running {
             .map_err(|source| NodeError::Http { addr, source })?;
         self.dns.shutdown().await?;
         self.upkeep.abort();
+        if let Some(r) = self.rollup {
+            r.abort();
+        }
         Ok(())
     }
 }

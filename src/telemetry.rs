@@ -23,6 +23,9 @@ pub const REPORTED_RESOURCES: &str = "cpid_reported_resources_total";
 pub const QUALITY_EVENTS: &str = "cpid_quality_events_total";
 /// Records committed but not published to the hot tier (the write stands;
 /// the next start publishes them).
+/// Child summary pulls by child prefix and result (ok, unreachable,
+/// verification_failed).
+pub const ROLLUP_PULLS: &str = "cpid_rollup_pulls_total";
 pub const PUBLISH_FAILURES: &str = "cpid_publish_failures_total";
 pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
 /// Request signatures verified together (histogram of batch sizes).
@@ -102,6 +105,10 @@ fn describe() {
         "Signed HTTP requests refused, by reason"
     );
     describe_counter!(REPORTS, "Status reports by outcome (ok or the error code)");
+    describe_counter!(
+        ROLLUP_PULLS,
+        "Pulls of child situation summaries by child prefix and result"
+    );
     describe_counter!(
         REPORTED_RESOURCES,
         "Resource statuses carried by accepted status reports"

@@ -44,6 +44,10 @@ pub struct DelegationRequest {
     /// Validity in days from now (default 365, at most 3650).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_days: Option<u64>,
+    /// The child's HTTP API, `http://host:port`: the parent pulls the
+    /// child's situation summary there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 impl DelegationRequest {
@@ -63,6 +67,7 @@ impl DelegationRequest {
                 .to_string(),
             key: crate::ident::keys::to_hex(&key.to_bytes()),
             servers: self.servers,
+            api: self.api.map(|a| a.trim_end_matches('/').to_string()),
             not_before: now,
             not_after: now + days * 86_400,
             revoked: None,

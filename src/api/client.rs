@@ -97,6 +97,9 @@ pub struct Delegated {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SituationReply {
     pub at: u64,
+    /// `own` or `federation` (absent from nodes before the roll-up).
+    #[serde(default)]
+    pub scope: Option<String>,
     pub group_by: Vec<String>,
     pub resources: ByFreshness,
     pub units: Vec<UnitRow>,
@@ -157,6 +160,8 @@ pub struct ChildReply {
     #[serde(default)]
     pub age_secs: Option<f64>,
     pub verified: bool,
+    #[serde(default)]
+    pub freshness: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -230,9 +235,14 @@ pub struct ApiClient {
 impl ApiClient {
     /// `base` is like `http://127.0.0.1:8053`.
     pub fn new(base: &str) -> ApiClient {
+        ApiClient::with_timeout(base, Duration::from_secs(30))
+    }
+
+    /// A client whose every request gives up after `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> ApiClient {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(timeout))
             .build();
         ApiClient {
             base: base.trim_end_matches('/').to_string(),

@@ -68,6 +68,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/reports"),
     ("GET", "/v1/situation"),
     ("GET", "/v1/situation/history"),
+    ("GET", "/v1/situation/summary"),
     ("GET", "/v1/quality"),
     ("GET", "/situation"),
     ("GET", "/situation/assets/{file}"),
@@ -87,6 +88,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/reports", post(reports::submit))
         .route("/v1/situation", get(situation::read))
         .route("/v1/situation/history", get(situation::history))
+        .route("/v1/situation/summary", get(situation::summary))
         .route("/v1/quality", get(quality::read))
         .route("/situation", get(page::situation))
         .route("/situation/assets/{file}", get(page::asset))

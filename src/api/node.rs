@@ -50,6 +50,8 @@ pub(super) async fn node_metrics(State(state): Shared) -> Response {
     let mut text = telemetry::render();
     crate::capacity::situation::exposition(&state.capacity.rows(), &mut text);
     crate::capacity::situation::quality_exposition(&state.capacity.finding_counts(), &mut text);
+    let now = state.capacity.clock().now();
+    state.capacity.rollup.exposition(now, &mut text);
     (
         [(
             header::CONTENT_TYPE,

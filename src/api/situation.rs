@@ -1,6 +1,8 @@
 //! The situation: `GET /v1/situation` (live totals, filtered by region,
 //! class or model and grouped by any of them, with the coverage of the
-//! province-level regions).
+//! province-level regions, for this node alone or with every node below
+//! it), `GET /v1/situation/summary` (the signed summary a parent pulls) and
+//! `GET /v1/situation/history`.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -9,6 +11,7 @@ use super::error::{ApiError, Code};
 use super::state::Shared;
 use crate::capacity::history::View;
 use crate::capacity::situation::{Situation, situation};
+use crate::capacity::summary::SignedSummary;
 use crate::capacity::totals::{Filter, GroupBy};
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -19,6 +22,8 @@ pub(super) struct SituationQuery {
     model: Option<String>,
     /// Comma-separated subset of `region,class,model`; default all three.
     group_by: Option<String>,
+    /// `federation` (default: with every node below this one) or `own`.
+    scope: Option<String>,
 }
 
 /// A query string read into `T`, or a 400 `invalid_query` naming what is wrong.
@@ -55,9 +60,40 @@ pub(super) async fn read(
         class: q.class.map(|c| c.to_ascii_uppercase()),
         model: q.model,
     };
-    let rows = state.capacity.rows();
-    let now = state.capacity.clock().now();
-    Ok(Json(situation(&rows, now, &filter, group)))
+    let federation = match q.scope.as_deref() {
+        None | Some("federation") => true,
+        Some("own") => false,
+        Some(other) => {
+            return Err(ApiError::new(
+                Code::InvalidQuery,
+                format!("scope {other:?} is not own or federation"),
+            ));
+        }
+    };
+    let capacity = &state.capacity;
+    let now = capacity.clock().now();
+    let rows = if federation {
+        capacity.federation_rows()
+    } else {
+        capacity.rows()
+    };
+    let mut s = situation(&rows, now, &filter, group);
+    if federation {
+        s.scope = "federation";
+    }
+    s.children = capacity.rollup.nodes(now);
+    Ok(Json(s))
+}
+
+/// `GET /v1/situation/summary`: this node's signed summary
+/// (`schema/summary.md`), which its parent pulls.
+pub(super) async fn summary(State(state): Shared) -> Result<Json<SignedSummary>, ApiError> {
+    let registry = &state.registry;
+    state
+        .capacity
+        .summary(registry.prefix(), registry.key())
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -17,8 +17,10 @@ pub mod faults;
 pub mod history;
 pub mod quality;
 pub mod report;
+pub mod rollup;
 pub mod situation;
 pub mod status;
+pub mod summary;
 pub mod totals;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -263,6 +265,8 @@ pub struct Capacity {
     /// reports whose commit is still in flight.
     reporters: Mutex<HashMap<String, u64>>,
     history: Mutex<History>,
+    /// The children's signed summaries (the national roll-up).
+    pub rollup: rollup::Rollup,
 }
 
 /// One resource's live status as read.
@@ -284,6 +288,7 @@ impl Capacity {
         clock: Clock,
         limits: ReportLimits,
         period: Period,
+        pull_secs: u64,
     ) -> Result<Capacity, StoreError> {
         let now = clock.now();
         let history = History::open(store.as_ref(), period.minutes, period.hours, now)?;
@@ -317,6 +322,7 @@ impl Capacity {
             inner: RwLock::new(inner),
             reporters: Mutex::new(reporters),
             history: Mutex::new(history),
+            rollup: rollup::Rollup::new(pull_secs),
         })
     }
 
@@ -515,6 +521,31 @@ impl Capacity {
         inner.totals.rows()
     }
 
+    /// This node's totals and every node's below it, as far as their
+    /// summaries verified: the federation this node sees.
+    pub fn federation_rows(&self) -> Rows {
+        let mut rows = self.rows();
+        totals::merge(&mut rows, &self.rollup.rows(self.clock.now()));
+        rows
+    }
+
+    /// This node's signed summary: its own totals and its children's last
+    /// verified summaries, verbatim.
+    pub fn summary(
+        &self,
+        prefix: &crate::ident::identifier::Prefix,
+        key: &crate::ident::keys::NodeKey,
+    ) -> Result<summary::SignedSummary, serde_json::Error> {
+        summary::Summary {
+            schema: summary::SCHEMA.into(),
+            prefix: prefix.to_string(),
+            at: self.clock.now(),
+            rows: self.rows(),
+            children: self.rollup.entries(),
+        }
+        .sign(key)
+    }
+
     /// Records the minute's point of the totals if this minute has none
     /// yet. Called from the node's upkeep and before history is read, so a
     /// point is the totals as first seen in its minute.
@@ -525,7 +556,7 @@ impl Capacity {
         if history.last_at().is_some_and(|last| last >= minute) {
             return Ok(());
         }
-        let rows = history.push(Point::of(&self.rows(), minute));
+        let rows = history.push(Point::of(&self.federation_rows(), minute));
         history::persist(self.store.as_ref(), rows)
     }
 

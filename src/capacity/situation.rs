@@ -68,12 +68,17 @@ pub struct Coverage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Situation {
     pub at: u64,
+    /// `own` (this node's resources) or `federation` (with every node
+    /// below it whose summary verified).
+    pub scope: &'static str,
     pub group_by: Vec<&'static str>,
     pub filter: FilterView,
     pub resources: ByFreshness,
     pub units: Vec<UnitRow>,
     pub peaks: Vec<PeakView>,
     pub coverage: Coverage,
+    /// Every node below this one: its summary's age, whether it verified.
+    pub children: Vec<super::rollup::ChildView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -154,6 +159,8 @@ pub fn situation(rows: &Rows, at: u64, filter: &Filter, group: GroupBy) -> Situa
             })
             .collect(),
         coverage: coverage(rows),
+        scope: "own",
+        children: Vec::new(),
     }
 }
 

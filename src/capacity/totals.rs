@@ -60,6 +60,17 @@ impl ByFreshness {
             .saturating_add(self.unknown)
     }
 
+    /// The figure seen from further away: whatever is fresher than
+    /// `floor` counts at `floor` (a silent child's fresh figures are stale
+    /// by now).
+    pub fn at_least(&self, floor: Freshness) -> ByFreshness {
+        let mut out = ByFreshness::default();
+        for f in Freshness::ALL {
+            out.add_at(f.max(floor), self.get(f));
+        }
+        out
+    }
+
     fn is_zero(&self) -> bool {
         self.fresh == 0 && self.stale == 0 && self.unknown == 0
     }
@@ -98,6 +109,36 @@ pub struct PeakRow {
 pub struct Rows {
     pub units: Vec<UnitRow>,
     pub peaks: Vec<PeakRow>,
+}
+
+impl Rows {
+    /// Every figure at [`ByFreshness::at_least`] `floor`.
+    pub fn at_least(&self, floor: Freshness) -> Rows {
+        Rows {
+            units: self
+                .units
+                .iter()
+                .map(|u| UnitRow {
+                    region: u.region.clone(),
+                    class: u.class.clone(),
+                    resources: u.resources.at_least(floor),
+                    units_total: u.units_total.at_least(floor),
+                    units_available: u.units_available.at_least(floor),
+                    units_in_use: u.units_in_use.at_least(floor),
+                })
+                .collect(),
+            peaks: self
+                .peaks
+                .iter()
+                .map(|p| PeakRow {
+                    devices: p.devices.at_least(floor),
+                    total_gflops: p.total_gflops.at_least(floor),
+                    available_gflops: p.available_gflops.at_least(floor),
+                    ..p.clone()
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What one resource adds to the totals, read from its descriptor.

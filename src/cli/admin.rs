@@ -28,6 +28,10 @@ pub(crate) enum AdminCommand {
         /// e.g. ns1.31.86.cpid.internal=127.0.0.1:5301
         #[arg(long = "ns", value_name = "NAME=ADDR:PORT", required = true)]
         ns: Vec<String>,
+        /// The child's HTTP API, e.g. http://127.0.0.1:8054: this node pulls
+        /// the child's signed situation summary there (national roll-up).
+        #[arg(long = "api", value_name = "URL")]
+        child_api: Option<String>,
         /// Validity in days.
         #[arg(long, default_value_t = 365)]
         valid_days: u64,
@@ -63,9 +67,13 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
             prefix,
             child_key,
             ns,
+            child_api,
             valid_days,
             out,
         } => {
+            if let Some(url) = &child_api {
+                cpid::ident::delegation::check_api_url(url).map_err(anyhow::Error::msg)?;
+            }
             let child = read_public_key(&child_key)?;
             let admin = load_key(&api.key)?;
             let servers = parse_servers(&ns)?;
@@ -76,6 +84,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
                 &prefix,
                 &child,
                 &servers,
+                child_api,
                 valid_days,
             )?;
             let text = serde_json::to_string_pretty(&chain)?;

@@ -18,6 +18,7 @@ pub fn run(dir: PathBuf) -> Result<()> {
             ports: Ports::demo(),
             ttl: None,
             gateway: |_| {},
+            node: |_| {},
         };
         let fed = Federation::start(&opts).await?;
         let ids = fed.sample_records().await?;
@@ -75,9 +76,13 @@ pub fn run(dir: PathBuf) -> Result<()> {
             url: fed.shanghai.http_url(),
             admin: fed.shanghai.admin_key()?,
         };
+        let industry = NodeAccess {
+            url: fed.industry.http_url(),
+            admin: fed.industry.admin_key()?,
+        };
         let agents_dir = dir.clone();
         let agents = tokio::task::spawn_blocking(move || {
-            providers::start(&agents_dir, national, shanghai)
+            providers::start(&agents_dir, national, shanghai, industry)
         })
         .await??;
         println!(
@@ -97,9 +102,12 @@ pub fn run(dir: PathBuf) -> Result<()> {
             fed.national.running.http_addr(),
             fed.shanghai.running.http_addr(),
         );
-        println!("live capacity (give the agents one interval):");
-        println!("  curl 'http://{national_http}/v1/situation?group_by=region'   # Beijing, Guangdong, Sichuan, Gansu");
-        println!("  curl 'http://{shanghai_http}/v1/situation?group_by=region'   # Shanghai");
+        println!("\nthe national situation (give the agents and the roll-up ~20 s):");
+        println!("  open http://{national_http}/situation                      # the live page: the whole country");
+        println!("  cpid situation --server http://{national_http} --group-by region");
+        println!("  curl 'http://{national_http}/v1/situation?scope=own&group_by=region'   # the national node's own: Beijing, Guangdong, Sichuan, Gansu");
+        println!("  curl 'http://{shanghai_http}/v1/situation/summary'          # Shanghai's signed summary, which the national node pulls");
+        println!("  curl 'http://{national_http}/v1/situation/history?minutes=60'");
         println!("  curl 'http://{national_http}/v1/quality'");
         println!("\nCtrl-C stops all four and the agents.");
         super::shutdown_signal().await;

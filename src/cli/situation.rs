@@ -30,6 +30,10 @@ pub(crate) struct SituationOpts {
     /// (the node's default: all three); the others are summed and read `*`.
     #[arg(long)]
     group_by: Option<String>,
+    /// `own`: this node's resources only, not the nodes below it
+    /// (the node's default: `federation`).
+    #[arg(long)]
+    scope: Option<String>,
     /// Print the node's JSON as it is.
     #[arg(long)]
     json: bool,
@@ -42,6 +46,7 @@ pub(crate) fn run(opts: &SituationOpts) -> Result<()> {
         ("class", &opts.class),
         ("model", &opts.model),
         ("group_by", &opts.group_by),
+        ("scope", &opts.scope),
     ] {
         if let Some(v) = value {
             query.push((name, v.as_str()));
@@ -140,7 +145,12 @@ fn render(s: &SituationReply, server: &str) -> String {
         .collect();
     let name = |code: &str| names.get(code).copied().unwrap_or("").to_string();
 
-    let _ = writeln!(out, "Situation at {} ({server})", when(s.at));
+    let scope = match s.scope.as_deref() {
+        Some("federation") => ", with the nodes below it",
+        Some("own") => ", this node's resources only",
+        _ => "",
+    };
+    let _ = writeln!(out, "Situation at {} ({server}{scope})", when(s.at));
     let _ = writeln!(
         out,
         "  resources   {} fresh, {} stale, {} unknown",
@@ -313,6 +323,7 @@ fn render(s: &SituationReply, server: &str) -> String {
                 ("PREFIX", false),
                 ("API", false),
                 ("AGE", true),
+                ("COUNTS AS", false),
                 ("VERIFIED", false),
                 ("ERROR", false),
             ]);
@@ -322,6 +333,7 @@ fn render(s: &SituationReply, server: &str) -> String {
                     ch.api.clone().unwrap_or_default(),
                     ch.age_secs
                         .map_or_else(|| "never".into(), |a| format!("{a:.0} s")),
+                    ch.freshness.clone().unwrap_or_default(),
                     if ch.verified { "yes" } else { "FAILED" }.into(),
                     ch.error.clone().unwrap_or_default(),
                 ]);

@@ -31,12 +31,37 @@ pub struct Delegation {
     pub key: String,
     /// The child's name servers, with the socket addresses they answer on.
     pub servers: Vec<Server>,
+    /// The child's HTTP API (`http://host:port`), where the parent pulls
+    /// its situation summary; absent for a child that serves no API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
     /// Unix seconds; the delegation is valid in `[not_before, not_after]`.
     pub not_before: u64,
     pub not_after: u64,
     /// Unix seconds of revocation; a revoked delegation never becomes valid again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<u64>,
+}
+
+/// An API URL a parent may pull from: `http://` or `https://`, a host,
+/// an optional port and no path, query or credentials.
+pub fn check_api_url(api: &str) -> Result<(), String> {
+    let rest = api
+        .strip_prefix("http://")
+        .or_else(|| api.strip_prefix("https://"))
+        .ok_or_else(|| format!("api {api:?}: not an http:// or https:// URL"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let host_ok = !authority.is_empty()
+        && authority.len() <= 255
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !host_ok {
+        return Err(format!(
+            "api {api:?}: only scheme, host and port, e.g. http://192.0.2.1:8054"
+        ));
+    }
+    Ok(())
 }
 
 /// One name server of a delegated zone.
@@ -141,6 +166,9 @@ impl Delegation {
                 return Err(format!("server {}: port 0", s.name));
             }
         }
+        if let Some(api) = &self.api {
+            check_api_url(api)?;
+        }
         if self.not_before > self.not_after {
             return Err("not_before is after not_after".into());
         }
@@ -182,7 +210,7 @@ impl Delegation {
     }
 }
 
-fn hex32(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn hex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }
@@ -430,10 +458,36 @@ mod tests {
                 name: "ns1.31.86.cpid.internal".into(),
                 addresses: vec!["127.0.0.1:5301".parse().unwrap()],
             }],
+            api: Some("http://127.0.0.1:8054".into()),
             not_before: 0,
             not_after: 1000,
             revoked: None,
         }
+    }
+
+    #[test]
+    fn an_api_url_is_scheme_host_and_port_only() {
+        for good in [
+            "http://127.0.0.1:8054",
+            "https://node.example:443/",
+            "http://[::1]:8054",
+        ] {
+            assert!(check_api_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://a/b",
+            "http://u@h",
+            "127.0.0.1:8054",
+            "http://h?q",
+        ] {
+            assert!(check_api_url(bad).is_err(), "{bad}");
+        }
+        let key = NodeKey::generate().unwrap();
+        let mut d = delegation("86.31", &key);
+        d.api = Some("http://a/path".into());
+        assert!(d.check().unwrap_err().contains("api"));
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub enum SigningContext {
     Record,
     /// An RFC 9421 HTTP message signature base, signed as the RFC defines.
     HttpMessage,
+    /// A node's situation summary (`schema/summary.md`):
+    /// `cpid/summary/v1\0 || summary bytes`.
+    Summary,
 }
 
 impl SigningContext {
@@ -75,6 +78,7 @@ impl SigningContext {
         match self {
             SigningContext::Record => b"cpid/record/v1\0",
             SigningContext::HttpMessage => b"",
+            SigningContext::Summary => b"cpid/summary/v1\0",
         }
     }
 

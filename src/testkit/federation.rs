@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::api::body::{DelegationRequest, IssueRequest, ProviderRequest, ValueInput};
 use crate::api::client::ApiClient;
 use crate::config::Config;
-use crate::ident::delegation::{ChainFile, Server};
+use crate::ident::delegation::{ChainFile, Delegation, Server};
 use crate::ident::identifier::Prefix;
 use crate::ident::keys::{NodeKey, PublicKey};
 use crate::ident::record::RecordStatus;
@@ -68,6 +68,8 @@ pub struct Options {
     pub ttl: Option<u32>,
     /// Applied to the gateway's configuration (tests shorten timers).
     pub gateway: fn(&mut GatewayConfig),
+    /// Applied to every node's configuration (tests shorten timers).
+    pub node: fn(&mut Config),
 }
 
 /// The running federation.
@@ -103,17 +105,18 @@ fn node_config(
     dir: &Path,
     name: &str,
     listen: (SocketAddr, SocketAddr),
-    ttl: Option<u32>,
+    opts: &Options,
 ) -> Result<Config, FederationError> {
     let mut c: Config = toml::from_str(toml_text).map_err(fail)?;
     c.node.data_dir = dir.join(name);
     c.dns.listen = listen.0;
     c.http.listen = listen.1;
-    if let Some(t) = ttl {
+    if let Some(t) = opts.ttl {
         c.node.default_ttl = t;
         c.dns.soa.minimum = t;
         c.dns.soa.ttl = t;
     }
+    (opts.node)(&mut c);
     Ok(c)
 }
 
@@ -148,6 +151,7 @@ pub fn delegate(
     prefix: &Prefix,
     child: &PublicKey,
     servers: &[Server],
+    api: Option<String>,
     valid_days: u64,
 ) -> Result<ChainFile, FederationError> {
     let request = DelegationRequest {
@@ -155,6 +159,7 @@ pub fn delegate(
         public_key: child.to_public_pem(),
         servers: servers.to_vec(),
         valid_days: Some(valid_days),
+        api,
     };
     let delegated = ApiClient::new(parent_url)
         .delegate(&request, admin)
@@ -175,8 +180,18 @@ async fn start_child(
     config.federation.trust_anchor_file = Some(root_key_file.to_owned());
     config.federation.chain_file = Some(chain_file.clone());
     let prefix = config.prefix().map_err(fail)?;
-    // An existing chain is kept if it still verifies (a restarted demo).
-    let usable = chain_file.exists() && Node::open(config.clone()).is_ok();
+    // The parent pulls the child's summary from its API, so the delegation
+    // names it; a child listening on port 0 has no address to name yet.
+    let api = (config.http.listen.port() != 0).then(|| format!("http://{}", config.http.listen));
+    // An existing chain is kept if it still verifies and names this API
+    // (a restarted demo).
+    let usable = chain_file.exists()
+        && Node::open(config.clone()).is_ok_and(|n| {
+            n.chain
+                .last()
+                .and_then(|d| Delegation::from_record(d).ok())
+                .is_some_and(|d| d.api == api)
+        });
     if !usable {
         let apex = config.apex().map_err(fail)?;
         let servers = vec![Server {
@@ -185,7 +200,8 @@ async fn start_child(
         }];
         let (url, admin, public, p) =
             (parent.http_url(), parent.admin_key()?, key.public(), prefix);
-        let chain = blocking(move || delegate(&url, &admin, &p, &public, &servers, 365)).await?;
+        let chain =
+            blocking(move || delegate(&url, &admin, &p, &public, &servers, api, 365)).await?;
         let text = serde_json::to_string_pretty(&chain).map_err(fail)?;
         std::fs::write(&chain_file, text).map_err(fail)?;
     }
@@ -203,7 +219,7 @@ impl Federation {
             dir,
             "national",
             p.national,
-            opts.ttl,
+            opts,
         )?)
         .await?;
         let root_key_file = dir.join("national.pub");
@@ -214,13 +230,13 @@ impl Federation {
         .map_err(fail)?;
         let shanghai = start_child(
             &national,
-            node_config(SHANGHAI_TOML, dir, "shanghai", p.shanghai, opts.ttl)?,
+            node_config(SHANGHAI_TOML, dir, "shanghai", p.shanghai, opts)?,
             &root_key_file,
         )
         .await?;
         let industry = start_child(
             &shanghai,
-            node_config(INDUSTRY_TOML, dir, "industry", p.industry, opts.ttl)?,
+            node_config(INDUSTRY_TOML, dir, "industry", p.industry, opts)?,
             &root_key_file,
         )
         .await?;

@@ -95,6 +95,36 @@ pub fn report(data: &[u8]) {
     }
 }
 
+/// A child's situation summary as a parent pulls it
+/// (`GET /v1/situation/summary`): the served envelope as is, and the bytes
+/// as a signed summary's content (signed here with the key the delegation
+/// names, so the fuzzer reaches the summary's own checks and the nested
+/// children). Whatever verifies names the prefix asked for first and holds
+/// no negative figure.
+pub fn summary(data: &[u8]) {
+    use crate::capacity::summary::SignedSummary;
+    use crate::ident::keys::{SigningContext, to_hex};
+    static KEY: OnceLock<NodeKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| NodeKey::from_secret_bytes(&[9u8; 32]));
+    let signature = key.sign(SigningContext::Summary, data);
+    let inner = SignedSummary {
+        summary: BASE64.encode(data),
+        key: to_hex(&key.public().to_bytes()),
+        signature: BASE64.encode(signature.0),
+    };
+    let served = SignedSummary::parse(data);
+    for signed in std::iter::once(inner).chain(served.ok()) {
+        if let Ok(nodes) = signed.verify(&key.public(), "86.31", None, 1_800_000_000) {
+            assert_eq!(nodes.first().map(|n| n.prefix.as_str()), Some("86.31"));
+            for rows in nodes.iter().filter_map(|n| n.rows.as_ref()) {
+                assert!(rows.units.iter().all(|u| u.resources.fresh >= 0
+                    && u.units_total.stale >= 0
+                    && u.units_available.unknown >= 0));
+            }
+        }
+    }
+}
+
 /// The signed-record decoder: anything it accepts re-encodes, from its
 /// fields, to exactly the input.
 pub fn record(data: &[u8]) {

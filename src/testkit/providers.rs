@@ -1,5 +1,5 @@
-//! Sample providers in five provinces (GB/T 2260: `11` Beijing, `31`
-//! Shanghai, `44` Guangdong, `51` Sichuan, `62` Gansu), each with its own
+//! Sample providers in six provinces (GB/T 2260: `11` Beijing, `15` Inner
+//! Mongolia, `31` Shanghai, `44` Guangdong, `51` Sichuan, `62` Gansu), each with its own
 //! key, an inventory whose descriptors follow the capacity standard
 //! (`schema/resource.md`, peaks from `schema/devices.toml`) and a running
 //! [`Agent`] against its node, so `cpid demo` shows live capacity.
@@ -7,8 +7,10 @@
 //! Everything is written under `<dir>/agents/<agent>/` the way a provider
 //! would lay it out (`key.pem`, `inventory.toml`, the state file, status
 //! files), so a reader can run `cpid agent --check` on any of them. The
-//! Shanghai provider registers at the Shanghai node, the others at the
-//! national node (there is no regional node for their provinces).
+//! Shanghai provider registers at the Shanghai node, the Inner Mongolia
+//! one at the industry node (an industry's compute need not sit in its
+//! node's province), the others at the national node (there is no
+//! regional node for their provinces).
 //! Figures move: `file` sources are rewritten by a small "scheduler"
 //! thread with a slow wave of usage, and the Gansu pool reports this
 //! machine's load (`source = "host"`).
@@ -37,6 +39,9 @@ fn fail(e: impl std::fmt::Display) -> FederationError {
 pub enum At {
     National,
     Shanghai,
+    /// The industry node `86.31.1005`, below Shanghai: its figures reach
+    /// the national node only through the roll-up.
+    Industry,
 }
 
 /// A sample provider: who it is and its inventory (TOML).
@@ -52,8 +57,8 @@ pub struct Sample {
 /// How often the sample agents report.
 pub const INTERVAL_SECS: u32 = 10;
 
-/// The five sample providers.
-pub const SAMPLES: [Sample; 5] = [
+/// The six sample providers.
+pub const SAMPLES: [Sample; 6] = [
     Sample {
         agent: "bj-yizhuang",
         name: "Beijing Yizhuang Intelligent Computing (demo)",
@@ -202,6 +207,29 @@ pue = 1.15
 price_per_unit_hour = { amount = 0.08, currency = "CNY" }
 "#,
     },
+    Sample {
+        agent: "nm-helinger",
+        name: "Helinger Green Computing Park (demo)",
+        organisation: "91150000DEMO0015X",
+        region: "15",
+        at: At::Industry,
+        inventory: r#"
+[[resource]]
+name = "h20-pool"
+endpoint = "https://helinger.compute.example/h20"
+source = "file"
+status_file = "h20-pool.status.json"
+[resource.descriptor]
+schema = "cpid.resource/1"
+class = "IC"
+region = "15"
+unit = "card"
+units_total = 768
+devices = [{ model = "H20", count = 768, memory_gib = 96, peak_tflops = { fp32 = 44, tf32 = 74, bf16 = 148, fp16 = 148, fp8 = 296, int8 = 296 } }]
+pue = 1.15
+price_per_unit_hour = { amount = 7.2, currency = "CNY" }
+"#,
+    },
 ];
 
 /// A sample provider as started.
@@ -249,6 +277,7 @@ pub fn start(
     dir: &Path,
     national: NodeAccess,
     shanghai: NodeAccess,
+    industry: NodeAccess,
 ) -> Result<SampleAgents, FederationError> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut started = Vec::new();
@@ -258,6 +287,7 @@ pub fn start(
         let node = match sample.at {
             At::National => &national,
             At::Shanghai => &shanghai,
+            At::Industry => &industry,
         };
         let home = dir.join("agents").join(sample.agent);
         std::fs::create_dir_all(&home).map_err(fail)?;

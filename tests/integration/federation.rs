@@ -55,6 +55,7 @@ fn start(ttl: Option<u32>, gateway: fn(&mut GatewayConfig)) -> Fed {
         },
         ttl,
         gateway,
+        node: |_| {},
     };
     let fed = rt.block_on(Federation::start(&opts)).unwrap();
     let ids = rt

@@ -24,6 +24,7 @@ mod page;
 mod record_vectors;
 mod registry;
 mod resource_vectors;
+mod rollup;
 mod scenarios;
 mod store;
 mod vectors;

@@ -1,0 +1,326 @@
+//! The national roll-up: a node pulls each delegated child's signed
+//! summary from the API URL in the delegation record, checks it against
+//! the child's key from the same record, and keeps the last one that
+//! verified. The node's own summary carries those verbatim, so the
+//! national node holds every node's figures, each under its own node's
+//! signature; the federation's totals are the sum of every node's *own*
+//! totals, so nothing is counted twice.
+//!
+//! A summary that fails is not used: the last good one stays, ageing, and
+//! the failure is shown beside it. Figures age with their summary: older
+//! than 3 pull intervals they count as stale, older than 4 as unknown, as
+//! a resource's own status does with its reporting interval.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+use super::status::Freshness;
+use super::summary::{ChildEntry, NodeFigures, SignedSummary, SummaryError};
+use super::totals::{Rows, merge};
+use crate::ident::delegation::Delegation;
+use crate::ident::keys::{PublicKey, to_hex};
+
+/// Pull intervals after which a summary's figures count as stale.
+pub const STALE_AFTER: u64 = 3;
+/// Pull intervals after which they count as unknown.
+pub const UNKNOWN_AFTER: u64 = 4;
+
+/// A child to pull: from a delegation in force that names an API.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub prefix: String,
+    pub key: PublicKey,
+    pub api: String,
+}
+
+/// Why a pull did not give a usable summary.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PullError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("{api} answered {status}")]
+    Status { api: String, status: u16 },
+    #[error(transparent)]
+    Verification(#[from] SummaryError),
+}
+
+impl PullError {
+    /// The `result` label of the pull counter.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PullError::Transport(_) | PullError::Status { .. } => "unreachable",
+            PullError::Verification(_) => "verification_failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Child {
+    key: String,
+    api: Option<String>,
+    /// The last summary that verified, verbatim, and what it held.
+    signed: Option<SignedSummary>,
+    figures: Vec<NodeFigures>,
+    error: Option<String>,
+}
+
+/// One node of the federation below this one, as read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildView {
+    pub prefix: String,
+    pub api: Option<String>,
+    /// Unix seconds at which its figures were read there.
+    pub at: Option<u64>,
+    pub age_secs: Option<u64>,
+    /// How its figures count here: `fresh`, `stale` (older than 3 pull
+    /// intervals) or `unknown` (older than 4, or none).
+    pub freshness: Freshness,
+    /// Its latest summary verified (and so is in use).
+    pub verified: bool,
+    pub error: Option<String>,
+}
+
+/// The children's summaries this node holds.
+#[derive(Debug)]
+pub struct Rollup {
+    pull_secs: u64,
+    children: RwLock<BTreeMap<String, Child>>,
+}
+
+impl Rollup {
+    /// `pull_secs` 0 turns pulling off.
+    pub fn new(pull_secs: u64) -> Rollup {
+        Rollup {
+            pull_secs,
+            children: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn pull_secs(&self) -> u64 {
+        self.pull_secs
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Child>> {
+        self.children.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Child>> {
+        self.children.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the delegations in force now (revoked and expired ones are
+    /// dropped with what was pulled from them; a changed key or API starts
+    /// afresh) and returns the children to pull.
+    pub fn targets(&self, delegations: &[Delegation], now: u64) -> Vec<Target> {
+        let mut children = self.write();
+        let mut live = BTreeSet::new();
+        let mut targets = Vec::new();
+        for d in delegations {
+            if d.revoked.is_some() || now < d.not_before || now > d.not_after {
+                continue;
+            }
+            let Ok(key) = d.public_key() else { continue };
+            live.insert(d.prefix.clone());
+            let fresh = Child {
+                key: to_hex(&key.to_bytes()),
+                api: d.api.clone(),
+                signed: None,
+                figures: Vec::new(),
+                error: d
+                    .api
+                    .is_none()
+                    .then(|| "the delegation names no API to pull from".to_string()),
+            };
+            let entry = children
+                .entry(d.prefix.clone())
+                .or_insert_with(|| fresh.clone());
+            if entry.key != fresh.key || entry.api != fresh.api {
+                *entry = fresh;
+            }
+            if let Some(api) = &d.api {
+                targets.push(Target {
+                    prefix: d.prefix.clone(),
+                    key,
+                    api: api.clone(),
+                });
+            }
+        }
+        children.retain(|prefix, _| live.contains(prefix));
+        targets
+    }
+
+    /// The time of the child's last accepted summary.
+    pub fn last_at(&self, prefix: &str) -> Option<u64> {
+        self.read()
+            .get(prefix)
+            .and_then(|c| c.figures.first())
+            .and_then(|f| f.at)
+    }
+
+    /// Keeps the outcome of a pull of `target`.
+    pub fn settle(
+        &self,
+        target: &Target,
+        outcome: Result<(SignedSummary, Vec<NodeFigures>), PullError>,
+    ) {
+        let mut children = self.write();
+        let Some(child) = children.get_mut(&target.prefix) else {
+            return; // revoked while the pull was in flight
+        };
+        if child.key != to_hex(&target.key.to_bytes()) {
+            return;
+        }
+        match outcome {
+            Ok((signed, figures)) => {
+                child.signed = Some(signed);
+                child.figures = figures;
+                child.error = None;
+            }
+            Err(e) => child.error = Some(e.to_string()),
+        }
+    }
+
+    /// The children as this node's own summary carries them.
+    pub fn entries(&self) -> Vec<ChildEntry> {
+        self.read()
+            .iter()
+            .map(|(prefix, c)| ChildEntry {
+                prefix: prefix.clone(),
+                key: c.key.clone(),
+                api: c.api.clone(),
+                signed: c.signed.clone(),
+                error: c.error.clone(),
+            })
+            .collect()
+    }
+
+    fn freshness(&self, age: Option<u64>) -> Freshness {
+        match age {
+            None => Freshness::Unknown,
+            Some(_) if self.pull_secs == 0 => Freshness::Fresh,
+            Some(a) if a > UNKNOWN_AFTER * self.pull_secs => Freshness::Unknown,
+            Some(a) if a > STALE_AFTER * self.pull_secs => Freshness::Stale,
+            Some(_) => Freshness::Fresh,
+        }
+    }
+
+    /// Every node below this one, depth first in prefix order.
+    pub fn nodes(&self, now: u64) -> Vec<ChildView> {
+        let children = self.read();
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (prefix, c) in children.iter() {
+            if c.figures.is_empty() {
+                out.push(ChildView {
+                    prefix: prefix.clone(),
+                    api: c.api.clone(),
+                    at: None,
+                    age_secs: None,
+                    freshness: Freshness::Unknown,
+                    verified: false,
+                    error: Some(c.error.clone().unwrap_or_else(|| "not pulled yet".into())),
+                });
+                continue;
+            }
+            for (i, f) in c.figures.iter().enumerate() {
+                if !seen.insert(f.prefix.clone()) {
+                    continue;
+                }
+                let age = f.at.map(|at| now.saturating_sub(at));
+                // The child's own entry carries this node's latest pull
+                // error; a descendant's carries what its parent saw.
+                let error = if i == 0 {
+                    c.error.clone()
+                } else {
+                    f.error.clone()
+                };
+                out.push(ChildView {
+                    prefix: f.prefix.clone(),
+                    api: if i == 0 { c.api.clone() } else { f.api.clone() },
+                    at: f.at,
+                    age_secs: age,
+                    freshness: self.freshness(age),
+                    verified: f.rows.is_some() && error.is_none(),
+                    error,
+                });
+            }
+        }
+        out
+    }
+
+    /// The sum of every node's own totals below this one, each aged by its
+    /// summary's age. A prefix met twice counts once.
+    pub fn rows(&self, now: u64) -> Rows {
+        let children = self.read();
+        let mut seen = BTreeSet::new();
+        let mut out = Rows::default();
+        for f in children.values().flat_map(|c| c.figures.iter()) {
+            let (Some(rows), Some(at)) = (&f.rows, f.at) else {
+                continue;
+            };
+            if !seen.insert(f.prefix.clone()) {
+                continue;
+            }
+            let floor = self.freshness(Some(now.saturating_sub(at)));
+            merge(&mut out, &rows.at_least(floor));
+        }
+        out
+    }
+
+    /// Gauges per child for `/metrics`: its summary's age and whether the
+    /// latest one verified.
+    pub fn exposition(&self, now: u64, out: &mut String) {
+        use std::fmt::Write;
+        let nodes = self.nodes(now);
+        let _ = writeln!(
+            out,
+            "# HELP cpid_rollup_summary_age_seconds Age of the figures held for each node below this one."
+        );
+        let _ = writeln!(out, "# TYPE cpid_rollup_summary_age_seconds gauge");
+        for n in nodes.iter().filter(|n| n.age_secs.is_some()) {
+            let _ = writeln!(
+                out,
+                "cpid_rollup_summary_age_seconds{{prefix=\"{}\"}} {}",
+                n.prefix,
+                n.age_secs.unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cpid_rollup_summary_verified Whether the latest summary of each node below this one verified (1) or not (0)."
+        );
+        let _ = writeln!(out, "# TYPE cpid_rollup_summary_verified gauge");
+        for n in &nodes {
+            let _ = writeln!(
+                out,
+                "cpid_rollup_summary_verified{{prefix=\"{}\"}} {}",
+                n.prefix,
+                u8::from(n.verified)
+            );
+        }
+    }
+}
+
+/// What a pull of `target` answered (`status`, `body`), checked: a usable
+/// summary and the figures it holds, or why not. The HTTP request itself
+/// is the caller's (the node's), so this module needs no client.
+pub fn check(
+    target: &Target,
+    answer: Result<(u16, Vec<u8>), String>,
+    last: Option<u64>,
+    now: u64,
+) -> Result<(SignedSummary, Vec<NodeFigures>), PullError> {
+    let (status, body) = answer.map_err(PullError::Transport)?;
+    if status != 200 {
+        return Err(PullError::Status {
+            api: target.api.clone(),
+            status,
+        });
+    }
+    let signed = SignedSummary::parse(&body)?;
+    let figures = signed.verify(&target.key, &target.prefix, last, now)?;
+    Ok((signed, figures))
+}
