@@ -399,10 +399,40 @@ fn admin_delegate_writes_a_chain_the_child_checks_at_start() {
         &d("child.pem"),
         "--ns",
         &format!("ns1.31.86.cpid.internal={dns}"),
+        "--api",
+        "http://127.0.0.1:45302",
         "--out",
         &d("chain.json"),
     ]);
     ok(out);
+    // The delegation record names the child's API (where the roll-up pulls).
+    let listed = cpid::api::client::ApiClient::new(&server)
+        .get("/v1/delegations")
+        .unwrap();
+    assert_eq!(
+        listed.body["delegations"][0]["delegation"]["api"], "http://127.0.0.1:45302",
+        "{}",
+        listed.text
+    );
+    // An API URL with a path is refused before anything is sent.
+    let bad_api = cpid(&[
+        "admin",
+        "delegate",
+        "--key",
+        admin.to_str().unwrap(),
+        "--server",
+        &server,
+        "--prefix",
+        "86.33",
+        "--child-key",
+        &d("child.pem"),
+        "--ns",
+        &format!("ns1.33.86.cpid.internal={dns}"),
+        "--api",
+        "http://127.0.0.1:45302/v1",
+    ]);
+    assert!(!bad_api.status.success());
+    assert!(String::from_utf8_lossy(&bad_api.stderr).contains("only scheme, host and port"));
     // Delegating the same prefix again is refused while the first is in force.
     let again = cpid(&[
         "admin",
@@ -481,9 +511,15 @@ fn admin_delegate_writes_a_chain_the_child_checks_at_start() {
     // The national node now refers 86.31 names and lists the delegation.
     let list = national.api().get("/v1/delegations").unwrap();
     assert_eq!(list.body["delegations"][0]["status"], "active");
+    // Over TCP: with its signed delegation record the referral outgrows
+    // 512 bytes, so a plain UDP query is answered truncated.
     let q = raw_query(9, "gc-000001-x.31.86.cpid.internal", 16, None);
-    let m = udp(national.addr(), &q);
-    assert!(!m.metadata.authoritative && m.answers.is_empty() && !m.authorities.is_empty());
+    assert!(udp(national.addr(), &q).metadata.truncation);
+    let m = tcp(national.addr(), &q);
+    assert!(
+        !m.metadata.authoritative && m.answers.is_empty() && !m.authorities.is_empty(),
+        "{m:?}"
+    );
 }
 
 #[test]

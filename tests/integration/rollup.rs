@@ -250,6 +250,28 @@ fn the_national_node_sees_every_node_once_and_only_what_verifies() {
     // Shanghai's. Refused, shown, counted, and nothing counted twice.
     let stranger = NodeKey::generate().unwrap();
     let (url, admin) = (fed.national.http_url(), fed.national.admin_key().unwrap());
+    // An API that is not scheme, host and port is refused, naming it, and
+    // nothing is delegated.
+    let bad = json!({"prefix": "86.44", "public_key": stranger.public().to_public_pem(),
+        "servers": [{"name": "ns1.44.86.cpid.internal", "addresses": ["127.0.0.1:5399"]}],
+        "api": "http://127.0.0.1:8054/v1/situation"});
+    let r = national
+        .signed("POST", "/v1/admin/delegations", Some(&bad), &admin)
+        .unwrap();
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["error"], "invalid_value", "{}", r.text);
+    assert!(
+        r.body["reason"].as_str().unwrap().contains("api"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        get(&national, "/v1/delegations")["delegations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     delegate(
         &url,
         &admin,
