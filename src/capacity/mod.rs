@@ -21,7 +21,7 @@ pub mod situation;
 pub mod status;
 pub mod totals;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque, btree_map};
 use std::sync::{Arc, Mutex, RwLock};
 
 use self::history::{History, Period, Point, View};
@@ -187,8 +187,10 @@ impl Entry {
 struct Inner {
     entries: HashMap<Identifier, Entry>,
     totals: Totals,
-    /// When each resource's freshness next changes.
-    deadlines: BTreeSet<(u64, Identifier)>,
+    /// When each resource's freshness next changes: the resources due at
+    /// each second. Hashed within the second, so moving a resource (every
+    /// report does) costs no identifier comparisons.
+    deadlines: BTreeMap<u64, HashSet<Identifier>>,
     /// (owner, identifier) of every resource record not withdrawn.
     by_owner: BTreeSet<(String, String)>,
     duplicates: Duplicates,
@@ -203,12 +205,21 @@ impl Inner {
         let Some(e) = self.entries.get_mut(id) else {
             return;
         };
-        if let Some(old) = e.deadline.take() {
-            self.deadlines.remove(&(old, id.clone()));
+        let next = e.status.as_ref().and_then(|s| s.next_change(now));
+        if next == e.deadline {
+            return;
         }
-        e.deadline = e.status.as_ref().and_then(|s| s.next_change(now));
-        if let Some(at) = e.deadline {
-            self.deadlines.insert((at, id.clone()));
+        if let Some(old) = e.deadline.take()
+            && let btree_map::Entry::Occupied(mut due) = self.deadlines.entry(old)
+        {
+            due.get_mut().remove(id);
+            if due.get().is_empty() {
+                due.remove();
+            }
+        }
+        e.deadline = next;
+        if let Some(at) = next {
+            self.deadlines.entry(at).or_default().insert(id.clone());
         }
     }
 
@@ -239,15 +250,18 @@ impl Inner {
 
     /// Applies every freshness change due by `now`.
     fn advance(&mut self, now: u64) {
-        while let Some((at, id)) = self.deadlines.first().cloned() {
-            if at > now {
+        while let Some(first) = self.deadlines.first_entry() {
+            if *first.key() > now {
                 break;
             }
-            self.deadlines.pop_first();
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.deadline = None;
+            // A resource's next deadline is after `now`, so none of these
+            // lands back in a bucket this loop still has to visit.
+            for id in first.remove() {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.deadline = None;
+                }
+                self.change(&id, now, |_| {});
             }
-            self.change(&id, now, |_| {});
         }
     }
 }
