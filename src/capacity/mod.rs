@@ -354,19 +354,20 @@ impl Capacity {
     fn check_owner(&self, owner: &Identifier, report: &Report) -> Result<(), CapacityError> {
         let inner = self.read();
         for (i, (id, _)) in report.resources.iter().enumerate() {
-            let pointer = format!("/resources/{i}/id");
+            // Written only for a refusal: this loop runs for every resource.
+            let pointer = || format!("/resources/{i}/id");
             let e = inner
                 .entries
                 .get(id)
                 .filter(|e| e.version > 0)
                 .ok_or_else(|| CapacityError::UnknownResource {
                     id: id.clone(),
-                    pointer: pointer.clone(),
+                    pointer: pointer(),
                 })?;
             if e.owner.as_ref() != Some(owner) {
                 return Err(CapacityError::NotOwner {
                     id: id.clone(),
-                    pointer,
+                    pointer: pointer(),
                 });
             }
             match e.status_of_record {
@@ -374,7 +375,7 @@ impl Capacity {
                 other => {
                     return Err(CapacityError::NotActive {
                         id: id.clone(),
-                        pointer,
+                        pointer: pointer(),
                         status: other.map_or("unknown", RecordStatus::as_str),
                     });
                 }
@@ -409,6 +410,7 @@ impl Capacity {
         }
         let at = self.clock.now();
         let reporter = format!("{key}/{}", report.agent);
+        let key = key.to_string();
         let statuses: Vec<(Identifier, Status)> = report
             .resources
             .into_iter()
@@ -422,7 +424,7 @@ impl Capacity {
                     reported_at: at,
                     agent: report.agent.clone(),
                     seq: report.seq,
-                    key: key.to_string(),
+                    key: key.clone(),
                 };
                 (id, s)
             })
