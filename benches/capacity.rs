@@ -93,6 +93,16 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Bytes a process has caused to be written to storage, from /proc.
+fn written_bytes(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name))
@@ -478,6 +488,7 @@ struct Round {
     client_us_per_report: f64,
     per_commit: f64,
     writer_busy: f64,
+    disk_kib_per_report: f64,
 }
 
 fn main() {
@@ -524,9 +535,11 @@ fn main() {
         let work = reporters.sign(o.reports);
         let before = api.get("/metrics").unwrap().text;
         let (server0, client0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
+        let written0 = written_bytes(pid);
         let (mut lat, wall) = rt.block_on(closed_loop(addr, work, o.connections));
         let server = cpu_seconds(pid) - server0;
         let client = cpu_seconds(std::process::id()) - client0;
+        let written = written_bytes(pid) - written0;
         let after = api.get("/metrics").unwrap().text;
         let delta = |name: &str| metric(&after, name) - metric(&before, name);
         lat.sort();
@@ -540,9 +553,10 @@ fn main() {
             client_us_per_report: client / n * 1e6,
             per_commit: n / delta("cpid_store_commit_seconds_count").max(1.0),
             writer_busy: delta("cpid_store_commit_seconds_sum") / wall.as_secs_f64() * 100.0,
+            disk_kib_per_report: written / n / 1024.0,
         };
         println!(
-            "round {}: {:>7.0} resource updates/s ({:>5.0} reports/s)  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/report: server {:>5.0} ({:.1} verify_strict), client {:>4.0}  {:>5.1} reports/commit, writer busy {:>3.0} %",
+            "round {}: {:>7.0} resource updates/s ({:>5.0} reports/s)  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/report: server {:>5.0} ({:.1} verify_strict), client {:>4.0}  {:>5.1} reports/commit, writer busy {:>3.0} %, {:>4.0} KiB written/report",
             round + 1,
             r.updates_per_sec,
             r.reports_per_sec,
@@ -553,6 +567,7 @@ fn main() {
             r.client_us_per_report,
             r.per_commit,
             r.writer_busy,
+            r.disk_kib_per_report,
         );
         rounds.push(r);
     }
