@@ -23,7 +23,7 @@ pub mod status;
 pub mod summary;
 pub mod totals;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque, btree_map};
 use std::sync::{Arc, Mutex, RwLock};
 
 use self::history::{History, Period, Point, View};
@@ -189,8 +189,10 @@ impl Entry {
 struct Inner {
     entries: HashMap<Identifier, Entry>,
     totals: Totals,
-    /// When each resource's freshness next changes.
-    deadlines: BTreeSet<(u64, Identifier)>,
+    /// When each resource's freshness next changes: the resources due at
+    /// each second. Hashed within the second, so moving a resource (every
+    /// report does) costs no identifier comparisons.
+    deadlines: BTreeMap<u64, HashSet<Identifier>>,
     /// (owner, identifier) of every resource record not withdrawn.
     by_owner: BTreeSet<(String, String)>,
     duplicates: Duplicates,
@@ -205,12 +207,21 @@ impl Inner {
         let Some(e) = self.entries.get_mut(id) else {
             return;
         };
-        if let Some(old) = e.deadline.take() {
-            self.deadlines.remove(&(old, id.clone()));
+        let next = e.status.as_ref().and_then(|s| s.next_change(now));
+        if next == e.deadline {
+            return;
         }
-        e.deadline = e.status.as_ref().and_then(|s| s.next_change(now));
-        if let Some(at) = e.deadline {
-            self.deadlines.insert((at, id.clone()));
+        if let Some(old) = e.deadline.take()
+            && let btree_map::Entry::Occupied(mut due) = self.deadlines.entry(old)
+        {
+            due.get_mut().remove(id);
+            if due.get().is_empty() {
+                due.remove();
+            }
+        }
+        e.deadline = next;
+        if let Some(at) = next {
+            self.deadlines.entry(at).or_default().insert(id.clone());
         }
     }
 
@@ -241,15 +252,18 @@ impl Inner {
 
     /// Applies every freshness change due by `now`.
     fn advance(&mut self, now: u64) {
-        while let Some((at, id)) = self.deadlines.first().cloned() {
-            if at > now {
+        while let Some(first) = self.deadlines.first_entry() {
+            if *first.key() > now {
                 break;
             }
-            self.deadlines.pop_first();
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.deadline = None;
+            // A resource's next deadline is after `now`, so none of these
+            // lands back in a bucket this loop still has to visit.
+            for id in first.remove() {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.deadline = None;
+                }
+                self.change(&id, now, |_| {});
             }
-            self.change(&id, now, |_| {});
         }
     }
 }
@@ -346,19 +360,20 @@ impl Capacity {
     fn check_owner(&self, owner: &Identifier, report: &Report) -> Result<(), CapacityError> {
         let inner = self.read();
         for (i, (id, _)) in report.resources.iter().enumerate() {
-            let pointer = format!("/resources/{i}/id");
+            // Written only for a refusal: this loop runs for every resource.
+            let pointer = || format!("/resources/{i}/id");
             let e = inner
                 .entries
                 .get(id)
                 .filter(|e| e.version > 0)
                 .ok_or_else(|| CapacityError::UnknownResource {
                     id: id.clone(),
-                    pointer: pointer.clone(),
+                    pointer: pointer(),
                 })?;
             if e.owner.as_ref() != Some(owner) {
                 return Err(CapacityError::NotOwner {
                     id: id.clone(),
-                    pointer,
+                    pointer: pointer(),
                 });
             }
             match e.status_of_record {
@@ -366,7 +381,7 @@ impl Capacity {
                 other => {
                     return Err(CapacityError::NotActive {
                         id: id.clone(),
-                        pointer,
+                        pointer: pointer(),
                         status: other.map_or("unknown", RecordStatus::as_str),
                     });
                 }
@@ -401,6 +416,7 @@ impl Capacity {
         }
         let at = self.clock.now();
         let reporter = format!("{key}/{}", report.agent);
+        let key = key.to_string();
         let statuses: Vec<(Identifier, Status)> = report
             .resources
             .into_iter()
@@ -414,7 +430,7 @@ impl Capacity {
                     reported_at: at,
                     agent: report.agent.clone(),
                     seq: report.seq,
-                    key: key.to_string(),
+                    key: key.clone(),
                 };
                 (id, s)
             })

@@ -7,7 +7,7 @@
 //! precisions are never added together, and the capacity standard is dense
 //! only, so sparse figures never meet dense ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 
 use serde::{Deserialize, Serialize};
 
@@ -256,17 +256,19 @@ impl Totals {
         let total = i64::try_from(c.units_total).unwrap_or(i64::MAX);
         let available = status.map_or(0, |s| clamp(s.units_available, c.units_total));
         let in_use = status.map_or(0, |s| clamp(s.units_in_use, c.units_total));
-        let key = (c.region.clone(), c.class);
-        let u = self.units.entry(key.clone()).or_default();
-        u.resources.add_at(freshness, sign);
-        u.units_total.add_at(freshness, sign.saturating_mul(total));
-        u.units_available
-            .add_at(freshness, sign.saturating_mul(available));
-        u.units_in_use
-            .add_at(freshness, sign.saturating_mul(in_use));
-        if u.resources.is_zero() && u.units_total.is_zero() {
-            self.units.remove(&key);
-        }
+        update(
+            &mut self.units,
+            (c.region.clone(), c.class),
+            |u| {
+                u.resources.add_at(freshness, sign);
+                u.units_total.add_at(freshness, sign.saturating_mul(total));
+                u.units_available
+                    .add_at(freshness, sign.saturating_mul(available));
+                u.units_in_use
+                    .add_at(freshness, sign.saturating_mul(in_use));
+            },
+            |u| u.resources.is_zero() && u.units_total.is_zero(),
+        );
         for d in &c.devices {
             let count = i64::try_from(d.count).unwrap_or(i64::MAX);
             for (p, per_device) in &d.peaks {
@@ -276,15 +278,17 @@ impl Totals {
                 } else {
                     0
                 };
-                let key = (c.region.clone(), c.class, d.model.clone(), *p);
-                let v = self.peaks.entry(key.clone()).or_default();
-                v.devices.add_at(freshness, sign.saturating_mul(count));
-                v.total.add_at(freshness, sign.saturating_mul(narrow(all)));
-                v.available
-                    .add_at(freshness, sign.saturating_mul(narrow(avail)));
-                if v.devices.is_zero() && v.total.is_zero() {
-                    self.peaks.remove(&key);
-                }
+                update(
+                    &mut self.peaks,
+                    (c.region.clone(), c.class, d.model.clone(), *p),
+                    |v| {
+                        v.devices.add_at(freshness, sign.saturating_mul(count));
+                        v.total.add_at(freshness, sign.saturating_mul(narrow(all)));
+                        v.available
+                            .add_at(freshness, sign.saturating_mul(narrow(avail)));
+                    },
+                    |v| v.devices.is_zero() && v.total.is_zero(),
+                );
             }
         }
     }
@@ -317,6 +321,31 @@ impl Totals {
                     available_gflops: v.available,
                 })
                 .collect(),
+        }
+    }
+}
+
+/// Changes the row at `key` with `f` (from zero when there is none) and
+/// drops it when `empty` says so: one lookup and one key either way.
+fn update<K: Ord, V: Default>(
+    map: &mut BTreeMap<K, V>,
+    key: K,
+    f: impl FnOnce(&mut V),
+    empty: impl Fn(&V) -> bool,
+) {
+    match map.entry(key) {
+        btree_map::Entry::Occupied(mut row) => {
+            f(row.get_mut());
+            if empty(row.get()) {
+                row.remove();
+            }
+        }
+        btree_map::Entry::Vacant(slot) => {
+            let mut row = V::default();
+            f(&mut row);
+            if !empty(&row) {
+                slot.insert(row);
+            }
         }
     }
 }
