@@ -2,9 +2,9 @@
 //! resource, and totals that follow it.
 //!
 //! Status is not a record. A signed report ([`report`]) changes no record,
-//! signs nothing and touches no DNS data: the latest status of each
-//! resource is one row of the [`status::STATUS`] table, written with the
-//! reporter's sequence number in one store batch (the store's writer
+//! signs nothing and touches no DNS data: it is stored whole, with the
+//! reporter's sequence number, as one row of [`status::LATEST_REPORT`] in
+//! one store batch (the store's writer
 //! shares one commit among concurrent batches, so many reports cost one
 //! fsync) and only then applied in memory. [`Capacity`] watches every
 //! committed record (it is a registry [`Observer`]) and every accepted
@@ -29,7 +29,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use self::history::{History, Period, Point, View};
 use self::quality::{Duplicates, Finding, Reason};
 use self::report::{Report, ReportLimits};
-use self::status::{Freshness, REPORTER_SEQ, STATUS, Status};
+use self::status::{
+    Freshness, LATEST_REPORT, REPORTER_SEQ, STATUS, Status, StoredReport, StoredStatus,
+};
 use self::totals::{Contribution, Rows, Totals};
 use crate::clock::Clock;
 use crate::ident::identifier::Identifier;
@@ -308,12 +310,48 @@ impl Capacity {
         let history = History::open(store.as_ref(), period.minutes, period.hours, now)?;
         let mut inner = Inner::default();
         let mut bad = 0u64;
+        // Newest wins: the same rule as for reports accepted while running.
+        let newest = |inner: &mut Inner, id: &Identifier, s: Status| {
+            inner.change(id, now, |e| {
+                if e.status
+                    .as_ref()
+                    .is_none_or(|old| old.reported_at <= s.reported_at)
+                {
+                    e.status = Some(s);
+                }
+            });
+        };
+        // The earlier layout first (a store written before reports were
+        // kept whole), then the reports.
         store.scan_rows(STATUS, b"", &mut |key, value| {
             let id = std::str::from_utf8(key)
                 .ok()
                 .and_then(|k| Identifier::parse(k).ok());
             match (id, Status::decode(value)) {
-                (Some(id), Some(s)) => inner.change(&id, now, |e| e.status = Some(s)),
+                (Some(id), Some(s)) => newest(&mut inner, &id, s),
+                _ => bad += 1,
+            }
+            true
+        })?;
+        let mut reporters: HashMap<String, u64> = HashMap::new();
+        store.scan_rows(REPORTER_SEQ, b"", &mut |key, value| {
+            if let (Ok(k), Ok(seq)) = (std::str::from_utf8(key), postcard::from_bytes(value)) {
+                reporters.insert(k.to_string(), seq);
+            }
+            true
+        })?;
+        store.scan_rows(LATEST_REPORT, b"", &mut |key, value| {
+            match (std::str::from_utf8(key), StoredReport::decode(value)) {
+                (Ok(reporter), Some(stored)) => {
+                    let seq = reporters.entry(reporter.to_string()).or_insert(0);
+                    *seq = (*seq).max(stored.seq);
+                    for (id, s) in stored.statuses() {
+                        match Identifier::parse(id) {
+                            Ok(id) => newest(&mut inner, &id, s),
+                            Err(_) => bad += 1,
+                        }
+                    }
+                }
                 _ => bad += 1,
             }
             true
@@ -321,13 +359,6 @@ impl Capacity {
         if bad > 0 {
             tracing::error!(rows = bad, "status rows that do not decode were skipped");
         }
-        let mut reporters = HashMap::new();
-        store.scan_rows(REPORTER_SEQ, b"", &mut |key, value| {
-            if let (Ok(k), Ok(seq)) = (std::str::from_utf8(key), postcard::from_bytes(value)) {
-                reporters.insert(k.to_string(), seq);
-            }
-            true
-        })?;
         Ok(Capacity {
             store,
             clock,
@@ -416,38 +447,38 @@ impl Capacity {
         }
         let at = self.clock.now();
         let reporter = format!("{key}/{}", report.agent);
-        let key = key.to_string();
-        let statuses: Vec<(Identifier, Status)> = report
+        let (ids, resources): (Vec<Identifier>, Vec<StoredStatus>) = report
             .resources
             .into_iter()
             .map(|(id, r)| {
-                let s = Status {
+                let stored = StoredStatus {
+                    id: id.to_string(),
                     units_available: r.units_available,
                     units_in_use: r.units_in_use,
                     health: r.health,
                     utilization: r.utilization,
-                    interval_secs: report.interval_secs,
-                    reported_at: at,
-                    agent: report.agent.clone(),
-                    seq: report.seq,
-                    key: key.clone(),
                 };
-                (id, s)
+                (id, stored)
             })
+            .unzip();
+        let stored = StoredReport {
+            seq: report.seq,
+            interval_secs: report.interval_secs,
+            reported_at: at,
+            agent: report.agent.clone(),
+            key: key.to_string(),
+            resources,
+        };
+        let statuses: Vec<(Identifier, Status)> = ids
+            .into_iter()
+            .zip(stored.statuses().map(|(_, s)| s))
             .collect();
-        let mut rows: Vec<Row> = statuses
-            .iter()
-            .map(|(id, s)| Row {
-                table: STATUS,
-                key: id.to_string().into_bytes(),
-                value: s.encode(),
-            })
-            .collect();
-        rows.push(Row {
-            table: REPORTER_SEQ,
+        // One row: the report as accepted, which also carries the sequence.
+        let rows = vec![Row {
+            table: LATEST_REPORT,
             key: reporter.clone().into_bytes(),
-            value: postcard::to_stdvec(&report.seq).unwrap_or_default(),
-        });
+            value: stored.encode(),
+        }];
         let (tx, rx) = tokio::sync::oneshot::channel();
         let previous = {
             let mut reporters = self.reporters.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,5 +1,8 @@
-//! The latest live status of one resource, as kept durably (a row of the
-//! `status` table, postcard) and judged for freshness.
+//! The latest live status of one resource, as kept durably and judged for
+//! freshness. A report is stored as it was accepted, one row per reporter
+//! (`report-latest`, postcard): a report of 100 resources is one write,
+//! not 100 spread over a table of a million. At start the newest status of
+//! each resource across those rows is its latest.
 //!
 //! Freshness follows Kubernetes node leases: a resource not reported for
 //! 3 of its reporter's intervals is `stale`, after 4 `unknown`; a resource
@@ -10,10 +13,67 @@ use serde::{Deserialize, Serialize};
 use super::report::Health;
 use crate::store::Table;
 
-/// Latest status per resource: key = canonical identifier text.
+/// The last accepted report of each reporter, with its sequence number:
+/// key = `<key id>/<agent>`, value = [`StoredReport`].
+pub const LATEST_REPORT: Table = Table::new("report-latest");
+/// Earlier layout, still read at start: latest status per resource (key =
+/// canonical identifier text) and last sequence per reporter.
 pub const STATUS: Table = Table::new("status");
-/// Last accepted sequence number per reporter: key = `<key id>/<agent>`.
 pub const REPORTER_SEQ: Table = Table::new("report-seq");
+
+/// A reporter's last accepted report, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReport {
+    pub seq: u64,
+    pub interval_secs: u32,
+    /// Node time (Unix seconds) the report was accepted.
+    pub reported_at: u64,
+    pub agent: String,
+    /// Key id (hex) of the provider key that signed it.
+    pub key: String,
+    pub resources: Vec<StoredStatus>,
+}
+
+/// One resource's figures in a [`StoredReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredStatus {
+    /// Canonical identifier text.
+    pub id: String,
+    pub units_available: i64,
+    pub units_in_use: i64,
+    pub health: Health,
+    pub utilization: Option<f64>,
+}
+
+impl StoredReport {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<StoredReport> {
+        postcard::from_bytes(bytes).ok()
+    }
+
+    /// Each resource's status as this report set it.
+    pub fn statuses(&self) -> impl Iterator<Item = (&str, Status)> + '_ {
+        self.resources.iter().map(|r| {
+            (
+                r.id.as_str(),
+                Status {
+                    units_available: r.units_available,
+                    units_in_use: r.units_in_use,
+                    health: r.health,
+                    utilization: r.utilization,
+                    interval_secs: self.interval_secs,
+                    reported_at: self.reported_at,
+                    agent: self.agent.clone(),
+                    seq: self.seq,
+                    key: self.key.clone(),
+                },
+            )
+        })
+    }
+}
 
 /// Intervals without a report before a resource is `stale`.
 pub const STALE_AFTER: u64 = 3;
