@@ -277,20 +277,31 @@ impl Node {
             return None;
         }
         let (registry, capacity) = (self.registry.clone(), self.capacity.clone());
+        let delegations = |registry: &Registry| -> Vec<crate::ident::delegation::Delegation> {
+            registry
+                .delegations()
+                .iter()
+                .filter_map(|r| crate::ident::delegation::Delegation::from_record(r).ok())
+                .collect()
+        };
+        // A node with no child to pull has its whole picture from the start.
+        let now = capacity.clock().now();
+        if capacity
+            .rollup
+            .targets(&delegations(&registry), now)
+            .is_empty()
+        {
+            capacity.rollup.round_done();
+        }
         Some(tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(secs));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
                 let now = capacity.clock().now();
-                let delegations: Vec<_> = registry
-                    .delegations()
-                    .iter()
-                    .filter_map(|r| crate::ident::delegation::Delegation::from_record(r).ok())
-                    .collect();
                 let pulls = capacity
                     .rollup
-                    .targets(&delegations, now)
+                    .targets(&delegations(&registry), now)
                     .into_iter()
                     .map(|target| {
                         let last = capacity.rollup.last_at(&target.prefix);
@@ -324,8 +335,9 @@ impl Node {
                     metrics::counter!(crate::telemetry::ROLLUP_PULLS,
                         "prefix" => target.prefix.clone(), "result" => result)
                     .increment(1);
-                    capacity.rollup.settle(&target, outcome);
+                    capacity.rollup.settle(&target, outcome, now);
                 }
+                capacity.rollup.round_done();
             }
         }))
     }

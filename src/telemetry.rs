@@ -21,11 +21,11 @@ pub const REPORTS: &str = "cpid_reports_total";
 pub const REPORTED_RESOURCES: &str = "cpid_reported_resources_total";
 /// Refused reports that count against a provider's data quality, by reason.
 pub const QUALITY_EVENTS: &str = "cpid_quality_events_total";
-/// Records committed but not published to the hot tier (the write stands;
-/// the next start publishes them).
 /// Child summary pulls by child prefix and result (ok, unreachable,
 /// verification_failed).
 pub const ROLLUP_PULLS: &str = "cpid_rollup_pulls_total";
+/// Records committed but not published to the hot tier (the write stands;
+/// the next start publishes them).
 pub const PUBLISH_FAILURES: &str = "cpid_publish_failures_total";
 pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
 /// Request signatures verified together (histogram of batch sizes).

@@ -81,6 +81,10 @@ struct Entry {
     status_of_record: Option<RecordStatus>,
     contribution: Option<Contribution>,
     status: Option<Status>,
+    /// The node-wide acceptance order of the report that set `status`: of
+    /// two reports in the same second, the later accepted wins, at run
+    /// time and when read back at start alike.
+    status_order: u64,
     freshness: Freshness,
     deadline: Option<u64>,
     /// Plausibility findings on the record's descriptor.
@@ -172,6 +176,19 @@ pub struct ResourceFinding {
 }
 
 impl Entry {
+    /// Takes `s` (accepted as `order`) unless the status held is newer:
+    /// later reported, or accepted later in the same second.
+    fn keep_newest(&mut self, s: Status, order: u64) {
+        let newer = self
+            .status
+            .as_ref()
+            .is_none_or(|old| (old.reported_at, self.status_order) <= (s.reported_at, order));
+        if newer {
+            self.status = Some(s);
+            self.status_order = order;
+        }
+    }
+
     fn new() -> Entry {
         Entry {
             version: 0,
@@ -179,6 +196,7 @@ impl Entry {
             status_of_record: None,
             contribution: None,
             status: None,
+            status_order: 0,
             freshness: Freshness::Unknown,
             deadline: None,
             descriptor_findings: Vec::new(),
@@ -270,6 +288,9 @@ impl Inner {
     }
 }
 
+/// A set of resources one report covered: its hash and sorted ids.
+type CoveredSet = (u64, Vec<String>);
+
 /// The live status and totals of one node's resources.
 pub struct Capacity {
     store: Arc<dyn Store>,
@@ -280,6 +301,11 @@ pub struct Capacity {
     /// Last accepted sequence per reporter (`<key id>/<agent>`), including
     /// reports whose commit is still in flight.
     reporters: Mutex<HashMap<String, u64>>,
+    /// Per reporter, the sets of resources of its latest report rows (set
+    /// hash, sorted ids), most recent first; locked inside `reporters`.
+    sets: Mutex<HashMap<String, VecDeque<CoveredSet>>>,
+    /// The next report's acceptance order (persisted with the report).
+    order: std::sync::atomic::AtomicU64,
     history: Mutex<History>,
     /// The children's signed summaries (the national roll-up).
     pub rollup: rollup::Rollup,
@@ -311,16 +337,10 @@ impl Capacity {
         let mut inner = Inner::default();
         let mut bad = 0u64;
         // Newest wins: the same rule as for reports accepted while running.
-        let newest = |inner: &mut Inner, id: &Identifier, s: Status| {
-            inner.change(id, now, |e| {
-                if e.status
-                    .as_ref()
-                    .is_none_or(|old| old.reported_at <= s.reported_at)
-                {
-                    e.status = Some(s);
-                }
-            });
+        let newest = |inner: &mut Inner, id: &Identifier, s: Status, order: u64| {
+            inner.change(id, now, |e| e.keep_newest(s, order));
         };
+        let mut next_order = 1u64;
         // The earlier layout first (a store written before reports were
         // kept whole), then the reports.
         store.scan_rows(STATUS, b"", &mut |key, value| {
@@ -328,7 +348,7 @@ impl Capacity {
                 .ok()
                 .and_then(|k| Identifier::parse(k).ok());
             match (id, Status::decode(value)) {
-                (Some(id), Some(s)) => newest(&mut inner, &id, s),
+                (Some(id), Some(s)) => newest(&mut inner, &id, s, 0),
                 _ => bad += 1,
             }
             true
@@ -340,14 +360,16 @@ impl Capacity {
             }
             true
         })?;
-        store.scan_rows(LATEST_REPORT, b"", &mut |key, value| {
-            match (std::str::from_utf8(key), StoredReport::decode(value)) {
-                (Ok(reporter), Some(stored)) => {
-                    let seq = reporters.entry(reporter.to_string()).or_insert(0);
+        store.scan_rows(LATEST_REPORT, b"", &mut |_, value| {
+            match StoredReport::decode(value) {
+                Some(stored) => {
+                    let reporter = format!("{}/{}", stored.key, stored.agent);
+                    let seq = reporters.entry(reporter).or_insert(0);
                     *seq = (*seq).max(stored.seq);
+                    next_order = next_order.max(stored.order.saturating_add(1));
                     for (id, s) in stored.statuses() {
                         match Identifier::parse(id) {
-                            Ok(id) => newest(&mut inner, &id, s),
+                            Ok(id) => newest(&mut inner, &id, s, stored.order),
                             Err(_) => bad += 1,
                         }
                     }
@@ -366,6 +388,8 @@ impl Capacity {
             table: DeviceTable::builtin(),
             inner: RwLock::new(inner),
             reporters: Mutex::new(reporters),
+            sets: Mutex::new(HashMap::new()),
+            order: std::sync::atomic::AtomicU64::new(next_order),
             history: Mutex::new(history),
             rollup: rollup::Rollup::new(pull_secs),
         })
@@ -461,8 +485,12 @@ impl Capacity {
                 (id, stored)
             })
             .unzip();
+        let order = self
+            .order
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stored = StoredReport {
             seq: report.seq,
+            order,
             interval_secs: report.interval_secs,
             reported_at: at,
             agent: report.agent.clone(),
@@ -473,12 +501,24 @@ impl Capacity {
             .into_iter()
             .zip(stored.statuses().map(|(_, s)| s))
             .collect();
-        // One row: the report as accepted, which also carries the sequence.
-        let rows = vec![Row {
-            table: LATEST_REPORT,
-            key: reporter.clone().into_bytes(),
-            value: stored.encode(),
-        }];
+        // The report as accepted is one row per (reporter, set of resources
+        // it covers): each resource's latest status is in the row of the
+        // last report that named it, whatever the reporter sent since.
+        let mut covered: Vec<String> = stored.resources.iter().map(|r| r.id.clone()).collect();
+        covered.sort_unstable();
+        let set = status::set_hash(&covered);
+        let mut rows = vec![
+            Row {
+                table: LATEST_REPORT,
+                key: status::report_row_key(&reporter, set),
+                value: stored.encode(),
+            },
+            Row {
+                table: REPORTER_SEQ,
+                key: reporter.clone().into_bytes(),
+                value: postcard::to_stdvec(&report.seq).unwrap_or_default(),
+            },
+        ];
         let (tx, rx) = tokio::sync::oneshot::channel();
         let previous = {
             let mut reporters = self.reporters.lock().unwrap_or_else(|e| e.into_inner());
@@ -500,6 +540,32 @@ impl Capacity {
                 });
             }
             reporters.insert(reporter.clone(), report.seq);
+            // A row whose every resource this report covers again holds
+            // nothing current: emptied in the same batch, so rows do not
+            // pile up when a reporter's set changes.
+            let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+            let tracked = sets.entry(reporter.clone()).or_default();
+            tracked.retain(|(h, ids)| {
+                let superseded =
+                    *h != set && ids.iter().all(|id| covered.binary_search(id).is_ok());
+                if superseded {
+                    rows.push(Row {
+                        table: LATEST_REPORT,
+                        key: status::report_row_key(&reporter, *h),
+                        value: StoredReport {
+                            resources: Vec::new(),
+                            ..stored.header()
+                        }
+                        .encode(),
+                    });
+                }
+                !superseded
+            });
+            if !tracked.iter().any(|(h, _)| *h == set) {
+                tracked.push_front((set, covered));
+                tracked.truncate(status::SETS_TRACKED);
+            }
+            drop(sets);
             // Submitted under the lock, so one reporter's batches reach the
             // store in sequence order.
             self.store.submit(
@@ -526,15 +592,7 @@ impl Capacity {
         let mut inner = self.write();
         inner.advance(now);
         for (id, s) in statuses {
-            inner.change(&id, now, |e| {
-                // Two reporters of one resource: the later accepted wins.
-                if e.status
-                    .as_ref()
-                    .is_none_or(|old| old.reported_at <= s.reported_at)
-                {
-                    e.status = Some(s);
-                }
-            });
+            inner.change(&id, now, |e| e.keep_newest(s, order));
         }
         Ok(Accepted {
             agent: report.agent,
@@ -597,6 +655,11 @@ impl Capacity {
     /// yet. Called from the node's upkeep and before history is read, so a
     /// point is the totals as first seen in its minute.
     pub fn tick(&self) -> Result<(), StoreError> {
+        // Until the children have been pulled once the federation's figures
+        // lack them: a point then would be a false dip after every start.
+        if !self.rollup.settled() {
+            return Ok(());
+        }
         let now = self.clock.now();
         let minute = now - now % 60;
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());

@@ -88,6 +88,9 @@ pub struct ChildView {
 pub struct Rollup {
     pull_secs: u64,
     children: RwLock<BTreeMap<String, Child>>,
+    /// Every child has been pulled once since start (or there is nothing
+    /// to pull): until then the federation's figures are incomplete.
+    settled: std::sync::atomic::AtomicBool,
 }
 
 impl Rollup {
@@ -96,7 +99,19 @@ impl Rollup {
         Rollup {
             pull_secs,
             children: RwLock::new(BTreeMap::new()),
+            settled: std::sync::atomic::AtomicBool::new(pull_secs == 0),
         }
+    }
+
+    /// Whether the first round of pulls has finished.
+    pub fn settled(&self) -> bool {
+        self.settled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the end of a round of pulls.
+    pub fn round_done(&self) {
+        self.settled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn pull_secs(&self) -> u64 {
@@ -165,6 +180,7 @@ impl Rollup {
         &self,
         target: &Target,
         outcome: Result<(SignedSummary, Vec<NodeFigures>), PullError>,
+        now: u64,
     ) {
         let mut children = self.write();
         let Some(child) = children.get_mut(&target.prefix) else {
@@ -174,7 +190,12 @@ impl Rollup {
             return;
         }
         match outcome {
-            Ok((signed, figures)) => {
+            Ok((signed, mut figures)) => {
+                // Age by this node's clock: a child's clock running ahead
+                // must not keep its figures fresh once it falls silent.
+                for f in &mut figures {
+                    f.at = f.at.map(|at| at.min(now));
+                }
                 child.signed = Some(signed);
                 child.figures = figures;
                 child.error = None;

@@ -1,8 +1,9 @@
 //! The latest live status of one resource, as kept durably and judged for
 //! freshness. A report is stored as it was accepted, one row per reporter
-//! (`report-latest`, postcard): a report of 100 resources is one write,
-//! not 100 spread over a table of a million. At start the newest status of
-//! each resource across those rows is its latest.
+//! and set of resources (`report-latest`, postcard): a report of 100
+//! resources is one write, not 100 spread over a table of a million. At
+//! start the newest status of each resource across those rows is its
+//! latest.
 //!
 //! Freshness follows Kubernetes node leases: a resource not reported for
 //! 3 of its reporter's intervals is `stale`, after 4 `unknown`; a resource
@@ -13,18 +14,43 @@ use serde::{Deserialize, Serialize};
 use super::report::Health;
 use crate::store::Table;
 
-/// The last accepted report of each reporter, with its sequence number:
-/// key = `<key id>/<agent>`, value = [`StoredReport`].
+/// A reporter's last accepted report over each set of resources it
+/// reported: key = [`report_row_key`], value = [`StoredReport`]. A
+/// resource's latest status is in the row of the last report that named it.
 pub const LATEST_REPORT: Table = Table::new("report-latest");
-/// Earlier layout, still read at start: latest status per resource (key =
-/// canonical identifier text) and last sequence per reporter.
-pub const STATUS: Table = Table::new("status");
+/// Last accepted sequence per reporter: key = `<key id>/<agent>`, postcard u64.
 pub const REPORTER_SEQ: Table = Table::new("report-seq");
+/// Earlier layout, still read at start: latest status per resource (key =
+/// canonical identifier text).
+pub const STATUS: Table = Table::new("status");
+/// Sets of resources per reporter remembered to empty superseded rows.
+pub const SETS_TRACKED: usize = 8;
+
+/// A digest of a sorted set of identifiers (blake3, first 8 bytes).
+pub fn set_hash(sorted_ids: &[String]) -> u64 {
+    let mut h = blake3::Hasher::new();
+    for id in sorted_ids {
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    let bytes = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(bytes.as_bytes().get(..8).unwrap_or(&[0u8; 8]));
+    u64::from_be_bytes(first)
+}
+
+/// The row of `reporter`'s last report over the set `set`:
+/// `<key id>/<agent>#<set hash, 16 hex digits>`.
+pub fn report_row_key(reporter: &str, set: u64) -> Vec<u8> {
+    format!("{reporter}#{set:016x}").into_bytes()
+}
 
 /// A reporter's last accepted report, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredReport {
     pub seq: u64,
+    /// Node-wide acceptance order: of two reports in one second, the later.
+    pub order: u64,
     pub interval_secs: u32,
     /// Node time (Unix seconds) the report was accepted.
     pub reported_at: u64,
@@ -52,6 +78,19 @@ impl StoredReport {
 
     pub fn decode(bytes: &[u8]) -> Option<StoredReport> {
         postcard::from_bytes(bytes).ok()
+    }
+
+    /// The report without its resources.
+    pub fn header(&self) -> StoredReport {
+        StoredReport {
+            seq: self.seq,
+            order: self.order,
+            interval_secs: self.interval_secs,
+            reported_at: self.reported_at,
+            agent: self.agent.clone(),
+            key: self.key.clone(),
+            resources: Vec::new(),
+        }
     }
 
     /// Each resource's status as this report set it.

@@ -151,6 +151,10 @@ impl Summary {
                 self.children.len()
             )));
         }
+        let mut prefixes = std::collections::BTreeSet::new();
+        if let Some(dup) = self.children.iter().find(|c| !prefixes.insert(&c.prefix)) {
+            return Err(impossible(format!("child {} listed twice", dup.prefix)));
+        }
         let negative = |b: &ByFreshness| b.fresh < 0 || b.stale < 0 || b.unknown < 0;
         for u in &self.rows.units {
             if [
@@ -305,14 +309,20 @@ fn push(
                         .map_err(|e| e.to_string())
                 }),
         };
+        // Strings from below are shown to people: an API only if it is one,
+        // an error cut short.
+        let api = child
+            .api
+            .clone()
+            .filter(|a| crate::ident::delegation::check_api_url(a).is_ok());
         match opened {
-            Ok(s) => push(&s, child.api.clone(), now, depth + 1, out)?,
+            Ok(s) => push(&s, api, now, depth + 1, out)?,
             Err(error) => out.push(NodeFigures {
                 prefix: child.prefix.clone(),
-                api: child.api.clone(),
+                api,
                 at: None,
                 rows: None,
-                error: Some(error),
+                error: Some(error.chars().take(200).collect()),
             }),
         }
     }

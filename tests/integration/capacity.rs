@@ -254,7 +254,20 @@ fn reports_feed_live_status_and_totals_and_refusals_change_nothing() {
     assert_eq!(national["units"].as_array().unwrap().len(), 1);
     assert_eq!(national["units"][0]["region"], "*");
 
-    // Status and sequences survive a restart.
+    // Status and sequences survive a restart, including `b`'s, which
+    // rack1's later reports left out (its latest is still in the row of
+    // the last report that named it).
+    let live = |api: &ApiClient, id: &Identifier| {
+        let r = api.get(&format!("/v1/identifiers/{id}")).unwrap();
+        let l = &r.body["live_status"];
+        (
+            l["agent"].clone(),
+            l["seq"].clone(),
+            l["units_available"].clone(),
+        )
+    };
+    let b_before = live(&api, &b);
+    assert_ne!(b_before.1, Value::Null);
     let node = node.restart();
     let api = node.api();
     let r = api.get(&format!("/v1/identifiers/{a}")).unwrap();
@@ -265,6 +278,29 @@ fn reports_feed_live_status_and_totals_and_refusals_change_nothing() {
         "out_of_sequence",
     );
     assert_eq!(report(&api, &key, "rack1", 4, &[(&a, 5, 3)]).status, 200);
+    assert_eq!(live(&api, &b), b_before);
+    // Both again (the row of {a} alone is emptied as superseded), then a
+    // restart: both read report 5.
+    assert_eq!(
+        report(&api, &key, "rack1", 5, &[(&a, 4, 4), (&b, 7, 1)]).status,
+        200
+    );
+    let node = node.restart();
+    let api = node.api();
+    for (id, available) in [(&a, 4), (&b, 7)] {
+        let r = api.get(&format!("/v1/identifiers/{id}")).unwrap();
+        assert_eq!(r.body["live_status"]["seq"], 5, "{}", r.text);
+        assert_eq!(
+            r.body["live_status"]["units_available"], available,
+            "{}",
+            r.text
+        );
+    }
+    assert_error(
+        &report(&api, &key, "rack1", 5, &[(&a, 5, 3)]),
+        409,
+        "out_of_sequence",
+    );
 }
 
 #[test]
