@@ -155,6 +155,55 @@ impl Summary {
         if let Some(dup) = self.children.iter().find(|c| !prefixes.insert(&c.prefix)) {
             return Err(impossible(format!("child {} listed twice", dup.prefix)));
         }
+        // Keys as `schema/resource.md` writes them: a region is a GB/T 2260
+        // province code, two of them for a dedicated line, or `-`.
+        let province = |c: &str| {
+            crate::ident::identifier::PROVINCES
+                .iter()
+                .any(|(p, _)| *p == c)
+        };
+        let region_ok = |r: &str| {
+            r == "-"
+                || province(r)
+                || r.split_once('-')
+                    .is_some_and(|(a, b)| province(a) && province(b))
+        };
+        let class_ok = |c: &str| {
+            crate::ident::identifier::Class::parse(c)
+                .is_ok_and(crate::ident::values::is_resource_class)
+        };
+        for (region, class) in self
+            .rows
+            .units
+            .iter()
+            .map(|u| (&u.region, &u.class))
+            .chain(self.rows.peaks.iter().map(|p| (&p.region, &p.class)))
+        {
+            if !region_ok(region) {
+                return Err(impossible(format!(
+                    "region {region:?} is not a GB/T 2260 code"
+                )));
+            }
+            if !class_ok(class) {
+                return Err(impossible(format!(
+                    "class {class:?} is not a resource class"
+                )));
+            }
+        }
+        for p in &self.rows.peaks {
+            if !crate::ident::resource::Precision::ALL
+                .iter()
+                .any(|x| x.as_str() == p.precision)
+            {
+                return Err(impossible(format!("precision {:?}", p.precision)));
+            }
+            let model_ok = (1..=64).contains(&p.model.chars().count())
+                && p.model != "*"
+                && !p.model.chars().any(char::is_control);
+            if !model_ok {
+                return Err(impossible(format!("model {:?}", p.model)));
+            }
+        }
         let negative = |b: &ByFreshness| b.fresh < 0 || b.stale < 0 || b.unknown < 0;
         for u in &self.rows.units {
             if [
@@ -418,6 +467,18 @@ mod tests {
             .unwrap();
         let err = ahead.verify(&key.public(), "86.31", None, 100).unwrap_err();
         assert!(matches!(err, SummaryError::Future { .. }), "{err}");
+        for region in ["*", "99", "31-"] {
+            let mut odd = summary("86.31", 100, vec![]);
+            odd.rows.units[0].region = region.into();
+            let err = odd
+                .sign(&key)
+                .unwrap()
+                .verify(&key.public(), "86.31", None, 100);
+            assert!(
+                matches!(err, Err(SummaryError::Impossible { .. })),
+                "{region}: {err:?}"
+            );
+        }
         let mut bad = summary("86.31", 100, vec![]);
         bad.rows.units[0].resources.fresh = -1;
         let err = bad
