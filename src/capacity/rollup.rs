@@ -16,16 +16,13 @@ use std::sync::RwLock;
 
 use serde::Serialize;
 
-use super::status::Freshness;
+// A summary ages by pull intervals as a resource's status does by its
+// reporting intervals: the same thresholds.
+use super::status::{Freshness, STALE_AFTER, UNKNOWN_AFTER};
 use super::summary::{ChildEntry, NodeFigures, SignedSummary, SummaryError};
 use super::totals::{Rows, merge};
 use crate::ident::delegation::Delegation;
 use crate::ident::keys::{PublicKey, to_hex};
-
-/// Pull intervals after which a summary's figures count as stale.
-pub const STALE_AFTER: u64 = 3;
-/// Pull intervals after which they count as unknown.
-pub const UNKNOWN_AFTER: u64 = 4;
 
 /// A child to pull: from a delegation in force that names an API.
 #[derive(Debug, Clone)]

@@ -21,6 +21,18 @@ pub struct TestNode {
     pub rt: tokio::runtime::Runtime,
 }
 
+/// A loopback address whose UDP and TCP ports were both free just now
+/// (delegations name their child's address before the child starts).
+pub fn free_addr() -> SocketAddr {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
 pub fn config_in(dir: &std::path::Path) -> Config {
     let mut config = Config::default();
     config.node.data_dir = dir.to_path_buf();

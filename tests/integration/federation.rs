@@ -15,17 +15,7 @@ use cpid::testkit::federation::{Federation, Options, Ports, start_member};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-/// A loopback address whose UDP and TCP ports were both free just now
-/// (delegations name their child's address before the child starts).
-fn free_addr() -> SocketAddr {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-}
+use crate::common::free_addr;
 
 fn any() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

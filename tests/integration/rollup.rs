@@ -5,7 +5,7 @@
 //! not verify is not used and says so, and a silent child's figures age.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cpid::api::client::ApiClient;
@@ -15,17 +15,9 @@ use cpid::ident::identifier::{Identifier, Prefix};
 use cpid::ident::keys::NodeKey;
 use cpid::ident::record::RecordStatus;
 use cpid::testkit::federation::{Federation, Options, Ports, delegate};
-use serde_json::{Value, json};
 
-fn free_addr() -> SocketAddr {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-}
+use crate::common::free_addr;
+use serde_json::{Value, json};
 
 fn pool(region: &str, cards: u64) -> String {
     format!(
