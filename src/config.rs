@@ -41,6 +41,24 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub federation: FederationConfig,
     pub capacity: CapacityConfig,
+    pub trade: TradeConfig,
+}
+
+/// Transactions (DESIGN §5, `schema/transaction.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TradeConfig {
+    /// How long a proposal waits for the provider's acceptance before it
+    /// expires on its own, seconds.
+    pub proposal_ttl_secs: u64,
+}
+
+impl Default for TradeConfig {
+    fn default() -> Self {
+        Self {
+            proposal_ttl_secs: 15 * 60,
+        }
+    }
 }
 
 /// Status reports and the totals built from them (DESIGN §5).
@@ -314,6 +332,12 @@ impl Config {
                 key: "federation.trust_anchor_file",
                 reason: "a delegation chain is checked from the root key: set the trust anchor"
                     .into(),
+            });
+        }
+        if !(1..=7 * 24 * 3600).contains(&self.trade.proposal_ttl_secs) {
+            return Err(ConfigError::Invalid {
+                key: "trade.proposal_ttl_secs",
+                reason: "must be 1 second to 7 days".into(),
             });
         }
         let c = &self.capacity;

@@ -17,6 +17,8 @@
 //!   signatures; the typed client.
 //! - [`capacity`]: system C: signed status reports, live totals and the
 //!   situation, data quality of descriptors and live status.
+//! - [`trade`]: system A's transactions: `TX` records between buyers and
+//!   providers, their signed steps, the capacity calendar.
 //! - [`agent`]: the provider's agent (`cpid agent`): its inventory, live
 //!   host figures, durable sequence numbers and the reporting loop.
 //! - [`clock`]: the one clock, injectable in tests.
@@ -39,3 +41,4 @@ pub mod resolution;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;
+pub mod trade;

@@ -23,7 +23,7 @@ use axum::http::{header, request::Parts};
 use super::error::{ApiError, Code};
 use super::state::ApiState;
 use crate::api::httpsig::{self, Message, SigError};
-use crate::ident::identifier::Identifier;
+use crate::ident::identifier::{Class, Identifier};
 use crate::ident::keys::{KeyId, PublicKey};
 use crate::ident::record::RecordStatus;
 use crate::registry::ProviderKey;
@@ -233,7 +233,7 @@ fn provider_of(state: &ApiState, keyid: &str) -> Result<ProviderKey, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 Code::UnknownKey,
-                format!("keyid {keyid:?} is not the key of a registered provider"),
+                format!("keyid {keyid:?} is not the key of a registered provider or buyer"),
             )
         })
 }
@@ -272,6 +272,12 @@ pub async fn verify_provider(
     })
     .await?;
     let p = provider.ok_or_else(|| ApiError::internal("no provider after verification"))?;
+    if p.provider.class() != Class::Pv {
+        return Err(ApiError::new(
+            Code::WrongRole,
+            format!("{} is a buyer; this request is a provider's", p.provider),
+        ));
+    }
     // Only a verified request learns the provider's status.
     if p.status != RecordStatus::Active {
         return Err(ApiError::new(
@@ -284,6 +290,64 @@ pub async fn verify_provider(
         ));
     }
     Ok((p.provider, verified))
+}
+
+/// Verifies a request signed by an active buyer (`US`); returns the buyer.
+pub async fn verify_buyer(
+    s: &ApiState,
+    req: &SignedBody,
+) -> Result<(Identifier, Verified), ApiError> {
+    let (signer, verified) = verify_party(s, req).await?;
+    match signer {
+        Signer::Party(id) if id.class() == Class::Us => Ok((id, verified)),
+        Signer::Party(id) => Err(ApiError::new(
+            Code::WrongRole,
+            format!("{id} is a provider; this request is a buyer's (register with POST /v1/users)"),
+        )),
+        Signer::Admin => Err(ApiError::new(
+            Code::WrongRole,
+            "the admin key is not a buyer's; this request is a buyer's",
+        )),
+    }
+}
+
+/// Who signed a request that any active party or the admin may sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    Admin,
+    /// An active provider (`PV`) or buyer (`US`).
+    Party(Identifier),
+}
+
+/// Verifies a request signed by the admin or by an active provider or
+/// buyer of this node.
+pub async fn verify_party(s: &ApiState, req: &SignedBody) -> Result<(Signer, Verified), ApiError> {
+    let admin_id = s.admin_key.key_id().to_string();
+    let mut party = None;
+    let verified = verify(s, req, |keyid| {
+        if keyid == admin_id {
+            return Ok(s.admin_key);
+        }
+        let p = provider_of(s, keyid)?;
+        let key = p.key;
+        party = Some(p);
+        Ok(key)
+    })
+    .await?;
+    let Some(p) = party else {
+        return Ok((Signer::Admin, verified));
+    };
+    if p.status != RecordStatus::Active {
+        return Err(ApiError::new(
+            Code::InactiveKey,
+            format!(
+                "{} is {}; it cannot act until it is active",
+                p.provider,
+                p.status.as_str()
+            ),
+        ));
+    }
+    Ok((Signer::Party(p.provider), verified))
 }
 
 /// Verifies a request signed by the node's admin key; `what` completes

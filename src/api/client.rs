@@ -83,6 +83,30 @@ pub struct RecordReply {
     pub location: Option<String>,
 }
 
+/// A transaction as a node answers it: the signed `TX` record and its
+/// document.
+#[derive(Debug, Clone)]
+pub struct TxReply {
+    pub record: SignedRecord,
+    pub doc: crate::trade::TxDoc,
+    pub json: serde_json::Value,
+}
+
+fn tx_reply(request: &str, r: ApiResponse) -> Result<TxReply, ClientError> {
+    let reply = record_reply(request, r)?;
+    let doc = crate::trade::parse(&reply.record)
+        .map(|(doc, _)| doc)
+        .ok_or_else(|| ClientError::Answer {
+            request: request.to_string(),
+            reason: "the record is not a transaction".into(),
+        })?;
+    Ok(TxReply {
+        record: reply.record,
+        doc,
+        json: reply.json,
+    })
+}
+
 /// A delegation the parent made: its record and the child's chain, root
 /// first (what `cpid admin delegate --out` writes).
 #[derive(Debug, Clone)]
@@ -415,6 +439,79 @@ impl ApiClient {
         key: &NodeKey,
     ) -> Result<RecordReply, ClientError> {
         self.call("POST", "/v1/providers", Some(request), key)
+    }
+
+    /// `POST /v1/users`, signed by the key being registered; answers the
+    /// buyer's `US` record.
+    pub fn register_user(
+        &self,
+        request: &ProviderRequest,
+        key: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        self.call("POST", "/v1/users", Some(request), key)
+    }
+
+    /// `POST /v1/admin/users/{id}/approve`, signed by the admin key.
+    pub fn approve_user(
+        &self,
+        id: &Identifier,
+        admin: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        let path = format!("/v1/admin/users/{id}/approve");
+        self.call::<()>("POST", &path, None, admin)
+    }
+
+    /// `POST /v1/transactions`: a buyer's proposal, signed by the buyer.
+    pub fn propose(
+        &self,
+        request: &crate::trade::ProposeRequest,
+        key: &NodeKey,
+    ) -> Result<TxReply, ClientError> {
+        let path = "/v1/transactions";
+        let name = format!("POST {path}");
+        tx_reply(
+            &name,
+            success(&name, self.signed_body("POST", path, Some(request), key)?)?,
+        )
+    }
+
+    /// `POST /v1/transactions/{id}/{step}`, signed by the party whose step
+    /// it is.
+    pub fn tx_step(
+        &self,
+        id: &Identifier,
+        step: crate::trade::StepKind,
+        request: &crate::trade::StepRequest,
+        key: &NodeKey,
+    ) -> Result<TxReply, ClientError> {
+        let path = format!("/v1/transactions/{id}/{}", step.as_str());
+        let name = format!("POST {path}");
+        tx_reply(
+            &name,
+            success(&name, self.signed_body("POST", &path, Some(request), key)?)?,
+        )
+    }
+
+    /// `GET /v1/transactions/{id}`, signed by a party or the admin.
+    pub fn tx_get(&self, id: &Identifier, key: &NodeKey) -> Result<TxReply, ClientError> {
+        let path = format!("/v1/transactions/{id}");
+        let name = format!("GET {path}");
+        tx_reply(
+            &name,
+            success(&name, self.signed_body::<()>("GET", &path, None, key)?)?,
+        )
+    }
+
+    /// `GET /v1/transactions?…`, signed: the signer's transactions (the
+    /// admin's: all); `query` is the query string without `?`.
+    pub fn tx_list(&self, query: &str, key: &NodeKey) -> Result<serde_json::Value, ClientError> {
+        let path = if query.is_empty() {
+            "/v1/transactions".to_string()
+        } else {
+            format!("/v1/transactions?{query}")
+        };
+        let name = format!("GET {path}");
+        Ok(success(&name, self.signed_body::<()>("GET", &path, None, key)?)?.body)
     }
 
     /// `POST /v1/identifiers`, signed by an active provider's key.

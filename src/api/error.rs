@@ -99,6 +99,11 @@ codes! {
     NotAdmin => (FORBIDDEN, "not_admin"),
     NotOwner => (FORBIDDEN, "not_owner"),
     ClassNotAllowed => (FORBIDDEN, "class_not_allowed"),
+    /// A transaction step signed by someone other than the party whose
+    /// step it is.
+    NotParty => (FORBIDDEN, "not_party"),
+    /// A buyer's key on a provider's request, or the other way round.
+    WrongRole => (FORBIDDEN, "wrong_role"),
 
     // The registry's state.
     KeyRegistered => (CONFLICT, "key_registered"),
@@ -118,6 +123,14 @@ codes! {
     OutOfSequence => (CONFLICT, "out_of_sequence"),
     /// A status report for a resource that is pending or withdrawn.
     NotActive => (CONFLICT, "not_active"),
+    /// A transaction step its current state does not allow (the reason
+    /// names the state).
+    IllegalStep => (CONFLICT, "illegal_step"),
+    /// An acceptance that would book more units than the resource has in
+    /// some instant of the window (the reason names the window).
+    CapacityConflict => (CONFLICT, "capacity_conflict"),
+    /// Concurrent steps kept changing what this one read; retry.
+    Busy => (SERVICE_UNAVAILABLE, "busy"),
 
     // The node itself.
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -265,6 +278,7 @@ impl From<StoreError> for ApiError {
                 "the request's window passed before it could be committed; sign a new request",
             ),
             StoreError::Conflict { .. } => ApiError::new(Code::VersionConflict, e.to_string()),
+            StoreError::RowChanged { .. } => ApiError::new(Code::Busy, e.to_string()),
             StoreError::Closed => ApiError::new(Code::ShuttingDown, e.to_string()),
             StoreError::Database(_) | StoreError::Corrupt { .. } | StoreError::Interrupted => {
                 tracing::error!(error = %e, "store failure on the HTTP path");
@@ -299,6 +313,28 @@ impl From<crate::capacity::CapacityError> for ApiError {
         let mut api = ApiError::new(code, reason);
         api.pointer = pointer;
         api.last_seq = last;
+        api
+    }
+}
+
+impl From<crate::trade::TradeError> for ApiError {
+    fn from(e: crate::trade::TradeError) -> ApiError {
+        use crate::trade::TradeError as E;
+        let reason = e.to_string();
+        let (code, pointer) = match e {
+            E::Invalid { pointer, .. } => (Code::InvalidValue, Some(pointer)),
+            E::UnknownResource(_) => (Code::NotFound, Some("/resource".to_string())),
+            E::InactiveResource { .. } => (Code::NotActive, Some("/resource".to_string())),
+            E::NotFound(_) => (Code::NotFound, None),
+            E::NotParty { .. } => (Code::NotParty, None),
+            E::IllegalStep { .. } => (Code::IllegalStep, None),
+            E::Conflict { .. } => (Code::CapacityConflict, None),
+            E::TooLarge(_) => (Code::BodyTooLarge, None),
+            E::Busy(_) => (Code::Busy, None),
+            E::Registry(r) => return r.into(),
+        };
+        let mut api = ApiError::new(code, reason);
+        api.pointer = pointer.filter(|p| !p.is_empty());
         api
     }
 }

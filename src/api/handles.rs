@@ -85,7 +85,10 @@ pub(super) async fn read(
     };
     let s = state.clone();
     match blocking(move || Ok(s.registry.get(&id)?)).await {
-        Ok(Some(r)) if r.record().status == RecordStatus::Active => {
+        Ok(Some(r))
+            if r.record().status == RecordStatus::Active
+                && !crate::registry::is_private(r.record().identifier.class()) =>
+        {
             axum::Json(handle_json(&r, &filter, state.default_ttl).0).into_response()
         }
         Ok(_) => HandleError::NotFound.into_response(&handle),

@@ -18,7 +18,7 @@ use super::state::{ApiState, Shared};
 use crate::capacity::LiveStatus;
 use crate::ident::identifier::Identifier;
 use crate::ident::record::{RecordStatus, SignedRecord};
-use crate::registry::{Change, NewRecord};
+use crate::registry::{Change, NewRecord, is_private};
 
 pub(super) async fn register(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     mutation(state, "resource", true, |s| async move {
@@ -56,7 +56,11 @@ async fn owner_change(
 ) -> Result<SignedRecord, ApiError> {
     let (provider, verified) = auth::verify_provider(s, req).await?;
     let change = change(req)?;
-    let current = s.registry.get(&id)?.ok_or_else(|| not_found(&id))?;
+    let current = s
+        .registry
+        .get(&id)?
+        .filter(|r| !is_private(r.record().identifier.class()))
+        .ok_or_else(|| not_found(&id))?;
     if current.record().owner.as_ref() != Some(&provider) {
         return Err(ApiError::new(
             Code::NotOwner,
@@ -104,7 +108,14 @@ pub(super) async fn withdraw(
 
 pub(super) async fn read(State(state): Shared, IdPath(id): IdPath) -> Result<Response, ApiError> {
     let s = state.clone();
-    let found = blocking(move || s.registry.get(&id)?.ok_or_else(|| not_found(&id))).await?;
+    // A transaction is not public: it reads as absent here.
+    let found = blocking(move || {
+        s.registry
+            .get(&id)?
+            .filter(|r| !is_private(r.record().identifier.class()))
+            .ok_or_else(|| not_found(&id))
+    })
+    .await?;
     let mut body = record_json(&state, &found);
     if let (Some(live), Some(obj)) = (
         state.capacity.live(&found.record().identifier),

@@ -39,6 +39,7 @@ pub mod respond;
 mod server;
 mod situation;
 pub mod state;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -61,6 +62,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/identifiers/{prefix}/{suffix}"),
     ("DELETE", "/v1/identifiers/{prefix}/{suffix}"),
     ("POST", "/v1/admin/providers/{prefix}/{suffix}/approve"),
+    ("POST", "/v1/users"),
+    ("POST", "/v1/admin/users/{prefix}/{suffix}/approve"),
+    ("POST", "/v1/transactions"),
+    ("GET", "/v1/transactions"),
+    ("GET", "/v1/transactions/{prefix}/{suffix}"),
+    ("POST", "/v1/transactions/{prefix}/{suffix}/{step}"),
     ("GET", "/v1/delegations"),
     ("POST", "/v1/admin/delegations"),
     ("DELETE", "/v1/admin/delegations/{prefix}"),
@@ -81,6 +88,23 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(node::node_metrics))
         .route("/v1/node", get(node::info))
         .route("/v1/providers", post(providers::register))
+        .route("/v1/users", post(providers::register_user))
+        .route(
+            "/v1/admin/users/{prefix}/{suffix}/approve",
+            post(providers::approve_user),
+        )
+        .route(
+            "/v1/transactions",
+            post(transactions::propose).get(transactions::list),
+        )
+        .route(
+            "/v1/transactions/{prefix}/{suffix}",
+            get(transactions::read),
+        )
+        .route(
+            "/v1/transactions/{prefix}/{suffix}/{step}",
+            post(transactions::step),
+        )
         .route(
             "/v1/identifiers",
             post(identifiers::register).get(identifiers::list),

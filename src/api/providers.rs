@@ -1,7 +1,8 @@
-//! Providers: `POST /v1/providers` (a registration signed by the key it
-//! registers; active at once under the open policy, pending under review)
-//! and `POST /v1/admin/providers/{prefix}/{suffix}/approve` (the admin
-//! makes a pending provider active).
+//! Parties: providers (`POST /v1/providers`) and buyers (`POST
+//! /v1/users`), each a registration signed by the key it registers; active
+//! at once under the open policy, pending under review, when the admin
+//! approves (`POST /v1/admin/providers/{prefix}/{suffix}/approve`,
+//! `/v1/admin/users/…/approve`).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -18,12 +19,24 @@ use crate::registry::{Change, NewRecord};
 
 pub(super) async fn register(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     mutation(state, "provider", true, |s| async move {
-        provider(&s, &req).await
+        party(&s, &req, Class::Pv).await
     })
     .await
 }
 
-async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiError> {
+/// `POST /v1/users`: a buyer, registered like a provider (same body).
+pub(super) async fn register_user(
+    State(state): Shared,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    mutation(state, "user", true, |s| async move {
+        party(&s, &req, Class::Us).await
+    })
+    .await
+}
+
+/// A self-signed registration of a provider or a buyer: one key, one party.
+async fn party(s: &ApiState, req: &SignedBody, class: Class) -> Result<SignedRecord, ApiError> {
     let body: ProviderRequest = body::parse_json(&req.body)?;
     let (key, values) = body.into_values(s.registry.clock().now())?;
     let verified = auth::verify_self_signed(s, req, key).await?;
@@ -31,7 +44,7 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
     if let Some(existing) = s.registry.provider_key(&key.key_id()) {
         return Err(ApiError::new(
             Code::KeyRegistered,
-            format!("this key already belongs to provider {}", existing.provider),
+            format!("this key already belongs to {}", existing.provider),
         ));
     }
     let status = match s.policy {
@@ -40,7 +53,7 @@ async fn provider(s: &ApiState, req: &SignedBody) -> Result<SignedRecord, ApiErr
     };
     let new = NewRecord {
         prefix: None,
-        class: Class::Pv,
+        class,
         owner: None,
         values,
         status,
@@ -59,7 +72,18 @@ pub(super) async fn approve(
     req: SignedBody,
 ) -> Result<Response, ApiError> {
     mutation(state, "approve", false, |s| async move {
-        approve_pending(&s, id, &req).await
+        approve_pending(&s, id, &req, Class::Pv).await
+    })
+    .await
+}
+
+pub(super) async fn approve_user(
+    State(state): Shared,
+    IdPath(id): IdPath,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    mutation(state, "approve", false, |s| async move {
+        approve_pending(&s, id, &req, Class::Us).await
     })
     .await
 }
@@ -68,12 +92,18 @@ async fn approve_pending(
     s: &ApiState,
     id: Identifier,
     req: &SignedBody,
+    class: Class,
 ) -> Result<SignedRecord, ApiError> {
-    let verified = auth::verify_admin(s, req, "approves providers").await?;
-    if id.class() != Class::Pv {
+    let verified = auth::verify_admin(s, req, "approves providers and buyers").await?;
+    if id.class() != class {
+        let what = if class == Class::Pv {
+            "provider"
+        } else {
+            "buyer"
+        };
         return Err(ApiError::new(
             Code::NotAProvider,
-            format!("{id} is not a provider (PV) identifier"),
+            format!("{id} is not a {what} ({}) identifier", class.code()),
         ));
     }
     let current = s.registry.get(&id)?.ok_or_else(|| not_found(&id))?;

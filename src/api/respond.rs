@@ -79,6 +79,22 @@ pub(super) fn answered(
     })
 }
 
+/// [`answered`] for the steps of other systems whose errors wrap the
+/// registry's (a transaction step).
+pub(super) fn answered_with<E: Into<ApiError>>(
+    s: &ApiState,
+    nonce_key: &str,
+    result: Result<SignedRecord, E>,
+) -> Result<SignedRecord, ApiError> {
+    result.map_err(|e| {
+        let err: ApiError = e.into();
+        if err.code != Code::ReplayedNonce {
+            return err;
+        }
+        ApiError::replayed(s.registry.store().nonce_answer(nonce_key).ok().flatten())
+    })
+}
+
 /// Counts a mutation's outcome.
 fn count(kind: &'static str, result: &Result<SignedRecord, ApiError>) {
     let outcome = match result {

@@ -11,12 +11,15 @@ use crate::config::Policy;
 use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
 use crate::registry::Registry;
+use crate::trade::Trades;
 
 /// What the handlers share.
 pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Live status and totals (system C).
     pub capacity: Arc<Capacity>,
+    /// Transactions and calendars (system A).
+    pub trades: Arc<Trades>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -37,6 +40,7 @@ impl ApiState {
     pub fn new(
         registry: Arc<Registry>,
         capacity: Arc<Capacity>,
+        trades: Arc<Trades>,
         policy: Policy,
         signature_window_secs: u64,
         max_body_bytes: usize,
@@ -46,6 +50,7 @@ impl ApiState {
         ApiState {
             registry,
             capacity,
+            trades,
             policy,
             signature_window_secs,
             max_body_bytes,

@@ -36,12 +36,18 @@ pub fn is_resource_class(class: Class) -> bool {
 /// declarative file.
 pub const FLOW_CLASSES: [Class; 2] = [Class::Us, Class::Tx];
 /// Value types only the node writes.
-pub const RESERVED_TYPES: [&str; 3] = ["HS_ADMIN", HS_PUBKEY, "CP.DELEGATION"];
+pub const RESERVED_TYPES: [&str; 5] = [
+    "HS_ADMIN",
+    HS_PUBKEY,
+    "CP.DELEGATION",
+    "CP.TXN",
+    "CP.TXSTEP",
+];
 /// The value type of a capacity descriptor (`schema/resource.md`).
 pub const CP_RESOURCE: &str = "CP.RESOURCE";
 /// Value types whose data must be a JSON object (`CP.RESOURCE` is checked
 /// further, by the capacity standard).
-pub const JSON_TYPES: [&str; 3] = [CP_RESOURCE, "CP.STATUS", "CP.TXN"];
+pub const JSON_TYPES: [&str; 4] = [CP_RESOURCE, "CP.STATUS", "CP.TXN", "CP.TXSTEP"];
 
 /// Why a value or class is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,7 +37,7 @@ use crate::dns::zone::{Zone, ZoneError};
 use crate::ident::identifier::{Apex, Class, Identifier, Prefix, Serial};
 use crate::ident::keys::{KeyId, NodeKey};
 use crate::ident::record::{Record, RecordError, RecordStatus, SignedRecord, Value};
-use crate::store::{Nonce, Row, Store, StoreError, WriteBatch};
+use crate::store::{Expect, Nonce, Row, Store, StoreError, WriteBatch};
 use crate::telemetry;
 
 /// Why a registry operation was refused.
@@ -68,6 +68,13 @@ pub enum RegistryError {
     Zone(#[from] ZoneError),
     #[error("delegation: {0}")]
     Delegation(String),
+}
+
+/// Classes whose records are commercial data: committed and signed like
+/// every record, never put in the hot tier (no DNS answer) nor shown by
+/// public reads; the parties read them with signed requests.
+pub fn is_private(class: Class) -> bool {
+    class == Class::Tx
 }
 
 /// What a caller asks to be issued.
@@ -119,6 +126,9 @@ pub struct Plan {
     /// Refused as a whole when the nonce was consumed before (a replay).
     pub nonce: Option<Nonce>,
     pub rows: Vec<Row>,
+    /// Rows that must still hold what the plan was built on (the capacity
+    /// calendar's generation check); the whole plan fails otherwise.
+    pub expect: Vec<Expect>,
 }
 
 impl Plan {
@@ -126,7 +136,7 @@ impl Plan {
         Plan {
             steps: vec![step],
             nonce,
-            rows: Vec::new(),
+            ..Plan::default()
         }
     }
 
@@ -289,7 +299,7 @@ impl Registry {
         &self.clock
     }
 
-    /// The provider that registered `key_id` as its `HS_PUBKEY`, if any.
+    /// The provider or buyer that registered `key_id` as its `HS_PUBKEY`.
     pub fn provider_key(&self, key_id: &KeyId) -> Option<ProviderKey> {
         self.providers
             .read()
@@ -368,6 +378,7 @@ impl Registry {
                 })
                 .collect(),
             rows: plan.rows,
+            expect: plan.expect,
         };
         Ok(Prepared { batch, records })
     }
@@ -565,6 +576,9 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .publish(signed.record());
+        if is_private(signed.record().identifier.class()) {
+            return Ok(());
+        }
         let name = mapping::owner(signed, &self.node.apex)
             .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
         self.node

@@ -1,6 +1,6 @@
-//! The provider-key index: which provider registered which key, kept in
-//! step with every published PV record so a signed request finds its
-//! signer without a store read.
+//! The party-key index: which provider (`PV`) or buyer (`US`) registered
+//! which key, kept in step with every published PV and US record so a
+//! signed request finds its signer without a store read.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,8 @@ use crate::ident::keys::{KeyId, PublicKey};
 use crate::ident::record::{Record, RecordStatus};
 use crate::ident::values::HS_PUBKEY;
 
-/// A registered provider key and the provider it belongs to.
+/// A registered key and the party it belongs to: a provider (`PV`) or a
+/// buyer (`US`); the identifier's class tells which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderKey {
     pub provider: Identifier,
@@ -30,7 +31,7 @@ impl ProviderIndex {
     }
 
     pub(super) fn publish(&mut self, record: &Record) {
-        if record.identifier.class() != Class::Pv {
+        if !matches!(record.identifier.class(), Class::Pv | Class::Us) {
             return;
         }
         for old in self

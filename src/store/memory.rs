@@ -48,6 +48,10 @@ impl Lookup for State {
     fn nonce_expires(&mut self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.nonces.get(key).map(|(at, _)| *at))
     }
+
+    fn row(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.rows.get(&(table, key.to_vec())).cloned())
+    }
 }
 
 impl State {

@@ -16,6 +16,9 @@
 //!   store's clock ([`crate::clock::Clock`], injectable) passes its expiry;
 //! - the zone serial grows with every commit that changed a record or a
 //!   serial mark, and only then (rows alone are not a zone change);
+//! - a batch that expects a row to hold a value (or to be absent) is
+//!   refused whole when it does not, judged against earlier batches of the
+//!   same commit too: the compare-and-set behind the capacity calendar;
 //! - rows read back by (table, key), and a scan walks one table in key
 //!   order from a start key until its callback says stop;
 //! - a stored record that no longer decodes is reported as corrupt, never
@@ -45,6 +48,10 @@ pub struct WriteBatch {
     /// Rows of other systems' tables that commit with the records (a log
     /// leaf, a reservation, a zone-history entry): all or nothing with them.
     pub rows: Vec<Row>,
+    /// Rows that must still hold what the writer read when it built the
+    /// batch (OpenStack Placement's generation check): the batch fails with
+    /// [`StoreError::RowChanged`] when one of them changed meanwhile.
+    pub expect: Vec<Expect>,
 }
 
 impl WriteBatch {
@@ -55,6 +62,7 @@ impl WriteBatch {
             && self.serials.is_empty()
             && self.nonces.is_empty()
             && self.rows.is_empty()
+            && self.expect.is_empty()
     }
 }
 
@@ -82,6 +90,15 @@ pub struct Row {
     pub value: Vec<u8>,
 }
 
+/// A row as a batch expects to find it at commit time: `value` `None`
+/// means the row must be absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub table: Table,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
 /// A consumed request nonce, kept until `expires` (Unix seconds) has passed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Nonce {
@@ -107,6 +124,10 @@ pub enum StoreError {
         stored: u64,
         offered: u64,
     },
+    /// A row the batch was built on changed before it could commit; the
+    /// writer reads again and retries.
+    #[error("row {key} of {table} changed since it was read")]
+    RowChanged { table: &'static str, key: String },
     #[error("nonce {0} was already used")]
     Replay(String),
     #[error("nonce {0} expired before its write could commit")]
@@ -129,6 +150,8 @@ pub(crate) trait Lookup {
     fn version(&mut self, identifier: &str) -> Result<Option<u64>, StoreError>;
     /// The expiry of a consumed nonce key, live or not yet pruned.
     fn nonce_expires(&mut self, key: &str) -> Result<Option<u64>, StoreError>;
+    /// The value of a row.
+    fn row(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Judges one batch at commit time `now` against what the store holds
@@ -158,6 +181,14 @@ pub(crate) fn judge(
             }));
         }
         seen.insert(&rec.identifier, rec.version);
+    }
+    for e in &batch.expect {
+        if lookup.row(e.table, &e.key)? != e.value {
+            return Ok(Some(StoreError::RowChanged {
+                table: e.table.name(),
+                key: String::from_utf8_lossy(&e.key).into_owned(),
+            }));
+        }
     }
     for n in &batch.nonces {
         // Judged at commit time: a request that went stale while queued

@@ -210,6 +210,7 @@ fn writer_loop(
 struct TxnLookup<'a, 't> {
     records: &'a redb::Table<'t, &'static str, &'static [u8]>,
     nonces: &'a redb::Table<'t, &'static str, u64>,
+    rows: &'a redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
 }
 
 impl Lookup for TxnLookup<'_, '_> {
@@ -223,6 +224,14 @@ impl Lookup for TxnLookup<'_, '_> {
 
     fn nonce_expires(&mut self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.nonces.get(key).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    fn row(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .rows
+            .get((table.name(), key))
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec()))
     }
 }
 
@@ -252,6 +261,7 @@ fn commit_group(
                 &mut TxnLookup {
                     records: &records,
                     nonces: &nonces,
+                    rows: &rows,
                 },
             );
             match verdict {

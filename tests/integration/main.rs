@@ -27,4 +27,5 @@ mod resource_vectors;
 mod rollup;
 mod scenarios;
 mod store;
+mod trade;
 mod vectors;

@@ -52,6 +52,7 @@ fn extra_rows_commit_with_the_records_and_a_replay_refuses_both() {
             key: 7u64.to_be_bytes().to_vec(),
             value: b"leaf seven".to_vec(),
         }],
+        ..Plan::default()
     };
     let committed = reg.commit(plan).unwrap();
     let first = committed.first().unwrap();
@@ -74,6 +75,7 @@ fn extra_rows_commit_with_the_records_and_a_replay_refuses_both() {
             key: 8u64.to_be_bytes().to_vec(),
             value: b"leaf eight".to_vec(),
         }],
+        ..Plan::default()
     };
     let err = reg.commit(replay).unwrap_err();
     assert!(

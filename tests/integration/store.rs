@@ -16,7 +16,7 @@ use cpid::ident::keys::NodeKey;
 use cpid::ident::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
 use cpid::store::memory::MemoryStore;
 use cpid::store::redb::{Options, RedbStore};
-use cpid::store::{Nonce, Row, Store, StoreError, Table, WriteBatch};
+use cpid::store::{Expect, Nonce, Row, Store, StoreError, Table, WriteBatch};
 
 /// Where every manual clock starts (an ordinary present-day time).
 const T0: u64 = 1_800_000_000;

@@ -491,3 +491,68 @@ fn rows_commit_with_their_batch_and_scan_in_key_order_within_their_table() {
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     assert_eq!(u.store.row(LEAVES, &9u64.to_be_bytes()).unwrap(), None);
 }
+
+#[test]
+fn an_expected_row_guards_its_batch_like_a_generation_check() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    const CAL: Table = Table::new("contract_calendar");
+    let set = |v: &str| Row {
+        table: CAL,
+        key: b"r".to_vec(),
+        value: v.as_bytes().to_vec(),
+    };
+    let expect = |v: Option<&str>| Expect {
+        table: CAL,
+        key: b"r".to_vec(),
+        value: v.map(|v| v.as_bytes().to_vec()),
+    };
+    // Absent is a state to expect.
+    u.store
+        .write(WriteBatch {
+            rows: vec![set("g1")],
+            expect: vec![expect(None)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    // A writer that read before that write loses, whole: its record and
+    // nonce do not land either.
+    let err = u
+        .store
+        .write(WriteBatch {
+            records: vec![record(&key, 1, 1)],
+            nonces: vec![nonce(&u.clock, "k/late", 600, "")],
+            rows: vec![set("g1-late")],
+            expect: vec![expect(None)],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RowChanged { .. }), "{err}");
+    assert_eq!(u.store.len().unwrap(), 0);
+    assert!(!u.store.nonce_used("k/late").unwrap());
+    assert_eq!(u.store.row(CAL, b"r").unwrap().as_deref(), Some(&b"g1"[..]));
+    // Two writers that read the same state, submitted back to back so a
+    // batching backend judges them in one commit: exactly one lands.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for v in ["g2-a", "g2-b"] {
+        let tx = tx.clone();
+        u.store.submit(
+            WriteBatch {
+                rows: vec![set(v)],
+                expect: vec![expect(Some("g1"))],
+                ..WriteBatch::default()
+            },
+            Box::new(move |outcome| tx.send(outcome).unwrap()),
+        );
+    }
+    drop(tx);
+    let outcomes: Vec<_> = rx.iter().collect();
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(StoreError::RowChanged { .. })))
+    );
+    let now = u.store.row(CAL, b"r").unwrap().unwrap();
+    assert!(now == b"g2-a" || now == b"g2-b");
+}
