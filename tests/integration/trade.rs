@@ -385,3 +385,186 @@ fn bad_proposals_get_a_reason_and_change_nothing() {
     );
     assert!(r.status == 404 || r.status == 400, "{}", r.text);
 }
+
+/// One acknowledged acceptance: the transaction and what it booked.
+type Booked = (Identifier, u64, u64, u64);
+
+#[allow(clippy::too_many_arguments)]
+/// Proposes and accepts from `threads` clients at once until `stop` says
+/// so or the node goes away; every acceptance answered 200 is recorded.
+fn hammer(
+    http: &str,
+    pool: &Identifier,
+    bkey: &NodeKey,
+    pkey: &NodeKey,
+    t0: u64,
+    threads: usize,
+    acked: &std::sync::Mutex<Vec<Booked>>,
+    refused: &std::sync::atomic::AtomicUsize,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                let api = ApiClient::new(http);
+                for n in 0u64.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // Windows over a few overlapping hours, 1 to 4 units.
+                    let seed = (t as u64)
+                        .wrapping_mul(7919)
+                        .wrapping_add(n.wrapping_mul(104_729));
+                    let start = t0 + (seed % 4) * 1800;
+                    let end = start + 1800 * (1 + seed % 3);
+                    let units = 1 + seed % 4;
+                    let Ok(tx) = api.propose(&proposal(pool, units, start, end), bkey) else {
+                        return;
+                    };
+                    let id = tx.record.record().identifier.clone();
+                    match api.tx_step(&id, StepKind::Accept, &StepRequest::default(), pkey) {
+                        Ok(done) => {
+                            assert_eq!(done.doc.state.as_str(), "accepted");
+                            acked.lock().unwrap().push((id, start, end, units));
+                        }
+                        Err(cpid::api::client::ClientError::Api(f))
+                            if f.code == "capacity_conflict" =>
+                        {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The most units booked at any instant by `bookings`.
+fn peak(bookings: &[(u64, u64, u64)]) -> u64 {
+    let mut edges: Vec<(u64, i64)> = Vec::new();
+    for (s, e, u) in bookings {
+        edges.push((*s, *u as i64));
+        edges.push((*e, -(*u as i64)));
+    }
+    edges.sort();
+    let (mut level, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        level += d;
+        most = most.max(level);
+    }
+    most as u64
+}
+
+#[test]
+fn concurrent_acceptances_with_a_sigkill_never_over_book_nor_lose_an_acceptance() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpid"))
+        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--policy", "open", "--udp-workers", "1", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let http = loop {
+        let line = lines
+            .next()
+            .expect("cpid serve exited before it was ready")
+            .unwrap();
+        if let Some(at) = line.find("http://") {
+            let rest = &line[at..];
+            break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let api = ApiClient::new(&http);
+    let (pkey, _) = provider(&api, "pool", "31");
+    let pool = resource(&api, &pkey, &a800_pool(8));
+    let (bkey, _) = buyer(&api, "lab");
+    let t0 = now() + 3600;
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Phase 1: 100 clients until enough steps went through, then SIGKILL.
+    let killer = {
+        let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while acked.lock().unwrap().len() + refused.load(Ordering::SeqCst) < 150
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    hammer(&http, &pool, &bkey, &pkey, t0, 100, &acked, &refused, &stop);
+    killer.join().unwrap();
+    let before_kill = acked.lock().unwrap().len();
+    assert!(
+        refused.load(Ordering::SeqCst) > 0,
+        "the calendar filled up and refused some"
+    );
+
+    // Phase 2: restarted on the same store, 100 more clients for a while.
+    let node = TestNode::start_with(|c| c.node.data_dir = dir.path().to_path_buf());
+    let http2 = format!("http://{}", node.http_addr());
+    stop.store(false, Ordering::SeqCst);
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    hammer(
+        &http2, &pool, &bkey, &pkey, t0, 100, &acked, &refused, &stop,
+    );
+    stopper.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= before_kill);
+
+    // Every acknowledged acceptance is stored as accepted; the accepted
+    // transactions never hold more than 8 units at once; the calendar the
+    // node keeps is exactly those bookings.
+    let mut accepted = Vec::new();
+    for r in node.node.registry.store().records().unwrap() {
+        if let Some((doc, _)) = cpid::trade::parse(&r) {
+            r.verify(&node.node.registry.key().public()).unwrap();
+            if doc.state.as_str() == "accepted" {
+                accepted.push((r.record().identifier.clone(), doc.start, doc.end, doc.units));
+            }
+        }
+    }
+    for a in &acked {
+        assert!(accepted.contains(a), "acknowledged acceptance {a:?} lost");
+    }
+    let windows: Vec<(u64, u64, u64)> = accepted.iter().map(|(_, s, e, u)| (*s, *e, *u)).collect();
+    assert!(peak(&windows) <= 8, "over-booked: {}", peak(&windows));
+    let mut calendar: Vec<(u64, u64, u64)> = node
+        .node
+        .trades
+        .calendar(&pool)
+        .bookings
+        .iter()
+        .map(|b| (b.start, b.end, b.units))
+        .collect();
+    let mut expected = windows.clone();
+    calendar.sort();
+    expected.sort();
+    assert_eq!(
+        calendar, expected,
+        "calendar and accepted transactions agree"
+    );
+}
