@@ -122,6 +122,11 @@ pub struct FederationConfig {
     /// The delegations from the root down to this node (JSON
     /// `{"chain": [hex, ...]}`, root first), as `cpid admin delegate --out` writes it.
     pub chain_file: Option<PathBuf>,
+    /// The national root node's DNS servers: where this node starts to
+    /// resolve (and verify, from the trust anchor) buyers registered at
+    /// other nodes and the candidates of a federated selection. Empty on
+    /// the root node itself, which starts at its own zone.
+    pub root_servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,6 +22,8 @@ use crate::ident::identifier::Prefix;
 use crate::ident::keys::{KeyError, NodeKey, PublicKey};
 use crate::ident::record::SignedRecord;
 use crate::registry::{Parts, Registry, RegistryError};
+use crate::resolution::directory::Directory;
+use crate::resolution::resolver::Resolver;
 use crate::store::StoreError;
 use crate::store::redb::RedbStore;
 use crate::trade::{Ledger, Trades};
@@ -281,6 +283,7 @@ impl Node {
         );
         state.dns_addr = Some(dns.local_addr());
         state.chain = self.chain.clone();
+        state.directory = self.directory(dns.local_addr()).map(Arc::new);
         let http = HttpServer::start(crate::api::router(Arc::new(state)), c.http.listen)
             .await
             .map_err(|source| NodeError::Http {
@@ -294,6 +297,40 @@ impl Node {
             expiry,
             rollup,
         })
+    }
+
+    /// The resolver of other nodes' records: from the root key at the
+    /// configured root servers, or for the root itself (no chain) from its
+    /// own key at its own DNS address.
+    fn directory(&self, own_dns: SocketAddr) -> Option<Directory> {
+        let f = &self.config.federation;
+        let root = match (self.chain.is_empty(), &f.trust_anchor_file) {
+            (true, _) => TrustedZone::root(
+                self.registry.prefix().clone(),
+                self.registry.key().public(),
+                vec![own_dns],
+            ),
+            (false, Some(anchor)) if !f.root_servers.is_empty() => {
+                let key = PublicKey::load(anchor).ok()?;
+                let root_prefix = self
+                    .registry
+                    .prefix()
+                    .segments()
+                    .next()
+                    .and_then(|s| Prefix::parse(s).ok())?;
+                TrustedZone::root(root_prefix, key, f.root_servers.clone())
+            }
+            _ => return None,
+        };
+        let clock = self.registry.clock().clone();
+        let resolver = Resolver::new(
+            root,
+            self.registry.apex().clone(),
+            Duration::from_secs(2),
+            60,
+        )
+        .with_clock(clock.clone());
+        Some(Directory::new(resolver, clock))
     }
 
     /// The national roll-up's pull loop: every `summary_pull_secs`, the

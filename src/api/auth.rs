@@ -319,12 +319,29 @@ pub enum Signer {
     Party(Identifier),
 }
 
-/// Verifies a request signed by the admin or by an active provider or
-/// buyer of this node.
+/// Verifies a request signed by the admin, by an active provider or buyer
+/// of this node (`keyid` its key id), or by a party registered at another
+/// node of the federation (`keyid` its identifier, e.g. `86/US-000001-X`):
+/// that party's record and key are resolved and verified from the root key.
 pub async fn verify_party(s: &ApiState, req: &SignedBody) -> Result<(Signer, Verified), ApiError> {
     let admin_id = s.admin_key.key_id().to_string();
+    // A keyid that names an identifier is a party of another node: its key
+    // is found before the signature is checked against it.
+    let foreign = match httpsig::parse(&req.parts.headers)
+        .ok()
+        .and_then(|r| r.params.keyid)
+        .and_then(|k| Identifier::parse(&k).ok())
+    {
+        Some(id) => Some(foreign_party(s, &id).await?),
+        None => None,
+    };
     let mut party = None;
     let verified = verify(s, req, |keyid| {
+        if let Some(p) = foreign {
+            let key = p.key;
+            party = Some(p);
+            return Ok(key);
+        }
         if keyid == admin_id {
             return Ok(s.admin_key);
         }
@@ -348,6 +365,32 @@ pub async fn verify_party(s: &ApiState, req: &SignedBody) -> Result<(Signer, Ver
         ));
     }
     Ok((Signer::Party(p.provider), verified))
+}
+
+/// The key of a provider or buyer named by identifier: from this node's
+/// index when it is registered here, else resolved through the federation.
+async fn foreign_party(s: &ApiState, id: &Identifier) -> Result<ProviderKey, ApiError> {
+    let unknown = |why: String| ApiError::new(Code::UnknownKey, format!("keyid {id}: {why}"));
+    if !matches!(id.class(), Class::Pv | Class::Us) {
+        return Err(unknown(
+            "only a provider (PV) or buyer (US) signs by identifier".into(),
+        ));
+    }
+    let directory = s.directory.as_ref().ok_or_else(|| {
+        unknown(
+            "this node has no federation root configured to resolve other nodes' parties".into(),
+        )
+    })?;
+    let found = directory
+        .party(id)
+        .await
+        .map_err(|e| unknown(format!("cannot be resolved and verified: {e}")))?
+        .ok_or_else(|| unknown("no active record with a key in the federation".into()))?;
+    Ok(ProviderKey {
+        provider: found.id,
+        status: found.status,
+        key: found.key,
+    })
 }
 
 /// Verifies a request signed by the node's admin key; `what` completes

@@ -207,6 +207,21 @@ pub fn signed_headers(
     nonce: &str,
     created: i64,
 ) -> Result<HeaderMap, ClientError> {
+    let keyid = key.public().key_id().to_string();
+    signed_headers_as(method, path, body, key, &keyid, nonce, created)
+}
+
+/// [`signed_headers`] with the `keyid` given: a party's identifier when it
+/// signs at a node other than its own.
+pub fn signed_headers_as(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    key: &NodeKey,
+    keyid: &str,
+    nonce: &str,
+    created: i64,
+) -> Result<HeaderMap, ClientError> {
     let uri: Uri = path
         .parse()
         .map_err(|e| ClientError::Request(format!("{path}: {e}")))?;
@@ -218,7 +233,6 @@ pub fn signed_headers(
         headers.insert(http::header::CONTENT_TYPE, header("application/json")?);
     }
     headers.insert("content-digest", header(&httpsig::content_digest(body))?);
-    let keyid = key.public().key_id().to_string();
     let (input, signature) = httpsig::sign(
         &Message {
             method,
@@ -232,7 +246,7 @@ pub fn signed_headers(
             created,
             expires: None,
             nonce: Some(nonce),
-            keyid: &keyid,
+            keyid,
         },
         key,
     )?;
@@ -254,6 +268,8 @@ pub struct ApiResponse {
 pub struct ApiClient {
     base: String,
     agent: ureq::Agent,
+    /// The `keyid` signed requests carry instead of the key id.
+    party: Option<String>,
 }
 
 impl ApiClient {
@@ -271,7 +287,16 @@ impl ApiClient {
         ApiClient {
             base: base.trim_end_matches('/').to_string(),
             agent: ureq::Agent::new_with_config(config),
+            party: None,
         }
+    }
+
+    /// Signs as the party `id` (its identifier as `keyid`), so a node other
+    /// than the one that registered it resolves its key through the
+    /// federation.
+    pub fn signing_as(mut self, id: Option<&Identifier>) -> ApiClient {
+        self.party = id.map(ToString::to_string);
+        self
     }
 
     /// Sends a request with the given headers.
@@ -348,7 +373,11 @@ impl ApiClient {
             None => Vec::new(),
         };
         let created = i64::try_from(crate::clock::system_now()).unwrap_or(i64::MAX);
-        let headers = signed_headers(method, path, &bytes, key, &nonce()?, created)?;
+        let keyid = match &self.party {
+            Some(p) => p.clone(),
+            None => key.public().key_id().to_string(),
+        };
+        let headers = signed_headers_as(method, path, &bytes, key, &keyid, &nonce()?, created)?;
         match self.send(method, path, headers.clone(), bytes.clone()) {
             Err(ClientError::Transport { .. }) => {
                 let again = self.send(method, path, headers, bytes)?;

@@ -11,6 +11,7 @@ use crate::config::Policy;
 use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
 use crate::registry::Registry;
+use crate::resolution::directory::Directory;
 use crate::trade::Trades;
 
 /// What the handlers share.
@@ -30,6 +31,9 @@ pub struct ApiState {
     pub dns_addr: Option<SocketAddr>,
     /// The delegations from the root to this node (root first).
     pub chain: Vec<SignedRecord>,
+    /// Other nodes' records, resolved from the root key (foreign buyers,
+    /// federated selection); `None` when the node cannot reach a root.
+    pub directory: Option<Arc<Directory>>,
     /// One provider registration at a time, so a key registers once.
     pub(super) provider_lock: tokio::sync::Mutex<()>,
     /// Verifies concurrent request signatures together.
@@ -58,6 +62,7 @@ impl ApiState {
             default_ttl,
             dns_addr: None,
             chain: Vec::new(),
+            directory: None,
             provider_lock: tokio::sync::Mutex::new(()),
             batcher: Arc::new(batch::Batcher::default()),
         }

@@ -46,9 +46,9 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         api: ApiOpts,
     },
-    /// Approve a pending provider (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
+    /// Approve a pending provider or buyer (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
     Approve {
-        /// Provider identifier, e.g. 86/PV-000001-X
+        /// Provider or buyer identifier, e.g. 86/PV-000001-X or 86/US-000001-Y
         id: String,
         #[command(flatten)]
         api: ApiOpts,
@@ -60,7 +60,12 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
         AdminCommand::Approve { id, api } => {
             let id = Identifier::parse(&id)?;
             let admin = load_key(&api.key)?;
-            print_reply(&api, api.client().approve(&id, &admin)?)
+            let reply = if id.class() == cpid::ident::identifier::Class::Us {
+                api.client()?.approve_user(&id, &admin)?
+            } else {
+                api.client()?.approve(&id, &admin)?
+            };
+            print_reply(&api, reply)
         }
         AdminCommand::Delegate {
             api,
@@ -106,7 +111,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
         AdminCommand::Revoke { prefix, api } => {
             let prefix = Prefix::parse(&prefix)?;
             let admin = load_key(&api.key)?;
-            print_reply(&api, api.client().revoke(&prefix, &admin)?)
+            print_reply(&api, api.client()?.revoke(&prefix, &admin)?)
         }
     }
 }

@@ -11,6 +11,7 @@ mod node;
 mod provider;
 mod resolve;
 mod situation;
+mod trade;
 mod zone;
 
 use std::net::SocketAddr;
@@ -80,6 +81,16 @@ pub(crate) enum Command {
     Provider {
         #[command(subcommand)]
         command: provider::ProviderCommand,
+    },
+    /// Buyers: self-registration with a signed request (`US` identifiers).
+    User {
+        #[command(subcommand)]
+        command: trade::UserCommand,
+    },
+    /// Transactions: propose, accept, reject, activate, settle, cancel, show, list.
+    Tx {
+        #[command(subcommand)]
+        command: trade::TxCommand,
     },
     /// Register a resource identifier (signed by an active provider's key).
     Register {
@@ -208,6 +219,8 @@ pub fn run() -> Result<()> {
             policy,
         } => node::serve(node, dns, udp_workers, http, policy),
         Command::Provider { command } => provider::provider(command),
+        Command::User { command } => trade::user(command),
+        Command::Tx { command } => trade::tx(command),
         Command::Register { api, class, values } => provider::register(&api, &class, &values),
         Command::Update { id, api, values } => provider::update(&id, &api, &values),
         Command::Withdraw { id, api } => provider::withdraw(&id, &api),

@@ -24,6 +24,10 @@ pub(crate) struct ApiOpts {
     /// Print the signed record as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Sign as this provider or buyer identifier (e.g. 86/US-000001-X):
+    /// needed at a node other than the one it registered with.
+    #[arg(long = "as", value_name = "ID")]
+    pub(crate) party: Option<String>,
 }
 
 /// Values from the command line or a JSON file.
@@ -114,7 +118,7 @@ pub(crate) fn provider(command: ProviderCommand) -> Result<()> {
         region,
         public_key: key.public().to_public_pem(),
     };
-    print_reply(&api, api.client().register_provider(&request, &key)?)
+    print_reply(&api, api.client()?.register_provider(&request, &key)?)
 }
 
 pub(crate) fn register(api: &ApiOpts, class: &str, values: &ValueOpts) -> Result<()> {
@@ -123,7 +127,7 @@ pub(crate) fn register(api: &ApiOpts, class: &str, values: &ValueOpts) -> Result
         values: values.load()?,
     };
     let key = load_key(&api.key)?;
-    print_reply(api, api.client().register(&request, &key)?)
+    print_reply(api, api.client()?.register(&request, &key)?)
 }
 
 pub(crate) fn update(id: &str, api: &ApiOpts, values: &ValueOpts) -> Result<()> {
@@ -132,19 +136,23 @@ pub(crate) fn update(id: &str, api: &ApiOpts, values: &ValueOpts) -> Result<()> 
         values: values.load()?,
     };
     let key = load_key(&api.key)?;
-    print_reply(api, api.client().update(&id, &request, &key)?)
+    print_reply(api, api.client()?.update(&id, &request, &key)?)
 }
 
 pub(crate) fn withdraw(id: &str, api: &ApiOpts) -> Result<()> {
     let id = Identifier::parse(id)?;
     let key = load_key(&api.key)?;
-    print_reply(api, api.client().withdraw(&id, &key)?)
+    print_reply(api, api.client()?.withdraw(&id, &key)?)
 }
 
 impl ApiOpts {
     /// A client of `--server`.
-    pub(crate) fn client(&self) -> ApiClient {
-        ApiClient::new(&self.server)
+    pub(crate) fn client(&self) -> Result<ApiClient> {
+        let party = match &self.party {
+            Some(p) => Some(Identifier::parse(p).with_context(|| format!("--as {p}"))?),
+            None => None,
+        };
+        Ok(ApiClient::new(&self.server).signing_as(party.as_ref()))
     }
 }
 

@@ -172,6 +172,7 @@ async fn start_child(
     parent: &Member,
     mut config: Config,
     root_key_file: &Path,
+    root_dns: SocketAddr,
 ) -> Result<Member, FederationError> {
     let dir = config.node.data_dir.clone();
     std::fs::create_dir_all(&dir).map_err(fail)?;
@@ -179,6 +180,7 @@ async fn start_child(
     let chain_file = dir.join("chain.json");
     config.federation.trust_anchor_file = Some(root_key_file.to_owned());
     config.federation.chain_file = Some(chain_file.clone());
+    config.federation.root_servers = vec![root_dns];
     let prefix = config.prefix().map_err(fail)?;
     // The parent pulls the child's summary from its API, so the delegation
     // names it; a child listening on port 0 has no address to name yet.
@@ -232,12 +234,14 @@ impl Federation {
             &national,
             node_config(SHANGHAI_TOML, dir, "shanghai", p.shanghai, opts)?,
             &root_key_file,
+            national.running.dns_addr(),
         )
         .await?;
         let industry = start_child(
             &shanghai,
             node_config(INDUSTRY_TOML, dir, "industry", p.industry, opts)?,
             &root_key_file,
+            national.running.dns_addr(),
         )
         .await?;
         let mut gc: GatewayConfig = toml::from_str(GATEWAY_TOML).map_err(fail)?;
