@@ -275,11 +275,8 @@ impl Node {
             self.registry.clone(),
             self.capacity.clone(),
             self.trades.clone(),
-            c.registration.policy,
-            c.registration.signature_window_secs,
-            c.http.max_body_bytes,
+            c,
             self.admin_key,
-            c.node.default_ttl,
         );
         state.dns_addr = Some(dns.local_addr());
         state.chain = self.chain.clone();

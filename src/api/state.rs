@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::batch;
 use crate::capacity::Capacity;
-use crate::config::Policy;
+use crate::config::{Config, Policy};
 use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
 use crate::registry::Registry;
@@ -41,25 +41,23 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// The handlers' state; limits and policy come from `config`.
     pub fn new(
         registry: Arc<Registry>,
         capacity: Arc<Capacity>,
         trades: Arc<Trades>,
-        policy: Policy,
-        signature_window_secs: u64,
-        max_body_bytes: usize,
+        config: &Config,
         admin_key: PublicKey,
-        default_ttl: u32,
     ) -> ApiState {
         ApiState {
             registry,
             capacity,
             trades,
-            policy,
-            signature_window_secs,
-            max_body_bytes,
+            policy: config.registration.policy,
+            signature_window_secs: config.registration.signature_window_secs,
+            max_body_bytes: config.http.max_body_bytes,
             admin_key,
-            default_ttl,
+            default_ttl: config.node.default_ttl,
             dns_addr: None,
             chain: Vec::new(),
             directory: None,

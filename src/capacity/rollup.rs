@@ -288,6 +288,32 @@ impl Rollup {
         out
     }
 
+    /// Each direct child with the API its delegation names and the totals
+    /// of its whole subtree (its own and every node's below it), aged as in
+    /// [`Rollup::rows`]; a child with no verified summary yet has none.
+    /// What a federated selection routes by.
+    pub fn subtrees(&self, now: u64) -> Vec<(String, Option<String>, Option<Rows>)> {
+        let children = self.read();
+        children
+            .iter()
+            .map(|(prefix, c)| {
+                let mut seen = BTreeSet::new();
+                let mut rows: Option<Rows> = None;
+                for f in &c.figures {
+                    let (Some(r), Some(at)) = (&f.rows, f.at) else {
+                        continue;
+                    };
+                    if !seen.insert(f.prefix.clone()) {
+                        continue;
+                    }
+                    let floor = self.freshness(Some(now.saturating_sub(at)));
+                    merge(rows.get_or_insert_with(Rows::default), &r.at_least(floor));
+                }
+                (prefix.clone(), c.api.clone(), rows)
+            })
+            .collect()
+    }
+
     /// Gauges per child for `/metrics`: its summary's age and whether the
     /// latest one verified.
     pub fn exposition(&self, now: u64, out: &mut String) {

@@ -207,21 +207,30 @@ pub(crate) fn tx(command: TxCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&body)?);
                 return Ok(());
             }
-            let items = body["transactions"].as_array().cloned().unwrap_or_default();
+            let items = body
+                .get("transactions")
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default();
             println!(
                 "{:<24} {:<10} {:<24} {:>6}  window",
                 "transaction", "state", "resource", "units"
             );
             for t in items {
-                let d = &t["transaction"];
+                let d = t.get("transaction").cloned().unwrap_or_default();
+                let text = |v: &serde_json::Value, k: &str| match v.get(k) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => "?".into(),
+                };
                 println!(
                     "{:<24} {:<10} {:<24} {:>6}  [{}, {})",
-                    t["identifier"].as_str().unwrap_or("?"),
-                    d["state"].as_str().unwrap_or("?"),
-                    d["resource"].as_str().unwrap_or("?"),
-                    d["units"],
-                    d["start"],
-                    d["end"],
+                    text(&t, "identifier"),
+                    text(&d, "state"),
+                    text(&d, "resource"),
+                    text(&d, "units"),
+                    text(&d, "start"),
+                    text(&d, "end"),
                 );
             }
             return Ok(());

@@ -328,7 +328,7 @@ fn integer(v: &serde_json::Value, pointer: &str, min: u64) -> Result<u64, TradeE
 /// A finite JSON number ≥ 0.
 fn amount(v: &serde_json::Value, pointer: &str) -> Result<f64, TradeError> {
     match v.as_f64() {
-        Some(n) if n.is_finite() && n >= 0.0 && n <= crate::ident::resource::MAX_FIGURE => Ok(n),
+        Some(n) if (0.0..=crate::ident::resource::MAX_FIGURE).contains(&n) => Ok(n),
         _ => Err(invalid(pointer, "must be a number ≥ 0")),
     }
 }
