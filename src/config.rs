@@ -42,6 +42,8 @@ pub struct Config {
     pub federation: FederationConfig,
     pub capacity: CapacityConfig,
     pub trade: TradeConfig,
+    /// Selection (system D): weights, the latency matrix, routing.
+    pub select: crate::select::SelectConfig,
 }
 
 /// Transactions (DESIGN §5, `schema/transaction.md`).
@@ -339,6 +341,9 @@ impl Config {
                     .into(),
             });
         }
+        self.select
+            .check()
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         if !(1..=7 * 24 * 3600).contains(&self.trade.proposal_ttl_secs) {
             return Err(ConfigError::Invalid {
                 key: "trade.proposal_ttl_secs",

@@ -38,6 +38,7 @@ pub mod ident;
 pub mod node;
 pub mod registry;
 pub mod resolution;
+pub mod select;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;

@@ -16,6 +16,8 @@ pub const DNS_ANSWER_SECONDS: &str = "cpid_dns_answer_seconds";
 pub const REGISTRATIONS: &str = "cpid_registrations_total";
 pub const SIGNATURE_FAILURES: &str = "cpid_signature_failures_total";
 /// Status reports by outcome (`ok` or the error code).
+/// Selections and schedules answered, by kind and outcome (`some`, `none`).
+pub const SELECTIONS: &str = "cpid_selections_total";
 pub const REPORTS: &str = "cpid_reports_total";
 /// Resource statuses carried by accepted reports.
 pub const REPORTED_RESOURCES: &str = "cpid_reported_resources_total";
@@ -105,6 +107,10 @@ fn describe() {
         "Signed HTTP requests refused, by reason"
     );
     describe_counter!(REPORTS, "Status reports by outcome (ok or the error code)");
+    describe_counter!(
+        SELECTIONS,
+        "Selections and schedules by kind and outcome (some or none fit)"
+    );
     describe_counter!(
         ROLLUP_PULLS,
         "Pulls of child situation summaries by child prefix and result"

@@ -140,6 +140,19 @@ fn agent(dir: &Path, node: Fake) -> Agent<Fake> {
     Agent::new(inventory(dir), node).unwrap().with_host(host)
 }
 
+/// An agent over a state file another agent just let go of: a test
+/// elsewhere in this process that spawns a child may hold a copy of the
+/// lock's descriptor between fork and exec, so wait that out first.
+fn agent_when_free(dir: &Path, node: Fake) -> Agent<Fake> {
+    let path = dir.join("inventory.toml.state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = super::state::StateFile::open(&path) {
+        assert!(std::time::Instant::now() < deadline, "{e}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    agent(dir, node)
+}
+
 /// The node of a stopped agent (its state lock released).
 fn into_node(a: Agent<Fake>) -> Fake {
     a.node
@@ -170,7 +183,7 @@ fn reconcile_registers_only_the_items_without_a_tagged_record() {
     assert_eq!(a.node().registered.borrow().len(), 2);
     let node = into_node(a);
     std::fs::remove_file(dir.path().join("inventory.toml.state.json")).unwrap();
-    let mut b = agent(dir.path(), node);
+    let mut b = agent_when_free(dir.path(), node);
     assert_eq!(b.reconcile().unwrap(), found);
     assert_eq!(b.node().registered.borrow().len(), 2);
 }

@@ -521,6 +521,49 @@ impl ApiClient {
         )
     }
 
+    /// `POST /v1/select` (unsigned): the ranked candidates, the reasons
+    /// counted and the hops, as JSON.
+    pub fn select(
+        &self,
+        requirement: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let body =
+            serde_json::to_vec(requirement).map_err(|e| ClientError::Request(e.to_string()))?;
+        Ok(success(
+            "POST /v1/select",
+            self.send("POST", "/v1/select", headers, body)?,
+        )?
+        .body)
+    }
+
+    /// `POST /v1/schedule`, signed by the buyer: selects and proposes on
+    /// the best candidate. Answers the transaction (held by
+    /// `scheduled_by_api` when a child node took it) and the whole answer.
+    pub fn schedule(
+        &self,
+        requirement: &serde_json::Value,
+        key: &NodeKey,
+    ) -> Result<(TxReply, serde_json::Value), ClientError> {
+        let name = "POST /v1/schedule";
+        let r = success(
+            name,
+            self.signed_body("POST", "/v1/schedule", Some(requirement), key)?,
+        )?;
+        let whole = r.body.clone();
+        let tx = ApiResponse {
+            status: r.status,
+            body: r.body.get("transaction").cloned().unwrap_or_default(),
+            text: String::new(),
+            location: r.location,
+        };
+        Ok((tx_reply(name, tx)?, whole))
+    }
+
     /// `GET /v1/transactions/{id}`, signed by a party or the admin.
     pub fn tx_get(&self, id: &Identifier, key: &NodeKey) -> Result<TxReply, ClientError> {
         let path = format!("/v1/transactions/{id}");

@@ -131,6 +131,14 @@ codes! {
     CapacityConflict => (CONFLICT, "capacity_conflict"),
     /// Concurrent steps kept changing what this one read; retry.
     Busy => (SERVICE_UNAVAILABLE, "busy"),
+    /// A schedule whose requirement no resource fits (the reason is the
+    /// selection's explanation).
+    NothingFits => (CONFLICT, "nothing_fits"),
+    /// A schedule whose best candidate is at another node, signed with a
+    /// key id that node cannot resolve: sign with the buyer's identifier.
+    NeedsIdentifierKeyid => (UNPROCESSABLE_ENTITY, "needs_identifier_keyid"),
+    /// A child node did not take a forwarded schedule.
+    ForwardFailed => (BAD_GATEWAY, "forward_failed"),
 
     // The node itself.
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -335,6 +343,19 @@ impl From<crate::trade::TradeError> for ApiError {
         };
         let mut api = ApiError::new(code, reason);
         api.pointer = pointer.filter(|p| !p.is_empty());
+        api
+    }
+}
+
+impl From<crate::select::RequirementError> for ApiError {
+    fn from(e: crate::select::RequirementError) -> ApiError {
+        let code = if e.reason.starts_with("not JSON") {
+            Code::InvalidJson
+        } else {
+            Code::InvalidValue
+        };
+        let mut api = ApiError::new(code, e.to_string());
+        api.pointer = Some(e.pointer).filter(|p| !p.is_empty());
         api
     }
 }

@@ -36,6 +36,7 @@ mod providers;
 mod quality;
 mod reports;
 pub mod respond;
+mod select;
 mod server;
 mod situation;
 pub mod state;
@@ -68,6 +69,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/transactions"),
     ("GET", "/v1/transactions/{prefix}/{suffix}"),
     ("POST", "/v1/transactions/{prefix}/{suffix}/{step}"),
+    ("POST", "/v1/select"),
+    ("POST", "/v1/schedule"),
     ("GET", "/v1/delegations"),
     ("POST", "/v1/admin/delegations"),
     ("DELETE", "/v1/admin/delegations/{prefix}"),
@@ -109,6 +112,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/identifiers",
             post(identifiers::register).get(identifiers::list),
         )
+        .route("/v1/select", post(select::select))
+        .route("/v1/schedule", post(select::schedule))
         .route("/v1/reports", post(reports::submit))
         .route("/v1/situation", get(situation::read))
         .route("/v1/situation/history", get(situation::history))

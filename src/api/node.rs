@@ -52,6 +52,19 @@ pub(super) async fn node_metrics(State(state): Shared) -> Response {
     crate::capacity::situation::quality_exposition(&state.capacity.finding_counts(), &mut text);
     let now = state.capacity.clock().now();
     state.capacity.rollup.exposition(now, &mut text);
+    text.push_str(
+        "# HELP cpid_transactions Transactions held by this node, by state.\n# TYPE cpid_transactions gauge\n",
+    );
+    for (tx_state, n) in state.trades.counts() {
+        text.push_str(&format!(
+            "cpid_transactions{{state=\"{}\"}} {n}\n",
+            tx_state.as_str()
+        ));
+    }
+    let (resources, lines) = state.selector.len();
+    text.push_str(&format!(
+        "# HELP cpid_select_indexed Resources and dedicated lines in the selection index.\n# TYPE cpid_select_indexed gauge\ncpid_select_indexed{{kind=\"resource\"}} {resources}\ncpid_select_indexed{{kind=\"line\"}} {lines}\n"
+    ));
     (
         [(
             header::CONTENT_TYPE,

@@ -12,6 +12,7 @@ use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
 use crate::registry::Registry;
 use crate::resolution::directory::Directory;
+use crate::select::Selector;
 use crate::trade::Trades;
 
 /// What the handlers share.
@@ -21,6 +22,8 @@ pub struct ApiState {
     pub capacity: Arc<Capacity>,
     /// Transactions and calendars (system A).
     pub trades: Arc<Trades>,
+    /// The selection index (system D).
+    pub selector: Arc<Selector>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -46,6 +49,7 @@ impl ApiState {
         registry: Arc<Registry>,
         capacity: Arc<Capacity>,
         trades: Arc<Trades>,
+        selector: Arc<Selector>,
         config: &Config,
         admin_key: PublicKey,
     ) -> ApiState {
@@ -53,6 +57,7 @@ impl ApiState {
             registry,
             capacity,
             trades,
+            selector,
             policy: config.registration.policy,
             signature_window_secs: config.registration.signature_window_secs,
             max_body_bytes: config.http.max_body_bytes,

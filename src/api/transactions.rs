@@ -26,7 +26,7 @@ use crate::trade::{self, Actor, ProposeRequest, SignedRequest, StepKind, StepReq
 const MAX_PAGE: usize = 500;
 
 /// The party's signed request, as the transaction keeps it.
-fn kept(req: &SignedBody) -> Result<SignedRequest, ApiError> {
+pub(super) fn kept(req: &SignedBody) -> Result<SignedRequest, ApiError> {
     let h = |name: &str| {
         req.parts
             .headers
@@ -52,7 +52,7 @@ fn kept(req: &SignedBody) -> Result<SignedRequest, ApiError> {
 
 /// A transaction as answered: the signed record (with `encoded`), the
 /// document and the step that made this version.
-fn tx_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
+pub(super) fn tx_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
     let mut v = record_json(state, signed);
     if let (Some((doc, step)), Some(obj)) = (trade::parse(signed), v.as_object_mut()) {
         obj.insert("state".into(), doc.state.as_str().into());
@@ -70,7 +70,7 @@ fn tx_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
     v
 }
 
-fn location(id: &Identifier) -> String {
+pub(super) fn location(id: &Identifier) -> String {
     format!("/v1/transactions/{id}")
 }
 

@@ -311,6 +311,18 @@ pub struct Capacity {
     pub rollup: rollup::Rollup,
 }
 
+/// One resource's live state as a selection weighs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glance {
+    pub freshness: Freshness,
+    pub health: Option<report::Health>,
+    pub units_available: Option<i64>,
+    pub age_secs: Option<u64>,
+    pub interval_secs: Option<u32>,
+    /// Data-quality findings on it now (duplicates included).
+    pub findings: usize,
+}
+
 /// One resource's live status as read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LiveStatus {
@@ -616,6 +628,42 @@ impl Capacity {
             age_secs: e.status.as_ref().map(|s| now.saturating_sub(s.reported_at)),
             status: e.status.clone(),
         })
+    }
+
+    /// What a selection needs of each resource's live state, under one
+    /// lock (`None` for an identifier that is not a resource here).
+    pub fn glance(&self, ids: &[&Identifier]) -> Vec<Option<Glance>> {
+        let now = self.clock.now();
+        let inner = self.read();
+        ids.iter()
+            .map(|id| {
+                let e = inner.entries.get(*id).filter(|e| e.version > 0)?;
+                let freshness = e
+                    .status
+                    .as_ref()
+                    .map_or(Freshness::Unknown, |s| s.freshness(now));
+                let mut findings = e.descriptor_findings.len()
+                    + usize::from(freshness != Freshness::Fresh)
+                    + inner.duplicates.findings(&id.to_string()).len();
+                if let (Some(s), Some(c)) = (&e.status, &e.contribution) {
+                    findings += quality::status_findings(
+                        c.units_total,
+                        s.units_available,
+                        s.units_in_use,
+                        s.utilization,
+                    )
+                    .len();
+                }
+                Some(Glance {
+                    freshness,
+                    health: e.status.as_ref().map(|s| s.health),
+                    units_available: e.status.as_ref().map(|s| s.units_available),
+                    age_secs: e.status.as_ref().map(|s| now.saturating_sub(s.reported_at)),
+                    interval_secs: e.status.as_ref().map(|s| s.interval_secs),
+                    findings,
+                })
+            })
+            .collect()
     }
 
     /// The node's own totals now.

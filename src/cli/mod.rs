@@ -10,6 +10,7 @@ mod key;
 mod node;
 mod provider;
 mod resolve;
+mod select;
 mod situation;
 mod trade;
 mod zone;
@@ -91,6 +92,24 @@ pub(crate) enum Command {
     Tx {
         #[command(subcommand)]
         command: trade::TxCommand,
+    },
+    /// Select compute: ranked candidates with paths and the reasons the rest were left out.
+    Select {
+        /// The node's HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        server: String,
+        /// Print the whole answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        requirement: select::RequirementOpts,
+    },
+    /// Schedule: select and propose on the best candidate in one signed call (the buyer).
+    Schedule {
+        #[command(flatten)]
+        api: provider::ApiOpts,
+        #[command(flatten)]
+        requirement: select::RequirementOpts,
     },
     /// Register a resource identifier (signed by an active provider's key).
     Register {
@@ -221,6 +240,12 @@ pub fn run() -> Result<()> {
         Command::Provider { command } => provider::provider(command),
         Command::User { command } => trade::user(command),
         Command::Tx { command } => trade::tx(command),
+        Command::Select {
+            server,
+            json,
+            requirement,
+        } => select::select(&server, json, &requirement),
+        Command::Schedule { api, requirement } => select::schedule(&api, &requirement),
         Command::Register { api, class, values } => provider::register(&api, &class, &values),
         Command::Update { id, api, values } => provider::update(&id, &api, &values),
         Command::Withdraw { id, api } => provider::withdraw(&id, &api),

@@ -149,8 +149,8 @@ pub(crate) enum TxCommand {
         #[arg(long)]
         state: Option<String>,
         /// The admin only: one party's transactions.
-        #[arg(long)]
-        party: Option<String>,
+        #[arg(long = "party", value_name = "ID")]
+        of_party: Option<String>,
     },
 }
 
@@ -193,13 +193,17 @@ pub(crate) fn tx(command: TxCommand) -> Result<()> {
             let key = load_key(&api.key)?;
             return print_tx(&api, api.client()?.tx_get(&id, &key)?);
         }
-        TxCommand::List { api, state, party } => {
+        TxCommand::List {
+            api,
+            state,
+            of_party,
+        } => {
             let key = load_key(&api.key)?;
             let mut query = Vec::new();
             if let Some(s) = state {
                 query.push(format!("state={s}"));
             }
-            if let Some(p) = party {
+            if let Some(p) = of_party {
                 query.push(format!("party={p}"));
             }
             let body = api.client()?.tx_list(&query.join("&"), &key)?;

@@ -34,7 +34,7 @@ pub fn resource(api: &ApiClient, key: &NodeKey, descriptor: &str) -> Identifier 
     Identifier::parse(r.body["identifier"].as_str().unwrap()).unwrap()
 }
 
-fn report(
+pub fn report(
     api: &ApiClient,
     key: &NodeKey,
     agent: &str,

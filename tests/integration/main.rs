@@ -26,6 +26,7 @@ mod registry;
 mod resource_vectors;
 mod rollup;
 mod scenarios;
+mod select;
 mod store;
 mod trade;
 mod vectors;

@@ -19,14 +19,14 @@ use cpid::testkit::federation::{Federation, Options, Ports, delegate};
 use crate::common::free_addr;
 use serde_json::{Value, json};
 
-fn pool(region: &str, cards: u64) -> String {
+pub fn pool(region: &str, cards: u64) -> String {
     format!(
         r#"{{"schema":"cpid.resource/1","class":"IC","region":"{region}","unit":"card","units_total":{cards},"devices":[{{"model":"H20","count":{cards},"peak_tflops":{{"fp32":44,"tf32":74,"bf16":148,"fp16":148,"fp8":296,"int8":296}}}}],"price_per_unit_hour":{{"amount":9,"currency":"CNY"}}}}"#
     )
 }
 
 /// A provider (approved where the node reviews) with one pool, reported.
-fn provider_with_pool(api: &ApiClient, admin: &NodeKey, region: &str, cards: u64) -> Reporter {
+pub fn provider_with_pool(api: &ApiClient, admin: &NodeKey, region: &str, cards: u64) -> Reporter {
     let key = NodeKey::generate().unwrap();
     let body = json!({
         "name": format!("pool {region}"), "organisation": format!("ORG-{region}"),
@@ -52,14 +52,14 @@ fn provider_with_pool(api: &ApiClient, admin: &NodeKey, region: &str, cards: u64
     reporter
 }
 
-struct Reporter {
-    key: NodeKey,
-    id: String,
-    seq: u64,
+pub struct Reporter {
+    pub key: NodeKey,
+    pub id: String,
+    pub seq: u64,
 }
 
 impl Reporter {
-    fn report(&mut self, api: &ApiClient, available: u64) {
+    pub fn report(&mut self, api: &ApiClient, available: u64) {
         self.seq += 1;
         let body = json!({"agent": "t", "seq": self.seq, "interval_secs": 60, "resources": [
             {"id": self.id, "units_available": available, "units_in_use": 0, "health": "ok"}]});
@@ -114,7 +114,7 @@ fn sums(situations: &[&Value]) -> BTreeMap<String, i64> {
     out
 }
 
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(v) = f() {

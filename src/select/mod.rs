@@ -1,0 +1,810 @@
+//! Selection (system D): a buyer's requirement answered with ranked
+//! candidates, each with the path to it and the named score components that
+//! put it where it is, and — when few or none fit — how many resources
+//! each reason left out.
+//!
+//! The [`Selector`] watches committed records (an [`Observer`]) and keeps
+//! the node's resources in buckets by class, region and set of device
+//! models, and its dedicated lines apart. A selection rules out whole
+//! buckets (class, model, path) by their size without touching their
+//! members, checks the members of the rest (peak, units, memory, storage,
+//! price), and only then looks at the live state and the calendar of what
+//! is left: the cost follows what could fit, not what is registered.
+//!
+//! Scores are a weighted sum of components in [0, 1]: price (the cheapest
+//! in the currency over this one), headroom (units free beyond those asked,
+//! over all units), quality (`1 − min(findings, 3)/3`, the data-quality
+//! score of one resource), freshness (`1 −` the report's age over the
+//! three intervals after which it is stale), latency (`1 −` the path's
+//! latency over the bound asked, else over `latency_scale_ms`) and
+//! preference (1 in a preferred region or when none is named). A node that
+//! merges its children's candidates scores them again over the merged set,
+//! so every candidate is ranked against the same cheapest price.
+
+pub mod paths;
+pub mod requirement;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::paths::{Line, Path, Paths, PathsConfig};
+pub use self::requirement::{Requirement, RequirementError};
+use crate::capacity::Glance;
+use crate::capacity::report::Health;
+use crate::capacity::status::{Freshness, STALE_AFTER};
+use crate::capacity::totals::Contribution;
+use crate::ident::identifier::{Class, Identifier};
+use crate::ident::record::SignedRecord;
+use crate::ident::resource::{DeviceTable, Precision, Price};
+use crate::registry::Observer;
+
+/// The weight of each score component (`[select.weights]`); only their
+/// proportions matter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    pub price: f64,
+    pub headroom: f64,
+    pub quality: f64,
+    pub freshness: f64,
+    pub latency: f64,
+    pub preference: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            price: 0.25,
+            headroom: 0.15,
+            quality: 0.2,
+            freshness: 0.1,
+            latency: 0.2,
+            preference: 0.1,
+        }
+    }
+}
+
+impl Weights {
+    fn named(&self) -> [(&'static str, f64); 6] {
+        [
+            ("price", self.price),
+            ("headroom", self.headroom),
+            ("quality", self.quality),
+            ("freshness", self.freshness),
+            ("latency", self.latency),
+            ("preference", self.preference),
+        ]
+    }
+
+    /// Each weight 0 to 100, not all 0: else the field at fault and why.
+    pub fn check(&self) -> Result<(), (Option<&'static str>, String)> {
+        for (name, w) in self.named() {
+            if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
+                return Err((Some(name), "must be a number from 0 to 100".into()));
+            }
+        }
+        if self.named().iter().all(|(_, w)| *w == 0.0) {
+            return Err((None, "at least one weight must be above 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `[select]`: how selections are scored and routed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelectConfig {
+    pub weights: Weights,
+    pub paths: PathsConfig,
+    /// Candidates answered when the requirement names no limit.
+    pub default_limit: usize,
+    /// Most candidates answered.
+    pub max_limit: usize,
+    /// The latency that scores 0 when the requirement sets no bound, ms.
+    pub latency_scale_ms: f64,
+    /// How long a child may take to answer a forwarded selection, ms.
+    pub forward_timeout_ms: u64,
+}
+
+impl Default for SelectConfig {
+    fn default() -> Self {
+        SelectConfig {
+            weights: Weights::default(),
+            paths: PathsConfig::default(),
+            default_limit: 10,
+            max_limit: 100,
+            latency_scale_ms: 50.0,
+            forward_timeout_ms: 3000,
+        }
+    }
+}
+
+impl SelectConfig {
+    /// Why the section is unusable: the key at fault and the reason.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        self.weights.check().map_err(|(f, r)| {
+            (
+                "select.weights",
+                format!("{}{r}", f.map(|f| format!("{f}: ")).unwrap_or_default()),
+            )
+        })?;
+        self.paths.check().map_err(|r| ("select.paths", r))?;
+        if self.default_limit == 0 || self.default_limit > self.max_limit || self.max_limit > 1000 {
+            return Err((
+                "select.default_limit",
+                "need 1 ≤ default_limit ≤ max_limit ≤ 1000".into(),
+            ));
+        }
+        if !(self.latency_scale_ms.is_finite() && self.latency_scale_ms > 0.0) {
+            return Err(("select.latency_scale_ms", "must be above 0".into()));
+        }
+        if !(100..=60_000).contains(&self.forward_timeout_ms) {
+            return Err(("select.forward_timeout_ms", "must be 100 to 60000".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Why a resource was left out, counted in [`Selection::excluded`]. The
+/// first reason that applies, in this order, is the one counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusion {
+    WrongClass,
+    WrongModel,
+    NoPath,
+    OverLatency,
+    BelowPeak,
+    TooFewUnits,
+    TooLittleMemory,
+    TooLittleStorage,
+    Unpriced,
+    OverPrice,
+    NeverReported,
+    Stale,
+    Down,
+    Booked,
+    Unavailable,
+    /// A child's candidate whose record did not verify.
+    Unverified,
+}
+
+impl Exclusion {
+    /// The phrase of the explanation.
+    pub fn label(self) -> &'static str {
+        match self {
+            Exclusion::WrongClass => "wrong class",
+            Exclusion::WrongModel => "wrong model",
+            Exclusion::NoPath => "no path wide enough",
+            Exclusion::OverLatency => "over the latency bound",
+            Exclusion::BelowPeak => "below the peak asked",
+            Exclusion::TooFewUnits => "too few units",
+            Exclusion::TooLittleMemory => "too little memory",
+            Exclusion::TooLittleStorage => "too little storage",
+            Exclusion::Unpriced => "no price",
+            Exclusion::OverPrice => "over the price",
+            Exclusion::NeverReported => "never reported",
+            Exclusion::Stale => "stale",
+            Exclusion::Down => "down",
+            Exclusion::Booked => "booked in the window",
+            Exclusion::Unavailable => "not available now",
+            Exclusion::Unverified => "unverified",
+        }
+    }
+}
+
+/// The price of a candidate for the units and window asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    pub per_unit_hour: f64,
+    pub currency: String,
+    /// For the units and the whole window, rounded to cents.
+    pub total: f64,
+}
+
+/// One score component of one candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// In [0, 1]: 1 is best.
+    pub value: f64,
+    /// The weight over the sum of weights.
+    pub weight: f64,
+    /// `value × weight`: its share of the score.
+    pub points: f64,
+}
+
+/// A resource that fits, ranked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Candidate {
+    pub identifier: String,
+    /// The prefix of the node that holds it (and books it).
+    pub node: String,
+    pub class: String,
+    pub region: String,
+    pub models: Vec<String>,
+    pub unit: String,
+    /// Units to book: those asked, or those the peak asked needs.
+    pub units: u64,
+    /// Units free throughout the window.
+    pub units_free: u64,
+    pub units_total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Cost>,
+    /// Absent when the requirement names no region of the buyer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Path>,
+    /// The resource's data-quality score.
+    pub quality: f64,
+    /// How recent its last report is, in [0, 1].
+    pub freshness: f64,
+    pub score: f64,
+    pub components: BTreeMap<String, Component>,
+}
+
+/// The window of a selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A selection's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Resources looked at (here and at the children that answered).
+    pub considered: u64,
+    /// Resources that fit, before the limit.
+    pub matched: u64,
+    pub candidates: Vec<Candidate>,
+    /// Resources left out, per reason.
+    pub excluded: BTreeMap<Exclusion, u64>,
+    /// "3 of 1 204 fit: 900 wrong model, 200 stale, …".
+    pub explanation: String,
+    pub weights: Weights,
+    pub window: Window,
+}
+
+/// `1204` as `1 204`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Selection {
+    /// Adds a child's answer (its candidates verified by the caller).
+    pub fn merge(&mut self, other: Selection) {
+        self.considered = self.considered.saturating_add(other.considered);
+        self.matched = self.matched.saturating_add(other.matched);
+        for (r, n) in other.excluded {
+            *self.excluded.entry(r).or_default() += n;
+        }
+        self.candidates.extend(other.candidates);
+    }
+
+    /// Counts one more resource out for `reason` (a candidate dropped).
+    pub fn exclude(&mut self, reason: Exclusion) {
+        *self.excluded.entry(reason).or_default() += 1;
+        self.matched = self.matched.saturating_sub(1);
+    }
+
+    /// Scores every candidate over the whole set, ranks them, keeps
+    /// `limit` and writes the explanation.
+    pub fn finish(&mut self, req: &Requirement, scale_ms: f64, limit: usize) {
+        rank(&mut self.candidates, &self.weights, req, scale_ms);
+        self.candidates.truncate(limit);
+        let mut reasons: Vec<(Exclusion, u64)> = self
+            .excluded
+            .iter()
+            .map(|(r, n)| (*r, *n))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut text = format!(
+            "{} of {} fit",
+            grouped(self.matched),
+            grouped(self.considered)
+        );
+        if self.considered == 0 {
+            text.push_str(": no resource is registered here or below");
+        } else if !reasons.is_empty() {
+            let list: Vec<String> = reasons
+                .iter()
+                .map(|(r, n)| format!("{} {}", grouped(*n), r.label()))
+                .collect();
+            text.push_str(": ");
+            text.push_str(&list.join(", "));
+        }
+        self.explanation = text;
+    }
+}
+
+/// Scores and sorts: best first; ties go to the cheaper, then by
+/// identifier.
+fn rank(cands: &mut [Candidate], weights: &Weights, req: &Requirement, scale_ms: f64) {
+    let mut cheapest: HashMap<String, f64> = HashMap::new();
+    for c in cands.iter() {
+        if let Some(p) = &c.price {
+            let e = cheapest
+                .entry(p.currency.clone())
+                .or_insert(p.per_unit_hour);
+            *e = e.min(p.per_unit_hour);
+        }
+    }
+    let total: f64 = weights.named().iter().map(|(_, w)| w).sum();
+    let scale = req.max_latency_ms.unwrap_or(scale_ms);
+    for c in cands.iter_mut() {
+        let price = match &c.price {
+            Some(p) if p.per_unit_hour > 0.0 => {
+                cheapest
+                    .get(&p.currency)
+                    .copied()
+                    .unwrap_or(p.per_unit_hour)
+                    / p.per_unit_hour
+            }
+            Some(_) => 1.0,
+            None => 0.0,
+        };
+        let headroom = if c.units_total == 0 {
+            0.0
+        } else {
+            c.units_free.saturating_sub(c.units) as f64 / c.units_total as f64
+        };
+        let latency = c.path.as_ref().map_or(1.0, |p| 1.0 - p.latency_ms / scale);
+        let preference =
+            if req.preferred_regions.is_empty() || req.preferred_regions.contains(&c.region) {
+                1.0
+            } else {
+                0.0
+            };
+        let values = [price, headroom, c.quality, c.freshness, latency, preference];
+        c.components.clear();
+        let mut score = 0.0;
+        for ((name, w), v) in weights.named().into_iter().zip(values) {
+            let weight = if total > 0.0 { w / total } else { 0.0 };
+            let value = round3(v.clamp(0.0, 1.0));
+            let points = round3(value * weight);
+            score += value * weight;
+            c.components.insert(
+                name.to_string(),
+                Component {
+                    value,
+                    weight: round3(weight),
+                    points,
+                },
+            );
+        }
+        c.score = round3(score);
+    }
+    cands.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| {
+                let pa = a.price.as_ref().map_or(f64::INFINITY, |p| p.per_unit_hour);
+                let pb = b.price.as_ref().map_or(f64::INFINITY, |p| p.per_unit_hour);
+                pa.total_cmp(&pb)
+            })
+            .then_with(|| a.identifier.cmp(&b.identifier))
+    });
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// What the selector reads of the node's live state and calendars.
+pub trait Availability {
+    /// The live state of each resource, in order.
+    fn glance(&self, ids: &[&Identifier]) -> Vec<Option<Glance>>;
+    /// The most units booked at any instant of `[start, end)`.
+    fn booked(&self, id: &Identifier, start: u64, end: u64) -> u64;
+}
+
+/// One resource as the selector keeps it.
+#[derive(Debug)]
+struct Offer {
+    id: Identifier,
+    class: Class,
+    region: String,
+    unit: &'static str,
+    units_total: u64,
+    models: Vec<String>,
+    /// Dense TFLOPS of one unit, per stated precision.
+    per_unit_tflops: Vec<(Precision, f64)>,
+    memory_per_unit_gib: Option<f64>,
+    storage_tib: Option<f64>,
+    price: Option<Price>,
+}
+
+impl Offer {
+    fn peak(&self, p: Precision) -> Option<f64> {
+        self.per_unit_tflops
+            .iter()
+            .find(|(x, _)| *x == p)
+            .map(|(_, v)| *v)
+    }
+
+    /// The units this offer would book for `req`, or why it cannot.
+    fn fits(&self, req: &Requirement) -> Result<u64, Exclusion> {
+        let units = match (req.units, req.peak) {
+            (units, Some(need)) => {
+                let per_unit = self
+                    .peak(need.precision)
+                    .filter(|v| *v > 0.0)
+                    .ok_or(Exclusion::BelowPeak)?;
+                match units {
+                    Some(u) if per_unit * u as f64 + 1e-9 < need.tflops => {
+                        return Err(Exclusion::BelowPeak);
+                    }
+                    Some(u) => u,
+                    None => ((need.tflops / per_unit).ceil() as u64).max(1),
+                }
+            }
+            (Some(u), None) => u,
+            (None, None) => 1,
+        };
+        if units > self.units_total {
+            return Err(if req.units.is_none() && req.peak.is_some() {
+                Exclusion::BelowPeak
+            } else {
+                Exclusion::TooFewUnits
+            });
+        }
+        if let Some(m) = req.memory_gib
+            && !self.memory_per_unit_gib.is_some_and(|x| x + 1e-9 >= m)
+        {
+            return Err(Exclusion::TooLittleMemory);
+        }
+        if let Some(s) = req.storage_tib
+            && !self.storage_tib.is_some_and(|x| x + 1e-9 >= s)
+        {
+            return Err(Exclusion::TooLittleStorage);
+        }
+        if let Some(ceiling) = &req.max_price {
+            let Some(p) = &self.price else {
+                return Err(Exclusion::Unpriced);
+            };
+            if p.amount > ceiling.amount
+                || ceiling.currency.as_ref().is_some_and(|c| *c != p.currency)
+            {
+                return Err(Exclusion::OverPrice);
+            }
+        }
+        Ok(units)
+    }
+}
+
+/// Resources with the same class, region and device models.
+type BucketKey = (Class, String, String);
+
+#[derive(Default)]
+struct Index {
+    /// Version seen and where each resource sits.
+    seen: HashMap<Identifier, (u64, Option<BucketKey>)>,
+    buckets: BTreeMap<BucketKey, HashMap<Identifier, Arc<Offer>>>,
+    lines: BTreeMap<String, Line>,
+}
+
+impl Index {
+    fn remove(&mut self, id: &Identifier) {
+        if let Some((_, Some(key))) = self.seen.get(id)
+            && let Some(b) = self.buckets.get_mut(key)
+        {
+            b.remove(id);
+            if b.is_empty() {
+                self.buckets.remove(key);
+            }
+        }
+        self.lines.remove(&id.to_string());
+    }
+}
+
+/// The selection index of one node.
+pub struct Selector {
+    config: SelectConfig,
+    table: &'static DeviceTable,
+    node: String,
+    index: RwLock<Index>,
+}
+
+impl Selector {
+    /// A selector for the node `node` (its prefix). Register it with the
+    /// registry before the registry loads its zone.
+    pub fn new(config: SelectConfig, node: String) -> Selector {
+        Selector {
+            config,
+            table: DeviceTable::builtin(),
+            node,
+            index: RwLock::new(Index::default()),
+        }
+    }
+
+    pub fn config(&self) -> &SelectConfig {
+        &self.config
+    }
+
+    /// Resources and lines indexed.
+    pub fn len(&self) -> (usize, usize) {
+        let idx = self.read();
+        (
+            idx.buckets.values().map(HashMap::len).sum(),
+            idx.lines.len(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The weights a requirement is scored with.
+    pub fn weights(&self, req: &Requirement) -> Weights {
+        req.weights.unwrap_or(self.config.weights)
+    }
+
+    /// How many candidates a requirement gets.
+    pub fn limit(&self, req: &Requirement) -> usize {
+        req.limit
+            .unwrap_or(self.config.default_limit)
+            .clamp(1, self.config.max_limit)
+    }
+
+    /// The requirement's model as the index keys it (the device table's
+    /// name, lower case).
+    pub fn model_key(&self, req: &Requirement) -> Option<String> {
+        req.model.as_ref().map(|m| {
+            self.table
+                .find(m)
+                .map_or_else(|| m.clone(), |s| s.model.clone())
+                .to_lowercase()
+        })
+    }
+
+    /// This node's answer to `req` at `now`, ranked but not yet cut to
+    /// the limit: call [`Selection::finish`] after merging children's.
+    pub fn select(&self, req: &Requirement, now: u64, live: &dyn Availability) -> Selection {
+        let model = self.model_key(req);
+        let mut excluded: BTreeMap<Exclusion, u64> = BTreeMap::new();
+        let mut out = |r: Exclusion, n: u64| *excluded.entry(r).or_default() += n;
+        let mut considered = 0u64;
+        let mut fitting: Vec<(Arc<Offer>, u64, Option<Path>)> = Vec::new();
+        {
+            let idx = self.read();
+            let paths = req.region.as_ref().map(|from| {
+                let lines: Vec<Line> = idx.lines.values().cloned().collect();
+                Paths::from(from, &self.config.paths, &lines, req.min_bandwidth_gbps)
+            });
+            for ((class, region, models), members) in &idx.buckets {
+                let n = members.len() as u64;
+                considered += n;
+                if req.class.is_some_and(|c| c != *class) {
+                    out(Exclusion::WrongClass, n);
+                    continue;
+                }
+                if let Some(m) = &model
+                    && !models.split('\n').any(|x| x == m)
+                {
+                    out(Exclusion::WrongModel, n);
+                    continue;
+                }
+                let path = match &paths {
+                    None => None,
+                    Some(p) => match p.to(region) {
+                        Some(path) => Some(path.clone()),
+                        None => {
+                            out(Exclusion::NoPath, n);
+                            continue;
+                        }
+                    },
+                };
+                if let (Some(max), Some(p)) = (req.max_latency_ms, &path)
+                    && p.latency_ms > max
+                {
+                    out(Exclusion::OverLatency, n);
+                    continue;
+                }
+                for offer in members.values() {
+                    match offer.fits(req) {
+                        Ok(units) => fitting.push((offer.clone(), units, path.clone())),
+                        Err(r) => out(r, 1),
+                    }
+                }
+            }
+        }
+        let ids: Vec<&Identifier> = fitting.iter().map(|(o, _, _)| &o.id).collect();
+        let glances = live.glance(&ids);
+        let hours = (req.end - req.start) as f64 / 3600.0;
+        let mut candidates = Vec::new();
+        for ((offer, units, path), glance) in fitting.iter().zip(glances) {
+            let Some(g) = glance else {
+                out(Exclusion::NeverReported, 1);
+                continue;
+            };
+            let (Some(age), Some(interval)) = (g.age_secs, g.interval_secs) else {
+                out(Exclusion::NeverReported, 1);
+                continue;
+            };
+            if g.freshness != Freshness::Fresh {
+                out(Exclusion::Stale, 1);
+                continue;
+            }
+            if g.health == Some(Health::Down) {
+                out(Exclusion::Down, 1);
+                continue;
+            }
+            let room = offer
+                .units_total
+                .saturating_sub(live.booked(&offer.id, req.start, req.end));
+            if room < *units {
+                out(Exclusion::Booked, 1);
+                continue;
+            }
+            // The provider's report is the only word on units out of
+            // service; it counts for a window that starts within the hour.
+            let reported = u64::try_from(g.units_available.unwrap_or(0).max(0)).unwrap_or(0);
+            let free = if req.start < now.saturating_add(3600) {
+                room.min(reported)
+            } else {
+                room
+            };
+            if free < *units {
+                out(Exclusion::Unavailable, 1);
+                continue;
+            }
+            let stale_at = (u64::from(interval) * STALE_AFTER).max(1);
+            candidates.push(Candidate {
+                identifier: offer.id.to_string(),
+                node: self.node.clone(),
+                class: offer.class.code().to_string(),
+                region: offer.region.clone(),
+                models: offer.models.clone(),
+                unit: offer.unit.to_string(),
+                units: *units,
+                units_free: free,
+                units_total: offer.units_total,
+                price: offer.price.as_ref().map(|p| Cost {
+                    per_unit_hour: p.amount,
+                    currency: p.currency.clone(),
+                    total: (p.amount * *units as f64 * hours * 100.0).round() / 100.0,
+                }),
+                path: path.clone(),
+                quality: round3(1.0 - g.findings.min(3) as f64 / 3.0),
+                freshness: round3(1.0 - age as f64 / stale_at as f64),
+                score: 0.0,
+                components: BTreeMap::new(),
+            });
+        }
+        Selection {
+            considered,
+            matched: candidates.len() as u64,
+            candidates,
+            excluded,
+            explanation: String::new(),
+            weights: self.weights(req),
+            window: Window {
+                start: req.start,
+                end: req.end,
+            },
+        }
+    }
+
+    fn record(&self, signed: &SignedRecord) {
+        let r = signed.record();
+        if !crate::ident::values::is_resource_class(r.identifier.class()) {
+            return;
+        }
+        let mut idx = self.write();
+        if idx
+            .seen
+            .get(&r.identifier)
+            .is_some_and(|(v, _)| *v >= r.version)
+        {
+            return;
+        }
+        idx.remove(&r.identifier);
+        let mut key = None;
+        if let Some((c, d)) = Contribution::of(r, self.table) {
+            if let Some(link) = &d.link {
+                let text = r.identifier.to_string();
+                idx.lines.insert(
+                    text.clone(),
+                    Line {
+                        id: text,
+                        regions: link.regions.clone(),
+                        bandwidth_gbps: link.bandwidth_gbps,
+                        latency_ms: link.latency_ms,
+                    },
+                );
+            } else {
+                let units = c.units_total.max(1) as f64;
+                let mut models: Vec<String> = c.devices.iter().map(|s| s.model.clone()).collect();
+                models.sort();
+                models.dedup();
+                let mut per_unit: Vec<(Precision, f64)> = Vec::new();
+                for p in Precision::ALL {
+                    let gflops: f64 = c
+                        .devices
+                        .iter()
+                        .filter_map(|s| {
+                            s.peaks
+                                .iter()
+                                .find(|(x, _)| *x == p)
+                                .map(|(_, g)| s.count as f64 * *g as f64)
+                        })
+                        .sum();
+                    if gflops > 0.0 {
+                        per_unit.push((p, gflops / 1000.0 / units));
+                    }
+                }
+                let devices = d.devices.as_deref().unwrap_or_default();
+                let device_memory: f64 = devices
+                    .iter()
+                    .filter_map(|x| x.memory_gib.map(|m| m * x.count as f64))
+                    .sum();
+                let memory_per_unit_gib = if device_memory > 0.0 {
+                    Some(device_memory / units)
+                } else {
+                    d.memory_gib.map(|m| m / units)
+                };
+                let k: BucketKey = (
+                    c.class,
+                    c.region.clone(),
+                    models
+                        .iter()
+                        .map(|m| m.to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+                let offer = Offer {
+                    id: r.identifier.clone(),
+                    class: c.class,
+                    region: c.region,
+                    unit: d.unit.as_str(),
+                    units_total: c.units_total,
+                    models,
+                    per_unit_tflops: per_unit,
+                    memory_per_unit_gib,
+                    storage_tib: d.storage_tib,
+                    price: d.price_per_unit_hour.clone(),
+                };
+                idx.buckets
+                    .entry(k.clone())
+                    .or_default()
+                    .insert(r.identifier.clone(), Arc::new(offer));
+                key = Some(k);
+            }
+        }
+        idx.seen.insert(r.identifier.clone(), (r.version, key));
+    }
+}
+
+impl Observer for Selector {
+    fn committed(&self, records: &[SignedRecord]) {
+        for r in records {
+            self.record(r);
+        }
+    }
+}
