@@ -289,14 +289,16 @@ impl Selection {
         self.considered = self.considered.saturating_add(other.considered);
         self.matched = self.matched.saturating_add(other.matched);
         for (r, n) in other.excluded {
-            *self.excluded.entry(r).or_default() += n;
+            let e = self.excluded.entry(r).or_default();
+            *e = e.saturating_add(n);
         }
         self.candidates.extend(other.candidates);
     }
 
     /// Counts one more resource out for `reason` (a candidate dropped).
     pub fn exclude(&mut self, reason: Exclusion) {
-        *self.excluded.entry(reason).or_default() += 1;
+        let e = self.excluded.entry(reason).or_default();
+        *e = e.saturating_add(1);
         self.matched = self.matched.saturating_sub(1);
     }
 

@@ -67,6 +67,49 @@ pub fn resource(data: &[u8]) {
     }
 }
 
+/// A buyer's requirement (`POST /v1/select`, `POST /v1/schedule`) and a
+/// child node's selection answer: a refused requirement points at a field,
+/// an accepted one has a window that is not inverted and units above 0,
+/// and any answer a child sends merges and ranks without panicking.
+pub fn requirement(data: &[u8]) {
+    const NOW: u64 = 1_800_000_000;
+    let req = match crate::select::Requirement::parse(data, NOW) {
+        Ok(r) => {
+            assert!(r.start < r.end, "{r:?}");
+            assert!(r.units.is_none_or(|u| u > 0), "{r:?}");
+            if let Some(from) = &r.region {
+                let paths = crate::select::Paths::from(
+                    from,
+                    &crate::select::PathsConfig::default(),
+                    &[],
+                    r.min_bandwidth_gbps,
+                );
+                assert!(paths.to(from).is_some());
+            }
+            r
+        }
+        Err(e) => {
+            assert!(e.pointer.is_empty() || e.pointer.starts_with('/'), "{e:?}");
+            let Ok(r) = crate::select::Requirement::parse(b"{}", NOW) else {
+                return;
+            };
+            r
+        }
+    };
+    if let Ok(theirs) = serde_json::from_slice::<crate::select::Selection>(data) {
+        let mut mine = theirs.clone();
+        mine.candidates.clear();
+        mine.merge(theirs);
+        mine.finish(&req, 50.0, 10);
+        assert!(mine.candidates.len() <= 10);
+        for pair in mine.candidates.windows(2) {
+            if let [a, b] = pair {
+                assert!(a.score.is_finite() && a.score >= b.score, "{a:?} {b:?}");
+            }
+        }
+    }
+}
+
 /// The status-report body (`POST /v1/reports`): a refusal points at a
 /// field (or the whole body for bad JSON), and what it accepts is within
 /// the node's limits, and reads back the same when written out again.
