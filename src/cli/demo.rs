@@ -3,7 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use cpid::api::client::ApiClient;
+use cpid::ident::identifier::Identifier;
+use cpid::ident::keys::NodeKey;
+use cpid::trade::{StepKind, StepRequest};
 
 use cpid::testkit::federation::{Federation, Options, Ports};
 use cpid::testkit::providers::{self, NodeAccess};
@@ -109,10 +115,149 @@ pub fn run(dir: PathBuf) -> Result<()> {
         println!("  curl 'http://{shanghai_http}/v1/situation/summary'          # Shanghai's signed summary, which the national node pulls");
         println!("  curl 'http://{national_http}/v1/situation/history?minutes=60'");
         println!("  curl 'http://{national_http}/v1/quality'");
+        let walk = BuyerWalk {
+            dir: dir.clone(),
+            national: fed.national.http_url(),
+            national_admin: fed.national.admin_key()?,
+            providers: agents.started.clone(),
+        };
+        match tokio::task::spawn_blocking(move || walk.run()).await? {
+            Ok(()) => {}
+            Err(e) => println!("\n(the buyer's walk did not finish: {e:#})"),
+        }
         println!("\nCtrl-C stops all four and the agents.");
         super::shutdown_signal().await;
         tokio::task::spawn_blocking(move || agents.stop()).await?;
         fed.shutdown().await?;
         anyhow::Ok(())
     })
+}
+
+/// A buyer at the national node: selects across the federation, schedules
+/// the best, and the provider takes the transaction to settlement.
+struct BuyerWalk {
+    dir: PathBuf,
+    national: String,
+    national_admin: NodeKey,
+    providers: Vec<providers::Started>,
+}
+
+impl BuyerWalk {
+    fn run(self) -> Result<()> {
+        let home = self.dir.join("buyer");
+        std::fs::create_dir_all(&home)?;
+        let key_file = home.join("key.pem");
+        let (key, _) = NodeKey::load_or_generate(&key_file)?;
+        let id_file = home.join("identifier");
+        let national = ApiClient::new(&self.national);
+        let buyer = match std::fs::read_to_string(&id_file) {
+            Ok(text) => Identifier::parse(text.trim())?,
+            Err(_) => {
+                let request = cpid::api::body::ProviderRequest {
+                    name: "Demo Lab (buyer)".into(),
+                    organisation: "91310000DEMOBUYER".into(),
+                    contact: "lab@buyer.example".into(),
+                    region: "31".into(),
+                    public_key: key.public().to_public_pem(),
+                };
+                let reply = national.register_user(&request, &key)?;
+                let id = reply.record.record().identifier.clone();
+                national.approve_user(&id, &self.national_admin)?;
+                std::fs::write(&id_file, id.to_string())?;
+                id
+            }
+        };
+        let want = json!({"class": "IC", "units": 2, "region": "31"});
+        // The national node answers for the children once their summaries
+        // arrive: wait for candidates from at least two nodes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let answer = loop {
+            let a = national.select(&want)?;
+            let nodes: std::collections::BTreeSet<String> =
+                candidates(&a).iter().map(|c| field(c, "/node")).collect();
+            if nodes.len() >= 2 || std::time::Instant::now() > deadline {
+                break a;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        };
+        let n = &self.national;
+        println!(
+            "\na buyer ({buyer}, key {}) selects at the national node:",
+            key_file.display()
+        );
+        println!("  cpid select --server {n} --class IC --units 2 --region 31");
+        println!("  {}", field(&answer, "/explanation"));
+        for c in candidates(&answer).iter().take(3) {
+            println!(
+                "  {:<26} node {:<11} region {}  {} free  {} {}/unit-h  {} ms  score {}",
+                field(c, "/identifier"),
+                field(c, "/node"),
+                field(c, "/region"),
+                field(c, "/units_free"),
+                field(c, "/price/per_unit_hour"),
+                field(c, "/price/currency"),
+                field(c, "/path/latency_ms"),
+                field(c, "/score"),
+            );
+        }
+        let (tx, whole) = national
+            .signing_as(Some(&buyer))
+            .schedule(&want, &key)
+            .context("schedule")?;
+        let at = whole
+            .get("scheduled_by_api")
+            .and_then(Value::as_str)
+            .map_or(self.national.clone(), str::to_string);
+        let txid = tx.record.record().identifier.clone();
+        let provider = self
+            .providers
+            .iter()
+            .find(|p| p.provider.to_string() == tx.doc.provider)
+            .context("the provider of the scheduled resource is not a sample")?;
+        let pkey = NodeKey::load(&provider.key)?;
+        let node = ApiClient::new(&at);
+        for step in [StepKind::Accept, StepKind::Activate, StepKind::Settle] {
+            node.tx_step(&txid, step, &StepRequest::default(), &pkey)?;
+        }
+        let settled = node.signing_as(Some(&buyer)).tx_get(&txid, &key)?;
+        if settled.doc.state.as_str() != "settled" {
+            bail!("{txid} is {}", settled.doc.state.as_str());
+        }
+        println!(
+            "scheduled and settled: {txid} ({} {} of {} at {}, {} {}), proposed by the buyer, accepted, activated and settled by {}",
+            tx.doc.units,
+            tx.doc.unit,
+            tx.doc.resource,
+            at,
+            settled.doc.price.total,
+            settled.doc.price.currency,
+            provider.agent
+        );
+        println!(
+            "  cpid tx show {txid} -k {} --as {buyer} --server {at}",
+            key_file.display()
+        );
+        println!(
+            "  cpid tx list -k {} --server {at}      # the provider's transactions",
+            provider.key.display()
+        );
+        Ok(())
+    }
+}
+
+fn candidates(answer: &Value) -> Vec<Value> {
+    answer
+        .get("candidates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A field of a JSON answer as text (`-` when absent).
+fn field(v: &Value, pointer: &str) -> String {
+    match v.pointer(pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "-".into(),
+    }
 }

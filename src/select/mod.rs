@@ -810,3 +810,52 @@ impl Observer for Selector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_explanation_counts_every_reason_largest_first() {
+        let req = Requirement::parse(b"{}", 1_800_000_000).unwrap();
+        let mut s = Selection {
+            considered: 1204,
+            matched: 0,
+            candidates: Vec::new(),
+            excluded: BTreeMap::from([
+                (Exclusion::Stale, 200),
+                (Exclusion::OverLatency, 104),
+                (Exclusion::WrongModel, 900),
+            ]),
+            explanation: String::new(),
+            weights: Weights::default(),
+            window: Window { start: 0, end: 1 },
+        };
+        s.finish(&req, 50.0, 10);
+        assert_eq!(
+            s.explanation,
+            "0 of 1 204 fit: 900 wrong model, 200 stale, 104 over the latency bound"
+        );
+        assert_eq!(grouped(1_234_567), "1 234 567");
+        assert_eq!(grouped(12), "12");
+    }
+
+    #[test]
+    fn weights_and_limits_are_checked() {
+        assert!(SelectConfig::default().check().is_ok());
+        let zero = Weights {
+            price: 0.0,
+            headroom: 0.0,
+            quality: 0.0,
+            freshness: 0.0,
+            latency: 0.0,
+            preference: 0.0,
+        };
+        assert_eq!(zero.check().unwrap_err().0, None);
+        let bad = SelectConfig {
+            default_limit: 500,
+            ..SelectConfig::default()
+        };
+        assert_eq!(bad.check().unwrap_err().0, "select.default_limit");
+    }
+}

@@ -7,7 +7,9 @@
 //! regions (the same of China's six geographic areas) 5 ms, between hub
 //! regions farther apart 20 ms. Any pair can be set in the configuration.
 //! A path is the buyer's region → (lines) → the resource's region, the
-//! fastest there is; with a minimum bandwidth asked, every leg between two
+//! fastest there is, its latency the sum of its legs (the matrix figure
+//! for a public leg between two regions, the line's own for a line), or
+//! the same-region figure when buyer and resource share a region; with a minimum bandwidth asked, every leg between two
 //! regions must be a line at least that wide (bandwidth inside a region is
 //! not the constraint). Line bandwidth is advisory: it is not booked.
 
@@ -173,8 +175,10 @@ impl Paths {
                 done: false,
             })
             .collect();
+        // Inside the buyer's own region the matrix's same-region figure
+        // applies (below); a path out of it costs its legs alone.
         if let Some(s) = slots.get_mut(src) {
-            s.dist = config.latency(from, from);
+            s.dist = 0.0;
         }
         // (line, one end, other end, latency) of the lines wide enough.
         let usable: Vec<(usize, usize, usize, f64)> = lines
@@ -251,13 +255,18 @@ impl Paths {
                 at = u;
             }
             via.reverse();
+            let latency = if v == src {
+                config.latency(from, from)
+            } else {
+                slot.dist
+            };
             by_region.insert(
                 (*to).to_string(),
                 Path {
                     from: from.to_string(),
                     to: (*to).to_string(),
                     via,
-                    latency_ms: (slot.dist * 1000.0).round() / 1000.0,
+                    latency_ms: (latency * 1000.0).round() / 1000.0,
                     bandwidth_gbps: if public_leg { None } else { narrowest },
                 },
             );
@@ -309,10 +318,12 @@ mod tests {
         let p = Paths::from("11", &c, &lines, None);
         let to = p.to("51").unwrap();
         assert_eq!(to.via, vec!["CN.NL.A".to_string()]);
-        assert_eq!(to.latency_ms, 9.0, "1 ms inside Beijing + 8 ms of line");
+        assert_eq!(to.latency_ms, 8.0, "the line from the buyer's region");
+        assert_eq!(p.to("11").unwrap().latency_ms, 1.0, "inside the region");
         assert_eq!(to.bandwidth_gbps, Some(100.0));
         let public = p.to("44").unwrap();
         assert!(public.via.is_empty());
+        assert_eq!(public.latency_ms, 20.0, "the matrix, hub to hub");
         assert_eq!(public.bandwidth_gbps, None);
 
         let wide = Paths::from("11", &c, &lines, Some(50.0));

@@ -241,6 +241,8 @@ pub struct Started {
     /// The node's HTTP API it reports to.
     pub url: String,
     pub inventory: PathBuf,
+    /// The provider's signing key (PKCS#8 PEM).
+    pub key: PathBuf,
 }
 
 /// The running sample agents and their scheduler; [`SampleAgents::stop`]
@@ -327,6 +329,7 @@ pub fn start(
             provider,
             url: node.url.clone(),
             inventory: inventory_file,
+            key: home.join("key.pem"),
         });
     }
     let s = stop.clone();

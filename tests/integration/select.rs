@@ -112,10 +112,10 @@ fn selection_ranks_explains_follows_lines_and_counts_booked_units() {
         a["explanation"],
         "2 of 4 fit: 1 wrong model, 1 never reported"
     );
-    // The far pool is reached over the line: 1 ms in Shanghai + 8 ms.
+    // The far pool is reached over the line (8 ms), not the 20 ms matrix.
     let f = candidate(&a, &far);
     assert_eq!(f["path"]["via"], json!([line.to_string()]), "{f}");
-    assert_eq!(f["path"]["latency_ms"], 9.0);
+    assert_eq!(f["path"]["latency_ms"], 8.0);
     assert_eq!(f["path"]["bandwidth_gbps"], 100.0);
     assert_eq!(candidate(&a, &near)["path"]["latency_ms"], 1.0);
     // Every score is its named components' points; ranked best first.
