@@ -51,8 +51,8 @@ impl Availability for Live<'_> {
         self.capacity.glance(ids)
     }
 
-    fn booked(&self, id: &Identifier, start: u64, end: u64) -> u64 {
-        self.trades.booked(id, start, end)
+    fn booked(&self, ids: &[&Identifier], start: u64, end: u64) -> Vec<u64> {
+        self.trades.booked_many(ids, start, end)
     }
 }
 
@@ -183,6 +183,7 @@ pub async fn federated(
                     start: req.start,
                     end: req.end,
                 },
+                cheapest: Default::default(),
             }
         }
     };

@@ -633,8 +633,10 @@ impl Capacity {
     /// What a selection needs of each resource's live state, under one
     /// lock (`None` for an identifier that is not a resource here).
     pub fn glance(&self, ids: &[&Identifier]) -> Vec<Option<Glance>> {
+        use std::fmt::Write;
         let now = self.clock.now();
         let inner = self.read();
+        let mut text = String::new();
         ids.iter()
             .map(|id| {
                 let e = inner.entries.get(*id).filter(|e| e.version > 0)?;
@@ -642,9 +644,13 @@ impl Capacity {
                     .status
                     .as_ref()
                     .map_or(Freshness::Unknown, |s| s.freshness(now));
-                let mut findings = e.descriptor_findings.len()
-                    + usize::from(freshness != Freshness::Fresh)
-                    + inner.duplicates.findings(&id.to_string()).len();
+                let mut findings =
+                    e.descriptor_findings.len() + usize::from(freshness != Freshness::Fresh);
+                if !inner.duplicates.is_empty() {
+                    text.clear();
+                    let _ = write!(text, "{id}");
+                    findings += inner.duplicates.findings(&text).len();
+                }
                 if let (Some(s), Some(c)) = (&e.status, &e.contribution) {
                     findings += quality::status_findings(
                         c.units_total,

@@ -268,6 +268,10 @@ pub struct Selection {
     pub explanation: String,
     pub weights: Weights,
     pub window: Window,
+    /// The lowest price per unit-hour of everything that fit, per
+    /// currency: what the price component compares with.
+    #[serde(default)]
+    pub cheapest: BTreeMap<String, f64>,
 }
 
 /// `1204` as `1 204`.
@@ -293,6 +297,10 @@ impl Selection {
             *e = e.saturating_add(n);
         }
         self.candidates.extend(other.candidates);
+        for (currency, p) in other.cheapest {
+            let e = self.cheapest.entry(currency).or_insert(p);
+            *e = e.min(p);
+        }
     }
 
     /// Counts one more resource out for `reason` (a candidate dropped).
@@ -305,7 +313,13 @@ impl Selection {
     /// Scores every candidate over the whole set, ranks them, keeps
     /// `limit` and writes the explanation.
     pub fn finish(&mut self, req: &Requirement, scale_ms: f64, limit: usize) {
-        rank(&mut self.candidates, &self.weights, req, scale_ms);
+        rank(
+            &mut self.candidates,
+            &self.weights,
+            req,
+            scale_ms,
+            &self.cheapest,
+        );
         self.candidates.truncate(limit);
         let mut reasons: Vec<(Exclusion, u64)> = self
             .excluded
@@ -333,73 +347,120 @@ impl Selection {
     }
 }
 
-/// Scores and sorts: best first; ties go to the cheaper, then by
-/// identifier.
-fn rank(cands: &mut [Candidate], weights: &Weights, req: &Requirement, scale_ms: f64) {
-    let mut cheapest: HashMap<String, f64> = HashMap::new();
-    for c in cands.iter() {
-        if let Some(p) = &c.price {
-            let e = cheapest
-                .entry(p.currency.clone())
-                .or_insert(p.per_unit_hour);
-            *e = e.min(p.per_unit_hour);
+/// What a score is computed from.
+struct Inputs<'a> {
+    price: Option<(&'a str, f64)>,
+    free: u64,
+    units: u64,
+    total: u64,
+    quality: f64,
+    freshness: f64,
+    latency_ms: Option<f64>,
+    region: &'a str,
+}
+
+/// The component values (in [`Weights::named`] order) and the score.
+fn score(
+    x: &Inputs<'_>,
+    weights: &Weights,
+    req: &Requirement,
+    scale_ms: f64,
+    cheapest: &BTreeMap<String, f64>,
+) -> ([f64; 6], f64) {
+    let price = match x.price {
+        Some((currency, p)) if p > 0.0 => cheapest.get(currency).copied().unwrap_or(p) / p,
+        Some(_) => 1.0,
+        None => 0.0,
+    };
+    let headroom = if x.total == 0 {
+        0.0
+    } else {
+        x.free.saturating_sub(x.units) as f64 / x.total as f64
+    };
+    let scale = req.max_latency_ms.unwrap_or(scale_ms);
+    let latency = x.latency_ms.map_or(1.0, |ms| 1.0 - ms / scale);
+    let preference = if req.preferred_regions.is_empty()
+        || req.preferred_regions.iter().any(|r| r == x.region)
+    {
+        1.0
+    } else {
+        0.0
+    };
+    let values = [price, headroom, x.quality, x.freshness, latency, preference]
+        .map(|v| round3(v.clamp(0.0, 1.0)));
+    let total: f64 = weights.named().iter().map(|(_, w)| w).sum();
+    let mut sum = 0.0;
+    for ((_, w), v) in weights.named().into_iter().zip(values) {
+        if total > 0.0 {
+            sum += v * w / total;
         }
     }
+    (values, round3(sum))
+}
+
+/// Scores every candidate against `cheapest` and sorts: best first; ties
+/// go to the cheaper, then by identifier.
+fn rank(
+    cands: &mut [Candidate],
+    weights: &Weights,
+    req: &Requirement,
+    scale_ms: f64,
+    cheapest: &BTreeMap<String, f64>,
+) {
     let total: f64 = weights.named().iter().map(|(_, w)| w).sum();
-    let scale = req.max_latency_ms.unwrap_or(scale_ms);
     for c in cands.iter_mut() {
-        let price = match &c.price {
-            Some(p) if p.per_unit_hour > 0.0 => {
-                cheapest
-                    .get(&p.currency)
-                    .copied()
-                    .unwrap_or(p.per_unit_hour)
-                    / p.per_unit_hour
-            }
-            Some(_) => 1.0,
-            None => 0.0,
-        };
-        let headroom = if c.units_total == 0 {
-            0.0
-        } else {
-            c.units_free.saturating_sub(c.units) as f64 / c.units_total as f64
-        };
-        let latency = c.path.as_ref().map_or(1.0, |p| 1.0 - p.latency_ms / scale);
-        let preference =
-            if req.preferred_regions.is_empty() || req.preferred_regions.contains(&c.region) {
-                1.0
-            } else {
-                0.0
-            };
-        let values = [price, headroom, c.quality, c.freshness, latency, preference];
-        c.components.clear();
-        let mut score = 0.0;
-        for ((name, w), v) in weights.named().into_iter().zip(values) {
-            let weight = if total > 0.0 { w / total } else { 0.0 };
-            let value = round3(v.clamp(0.0, 1.0));
-            let points = round3(value * weight);
-            score += value * weight;
-            c.components.insert(
-                name.to_string(),
-                Component {
-                    value,
-                    weight: round3(weight),
-                    points,
-                },
-            );
-        }
-        c.score = round3(score);
+        let (values, sum) = score(
+            &Inputs {
+                price: c
+                    .price
+                    .as_ref()
+                    .map(|p| (p.currency.as_str(), p.per_unit_hour)),
+                free: c.units_free,
+                units: c.units,
+                total: c.units_total,
+                quality: c.quality,
+                freshness: c.freshness,
+                latency_ms: c.path.as_ref().map(|p| p.latency_ms),
+                region: &c.region,
+            },
+            weights,
+            req,
+            scale_ms,
+            cheapest,
+        );
+        c.components = components(weights, total, values);
+        c.score = sum;
     }
     cands.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
-            .then_with(|| {
-                let pa = a.price.as_ref().map_or(f64::INFINITY, |p| p.per_unit_hour);
-                let pb = b.price.as_ref().map_or(f64::INFINITY, |p| p.per_unit_hour);
-                pa.total_cmp(&pb)
-            })
+            .then_with(|| price_of(a).total_cmp(&price_of(b)))
             .then_with(|| a.identifier.cmp(&b.identifier))
     });
+}
+
+fn price_of(c: &Candidate) -> f64 {
+    c.price.as_ref().map_or(f64::INFINITY, |p| p.per_unit_hour)
+}
+
+/// The named components of a score.
+fn components(weights: &Weights, total: f64, values: [f64; 6]) -> BTreeMap<String, Component> {
+    weights
+        .named()
+        .into_iter()
+        .zip(values)
+        .map(|((name, w), value)| {
+            let weight = if total > 0.0 { w / total } else { 0.0 };
+            (
+                name.to_string(),
+                Component {
+                    value,
+                    weight: round3(weight),
+                    points: round3(value * weight),
+                },
+            )
+        })
+        .collect()
 }
 
 fn round3(v: f64) -> f64 {
@@ -410,8 +471,8 @@ fn round3(v: f64) -> f64 {
 pub trait Availability {
     /// The live state of each resource, in order.
     fn glance(&self, ids: &[&Identifier]) -> Vec<Option<Glance>>;
-    /// The most units booked at any instant of `[start, end)`.
-    fn booked(&self, id: &Identifier, start: u64, end: u64) -> u64;
+    /// The most units booked at any instant of `[start, end)`, for each.
+    fn booked(&self, ids: &[&Identifier], start: u64, end: u64) -> Vec<u64>;
 }
 
 /// One resource as the selector keeps it.
@@ -589,58 +650,69 @@ impl Selector {
     /// the limit: call [`Selection::finish`] after merging children's.
     pub fn select(&self, req: &Requirement, now: u64, live: &dyn Availability) -> Selection {
         let model = self.model_key(req);
+        let weights = self.weights(req);
+        let limit = self.limit(req);
         let mut excluded: BTreeMap<Exclusion, u64> = BTreeMap::new();
         let mut out = |r: Exclusion, n: u64| *excluded.entry(r).or_default() += n;
         let mut considered = 0u64;
-        let mut fitting: Vec<(Arc<Offer>, u64, Option<Path>)> = Vec::new();
-        {
-            let idx = self.read();
-            let paths = req.region.as_ref().map(|from| {
-                let lines: Vec<Line> = idx.lines.values().cloned().collect();
-                Paths::from(from, &self.config.paths, &lines, req.min_bandwidth_gbps)
-            });
-            for ((class, region, models), members) in &idx.buckets {
-                let n = members.len() as u64;
-                considered += n;
-                if req.class.is_some_and(|c| c != *class) {
-                    out(Exclusion::WrongClass, n);
-                    continue;
-                }
-                if let Some(m) = &model
-                    && !models.split('\n').any(|x| x == m)
-                {
-                    out(Exclusion::WrongModel, n);
-                    continue;
-                }
-                let path = match &paths {
-                    None => None,
-                    Some(p) => match p.to(region) {
-                        Some(path) => Some(path.clone()),
-                        None => {
-                            out(Exclusion::NoPath, n);
-                            continue;
-                        }
-                    },
-                };
-                if let (Some(max), Some(p)) = (req.max_latency_ms, &path)
-                    && p.latency_ms > max
-                {
-                    out(Exclusion::OverLatency, n);
-                    continue;
-                }
-                for offer in members.values() {
-                    match offer.fits(req) {
-                        Ok(units) => fitting.push((offer.clone(), units, path.clone())),
-                        Err(r) => out(r, 1),
+        // The index stays read-locked while the offers are weighed, so they
+        // are borrowed, not copied; a commit waits that long to update it.
+        let idx = self.read();
+        let paths = req.region.as_ref().map(|from| {
+            let lines: Vec<Line> = idx.lines.values().cloned().collect();
+            Paths::from(from, &self.config.paths, &lines, req.min_bandwidth_gbps)
+        });
+        // One path per bucket that passed; offers point at theirs.
+        let mut bucket_paths: Vec<Option<&Path>> = Vec::new();
+        let mut fitting: Vec<(&Offer, u64, usize)> = Vec::new();
+        for ((class, region, models), members) in &idx.buckets {
+            let n = members.len() as u64;
+            considered += n;
+            if req.class.is_some_and(|c| c != *class) {
+                out(Exclusion::WrongClass, n);
+                continue;
+            }
+            if let Some(m) = &model
+                && !models.split('\n').any(|x| x == m)
+            {
+                out(Exclusion::WrongModel, n);
+                continue;
+            }
+            let path = match &paths {
+                None => None,
+                Some(p) => match p.to(region) {
+                    Some(path) => Some(path),
+                    None => {
+                        out(Exclusion::NoPath, n);
+                        continue;
                     }
+                },
+            };
+            if let (Some(max), Some(p)) = (req.max_latency_ms, path)
+                && p.latency_ms > max
+            {
+                out(Exclusion::OverLatency, n);
+                continue;
+            }
+            let slot = bucket_paths.len();
+            bucket_paths.push(path);
+            for offer in members.values() {
+                match offer.fits(req) {
+                    Ok(units) => fitting.push((offer, units, slot)),
+                    Err(r) => out(r, 1),
                 }
             }
         }
         let ids: Vec<&Identifier> = fitting.iter().map(|(o, _, _)| &o.id).collect();
         let glances = live.glance(&ids);
-        let hours = (req.end - req.start) as f64 / 3600.0;
-        let mut candidates = Vec::new();
-        for ((offer, units, path), glance) in fitting.iter().zip(glances) {
+        let booked = live.booked(&ids, req.start, req.end);
+        // What fits: (index in `fitting`, units free, quality, freshness).
+        let mut fits: Vec<(usize, u64, f64, f64)> = Vec::new();
+        for (at, ((offer, units, _), (glance, booked))) in fitting
+            .iter()
+            .zip(glances.into_iter().zip(booked))
+            .enumerate()
+        {
             let Some(g) = glance else {
                 out(Exclusion::NeverReported, 1);
                 continue;
@@ -657,9 +729,7 @@ impl Selector {
                 out(Exclusion::Down, 1);
                 continue;
             }
-            let room = offer
-                .units_total
-                .saturating_sub(live.booked(&offer.id, req.start, req.end));
+            let room = offer.units_total.saturating_sub(booked);
             if room < *units {
                 out(Exclusion::Booked, 1);
                 continue;
@@ -677,6 +747,73 @@ impl Selector {
                 continue;
             }
             let stale_at = (u64::from(interval) * STALE_AFTER).max(1);
+            fits.push((
+                at,
+                free,
+                round3(1.0 - g.findings.min(3) as f64 / 3.0),
+                round3(1.0 - age as f64 / stale_at as f64),
+            ));
+        }
+        let mut cheapest: BTreeMap<String, f64> = BTreeMap::new();
+        for (at, ..) in &fits {
+            if let Some((o, _, _)) = fitting.get(*at)
+                && let Some(p) = &o.price
+            {
+                match cheapest.get_mut(&p.currency) {
+                    Some(c) => *c = c.min(p.amount),
+                    None => {
+                        cheapest.insert(p.currency.clone(), p.amount);
+                    }
+                }
+            }
+        }
+        let scale = self.config.latency_scale_ms;
+        // Scored compactly; only the best `limit` become candidates.
+        let mut scored: Vec<(f64, f64, usize, u64, f64, f64)> = fits
+            .iter()
+            .filter_map(|&(at, free, quality, freshness)| {
+                let (o, units, slot) = fitting.get(at)?;
+                let path = bucket_paths.get(*slot).copied().flatten();
+                let (_, sum) = score(
+                    &Inputs {
+                        price: o.price.as_ref().map(|p| (p.currency.as_str(), p.amount)),
+                        free,
+                        units: *units,
+                        total: o.units_total,
+                        quality,
+                        freshness,
+                        latency_ms: path.map(|p| p.latency_ms),
+                        region: &o.region,
+                    },
+                    &weights,
+                    req,
+                    scale,
+                    &cheapest,
+                );
+                let price = o.price.as_ref().map_or(f64::INFINITY, |p| p.amount);
+                Some((sum, price, at, free, quality, freshness))
+            })
+            .collect();
+        let matched = scored.len() as u64;
+        let order = |a: &(f64, f64, usize, u64, f64, f64), b: &(f64, f64, usize, u64, f64, f64)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.1.total_cmp(&b.1))
+                .then_with(|| {
+                    let id = |x: usize| fitting.get(x).map(|(o, _, _)| &o.id);
+                    id(a.2).cmp(&id(b.2))
+                })
+        };
+        if scored.len() > limit {
+            scored.select_nth_unstable_by(limit.saturating_sub(1), order);
+            scored.truncate(limit);
+        }
+        scored.sort_by(order);
+        let hours = (req.end - req.start) as f64 / 3600.0;
+        let mut candidates = Vec::with_capacity(scored.len());
+        for (_, _, at, free, quality, freshness) in scored {
+            let Some((offer, units, slot)) = fitting.get(at) else {
+                continue;
+            };
             candidates.push(Candidate {
                 identifier: offer.id.to_string(),
                 node: self.node.clone(),
@@ -692,25 +829,36 @@ impl Selector {
                     currency: p.currency.clone(),
                     total: (p.amount * *units as f64 * hours * 100.0).round() / 100.0,
                 }),
-                path: path.clone(),
-                quality: round3(1.0 - g.findings.min(3) as f64 / 3.0),
-                freshness: round3(1.0 - age as f64 / stale_at as f64),
+                path: bucket_paths.get(*slot).copied().flatten().cloned(),
+                quality,
+                freshness,
                 score: 0.0,
                 components: BTreeMap::new(),
             });
         }
-        Selection {
+        drop(idx);
+        let mut selection = Selection {
             considered,
-            matched: candidates.len() as u64,
+            matched,
             candidates,
             excluded,
             explanation: String::new(),
-            weights: self.weights(req),
+            weights,
             window: Window {
                 start: req.start,
                 end: req.end,
             },
-        }
+            cheapest,
+        };
+        // The components and scores as answered (the same figures).
+        rank(
+            &mut selection.candidates,
+            &weights,
+            req,
+            scale,
+            &selection.cheapest,
+        );
+        selection
     }
 
     fn record(&self, signed: &SignedRecord) {
@@ -830,6 +978,7 @@ mod tests {
             explanation: String::new(),
             weights: Weights::default(),
             window: Window { start: 0, end: 1 },
+            cheapest: BTreeMap::new(),
         };
         s.finish(&req, 50.0, 10);
         assert_eq!(

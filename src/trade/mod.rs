@@ -496,6 +496,27 @@ impl Trades {
             .map_or(0, |c| c.peak(start, end))
     }
 
+    /// [`Trades::booked`] for many resources under one lock.
+    pub fn booked_many(&self, resources: &[&Identifier], start: u64, end: u64) -> Vec<u64> {
+        use std::fmt::Write;
+        let index = self.read();
+        if index.calendars.is_empty() {
+            return vec![0; resources.len()];
+        }
+        let mut key = String::new();
+        resources
+            .iter()
+            .map(|id| {
+                key.clear();
+                let _ = write!(key, "{id}");
+                index
+                    .calendars
+                    .get(key.as_str())
+                    .map_or(0, |c| c.peak(start, end))
+            })
+            .collect()
+    }
+
     /// The bookings of a resource that have not ended.
     pub fn calendar(&self, resource: &Identifier) -> Calendar {
         let mut c = self
