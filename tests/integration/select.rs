@@ -187,7 +187,10 @@ fn selection_ranks_explains_follows_lines_and_counts_booked_units() {
         json!({"model": "A800", "peak": {"precision": "fp16", "tflops": 4000}}),
     );
     assert_eq!(ids(&too_big), vec![far.to_string()]);
-    assert_eq!(too_big["excluded"]["below_peak"], 2, "the near pool and the silent one");
+    assert_eq!(
+        too_big["excluded"]["below_peak"], 2,
+        "the near pool and the silent one"
+    );
 
     // Accepted units are off for their window, and only for it.
     let (bkey, _) = buyer(&api, "lab");
