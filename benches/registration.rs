@@ -20,15 +20,13 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use cpid::api::client::{ApiClient, signed_headers};
+use std::time::Instant;
+
+use common::{Node, cpu_seconds, drive, expect_all, metric, percentile, registrations};
+use cpid::api::client::ApiClient;
 use cpid::ident::keys::{NodeKey, SigningContext};
-use http_body_util::Full;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 struct Options {
@@ -58,105 +56,6 @@ fn options() -> Options {
         }
     }
     o
-}
-
-/// User + system CPU seconds of a process, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the ')'.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-struct Signed {
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-}
-
-fn presign(key: &NodeKey, n: usize, round: usize) -> Vec<Signed> {
-    let created = cpid::clock::system_now() as i64;
-    (0..n)
-        .map(|i| {
-            let body = serde_json::to_vec(&json!({
-                "class": "IC",
-                "values": [
-                    {"type": "CP.RESOURCE", "data": format!(
-                        r#"{{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card","units_total":{n},"devices":[{{"model":"A800","count":{n},"peak_tflops":{{"fp16":312}}}}]}}"#,
-                        n = i % 64 + 1
-                    )},
-                    {"type": "CP.ENDPOINT", "data": format!("https://pool-{i}.bench.example/v1")},
-                ],
-            }))
-            .unwrap();
-            let nonce = format!("bench-{round}-{i}");
-            let headers =
-                signed_headers("POST", "/v1/identifiers", &body, key, &nonce, created).unwrap();
-            Signed { headers, body }
-        })
-        .collect()
-}
-
-/// Sends every request over `connections` keep-alive HTTP/1.1 connections;
-/// returns the latency of each and the wall time.
-async fn drive(
-    addr: std::net::SocketAddr,
-    work: Vec<Signed>,
-    connections: usize,
-) -> (Vec<Duration>, Duration) {
-    let mut shares: Vec<Vec<Signed>> = (0..connections).map(|_| Vec::new()).collect();
-    for (i, w) in work.into_iter().enumerate() {
-        shares[i % connections].push(w);
-    }
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for share in shares {
-        tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let mut latencies = Vec::with_capacity(share.len());
-            for s in share {
-                let mut req = Request::post("/v1/identifiers")
-                    .header("host", addr.to_string())
-                    .body(Full::new(bytes::Bytes::from(s.body)))
-                    .unwrap();
-                *req.headers_mut() = {
-                    let mut h = s.headers;
-                    h.insert("host", addr.to_string().parse().unwrap());
-                    h
-                };
-                let t = Instant::now();
-                let resp = sender.send_request(req).await.unwrap();
-                let status = resp.status();
-                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
-                latencies.push(t.elapsed());
-                assert_eq!(status, 201, "registration refused");
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    (all, started.elapsed())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// µs per signature of ed25519-dalek's `verify_batch` over `n` signatures.
@@ -200,36 +99,9 @@ fn ed25519_costs() -> (f64, f64) {
 
 fn main() {
     let o = options();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = None;
-    let http = match &o.server {
-        Some(url) => url.clone(),
-        None => {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_cpid"))
-                .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-                .args(["--policy", "open", "--udp-workers", "1", "--data"])
-                .arg(dir.path())
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(c.stderr.take().unwrap()).lines();
-            let http = loop {
-                let line = lines.next().expect("cpid serve exited").unwrap();
-                if let Some(at) = line.find("http://") {
-                    let rest = &line[at..];
-                    break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
-                }
-            };
-            std::thread::spawn(move || lines.for_each(drop));
-            child = Some(c);
-            http
-        }
-    };
-    let pid = child.as_ref().map(std::process::Child::id);
-    let addr: std::net::SocketAddr = http.trim_start_matches("http://").parse().unwrap();
-    let api = ApiClient::new(&http);
+    let node = Node::start(o.server.as_deref());
+    let pid = node.pid();
+    let api = ApiClient::new(&node.http);
     let key = NodeKey::generate().unwrap();
     let provider = json!({
         "name": "bench", "organisation": "BENCH-1", "contact": "ops@bench.example",
@@ -259,11 +131,12 @@ fn main() {
         .build()
         .unwrap();
     for round in 0..o.rounds {
-        let work = presign(&key, o.requests, round);
+        let work = registrations(&key, o.requests, &round.to_string());
         let before_text = api.get("/metrics").unwrap().text;
         let cpu_before = pid.map_or(0.0, cpu_seconds);
         let client_before = cpu_seconds(std::process::id());
-        let (mut lat, wall) = rt.block_on(drive(addr, work, o.connections));
+        let (answers, wall) = rt.block_on(drive(node.addr, work, o.connections));
+        let lat = expect_all(&answers, 201, "registration");
         let cpu = pid.map_or(0.0, cpu_seconds) - cpu_before;
         let client = cpu_seconds(std::process::id()) - client_before;
         let after_text = api.get("/metrics").unwrap().text;
@@ -275,7 +148,6 @@ fn main() {
             - metric(&before_text, "cpid_signature_batch_size_count");
         let commit_busy = metric(&after_text, "cpid_store_commit_seconds_sum")
             - metric(&before_text, "cpid_store_commit_seconds_sum");
-        lat.sort();
         let per = |secs: f64| secs / o.requests as f64 * 1e6;
         println!(
             "round {}: {:>6.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/registration: server {:>5.1}, client {:>5.1}  {:>5.1} registrations/commit, writer busy {:>3.0} %, {:>4.1} signatures/batch",
@@ -299,9 +171,5 @@ fn main() {
             "server CPU per registration in units of one verify_strict measured in this run: {}",
             text.join(" / ")
         );
-    }
-    if let Some(mut c) = child {
-        let _ = c.kill();
-        let _ = c.wait();
     }
 }

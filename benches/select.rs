@@ -307,8 +307,10 @@ impl Availability for AllFree {
             .collect()
     }
 
-    fn booked(&self, id: &Identifier, _start: u64, _end: u64) -> u64 {
-        self.calendars.get(id).copied().unwrap_or(0)
+    fn booked(&self, ids: &[&Identifier], _start: u64, _end: u64) -> Vec<u64> {
+        ids.iter()
+            .map(|id| self.calendars.get(*id).copied().unwrap_or(0))
+            .collect()
     }
 }
 
@@ -528,9 +530,12 @@ impl Scan {
                 out(Exclusion::Down);
                 continue;
             }
-            let room = o
-                .units_total
-                .saturating_sub(live.booked(&o.id, req.start, req.end));
+            let room = o.units_total.saturating_sub(
+                live.booked(&[&o.id], req.start, req.end)
+                    .first()
+                    .copied()
+                    .unwrap_or(0),
+            );
             if room < units {
                 out(Exclusion::Booked);
                 continue;
@@ -569,6 +574,15 @@ impl Scan {
                 components: BTreeMap::new(),
             });
         }
+        let mut cheapest: BTreeMap<String, f64> = BTreeMap::new();
+        for c in &candidates {
+            if let Some(p) = &c.price {
+                let e = cheapest
+                    .entry(p.currency.clone())
+                    .or_insert(p.per_unit_hour);
+                *e = e.min(p.per_unit_hour);
+            }
+        }
         Selection {
             considered: self.offers.len() as u64,
             matched: candidates.len() as u64,
@@ -580,6 +594,7 @@ impl Scan {
                 start: req.start,
                 end: req.end,
             },
+            cheapest,
         }
     }
 }
@@ -853,8 +868,8 @@ impl Availability for Own<'_> {
         self.0.node.capacity.glance(ids)
     }
 
-    fn booked(&self, id: &Identifier, start: u64, end: u64) -> u64 {
-        self.0.node.trades.booked(id, start, end)
+    fn booked(&self, ids: &[&Identifier], start: u64, end: u64) -> Vec<u64> {
+        self.0.node.trades.booked_many(ids, start, end)
     }
 }
 

@@ -96,10 +96,7 @@ pub struct UpdateRequest {
 
 /// Parses a JSON body: syntax errors are 400, wrong shapes 422.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::new(Code::InvalidRequest, e.to_string()),
-        _ => ApiError::new(Code::InvalidJson, e.to_string()),
-    })
+    Ok(serde_json::from_slice(body)?)
 }
 
 fn invalid(reason: impl Into<String>) -> ApiError {

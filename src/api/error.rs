@@ -325,11 +325,23 @@ impl From<crate::capacity::CapacityError> for ApiError {
     }
 }
 
+/// A body that did not parse: syntax errors are 400, wrong shapes 422.
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> ApiError {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => Code::InvalidRequest,
+            _ => Code::InvalidJson,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 impl From<crate::trade::TradeError> for ApiError {
     fn from(e: crate::trade::TradeError) -> ApiError {
         use crate::trade::TradeError as E;
         let reason = e.to_string();
         let (code, pointer) = match e {
+            E::Body(e) => return e.into(),
             E::Invalid { pointer, .. } => (Code::InvalidValue, Some(pointer)),
             E::UnknownResource(_) => (Code::NotFound, Some("/resource".to_string())),
             E::InactiveResource { .. } => (Code::NotActive, Some("/resource".to_string())),

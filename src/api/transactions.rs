@@ -13,14 +13,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::{self, SignedBody, Signer};
-use super::body;
 use super::error::{ApiError, Code};
 use super::respond::{answered_with, blocking, record_json, run_mutation};
 use super::situation::CheckedQuery;
 use super::state::{ApiState, Shared};
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::record::SignedRecord;
-use crate::trade::{self, Actor, ProposeRequest, SignedRequest, StepKind, StepRequest, TxState};
+use crate::trade::{self, Actor, SignedRequest, StepKind, TxState};
 
 /// Most transactions in one page of a list.
 const MAX_PAGE: usize = 500;
@@ -78,7 +77,7 @@ pub(super) fn location(id: &Identifier) -> String {
 pub(super) async fn propose(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     let s = state.clone();
     let signed = run_mutation("tx_propose", async move {
-        let body: ProposeRequest = body::parse_json(&req.body)?;
+        let body = trade::parse_proposal(&req.body)?;
         let (buyer, verified) = auth::verify_buyer(&s, &req).await?;
         let key = verified.nonce.key.clone();
         let result = s
@@ -112,11 +111,7 @@ pub(super) async fn step(
         })?;
     let s = state.clone();
     let signed = run_mutation("tx_step", async move {
-        let body: StepRequest = if req.body.is_empty() {
-            StepRequest::default()
-        } else {
-            body::parse_json(&req.body)?
-        };
+        let body = trade::parse_step(&req.body)?;
         let (signer, verified) = auth::verify_party(&s, &req).await?;
         let actor = match signer {
             Signer::Party(p) => Actor::Party(p),

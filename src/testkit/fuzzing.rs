@@ -25,10 +25,11 @@ use crate::ident::keys::{NodeKey, PublicKey};
 use crate::ident::record::{
     MAX_DATA_LEN, MAX_TTL, Record, RecordStatus, SignedRecord, Value, ValueType,
 };
-use crate::ident::resource::ResourceDescriptor;
+use crate::ident::resource::{MAX_FIGURE, ResourceDescriptor};
 use crate::ident::values::{HS_ADMIN_INDEX, HS_PUBKEY_INDEX};
 use crate::resolution::gateway::cache::Block;
 use crate::resolution::resolver::{self, Outcome, ResolveError};
+use crate::trade::{self, StepKind};
 
 /// The identifier parser and the DNS-name mapping.
 pub fn identifier(data: &[u8]) {
@@ -407,6 +408,89 @@ fn checked_values(inputs: Vec<ValueInput>, class: Class) {
             }
         }
         Err(e) => assert_ne!(e.status(), StatusCode::INTERNAL_SERVER_ERROR, "{e}"),
+    }
+}
+
+/// The transaction bodies (`POST /v1/transactions` and the steps on one),
+/// through the same parse and checks as the handlers: a refusal is a 4xx
+/// that names a field (or the whole body when it does not parse), and
+/// terms that pass keep every promise [`trade::Terms`] and
+/// [`trade::StepTerms`] make. A proposal that parses writes back, as a
+/// client sends it, to JSON that parses to the same terms.
+pub fn transaction(data: &[u8]) {
+    let refused = |e: trade::TradeError, fields: &[&str]| {
+        let named = match &e {
+            trade::TradeError::Invalid { pointer, .. } => Some(pointer.clone()),
+            _ => None,
+        };
+        let api = crate::api::ApiError::from(e);
+        assert!(api.status().is_client_error(), "{api}");
+        if let Some(pointer) = named {
+            assert!(fields.contains(&pointer.as_str()), "{pointer}: {api}");
+        }
+    };
+
+    match trade::parse_proposal(data) {
+        Ok(request) => match request.terms(FUZZ_NOW) {
+            Ok(t) => {
+                assert_eq!(t.resource, request.resource);
+                assert!(t.units >= 1 && t.start < t.end && t.end > FUZZ_NOW);
+                assert!(t.start.saturating_add(trade::START_SLACK_SECS) >= FUZZ_NOW);
+                assert!(t.end - t.start <= trade::MAX_WINDOW_SECS);
+                assert!(
+                    t.max_price_per_unit_hour
+                        .is_none_or(|p| (0.0..=MAX_FIGURE).contains(&p)),
+                    "{t:?}"
+                );
+                let again = serde_json::to_vec(&request).expect("a proposal serialises");
+                let back = trade::parse_proposal(&again)
+                    .and_then(|r| r.terms(FUZZ_NOW))
+                    .unwrap_or_else(|e| panic!("{request:?} does not read back: {e}"));
+                assert_eq!(
+                    (&back.resource, back.units, back.start, back.end),
+                    (&t.resource, t.units, t.start, t.end)
+                );
+            }
+            Err(e) => refused(e, &["/units", "/start", "/end", "/max_price_per_unit_hour"]),
+        },
+        Err(e) => refused(e, &[]),
+    }
+
+    match trade::parse_step(data) {
+        Ok(request) => {
+            for kind in [
+                StepKind::Accept,
+                StepKind::Reject,
+                StepKind::Activate,
+                StepKind::Settle,
+                StepKind::Cancel,
+            ] {
+                match request.terms(kind) {
+                    Ok(t) => {
+                        assert_eq!(t.reason, request.reason);
+                        if let Some(r) = &t.reason {
+                            assert!(r.len() <= 256 && !r.trim().is_empty(), "{r:?}");
+                            assert!(!r.chars().any(char::is_control), "{r:?}");
+                        }
+                        match t.amount {
+                            Some(a) => {
+                                assert!(kind == StepKind::Settle && (0.0..=MAX_FIGURE).contains(&a))
+                            }
+                            None => assert!(kind != StepKind::Settle || request.amount.is_none()),
+                        }
+                    }
+                    Err(e) => refused(e, &["/reason", "/amount"]),
+                }
+            }
+        }
+        Err(e) => refused(e, &[]),
+    }
+
+    // The step of a path segment names itself.
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Some(kind) = StepKind::parse(s)
+    {
+        assert_eq!(kind.as_str(), s);
     }
 }
 

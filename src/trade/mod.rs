@@ -251,6 +251,114 @@ pub struct StepRequest {
     pub amount: Option<serde_json::Value>,
 }
 
+/// Parses a proposal body (`POST /v1/transactions`): strict JSON, unknown
+/// fields refused. What it carries is checked by [`ProposeRequest::terms`].
+pub fn parse_proposal(body: &[u8]) -> Result<ProposeRequest, TradeError> {
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// Parses the body of a step on an existing transaction; an empty body is
+/// a step with no reason and no amount. What it carries is checked by
+/// [`StepRequest::terms`].
+pub fn parse_step(body: &[u8]) -> Result<StepRequest, TradeError> {
+    if body.is_empty() {
+        return Ok(StepRequest::default());
+    }
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// A proposal's terms as its body states them, checked for everything
+/// that needs neither the resource nor the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terms {
+    /// As sent: [`Trades::check_proposal`] looks it up.
+    pub resource: String,
+    /// At least 1.
+    pub units: u64,
+    /// `[start, end)`: ends after now, starts at most [`START_SLACK_SECS`]
+    /// before now, at most [`MAX_WINDOW_SECS`] long.
+    pub start: u64,
+    pub end: u64,
+    /// A number from 0 to [`crate::ident::resource::MAX_FIGURE`].
+    pub max_price_per_unit_hour: Option<f64>,
+}
+
+impl ProposeRequest {
+    /// Checks the numbers of a proposal at `now`; a refusal names its field.
+    pub fn terms(&self, now: u64) -> Result<Terms, TradeError> {
+        let units = integer(&self.units, "/units", 1)?;
+        let start = integer(&self.start, "/start", 0)?;
+        let end = integer(&self.end, "/end", 0)?;
+        if end <= start {
+            return Err(invalid(
+                "/end",
+                format!("end {end} must be after start {start}"),
+            ));
+        }
+        if end <= now {
+            return Err(invalid(
+                "/end",
+                format!("the window [{start}, {end}) is in the past (now {now})"),
+            ));
+        }
+        if start.saturating_add(START_SLACK_SECS) < now {
+            return Err(invalid(
+                "/start",
+                format!("start {start} is more than {START_SLACK_SECS} s in the past (now {now})"),
+            ));
+        }
+        if end - start > MAX_WINDOW_SECS {
+            return Err(invalid(
+                "/end",
+                format!("a window is at most {MAX_WINDOW_SECS} s"),
+            ));
+        }
+        let max_price_per_unit_hour = self
+            .max_price_per_unit_hour
+            .as_ref()
+            .map(|v| amount(v, "/max_price_per_unit_hour"))
+            .transpose()?;
+        Ok(Terms {
+            resource: self.resource.clone(),
+            units,
+            start,
+            end,
+            max_price_per_unit_hour,
+        })
+    }
+}
+
+/// What a step body asks, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTerms {
+    /// Text of 1 to 256 bytes without control characters.
+    pub reason: Option<String>,
+    /// What settlement charges: a number from 0 to
+    /// [`crate::ident::resource::MAX_FIGURE`], and only for
+    /// [`StepKind::Settle`] (other steps ignore it).
+    pub amount: Option<f64>,
+}
+
+impl StepRequest {
+    /// Checks the body of a `kind` step; a refusal names its field. Whether
+    /// the amount is within the agreed total needs the transaction, so
+    /// [`Trades::step`] checks that.
+    pub fn terms(&self, kind: StepKind) -> Result<StepTerms, TradeError> {
+        if let Some(reason) = &self.reason {
+            crate::ident::values::check_text("reason", reason, 256)
+                .map_err(|e| invalid("/reason", e.to_string()))?;
+        }
+        let amount = match (&self.amount, kind) {
+            (Some(v), StepKind::Settle) => Some(amount(v, "/amount")?),
+            _ => None,
+        };
+        Ok(StepTerms {
+            reason: self.reason.clone(),
+            amount,
+        })
+    }
+}
+
 /// Who takes a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -264,6 +372,10 @@ pub enum Actor {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TradeError {
+    /// The body is not JSON, or not the JSON of its step (a wrong shape, an
+    /// unknown field).
+    #[error(transparent)]
+    Body(#[from] serde_json::Error),
     #[error("{pointer}: {reason}")]
     Invalid { pointer: String, reason: String },
     #[error("{0} is not a resource of this node")]
@@ -636,39 +748,14 @@ impl Trades {
         req: &ProposeRequest,
     ) -> Result<TxDoc, TradeError> {
         let now = self.clock.now();
-        let units = integer(&req.units, "/units", 1)?;
-        let start = integer(&req.start, "/start", 0)?;
-        let end = integer(&req.end, "/end", 0)?;
-        if end <= start {
-            return Err(invalid(
-                "/end",
-                format!("end {end} must be after start {start}"),
-            ));
-        }
-        if end <= now {
-            return Err(invalid(
-                "/end",
-                format!("the window [{start}, {end}) is in the past (now {now})"),
-            ));
-        }
-        if start.saturating_add(START_SLACK_SECS) < now {
-            return Err(invalid(
-                "/start",
-                format!("start {start} is more than {START_SLACK_SECS} s in the past (now {now})"),
-            ));
-        }
-        if end - start > MAX_WINDOW_SECS {
-            return Err(invalid(
-                "/end",
-                format!("a window is at most {MAX_WINDOW_SECS} s"),
-            ));
-        }
-        let max_price = req
-            .max_price_per_unit_hour
-            .as_ref()
-            .map(|v| amount(v, "/max_price_per_unit_hour"))
-            .transpose()?;
-        let (rid, signed, d) = self.resource(&req.resource)?;
+        let Terms {
+            resource,
+            units,
+            start,
+            end,
+            max_price_per_unit_hour: max_price,
+        } = req.terms(now)?;
+        let (rid, signed, d) = self.resource(&resource)?;
         if units > d.units_total {
             return Err(invalid(
                 "/units",
@@ -822,17 +909,11 @@ impl Trades {
         let now = self.clock.now();
         let mut next = doc.clone();
         next.state = kind.transition().1;
-        if let Some(reason) = &body.reason {
-            crate::ident::values::check_text("reason", reason, 256)
-                .map_err(|e| invalid("/reason", e.to_string()))?;
-        }
+        let terms = body.terms(kind)?;
         match kind {
-            StepKind::Reject | StepKind::Cancel => next.reason = body.reason.clone(),
+            StepKind::Reject | StepKind::Cancel => next.reason = terms.reason,
             StepKind::Settle => {
-                let charged = match &body.amount {
-                    Some(v) => amount(v, "/amount")?,
-                    None => doc.price.total,
-                };
+                let charged = terms.amount.unwrap_or(doc.price.total);
                 if charged > doc.price.total {
                     return Err(invalid(
                         "/amount",
@@ -1004,4 +1085,77 @@ fn values(doc: &TxDoc, step: &StepDoc, at: u64) -> Result<Vec<Value>, TradeError
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, TradeError> {
     serde_json::to_string(v).map_err(|e| invalid("", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn pointer(e: TradeError) -> String {
+        match e {
+            TradeError::Invalid { pointer, .. } => pointer,
+            other => panic!("not a field refusal: {other}"),
+        }
+    }
+
+    #[test]
+    fn proposal_terms_refuse_each_bad_number_by_its_field() {
+        let body = |units: &str, start: u64, end: u64, max: &str| {
+            format!(
+                r#"{{"resource":"86.31/IC-000001-0","units":{units},"start":{start},"end":{end}{max}}}"#
+            )
+        };
+        let ok = parse_proposal(body("2", NOW, NOW + 7200, "").as_bytes())
+            .unwrap()
+            .terms(NOW)
+            .unwrap();
+        assert_eq!((ok.units, ok.start, ok.end), (2, NOW, NOW + 7200));
+        let refused = [
+            (body("0", NOW, NOW + 60, ""), "/units"),
+            (body("1.5", NOW, NOW + 60, ""), "/units"),
+            (body("1", NOW, NOW, ""), "/end"),
+            (body("1", NOW - 7200, NOW - 3600, ""), "/end"),
+            (
+                body("1", NOW - START_SLACK_SECS - 1, NOW + 60, ""),
+                "/start",
+            ),
+            (body("1", NOW, NOW + MAX_WINDOW_SECS + 1, ""), "/end"),
+            (
+                body("1", NOW, NOW + 60, r#","max_price_per_unit_hour":-1"#),
+                "/max_price_per_unit_hour",
+            ),
+        ];
+        for (b, field) in refused {
+            let e = parse_proposal(b.as_bytes())
+                .unwrap()
+                .terms(NOW)
+                .unwrap_err();
+            assert_eq!(pointer(e), field, "{b}");
+        }
+        for bad in [
+            &b"{"[..],
+            br#"{"resource":"x","units":1,"start":1,"end":2,"x":1}"#,
+        ] {
+            assert!(matches!(parse_proposal(bad), Err(TradeError::Body(_))));
+        }
+    }
+
+    #[test]
+    fn a_step_body_is_optional_and_its_amount_counts_only_when_settling() {
+        assert_eq!(parse_step(b"").unwrap(), StepRequest::default());
+        let step = parse_step(br#"{"amount":-1}"#).unwrap();
+        assert_eq!(step.terms(StepKind::Accept).unwrap().amount, None);
+        assert_eq!(
+            pointer(step.terms(StepKind::Settle).unwrap_err()),
+            "/amount"
+        );
+        let step = parse_step(br#"{"reason":" "}"#).unwrap();
+        assert_eq!(
+            pointer(step.terms(StepKind::Reject).unwrap_err()),
+            "/reason"
+        );
+        assert!(matches!(parse_step(b"accept"), Err(TradeError::Body(_))));
+    }
 }

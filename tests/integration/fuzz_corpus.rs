@@ -24,6 +24,7 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("report", cpid::testkit::fuzzing::report) > 0);
     assert!(replay("summary", cpid::testkit::fuzzing::summary) > 0);
     assert!(replay("requirement", cpid::testkit::fuzzing::requirement) > 0);
+    assert!(replay("transaction", cpid::testkit::fuzzing::transaction) > 0);
     assert!(replay("dns_query", cpid::testkit::fuzzing::dns_query) > 0);
     assert!(replay("http_request", cpid::testkit::fuzzing::http_request) > 0);
     assert!(replay("delegation", cpid::testkit::fuzzing::delegation) > 0);
