@@ -451,6 +451,8 @@ struct Entry {
     version: u64,
     state: TxState,
     accept_by: u64,
+    /// The resource, for the per-resource step lock.
+    resource: String,
 }
 
 #[derive(Default)]
@@ -486,22 +488,29 @@ impl Index {
                 version,
                 state: doc.state,
                 accept_by: doc.accept_by,
+                resource: doc.resource.clone(),
             },
         );
     }
 }
 
-/// The transaction document and step of a `TX` record.
-pub fn parse(signed: &SignedRecord) -> Option<(TxDoc, Option<StepDoc>)> {
+/// The transaction document of a `TX` record (without its step, which
+/// carries the signed request and is only read to show it).
+pub fn parse_doc(signed: &SignedRecord) -> Option<TxDoc> {
     let r = signed.record();
     if r.identifier.class() != Class::Tx {
         return None;
     }
-    let doc = r
-        .values
+    r.values
         .iter()
         .find(|v| v.kind.as_str() == CP_TXN)
-        .and_then(|v| serde_json::from_str(&v.data).ok())?;
+        .and_then(|v| serde_json::from_str(&v.data).ok())
+}
+
+/// The transaction document and step of a `TX` record.
+pub fn parse(signed: &SignedRecord) -> Option<(TxDoc, Option<StepDoc>)> {
+    let doc = parse_doc(signed)?;
+    let r = signed.record();
     let step = r
         .values
         .iter()
@@ -547,7 +556,7 @@ impl Observer for Ledger {
     fn committed(&self, records: &[SignedRecord]) {
         let mut index = None;
         for signed in records {
-            if let Some((doc, _)) = parse(signed) {
+            if let Some(doc) = parse_doc(signed) {
                 let index = index
                     .get_or_insert_with(|| self.index.write().unwrap_or_else(|e| e.into_inner()));
                 let r = signed.record();
@@ -649,7 +658,7 @@ impl Trades {
         let Some(signed) = self.registry.get(id)? else {
             return Ok(None);
         };
-        Ok(parse(&signed).map(|(doc, _)| (signed, doc)))
+        Ok(parse_doc(&signed).map(|doc| (signed, doc)))
     }
 
     /// Transactions a party is in (or all, for `None`), newest identifier
@@ -847,10 +856,23 @@ impl Trades {
         request: Option<SignedRequest>,
         nonce: Option<Nonce>,
     ) -> Result<SignedRecord, TradeError> {
-        let (_, first) = self
-            .get(id)?
-            .ok_or_else(|| TradeError::NotFound(id.to_string()))?;
-        let _one = self.lock_for(&first.resource).lock_owned().await;
+        // The resource to queue on, from the index (the record is read
+        // under the lock below).
+        let known = self
+            .read()
+            .txs
+            .get(&id.to_string())
+            .map(|e| e.resource.clone());
+        let resource = match known {
+            Some(r) => r,
+            None => {
+                self.get(id)?
+                    .ok_or_else(|| TradeError::NotFound(id.to_string()))?
+                    .1
+                    .resource
+            }
+        };
+        let _one = self.lock_for(&resource).lock_owned().await;
         for _ in 0..RETRIES {
             let (_, doc) = self
                 .get(id)?
@@ -890,7 +912,7 @@ impl Trades {
                 other => return other,
             }
         }
-        Err(TradeError::Busy(first.resource))
+        Err(TradeError::Busy(resource))
     }
 
     /// Builds the next version of `doc` for `kind` and commits it, with the
