@@ -201,22 +201,29 @@ pub async fn federated(
     let model = state.selector.model_key(req);
     let timeout = Duration::from_millis(state.selector.config().forward_timeout_ms);
     let mut asked = tokio::task::JoinSet::new();
-    for (prefix, api, rows) in state.capacity.rollup.subtrees(now) {
+    let routes = state
+        .capacity
+        .rollup
+        .route(now, |rows| shows(rows, req, model.as_deref()));
+    for (prefix, api, shown) in routes {
         let Some(api) = api else {
             hops.push(Hop::skipped(prefix, None, "its delegation names no API"));
             continue;
         };
-        let Some(rows) = rows else {
-            hops.push(Hop::skipped(prefix, Some(api), "no verified summary yet"));
-            continue;
-        };
-        if !shows(&rows, req, model.as_deref()) {
-            hops.push(Hop::skipped(
-                prefix,
-                Some(api),
-                "its summary shows no fresh matching capacity",
-            ));
-            continue;
+        match shown {
+            None => {
+                hops.push(Hop::skipped(prefix, Some(api), "no verified summary yet"));
+                continue;
+            }
+            Some(false) => {
+                hops.push(Hop::skipped(
+                    prefix,
+                    Some(api),
+                    "its summary shows no fresh matching capacity",
+                ));
+                continue;
+            }
+            Some(true) => {}
         }
         let body = body.to_vec();
         asked.spawn_blocking(move || {
@@ -403,7 +410,7 @@ async fn forward_schedule(
     let child = state
         .capacity
         .rollup
-        .subtrees(now)
+        .route(now, |_| true)
         .into_iter()
         .find_map(|(prefix, api, _)| {
             let p = Prefix::parse(&prefix).ok()?;

@@ -288,28 +288,29 @@ impl Rollup {
         out
     }
 
-    /// Each direct child with the API its delegation names and the totals
-    /// of its whole subtree (its own and every node's below it), aged as in
-    /// [`Rollup::rows`]; a child with no verified summary yet has none.
-    /// What a federated selection routes by.
-    pub fn subtrees(&self, now: u64) -> Vec<(String, Option<String>, Option<Rows>)> {
+    /// Each direct child with the API its delegation names and whether
+    /// any node of its subtree, by a summary still fresh, has rows that
+    /// `wanted` accepts (`None`: no verified summary yet). What a
+    /// federated selection routes by; each node's rows are judged as they
+    /// are, without merging the subtree's.
+    pub fn route(
+        &self,
+        now: u64,
+        wanted: impl Fn(&Rows) -> bool,
+    ) -> Vec<(String, Option<String>, Option<bool>)> {
         let children = self.read();
         children
             .iter()
             .map(|(prefix, c)| {
-                let mut seen = BTreeSet::new();
-                let mut rows: Option<Rows> = None;
+                let mut any = None;
                 for f in &c.figures {
                     let (Some(r), Some(at)) = (&f.rows, f.at) else {
                         continue;
                     };
-                    if !seen.insert(f.prefix.clone()) {
-                        continue;
-                    }
-                    let floor = self.freshness(Some(now.saturating_sub(at)));
-                    merge(rows.get_or_insert_with(Rows::default), &r.at_least(floor));
+                    let fresh = self.freshness(Some(now.saturating_sub(at))) == Freshness::Fresh;
+                    any = Some(any.unwrap_or(false) || (fresh && wanted(r)));
                 }
-                (prefix.clone(), c.api.clone(), rows)
+                (prefix.clone(), c.api.clone(), any)
             })
             .collect()
     }
