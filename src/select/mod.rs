@@ -25,7 +25,7 @@ pub mod paths;
 pub mod requirement;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -552,11 +552,47 @@ impl Offer {
 /// Resources with the same class, region and device models.
 type BucketKey = (Class, String, String);
 
+/// The offers of one bucket, side by side so a selection walks them in
+/// order, and where each one is.
+#[derive(Default)]
+struct Bucket {
+    offers: Vec<Offer>,
+    at: HashMap<Identifier, usize>,
+}
+
+impl Bucket {
+    fn insert(&mut self, offer: Offer) {
+        match self.at.get(&offer.id) {
+            Some(&i) => {
+                if let Some(slot) = self.offers.get_mut(i) {
+                    *slot = offer;
+                }
+            }
+            None => {
+                self.at.insert(offer.id.clone(), self.offers.len());
+                self.offers.push(offer);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &Identifier) {
+        let Some(i) = self.at.remove(id) else {
+            return;
+        };
+        if i < self.offers.len() {
+            self.offers.swap_remove(i);
+            if let Some(moved) = self.offers.get(i) {
+                self.at.insert(moved.id.clone(), i);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Index {
     /// Version seen and where each resource sits.
     seen: HashMap<Identifier, (u64, Option<BucketKey>)>,
-    buckets: BTreeMap<BucketKey, HashMap<Identifier, Arc<Offer>>>,
+    buckets: BTreeMap<BucketKey, Bucket>,
     lines: BTreeMap<String, Line>,
 }
 
@@ -566,7 +602,7 @@ impl Index {
             && let Some(b) = self.buckets.get_mut(key)
         {
             b.remove(id);
-            if b.is_empty() {
+            if b.offers.is_empty() {
                 self.buckets.remove(key);
             }
         }
@@ -602,7 +638,7 @@ impl Selector {
     pub fn len(&self) -> (usize, usize) {
         let idx = self.read();
         (
-            idx.buckets.values().map(HashMap::len).sum(),
+            idx.buckets.values().map(|b| b.offers.len()).sum(),
             idx.lines.len(),
         )
     }
@@ -665,8 +701,8 @@ impl Selector {
         // One path per bucket that passed; offers point at theirs.
         let mut bucket_paths: Vec<Option<&Path>> = Vec::new();
         let mut fitting: Vec<(&Offer, u64, usize)> = Vec::new();
-        for ((class, region, models), members) in &idx.buckets {
-            let n = members.len() as u64;
+        for ((class, region, models), bucket) in &idx.buckets {
+            let n = bucket.offers.len() as u64;
             considered += n;
             if req.class.is_some_and(|c| c != *class) {
                 out(Exclusion::WrongClass, n);
@@ -696,7 +732,7 @@ impl Selector {
             }
             let slot = bucket_paths.len();
             bucket_paths.push(path);
-            for offer in members.values() {
+            for offer in &bucket.offers {
                 match offer.fits(req) {
                     Ok(units) => fitting.push((offer, units, slot)),
                     Err(r) => out(r, 1),
@@ -940,10 +976,7 @@ impl Selector {
                     storage_tib: d.storage_tib,
                     price: d.price_per_unit_hour.clone(),
                 };
-                idx.buckets
-                    .entry(k.clone())
-                    .or_default()
-                    .insert(r.identifier.clone(), Arc::new(offer));
+                idx.buckets.entry(k.clone()).or_default().insert(offer);
                 key = Some(k);
             }
         }
