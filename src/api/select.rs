@@ -32,11 +32,9 @@ use super::httpsig;
 use super::respond::{answered_with, run_mutation};
 use super::state::{ApiState, Shared};
 use super::transactions::{kept, location, tx_json};
-use crate::capacity::totals::{Contribution, Rows};
+use crate::capacity::totals::Rows;
 use crate::capacity::{Capacity, Glance};
 use crate::ident::identifier::{Identifier, Prefix};
-use crate::ident::record::RecordStatus;
-use crate::ident::resource::DeviceTable;
 use crate::select::{Availability, Candidate, Exclusion, Requirement, Selection};
 use crate::trade::{ProposeRequest, Trades};
 
@@ -97,14 +95,21 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Whether a child's summary shows fresh capacity `req` could use.
-fn shows(rows: &Rows, req: &Requirement, model: Option<&str>) -> bool {
+/// Whether a child's summary shows fresh capacity `req` could use: units
+/// available now for a window starting within the hour (as the local
+/// selection counts them), else units in all.
+fn shows(rows: &Rows, req: &Requirement, model: Option<&str>, now: u64) -> bool {
     let class_ok = |c: &str| req.class.map_or(c != "NL", |k| k.code() == c);
     let units = i64::try_from(req.units.unwrap_or(1)).unwrap_or(i64::MAX);
-    let units_ok = rows
-        .units
-        .iter()
-        .any(|u| class_ok(&u.class) && u.units_available.fresh >= units);
+    let soon = req.start < now.saturating_add(3600);
+    let units_ok = rows.units.iter().any(|u| {
+        let have = if soon {
+            u.units_available.fresh
+        } else {
+            u.units_total.fresh
+        };
+        class_ok(&u.class) && have >= units
+    });
     let model_ok = model.is_none_or(|m| {
         rows.peaks
             .iter()
@@ -113,41 +118,98 @@ fn shows(rows: &Rows, req: &Requirement, model: Option<&str>) -> bool {
     units_ok && model_ok
 }
 
-/// Checks a child's candidate against its record as resolved from the
-/// root key: active, under the child's prefix, and the class, region,
-/// units and price the child claims.
-async fn verified(state: &ApiState, child: &Prefix, c: &Candidate) -> bool {
-    let Some(directory) = &state.directory else {
-        return false;
-    };
-    let Ok(id) = Identifier::parse(&c.identifier) else {
-        return false;
-    };
-    let under_child =
-        Prefix::parse(&c.node).is_ok_and(|node| child.contains(&node) && node == *id.prefix());
-    if !under_child {
-        return false;
+/// A child's candidate as this node answers it: its record resolved from
+/// the root key, under the child's prefix, fitting the requirement for the
+/// units claimed (`Selector::vet`); `None` when it does not verify.
+async fn vetted(
+    state: &ApiState,
+    child: &Prefix,
+    c: &Candidate,
+    req: &Requirement,
+) -> Option<Candidate> {
+    let directory = state.directory.as_ref()?;
+    let id = Identifier::parse(&c.identifier).ok()?;
+    let node = Prefix::parse(&c.node).ok()?;
+    if !(child.contains(&node) && node == *id.prefix()) {
+        return None;
     }
-    let Ok(Some(signed)) = directory.record(&id).await else {
-        return false;
+    let signed = directory.record(&id).await.ok()??;
+    state.selector.vet(signed.record(), c, req)
+}
+
+/// Most hops kept from a child's answer, per level and in depth.
+const MAX_HOPS: usize = 32;
+const MAX_HOP_DEPTH: usize = 6;
+
+/// A child's `hops` as this node passes them on: the known fields only,
+/// bounded in number, depth and length.
+fn trimmed_hops(v: Option<&serde_json::Value>, depth: usize) -> Vec<serde_json::Value> {
+    let Some(list) = v.and_then(serde_json::Value::as_array) else {
+        return Vec::new();
     };
-    let r = signed.record();
-    if r.status != RecordStatus::Active {
-        return false;
+    if depth >= MAX_HOP_DEPTH {
+        return Vec::new();
     }
-    let Some((contribution, descriptor)) = Contribution::of(r, DeviceTable::builtin()) else {
-        return false;
-    };
-    let price_ok = match (&descriptor.price_per_unit_hour, &c.price) {
-        (None, None) => true,
-        (Some(p), Some(q)) => p.amount == q.per_unit_hour && p.currency == q.currency,
-        _ => false,
-    };
-    contribution.class.code() == c.class
-        && contribution.region == c.region
-        && contribution.units_total == c.units_total
-        && c.units_free <= c.units_total
-        && price_ok
+    list.iter()
+        .take(MAX_HOPS)
+        .filter_map(|h| {
+            let o = h.as_object()?;
+            let mut out = serde_json::Map::new();
+            for k in ["node", "api", "outcome", "reason"] {
+                if let Some(t) = o.get(k).and_then(serde_json::Value::as_str) {
+                    let t: String = t.chars().filter(|c| !c.is_control()).take(200).collect();
+                    out.insert(k.into(), t.into());
+                }
+            }
+            for k in ["ms", "considered", "candidates", "verified"] {
+                if let Some(n) = o.get(k).filter(|n| n.is_number()) {
+                    out.insert(k.into(), n.clone());
+                }
+            }
+            let below = trimmed_hops(o.get("hops"), depth + 1);
+            if !below.is_empty() {
+                out.insert("hops".into(), below.into());
+            }
+            Some(serde_json::Value::Object(out))
+        })
+        .collect()
+}
+
+/// The header that lists the nodes a request was forwarded through.
+pub const FORWARDED_BY: &str = "cpid-forwarded-by";
+
+/// The nodes a request came through, refused when this node is among them
+/// (a loop) or the chain is longer than any tree of nodes.
+fn forwarded_by(
+    state: &ApiState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Vec<String>, ApiError> {
+    let chain: Vec<String> = headers
+        .get(FORWARDED_BY)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let own = state.registry.prefix().to_string();
+    if chain.len() > MAX_HOP_DEPTH || chain.contains(&own) {
+        return Err(ApiError::new(
+            Code::InvalidRequest,
+            format!("forwarded through {}: a loop or too deep", chain.join(",")),
+        ));
+    }
+    Ok(chain)
+}
+
+/// The header value a forward from this node carries.
+fn forward_chain(state: &ApiState, chain: &[String]) -> Option<HeaderValue> {
+    let mut all = chain.to_vec();
+    all.push(state.registry.prefix().to_string());
+    HeaderValue::from_str(&all.join(",")).ok()
 }
 
 /// This node's selection merged with its children's, not yet finished.
@@ -155,6 +217,7 @@ pub async fn federated(
     state: &Arc<ApiState>,
     req: &Requirement,
     body: &Bytes,
+    chain: &[String],
 ) -> (Selection, Vec<Hop>) {
     let now = state.capacity.clock().now();
     let started = Instant::now();
@@ -204,7 +267,8 @@ pub async fn federated(
     let routes = state
         .capacity
         .rollup
-        .route(now, |rows| shows(rows, req, model.as_deref()));
+        .route(now, |rows| shows(rows, req, model.as_deref(), now));
+    let via = forward_chain(state, chain);
     for (prefix, api, shown) in routes {
         let Some(api) = api else {
             hops.push(Hop::skipped(prefix, None, "its delegation names no API"));
@@ -226,6 +290,7 @@ pub async fn federated(
             Some(true) => {}
         }
         let body = body.to_vec();
+        let via = via.clone();
         asked.spawn_blocking(move || {
             let started = Instant::now();
             let mut headers = HeaderMap::new();
@@ -233,62 +298,82 @@ pub async fn federated(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            if let Some(v) = via {
+                headers.insert(FORWARDED_BY, v);
+            }
             let answer =
                 ApiClient::with_timeout(&api, timeout).send("POST", "/v1/select", headers, body);
             (prefix, api, started.elapsed(), answer)
         });
     }
+    let limit = state.selector.limit(req);
+    let mut seen: std::collections::HashSet<String> = selection
+        .candidates
+        .iter()
+        .map(|c| c.identifier.clone())
+        .collect();
     while let Some(joined) = asked.join_next().await {
-        let Ok((prefix, api, took, answer)) = joined else {
-            continue;
+        let (prefix, api, took, answer) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "forwarded selection task failed");
+                continue;
+            }
         };
         let mut hop = Hop::skipped(prefix.clone(), Some(api), "");
         hop.ms = millis(took);
         hop.outcome = "failed";
-        let child = match answer {
+        let mut child = match answer {
             Err(e) => {
                 hop.reason = Some(e.to_string());
                 hops.push(hop);
                 continue;
             }
             Ok(a) if a.status != 200 => {
-                hop.reason = Some(format!(
-                    "HTTP {}: {}",
-                    a.status,
-                    a.text.chars().take(200).collect::<String>()
-                ));
+                let text: String = a
+                    .text
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect();
+                hop.reason = Some(format!("HTTP {}: {text}", a.status));
                 hops.push(hop);
                 continue;
             }
             Ok(a) => a.body,
         };
-        let mut child = child;
-        let below = child
-            .as_object_mut()
-            .and_then(|o| {
-                o.remove("node");
-                o.remove("hops")
-            })
-            .and_then(|h| h.as_array().cloned())
-            .unwrap_or_default();
-        let parsed: Result<Selection, _> = serde_json::from_value(child);
-        let Ok(mut theirs) = parsed else {
+        let below = trimmed_hops(child.get("hops"), 1);
+        if let Some(o) = child.as_object_mut() {
+            o.remove("node");
+            o.remove("hops");
+        }
+        let (Ok(mut theirs), Ok(child_prefix)) = (
+            serde_json::from_value::<Selection>(child),
+            Prefix::parse(&prefix),
+        ) else {
             hop.reason = Some("its answer is not a selection".into());
             hops.push(hop);
             continue;
         };
-        let Ok(child_prefix) = Prefix::parse(&prefix) else {
-            continue;
-        };
         let offered = std::mem::take(&mut theirs.candidates);
         hop.candidates = offered.len();
-        for c in offered {
-            if verified(state, &child_prefix, &c).await {
-                theirs.candidates.push(c);
-            } else {
-                tracing::warn!(candidate = %c.identifier, child = %prefix, "child candidate did not verify");
-                theirs.exclude(Exclusion::Unverified);
+        // A child answers at most the limit; more is not looked at.
+        let dropped = offered.len().saturating_sub(limit);
+        for c in offered.into_iter().take(limit) {
+            let kept = match vetted(state, &child_prefix, &c, req).await {
+                Some(v) if seen.insert(v.identifier.clone()) => Some(v),
+                _ => None,
+            };
+            match kept {
+                Some(v) => theirs.candidates.push(v),
+                None => {
+                    tracing::warn!(candidate = %c.identifier, child = %prefix, "child candidate did not verify");
+                    theirs.exclude(Exclusion::Unverified);
+                }
             }
+        }
+        for _ in 0..dropped {
+            theirs.exclude(Exclusion::Unverified);
         }
         hop.verified = theirs.candidates.len();
         hop.considered = theirs.considered;
@@ -315,7 +400,11 @@ fn selection_json(state: &ApiState, selection: &Selection, hops: &[Hop]) -> serd
 }
 
 /// `POST /v1/select`.
-pub(super) async fn select(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn select(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     if body.len() > state.max_body_bytes {
         return Err(ApiError::new(
             Code::BodyTooLarge,
@@ -324,7 +413,8 @@ pub(super) async fn select(State(state): Shared, body: Bytes) -> Result<Response
     }
     let now = state.capacity.clock().now();
     let req = Requirement::parse(&body, now)?;
-    let (mut selection, hops) = federated(&state, &req, &body).await;
+    let chain = forwarded_by(&state, &headers)?;
+    let (mut selection, hops) = federated(&state, &req, &body, &chain).await;
     finish(&state, &req, &mut selection);
     metrics::counter!(crate::telemetry::SELECTIONS, "kind" => "select", "outcome" => if selection.candidates.is_empty() { "none" } else { "some" }).increment(1);
     Ok(Json(selection_json(&state, &selection, &hops)).into_response())
@@ -339,8 +429,9 @@ fn finish(state: &ApiState, req: &Requirement, selection: &mut Selection) {
 pub(super) async fn schedule(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     let now = state.capacity.clock().now();
     let requirement = Requirement::parse(&req.body, now)?;
+    let chain = forwarded_by(&state, &req.parts.headers)?;
     let (buyer, verified_req) = auth::verify_buyer(&state, &req).await?;
-    let (mut selection, hops) = federated(&state, &requirement, &req.body).await;
+    let (mut selection, hops) = federated(&state, &requirement, &req.body, &chain).await;
     finish(&state, &requirement, &mut selection);
     let Some(best) = selection.candidates.first().cloned() else {
         metrics::counter!(crate::telemetry::SELECTIONS, "kind" => "schedule", "outcome" => "none")
@@ -353,7 +444,7 @@ pub(super) async fn schedule(State(state): Shared, req: SignedBody) -> Result<Re
     metrics::counter!(crate::telemetry::SELECTIONS, "kind" => "schedule", "outcome" => "some")
         .increment(1);
     if best.node != state.registry.prefix().to_string() {
-        return forward_schedule(&state, &req, &best, now).await;
+        return forward_schedule(&state, &req, verified_req.nonce, &best, now, &chain).await;
     }
     let proposal = ProposeRequest {
         resource: best.identifier.clone(),
@@ -388,8 +479,10 @@ pub(super) async fn schedule(State(state): Shared, req: SignedBody) -> Result<Re
 async fn forward_schedule(
     state: &Arc<ApiState>,
     req: &SignedBody,
+    nonce: crate::store::Nonce,
     best: &Candidate,
     now: u64,
+    chain: &[String],
 ) -> Result<Response, ApiError> {
     let by_identifier = httpsig::parse(&req.parts.headers)
         .ok()
@@ -433,6 +526,16 @@ async fn forward_schedule(
             headers.insert(axum::http::HeaderName::from_static(name), v.clone());
         }
     }
+    if let Some(v) = forward_chain(state, chain) {
+        headers.insert(FORWARDED_BY, v);
+    }
+    // The request acts once: its nonce is spent here before it goes on, so
+    // a replay to this node cannot schedule again elsewhere.
+    let spent = crate::store::WriteBatch {
+        nonces: vec![nonce],
+        ..Default::default()
+    };
+    crate::store::write_async(state.registry.store().as_ref(), spent).await?;
     let body = req.body.to_vec();
     let (prefix, api) = child;
     let timeout =
@@ -444,7 +547,10 @@ async fn forward_schedule(
     .await
     .map_err(|e| ApiError::internal(format!("forward task failed: {e}")))?
     .map_err(|e| ApiError::new(Code::ForwardFailed, format!("child {prefix} at {api}: {e}")))?;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = StatusCode::from_u16(answer.status)
+        .ok()
+        .filter(|s| s.is_success() || s.is_client_error() || s.is_server_error())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
     let mut body = answer.body;
     if let Some(o) = body.as_object_mut() {
         // The node that took it, as the deepest forwarder named it.

@@ -161,9 +161,11 @@ pub(crate) fn schedule(api: &ApiOpts, req: &RequirementOpts) -> Result<()> {
     print_tx(api, tx)
 }
 
+/// A field as text for the terminal (control characters dropped: the
+/// answer may carry text from other nodes).
 fn text(v: &Value, k: &str) -> String {
     match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => s.chars().filter(|c| !c.is_control()).collect(),
         Some(Value::Null) | None => "-".into(),
         Some(other) => other.to_string(),
     }
@@ -252,8 +254,8 @@ fn print_selection(answer: &Value, out: &mut dyn std::io::Write) {
                 text(hop, "candidates")
             ));
         }
-        if let Some(r) = hop.get("reason").and_then(Value::as_str) {
-            line.push_str(&format!(": {r}"));
+        if hop.get("reason").is_some() {
+            line.push_str(&format!(": {}", text(hop, "reason")));
         }
         eprintln!("{line}");
     }

@@ -296,11 +296,18 @@ impl Selection {
             let e = self.excluded.entry(r).or_default();
             *e = e.saturating_add(n);
         }
-        self.candidates.extend(other.candidates);
-        for (currency, p) in other.cheapest {
-            let e = self.cheapest.entry(currency).or_insert(p);
-            *e = e.min(p);
+        // A child's own `cheapest` is its word only: the prices of its
+        // candidates (checked against their records by the caller) count.
+        for c in &other.candidates {
+            if let Some(p) = &c.price {
+                let e = self
+                    .cheapest
+                    .entry(p.currency.clone())
+                    .or_insert(p.per_unit_hour);
+                *e = e.min(p.per_unit_hour);
+            }
         }
+        self.candidates.extend(other.candidates);
     }
 
     /// Counts one more resource out for `reason` (a candidate dropped).
@@ -492,6 +499,60 @@ struct Offer {
 }
 
 impl Offer {
+    /// The offer a resource's contribution and descriptor make; `None` for
+    /// a dedicated line.
+    fn of(
+        id: Identifier,
+        c: Contribution,
+        d: &crate::ident::resource::ResourceDescriptor,
+    ) -> Option<Offer> {
+        if d.link.is_some() || c.class == Class::Nl {
+            return None;
+        }
+        let units = c.units_total.max(1) as f64;
+        let mut models: Vec<String> = c.devices.iter().map(|s| s.model.clone()).collect();
+        models.sort();
+        models.dedup();
+        let mut per_unit: Vec<(Precision, f64)> = Vec::new();
+        for p in Precision::ALL {
+            let gflops: f64 = c
+                .devices
+                .iter()
+                .filter_map(|s| {
+                    s.peaks
+                        .iter()
+                        .find(|(x, _)| *x == p)
+                        .map(|(_, g)| s.count as f64 * *g as f64)
+                })
+                .sum();
+            if gflops > 0.0 {
+                per_unit.push((p, gflops / 1000.0 / units));
+            }
+        }
+        let devices = d.devices.as_deref().unwrap_or_default();
+        let device_memory: f64 = devices
+            .iter()
+            .filter_map(|x| x.memory_gib.map(|m| m * x.count as f64))
+            .sum();
+        let memory_per_unit_gib = if device_memory > 0.0 {
+            Some(device_memory / units)
+        } else {
+            d.memory_gib.map(|m| m / units)
+        };
+        Some(Offer {
+            id,
+            class: c.class,
+            region: c.region,
+            unit: d.unit.as_str(),
+            units_total: c.units_total,
+            models,
+            per_unit_tflops: per_unit,
+            memory_per_unit_gib,
+            storage_tib: d.storage_tib,
+            price: d.price_per_unit_hour.clone(),
+        })
+    }
+
     fn peak(&self, p: Precision) -> Option<f64> {
         self.per_unit_tflops
             .iter()
@@ -512,7 +573,9 @@ impl Offer {
                         return Err(Exclusion::BelowPeak);
                     }
                     Some(u) => u,
-                    None => ((need.tflops / per_unit).ceil() as u64).max(1),
+                    // The same tolerance as for units asked: 3 × 165.2 gives
+                    // 495.6 even where floating point says 495.59999….
+                    None => (((need.tflops - 1e-9).max(0.0) / per_unit).ceil() as u64).max(1),
                 }
             }
             (Some(u), None) => u,
@@ -548,6 +611,9 @@ impl Offer {
         Ok(units)
     }
 }
+
+/// Most dedicated lines a child's candidate path may name.
+const MAX_VIA: usize = 16;
 
 /// Resources with the same class, region and device models.
 type BucketKey = (Class, String, String);
@@ -682,8 +748,10 @@ impl Selector {
         })
     }
 
-    /// This node's answer to `req` at `now`, ranked but not yet cut to
-    /// the limit: call [`Selection::finish`] after merging children's.
+    /// This node's answer to `req` at `now`: its best `limit` candidates,
+    /// scored against the cheapest of everything that fit here; call
+    /// [`Selection::finish`] (after merging children's) for the
+    /// explanation.
     pub fn select(&self, req: &Requirement, now: u64, live: &dyn Availability) -> Selection {
         let model = self.model_key(req);
         let weights = self.weights(req);
@@ -897,6 +965,86 @@ impl Selector {
         selection
     }
 
+    /// A child's candidate as this node answers it, or `None` when the
+    /// record (resolved from the root key by the caller) does not back
+    /// it: the resource must fit `req` for the very units claimed, and
+    /// what is taken from the record (class, region, models, unit, units
+    /// total, price) replaces what the child said; the rest (units free,
+    /// quality, freshness, path) is bounded.
+    pub fn vet(
+        &self,
+        record: &crate::ident::record::Record,
+        c: &Candidate,
+        req: &Requirement,
+    ) -> Option<Candidate> {
+        if record.status != crate::ident::record::RecordStatus::Active {
+            return None;
+        }
+        let (contribution, d) = Contribution::of(record, self.table)?;
+        let offer = Offer::of(record.identifier.clone(), contribution, &d)?;
+        if req.class.is_some_and(|k| k != offer.class) {
+            return None;
+        }
+        if let Some(m) = self.model_key(req)
+            && !offer.models.iter().any(|x| x.to_lowercase() == m)
+        {
+            return None;
+        }
+        if offer.fits(req).ok()? != c.units
+            || c.units_free < c.units
+            || c.units_free > offer.units_total
+        {
+            return None;
+        }
+        let path = match (&c.path, &req.region) {
+            (None, None) => None,
+            (Some(p), Some(from))
+                if p.from == *from
+                    && p.to == offer.region
+                    && p.via.len() <= MAX_VIA
+                    && p.latency_ms.is_finite()
+                    && p.latency_ms >= 0.0
+                    && req.max_latency_ms.is_none_or(|m| p.latency_ms <= m)
+                    && req.min_bandwidth_gbps.is_none_or(|m| {
+                        p.bandwidth_gbps.is_some_and(|b| b >= m) || p.from == p.to
+                    }) =>
+            {
+                Some(p.clone())
+            }
+            _ => return None,
+        };
+        let hours = (req.end - req.start) as f64 / 3600.0;
+        Some(Candidate {
+            identifier: offer.id.to_string(),
+            node: c.node.clone(),
+            class: offer.class.code().to_string(),
+            region: offer.region.clone(),
+            models: offer.models.clone(),
+            unit: offer.unit.to_string(),
+            units: c.units,
+            units_free: c.units_free,
+            units_total: offer.units_total,
+            price: offer.price.as_ref().map(|p| Cost {
+                per_unit_hour: p.amount,
+                currency: p.currency.clone(),
+                total: (p.amount * c.units as f64 * hours * 100.0).round() / 100.0,
+            }),
+            path,
+            quality: if c.quality.is_finite() {
+                c.quality.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            freshness: if c.freshness.is_finite() {
+                c.freshness.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            score: 0.0,
+            components: BTreeMap::new(),
+        })
+    }
+
     fn record(&self, signed: &SignedRecord) {
         let r = signed.record();
         if !crate::ident::values::is_resource_class(r.identifier.class()) {
@@ -924,58 +1072,17 @@ impl Selector {
                         latency_ms: link.latency_ms,
                     },
                 );
-            } else {
-                let units = c.units_total.max(1) as f64;
-                let mut models: Vec<String> = c.devices.iter().map(|s| s.model.clone()).collect();
-                models.sort();
-                models.dedup();
-                let mut per_unit: Vec<(Precision, f64)> = Vec::new();
-                for p in Precision::ALL {
-                    let gflops: f64 = c
-                        .devices
-                        .iter()
-                        .filter_map(|s| {
-                            s.peaks
-                                .iter()
-                                .find(|(x, _)| *x == p)
-                                .map(|(_, g)| s.count as f64 * *g as f64)
-                        })
-                        .sum();
-                    if gflops > 0.0 {
-                        per_unit.push((p, gflops / 1000.0 / units));
-                    }
-                }
-                let devices = d.devices.as_deref().unwrap_or_default();
-                let device_memory: f64 = devices
-                    .iter()
-                    .filter_map(|x| x.memory_gib.map(|m| m * x.count as f64))
-                    .sum();
-                let memory_per_unit_gib = if device_memory > 0.0 {
-                    Some(device_memory / units)
-                } else {
-                    d.memory_gib.map(|m| m / units)
-                };
+            } else if let Some(offer) = Offer::of(r.identifier.clone(), c, &d) {
                 let k: BucketKey = (
-                    c.class,
-                    c.region.clone(),
-                    models
+                    offer.class,
+                    offer.region.clone(),
+                    offer
+                        .models
                         .iter()
                         .map(|m| m.to_lowercase())
                         .collect::<Vec<_>>()
                         .join("\n"),
                 );
-                let offer = Offer {
-                    id: r.identifier.clone(),
-                    class: c.class,
-                    region: c.region,
-                    unit: d.unit.as_str(),
-                    units_total: c.units_total,
-                    models,
-                    per_unit_tflops: per_unit,
-                    memory_per_unit_gib,
-                    storage_tib: d.storage_tib,
-                    price: d.price_per_unit_hour.clone(),
-                };
                 idx.buckets.entry(k.clone()).or_default().insert(offer);
                 key = Some(k);
             }
@@ -1020,6 +1127,30 @@ mod tests {
         );
         assert_eq!(grouped(1_234_567), "1 234 567");
         assert_eq!(grouped(12), "12");
+    }
+
+    #[test]
+    fn a_peak_asks_for_the_units_it_needs_not_one_more() {
+        let offer = Offer {
+            id: Identifier::parse("86/IC-000001-H").unwrap(),
+            class: Class::Ic,
+            region: "31".into(),
+            unit: "card",
+            units_total: 8,
+            models: vec!["A800".into()],
+            per_unit_tflops: vec![(Precision::Fp16, 165.2)],
+            memory_per_unit_gib: Some(80.0),
+            storage_tib: None,
+            price: None,
+        };
+        let need = |tflops: &str| {
+            let body = format!(r#"{{"peak":{{"precision":"fp16","tflops":{tflops}}}}}"#);
+            offer.fits(&Requirement::parse(body.as_bytes(), 1_800_000_000).unwrap())
+        };
+        assert_eq!(need("495.6"), Ok(3), "3 × 165.2 in floating point");
+        assert_eq!(need("495.7"), Ok(4));
+        assert_eq!(need("1321.6"), Ok(8));
+        assert_eq!(need("1321.7"), Err(Exclusion::BelowPeak));
     }
 
     #[test]

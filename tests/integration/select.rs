@@ -257,6 +257,19 @@ fn selection_ranks_explains_follows_lines_and_counts_booked_units() {
         assert_eq!(r.body["error"], code, "{body}: {}", r.text);
         assert_eq!(r.body["pointer"], pointer, "{body}: {}", r.text);
     }
+    // A selection that already passed through this node is a loop.
+    let mut looped = json_headers();
+    looped.insert(
+        "cpid-forwarded-by",
+        http::HeaderValue::from_static("86.31,86"),
+    );
+    let r = api
+        .send("POST", "/v1/select", looped, b"{}".to_vec())
+        .unwrap();
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (422, Some("invalid_request"))
+    );
     let r = api
         .send("POST", "/v1/select", json_headers(), b"{not json".to_vec())
         .unwrap();
@@ -404,6 +417,34 @@ fn the_national_node_selects_across_the_federation_and_schedules_where_the_resou
         .unwrap();
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["error"], "needs_identifier_keyid");
+    // The very same signed request, sent twice: it acts once. The national
+    // node spends the nonce before it forwards, so the replay stops there.
+    let body = serde_json::to_vec(&big_req).unwrap();
+    let headers = cpid::api::client::signed_headers_as(
+        "POST",
+        "/v1/schedule",
+        &body,
+        &bkey,
+        &bid.to_string(),
+        &cpid::api::client::nonce().unwrap(),
+        cpid::clock::system_now() as i64,
+    )
+    .unwrap();
+    let first = national
+        .send("POST", "/v1/schedule", headers.clone(), body.clone())
+        .unwrap();
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["scheduled_by"], "86.31.1005", "{}", first.text);
+    let again = national
+        .send("POST", "/v1/schedule", headers, body)
+        .unwrap();
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(again.body["error"], "replayed_nonce");
+    assert!(
+        again.body.get("scheduled_by").is_none(),
+        "refused at the national node, not forwarded: {}",
+        again.text
+    );
     let as_buyer = ApiClient::new(&fed.national.http_url()).signing_as(Some(&bid));
     let (tx, whole) = as_buyer.schedule(&big_req, &bkey).unwrap();
     assert_eq!(whole["scheduled_by"], "86.31.1005", "{whole}");
