@@ -289,6 +289,12 @@ impl Requirement {
                 format!("end {end} must be after start {start}"),
             ));
         }
+        if end <= now {
+            return Err(refuse(
+                "/end",
+                format!("the window [{start}, {end}) is over (now {now})"),
+            ));
+        }
         if start.saturating_add(START_SLACK_SECS) < now {
             return Err(refuse(
                 "/start",
@@ -375,7 +381,9 @@ mod tests {
             err(r#"{"start":1800000000,"end":1799999999}"#).pointer,
             "/end"
         );
-        assert_eq!(err(r#"{"start":1000,"end":2000}"#).pointer, "/start");
+        assert_eq!(err(r#"{"start":1000,"end":2000}"#).pointer, "/end");
+        assert_eq!(err(r#"{"start":1000,"end":1900000000}"#).pointer, "/start");
+        assert_eq!(err(r#"{"start":1799999800,"end":1799999900}"#).pointer, "/end");
         assert_eq!(err(r#"{"class":"PV"}"#).pointer, "/class");
         assert_eq!(err(r#"{"region":"99"}"#).pointer, "/region");
         assert_eq!(err(r#"{"max_latency_ms":5}"#).pointer, "/max_latency_ms");
