@@ -383,7 +383,10 @@ mod tests {
         );
         assert_eq!(err(r#"{"start":1000,"end":2000}"#).pointer, "/end");
         assert_eq!(err(r#"{"start":1000,"end":1900000000}"#).pointer, "/start");
-        assert_eq!(err(r#"{"start":1799999800,"end":1799999900}"#).pointer, "/end");
+        assert_eq!(
+            err(r#"{"start":1799999800,"end":1799999900}"#).pointer,
+            "/end"
+        );
         assert_eq!(err(r#"{"class":"PV"}"#).pointer, "/class");
         assert_eq!(err(r#"{"region":"99"}"#).pointer, "/region");
         assert_eq!(err(r#"{"max_latency_ms":5}"#).pointer, "/max_latency_ms");
