@@ -235,6 +235,12 @@ fn selection_ranks_explains_follows_lines_and_counts_booked_units() {
             json!({"start": 1000, "end": 2000}),
             422,
             "invalid_value",
+            "/end",
+        ),
+        (
+            json!({"start": 1000, "end": t0 + 60}),
+            422,
+            "invalid_value",
             "/start",
         ),
         (
