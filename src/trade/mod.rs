@@ -719,6 +719,36 @@ impl Trades {
     }
 
     /// A resource of this node that can be traded, with its descriptor.
+    /// The units a resource has now (its record active), read without the
+    /// full check of the descriptor, which registration made.
+    fn units_total(&self, id: &str) -> Result<u64, TradeError> {
+        #[derive(serde::Deserialize)]
+        struct Units {
+            units_total: u64,
+        }
+        let unknown = || TradeError::UnknownResource(id.to_string());
+        let rid = Identifier::parse(id).map_err(|_| unknown())?;
+        let signed = self.registry.get(&rid)?.ok_or_else(unknown)?;
+        let r = signed.record();
+        if r.status != RecordStatus::Active {
+            return Err(TradeError::InactiveResource {
+                id: id.to_string(),
+                status: r.status.as_str(),
+            });
+        }
+        r.values
+            .iter()
+            .find(|v| v.kind.as_str() == CP_RESOURCE)
+            .and_then(|v| serde_json::from_str::<Units>(&v.data).ok())
+            .map(|u| u.units_total)
+            .ok_or_else(|| {
+                invalid(
+                    "/resource",
+                    format!("{id} has no capacity descriptor, so it cannot be booked"),
+                )
+            })
+    }
+
     fn resource(
         &self,
         id: &str,
@@ -873,7 +903,7 @@ impl Trades {
             }
         };
         let _one = self.lock_for(&resource).lock_owned().await;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let (_, doc) = self
                 .get(id)?
                 .ok_or_else(|| TradeError::NotFound(id.to_string()))?;
@@ -887,8 +917,8 @@ impl Trades {
                     StepKind::Expire,
                     &Actor::Node,
                     &StepRequest::default(),
-                    None,
-                    None,
+                    (None, None),
+                    true,
                 )
                 .await
                 .ok();
@@ -898,8 +928,17 @@ impl Trades {
             if doc.state != from {
                 return Err(illegal(id, kind, doc.state));
             }
+            let read_store = attempt > 0;
             match self
-                .commit_step(id, &doc, kind, actor, body, request.clone(), nonce.clone())
+                .commit_step(
+                    id,
+                    &doc,
+                    kind,
+                    actor,
+                    body,
+                    (request.clone(), nonce.clone()),
+                    read_store,
+                )
                 .await
             {
                 Err(TradeError::Registry(RegistryError::Store(
@@ -917,6 +956,9 @@ impl Trades {
 
     /// Builds the next version of `doc` for `kind` and commits it, with the
     /// calendar row when the step books or releases units.
+    /// The calendar is the one the ledger holds (what the last commit
+    /// wrote) unless `read_store`: a retry after the expected row changed
+    /// reads the row itself.
     #[allow(clippy::too_many_arguments)]
     async fn commit_step(
         &self,
@@ -925,8 +967,8 @@ impl Trades {
         kind: StepKind,
         actor: &Actor,
         body: &StepRequest,
-        request: Option<SignedRequest>,
-        nonce: Option<Nonce>,
+        (request, nonce): (Option<SignedRequest>, Option<Nonce>),
+        read_store: bool,
     ) -> Result<SignedRecord, TradeError> {
         let now = self.clock.now();
         let mut next = doc.clone();
@@ -966,15 +1008,26 @@ impl Trades {
         let key = doc.resource.as_bytes().to_vec();
         let calendar = match kind {
             StepKind::Accept | StepKind::Settle => {
-                let stored = self.registry.store().row(CALENDAR, &key)?;
-                let mut cal = stored
-                    .as_deref()
-                    .and_then(Calendar::decode)
-                    .unwrap_or_default();
+                let (stored, mut cal) = if read_store {
+                    let stored = self.registry.store().row(CALENDAR, &key)?;
+                    let cal = stored
+                        .as_deref()
+                        .and_then(Calendar::decode)
+                        .unwrap_or_default();
+                    (stored, cal)
+                } else {
+                    // The ledger holds every row as last written (loaded at
+                    // start, replaced after each commit, steps on one
+                    // resource one at a time): its bytes are the row's.
+                    match self.read().calendars.get(&doc.resource) {
+                        Some(c) => (Some(c.encode()), c.clone()),
+                        None => (None, Calendar::default()),
+                    }
+                };
                 cal.prune(now);
                 if kind == StepKind::Accept {
-                    let (_, _, d) = self.resource(&doc.resource)?;
-                    if let Some(clash) = cal.clash(doc.start, doc.end, doc.units, d.units_total) {
+                    let total = self.units_total(&doc.resource)?;
+                    if let Some(clash) = cal.clash(doc.start, doc.end, doc.units, total) {
                         return Err(TradeError::Conflict {
                             resource: doc.resource.clone(),
                             units: doc.units,
