@@ -29,7 +29,6 @@ use self::calendar::{Booking, CALENDAR, Calendar, Clash};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::record::{RecordStatus, SignedRecord, Value, ValueType};
-use crate::ident::resource::ResourceDescriptor;
 use crate::ident::values::{CP_RESOURCE, is_resource_class};
 use crate::registry::{Change, NewRecord, Observer, Plan, Registry, RegistryError, Step};
 use crate::store::{Expect, Nonce, Row, StoreError};
@@ -445,6 +444,15 @@ fn amount(v: &serde_json::Value, pointer: &str) -> Result<f64, TradeError> {
     }
 }
 
+/// What a transaction reads of a resource's descriptor.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Offered {
+    unit: crate::ident::resource::Unit,
+    units_total: u64,
+    #[serde(default)]
+    price_per_unit_hour: Option<crate::ident::resource::Price>,
+}
+
 /// What the index knows of one transaction.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -749,10 +757,10 @@ impl Trades {
             })
     }
 
-    fn resource(
-        &self,
-        id: &str,
-    ) -> Result<(Identifier, SignedRecord, ResourceDescriptor), TradeError> {
+    /// A resource of this node that can be booked, with the terms its
+    /// descriptor states. Only the fields a transaction needs are read:
+    /// every way in checked the whole descriptor when it was registered.
+    fn resource(&self, id: &str) -> Result<(Identifier, SignedRecord, Offered), TradeError> {
         let unknown = || TradeError::UnknownResource(id.to_string());
         let rid = Identifier::parse(id).map_err(|_| unknown())?;
         if !is_resource_class(rid.class()) || !self.registry.prefix().contains(rid.prefix()) {
@@ -766,18 +774,18 @@ impl Trades {
                 status: r.status.as_str(),
             });
         }
-        let descriptor = r
+        let terms = r
             .values
             .iter()
             .find(|v| v.kind.as_str() == CP_RESOURCE)
-            .and_then(|v| ResourceDescriptor::parse_for(&v.data, rid.class()).ok())
+            .and_then(|v| serde_json::from_str::<Offered>(&v.data).ok())
             .ok_or_else(|| {
                 invalid(
                     "/resource",
                     format!("{id} has no capacity descriptor, so it cannot be booked"),
                 )
             })?;
-        Ok((rid, signed, descriptor))
+        Ok((rid, signed, terms))
     }
 
     /// Checks a proposal; returns the document it would record.
