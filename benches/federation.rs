@@ -27,13 +27,13 @@
     clippy::indexing_slicing
 )]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use cpid::ident::identifier::{Apex, Class, Prefix};
 use cpid::ident::record::{RecordStatus, Value, ValueType};
 use cpid::registry::NewRecord;
-use cpid::testkit::federation::{Federation, Options, Ports};
+use cpid::testkit::federation::{Federation, Options};
 
 /// The roll-up's pull interval here.
 const PULL_SECS: u64 = 1;
@@ -92,16 +92,6 @@ fn rollup(fed: &Federation, rounds: usize) -> Vec<Duration> {
         .collect()
 }
 
-fn free_addr() -> SocketAddr {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let addr = udp.local_addr().expect("addr");
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-}
-
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -130,19 +120,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let opts = Options {
-        dir: dir.path().to_path_buf(),
-        ports: Ports {
-            national: (any, any),
-            // Fixed before start: the delegations name the children's API.
-            shanghai: (free_addr(), free_addr()),
-            industry: (free_addr(), free_addr()),
-            gateway: (any, any),
-        },
-        ttl: None,
         gateway: |c| c.cache.l2 = false,
         node: |c| c.capacity.summary_pull_secs = PULL_SECS,
+        ..Options::loopback(dir.path()).expect("free ports")
     };
     let fed = rt.block_on(Federation::start(&opts)).expect("federation");
     let news: Vec<NewRecord> = (0..count)

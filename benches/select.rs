@@ -37,7 +37,6 @@
 )]
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use cpid::api::client::ApiClient;
@@ -48,15 +47,13 @@ use cpid::capacity::totals::Contribution;
 use cpid::ident::identifier::{Class, Identifier, PROVINCES, Prefix, Serial};
 use cpid::ident::keys::NodeKey;
 use cpid::ident::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
-use cpid::ident::resource::{
-    Device, DeviceTable, Link, Precision, Price, ResourceDescriptor, SCHEMA, Unit,
-};
+use cpid::ident::resource::{Device, DeviceTable, Link, Price, ResourceDescriptor, SCHEMA, Unit};
 use cpid::registry::{NewRecord, Observer};
 use cpid::select::{
-    Availability, Candidate, Cost, Exclusion, Line, Path, Paths, Requirement, SelectConfig,
+    Availability, Candidate, Cost, Exclusion, Line, Offer, Path, Paths, Requirement, SelectConfig,
     Selection, Selector, Window,
 };
-use cpid::testkit::federation::{Federation, Member, Options, Ports};
+use cpid::testkit::federation::{Federation, Member, Options};
 use serde_json::json;
 
 /// Dedicated lines among the resources of part 1.
@@ -314,20 +311,11 @@ impl Availability for AllFree {
     }
 }
 
-/// One resource as the reference scan keeps it: what the selector keeps,
-/// in one flat list.
+/// One resource as the reference scan keeps it: the selector's own offer
+/// and its models in lower case, in one flat list.
 struct Flat {
-    id: Identifier,
-    class: Class,
-    region: String,
-    unit: &'static str,
-    units_total: u64,
-    models: Vec<String>,
+    offer: Offer,
     models_lower: Vec<String>,
-    per_unit_tflops: Vec<(Precision, f64)>,
-    memory_per_unit_gib: Option<f64>,
-    storage_tib: Option<f64>,
-    price: Option<Price>,
 }
 
 /// The reference: every offer in a list, every check on every offer.
@@ -355,104 +343,17 @@ impl Scan {
                 });
                 continue;
             }
-            let units = c.units_total.max(1) as f64;
-            let mut models: Vec<String> = c.devices.iter().map(|s| s.model.clone()).collect();
-            models.sort();
-            models.dedup();
-            let per_unit_tflops = Precision::ALL
-                .into_iter()
-                .filter_map(|p| {
-                    let gflops: f64 = c
-                        .devices
-                        .iter()
-                        .filter_map(|s| {
-                            s.peaks
-                                .iter()
-                                .find(|(x, _)| *x == p)
-                                .map(|(_, g)| s.count as f64 * *g as f64)
-                        })
-                        .sum();
-                    (gflops > 0.0).then(|| (p, gflops / 1000.0 / units))
-                })
-                .collect();
-            let devices = d.devices.as_deref().unwrap_or_default();
-            let device_memory: f64 = devices
-                .iter()
-                .filter_map(|x| x.memory_gib.map(|m| m * x.count as f64))
-                .sum();
-            let memory_per_unit_gib = if device_memory > 0.0 {
-                Some(device_memory / units)
-            } else {
-                d.memory_gib.map(|m| m / units)
-            };
-            offers.push(Flat {
-                id: r.identifier.clone(),
-                class: c.class,
-                region: c.region,
-                unit: d.unit.as_str(),
-                units_total: c.units_total,
-                models_lower: models.iter().map(|m| m.to_lowercase()).collect(),
-                models,
-                per_unit_tflops,
-                memory_per_unit_gib,
-                storage_tib: d.storage_tib,
-                price: d.price_per_unit_hour.clone(),
-            });
+            if let Some(offer) = Offer::of(r.identifier.clone(), c, &d) {
+                let models_lower = offer.models.iter().map(|m| m.to_lowercase()).collect();
+                offers.push(Flat {
+                    offer,
+                    models_lower,
+                });
+            }
         }
         // The selector keeps its lines by identifier.
         lines.sort_by(|a, b| a.id.cmp(&b.id));
         Scan { offers, lines }
-    }
-
-    fn fits(o: &Flat, req: &Requirement) -> Result<u64, Exclusion> {
-        let units = match (req.units, req.peak) {
-            (units, Some(need)) => {
-                let per_unit = o
-                    .per_unit_tflops
-                    .iter()
-                    .find(|(x, _)| *x == need.precision)
-                    .map(|(_, v)| *v)
-                    .filter(|v| *v > 0.0)
-                    .ok_or(Exclusion::BelowPeak)?;
-                match units {
-                    Some(u) if per_unit * u as f64 + 1e-9 < need.tflops => {
-                        return Err(Exclusion::BelowPeak);
-                    }
-                    Some(u) => u,
-                    None => ((need.tflops / per_unit).ceil() as u64).max(1),
-                }
-            }
-            (Some(u), None) => u,
-            (None, None) => 1,
-        };
-        if units > o.units_total {
-            return Err(if req.units.is_none() && req.peak.is_some() {
-                Exclusion::BelowPeak
-            } else {
-                Exclusion::TooFewUnits
-            });
-        }
-        if let Some(m) = req.memory_gib
-            && !o.memory_per_unit_gib.is_some_and(|x| x + 1e-9 >= m)
-        {
-            return Err(Exclusion::TooLittleMemory);
-        }
-        if let Some(s) = req.storage_tib
-            && !o.storage_tib.is_some_and(|x| x + 1e-9 >= s)
-        {
-            return Err(Exclusion::TooLittleStorage);
-        }
-        if let Some(ceiling) = &req.max_price {
-            let Some(p) = &o.price else {
-                return Err(Exclusion::Unpriced);
-            };
-            if p.amount > ceiling.amount
-                || ceiling.currency.as_ref().is_some_and(|c| *c != p.currency)
-            {
-                return Err(Exclusion::OverPrice);
-            }
-        }
-        Ok(units)
     }
 
     /// The selector's answer, found by looking at every offer.
@@ -475,14 +376,15 @@ impl Scan {
             .map(|from| Paths::from(from, &config.paths, &self.lines, req.min_bandwidth_gbps));
         let mut excluded: BTreeMap<Exclusion, u64> = BTreeMap::new();
         let mut out = |r: Exclusion| *excluded.entry(r).or_default() += 1;
-        let mut fitting: Vec<(&Flat, u64, Option<&Path>)> = Vec::new();
-        for o in &self.offers {
+        let mut fitting: Vec<(&Offer, u64, Option<&Path>)> = Vec::new();
+        for flat in &self.offers {
+            let o = &flat.offer;
             if req.class.is_some_and(|c| c != o.class) {
                 out(Exclusion::WrongClass);
                 continue;
             }
             if let Some(m) = &model
-                && !o.models_lower.contains(m)
+                && !flat.models_lower.contains(m)
             {
                 out(Exclusion::WrongModel);
                 continue;
@@ -503,7 +405,7 @@ impl Scan {
                 out(Exclusion::OverLatency);
                 continue;
             }
-            match Self::fits(o, req) {
+            match o.fits(req) {
                 Ok(units) => fitting.push((o, units, path)),
                 Err(r) => out(r),
             }
@@ -769,16 +671,6 @@ fn in_process(a: &Args) {
     );
 }
 
-fn free_addr() -> SocketAddr {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-}
-
 /// A provider (approved where the node reviews) registered at `api`; its
 /// key and identifier.
 fn provider(api: &ApiClient, admin: &NodeKey, region: &str) -> (NodeKey, Identifier) {
@@ -907,21 +799,7 @@ fn federated(a: &Args) {
         .enable_all()
         .build()
         .unwrap();
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let opts = Options {
-        dir: dir.path().to_path_buf(),
-        // The delegations name the children's API, so their ports are
-        // chosen before they start.
-        ports: Ports {
-            national: (any, any),
-            shanghai: (free_addr(), free_addr()),
-            industry: (free_addr(), free_addr()),
-            gateway: (any, any),
-        },
-        ttl: None,
-        gateway: |_| {},
-        node: |c| c.capacity.summary_pull_secs = 1,
-    };
+    let opts = Options::loopback(dir.path()).unwrap();
     let t = Instant::now();
     let fed = rt.block_on(Federation::start(&opts)).unwrap();
     println!("federation up in {:.1} s", t.elapsed().as_secs_f64());

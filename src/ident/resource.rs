@@ -281,7 +281,7 @@ pub struct ResourceDescriptor {
 }
 
 /// Turns a serde path into an RFC 6901 pointer.
-fn pointer_of(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn pointer_of(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for seg in path.iter() {

@@ -482,26 +482,28 @@ pub trait Availability {
     fn booked(&self, ids: &[&Identifier], start: u64, end: u64) -> Vec<u64>;
 }
 
-/// One resource as the selector keeps it.
+/// One resource as the selector keeps it (and the benchmark's reference
+/// scan, which checks every offer the same way without the index).
 #[derive(Debug)]
-struct Offer {
-    id: Identifier,
-    class: Class,
-    region: String,
-    unit: &'static str,
-    units_total: u64,
-    models: Vec<String>,
+pub struct Offer {
+    pub id: Identifier,
+    pub class: Class,
+    pub region: String,
+    pub unit: &'static str,
+    pub units_total: u64,
+    /// The device table's model names, sorted.
+    pub models: Vec<String>,
     /// Dense TFLOPS of one unit, per stated precision.
-    per_unit_tflops: Vec<(Precision, f64)>,
-    memory_per_unit_gib: Option<f64>,
-    storage_tib: Option<f64>,
-    price: Option<Price>,
+    pub per_unit_tflops: Vec<(Precision, f64)>,
+    pub memory_per_unit_gib: Option<f64>,
+    pub storage_tib: Option<f64>,
+    pub price: Option<Price>,
 }
 
 impl Offer {
     /// The offer a resource's contribution and descriptor make; `None` for
     /// a dedicated line.
-    fn of(
+    pub fn of(
         id: Identifier,
         c: Contribution,
         d: &crate::ident::resource::ResourceDescriptor,
@@ -560,8 +562,9 @@ impl Offer {
             .map(|(_, v)| *v)
     }
 
-    /// The units this offer would book for `req`, or why it cannot.
-    fn fits(&self, req: &Requirement) -> Result<u64, Exclusion> {
+    /// The units this offer would book for `req`, or why it cannot (the
+    /// checks that need no live state, in the order of [`Exclusion`]).
+    pub fn fits(&self, req: &Requirement) -> Result<u64, Exclusion> {
         let units = match (req.units, req.peak) {
             (units, Some(need)) => {
                 let per_unit = self

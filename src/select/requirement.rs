@@ -9,10 +9,9 @@ use super::Weights;
 use crate::ident::identifier::{Class, province};
 use crate::ident::resource::{MAX_FIGURE, MAX_LATENCY_MS, MAX_UNITS, Precision};
 
-/// How far in the past a window may start (clocks differ a little).
-pub const START_SLACK_SECS: u64 = 300;
-/// Longest window asked for, seconds (a year).
-pub const MAX_WINDOW_SECS: u64 = 366 * 86_400;
+// The window rules are the transaction's: what a selection accepts, a
+// schedule can propose.
+use crate::trade::{MAX_WINDOW_SECS, START_SLACK_SECS};
 /// Window length when only a start is given, seconds.
 pub const DEFAULT_WINDOW_SECS: u64 = 3600;
 /// Most preferred regions.
@@ -126,21 +125,6 @@ struct Raw {
     weights: Option<Weights>,
 }
 
-fn pointer_of(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
-        out.push('/');
-        match seg {
-            Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
-            Segment::Enum { variant } => out.push_str(variant),
-            Segment::Unknown => out.push('-'),
-        }
-    }
-    out
-}
-
 fn figure(pointer: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, RequirementError> {
     match v {
         Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => Err(refuse(
@@ -166,7 +150,7 @@ impl Requirement {
     pub fn parse(body: &[u8], now: u64) -> Result<Requirement, RequirementError> {
         let mut de = serde_json::Deserializer::from_slice(body);
         let raw: Raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let pointer = pointer_of(e.path());
+            let pointer = crate::ident::resource::pointer_of(e.path());
             let inner = e.into_inner();
             // A body that is not a JSON object at all, or is cut short.
             if inner.is_syntax() || inner.is_eof() {

@@ -72,6 +72,40 @@ pub struct Options {
     pub node: fn(&mut Config),
 }
 
+impl Options {
+    /// The federation on loopback for tests and benchmarks: the national
+    /// node and the gateway on port 0, the children on addresses free now
+    /// (their delegations name their DNS and API before they start), the
+    /// nodes pulling their children's summaries every second.
+    pub fn loopback(dir: &Path) -> std::io::Result<Options> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(Options {
+            dir: dir.to_path_buf(),
+            ports: Ports {
+                national: (any, any),
+                shanghai: (free_addr()?, free_addr()?),
+                industry: (free_addr()?, free_addr()?),
+                gateway: (any, any),
+            },
+            ttl: None,
+            gateway: |_| {},
+            node: |c| c.capacity.summary_pull_secs = 1,
+        })
+    }
+}
+
+/// A loopback address whose UDP and TCP ports were both free just now
+/// (for what must name its address before it starts).
+pub fn free_addr() -> std::io::Result<SocketAddr> {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let addr = udp.local_addr()?;
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+}
+
 /// The running federation.
 pub struct Federation {
     pub dir: PathBuf,

@@ -727,36 +727,6 @@ impl Trades {
     }
 
     /// A resource of this node that can be traded, with its descriptor.
-    /// The units a resource has now (its record active), read without the
-    /// full check of the descriptor, which registration made.
-    fn units_total(&self, id: &str) -> Result<u64, TradeError> {
-        #[derive(serde::Deserialize)]
-        struct Units {
-            units_total: u64,
-        }
-        let unknown = || TradeError::UnknownResource(id.to_string());
-        let rid = Identifier::parse(id).map_err(|_| unknown())?;
-        let signed = self.registry.get(&rid)?.ok_or_else(unknown)?;
-        let r = signed.record();
-        if r.status != RecordStatus::Active {
-            return Err(TradeError::InactiveResource {
-                id: id.to_string(),
-                status: r.status.as_str(),
-            });
-        }
-        r.values
-            .iter()
-            .find(|v| v.kind.as_str() == CP_RESOURCE)
-            .and_then(|v| serde_json::from_str::<Units>(&v.data).ok())
-            .map(|u| u.units_total)
-            .ok_or_else(|| {
-                invalid(
-                    "/resource",
-                    format!("{id} has no capacity descriptor, so it cannot be booked"),
-                )
-            })
-    }
-
     /// A resource of this node that can be booked, with the terms its
     /// descriptor states. Only the fields a transaction needs are read:
     /// every way in checked the whole descriptor when it was registered.
@@ -1034,7 +1004,8 @@ impl Trades {
                 };
                 cal.prune(now);
                 if kind == StepKind::Accept {
-                    let total = self.units_total(&doc.resource)?;
+                    let (_, _, terms) = self.resource(&doc.resource)?;
+                    let total = terms.units_total;
                     if let Some(clash) = cal.clash(doc.start, doc.end, doc.units, total) {
                         return Err(TradeError::Conflict {
                             resource: doc.resource.clone(),

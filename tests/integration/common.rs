@@ -24,13 +24,7 @@ pub struct TestNode {
 /// A loopback address whose UDP and TCP ports were both free just now
 /// (delegations name their child's address before the child starts).
 pub fn free_addr() -> SocketAddr {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
+    cpid::testkit::federation::free_addr().unwrap()
 }
 
 pub fn config_in(dir: &std::path::Path) -> Config {

@@ -5,7 +5,6 @@
 //! not verify is not used and says so, and a silent child's figures age.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cpid::api::client::ApiClient;
@@ -14,7 +13,7 @@ use cpid::ident::delegation::Server;
 use cpid::ident::identifier::{Identifier, Prefix};
 use cpid::ident::keys::NodeKey;
 use cpid::ident::record::RecordStatus;
-use cpid::testkit::federation::{Federation, Options, Ports, delegate};
+use cpid::testkit::federation::{Federation, Options, delegate};
 
 use crate::common::free_addr;
 use serde_json::{Value, json};
@@ -140,21 +139,9 @@ fn the_national_node_sees_every_node_once_and_only_what_verifies() {
         .enable_all()
         .build()
         .unwrap();
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let opts = Options {
-        dir: dir.path().to_path_buf(),
-        // The delegations name the children's API, so their HTTP ports
-        // are chosen before they start.
-        ports: Ports {
-            national: (any, any),
-            shanghai: (free_addr(), free_addr()),
-            industry: (free_addr(), free_addr()),
-            gateway: (any, any),
-        },
-        ttl: None,
-        gateway: |_| {},
-        node: |c| c.capacity.summary_pull_secs = 1,
-    };
+    // The delegations name the children's API, so their ports are chosen
+    // before they start.
+    let opts = Options::loopback(dir.path()).unwrap();
     let fed = rt.block_on(Federation::start(&opts)).unwrap();
     rt.block_on(fed.sample_records()).unwrap();
     let national = ApiClient::new(&fed.national.http_url());

@@ -10,7 +10,7 @@ use std::process::Command;
 use cpid::api::client::ApiClient;
 use cpid::ident::identifier::Identifier;
 use cpid::ident::keys::NodeKey;
-use cpid::testkit::federation::{Federation, Options, Ports};
+use cpid::testkit::federation::{Federation, Options};
 use serde_json::{Value, json};
 
 use crate::capacity::{provider, report};
@@ -337,19 +337,7 @@ fn the_national_node_selects_across_the_federation_and_schedules_where_the_resou
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let opts = Options {
-        dir: dir.path().to_path_buf(),
-        ports: Ports {
-            national: (any, any),
-            shanghai: (free_addr(), free_addr()),
-            industry: (free_addr(), free_addr()),
-            gateway: (any, any),
-        },
-        ttl: None,
-        gateway: |_| {},
-        node: |c| c.capacity.summary_pull_secs = 1,
-    };
+    let opts = Options::loopback(dir.path()).unwrap();
     let fed = rt.block_on(Federation::start(&opts)).unwrap();
     let national = ApiClient::new(&fed.national.http_url());
     let shanghai = ApiClient::new(&fed.shanghai.http_url());
