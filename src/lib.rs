@@ -42,4 +42,5 @@ pub mod select;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;
+pub mod tlog;
 pub mod trade;

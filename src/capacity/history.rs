@@ -291,10 +291,12 @@ pub fn persist(store: &dyn Store, rows: Vec<Row>) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    store.write(WriteBatch {
-        rows,
-        ..Default::default()
-    })
+    store
+        .write(WriteBatch {
+            rows,
+            ..Default::default()
+        })
+        .map(|_| ())
 }
 
 #[cfg(test)]

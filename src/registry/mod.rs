@@ -37,7 +37,7 @@ use crate::dns::zone::{Zone, ZoneError};
 use crate::ident::identifier::{Apex, Class, Identifier, Prefix, Serial};
 use crate::ident::keys::{KeyId, NodeKey};
 use crate::ident::record::{Record, RecordError, RecordStatus, SignedRecord, Value};
-use crate::store::{Expect, Nonce, Row, Store, StoreError, WriteBatch};
+use crate::store::{Expect, Nonce, Row, Store, StoreError, WriteBatch, Written};
 use crate::telemetry;
 
 /// Why a registry operation was refused.
@@ -155,6 +155,8 @@ impl Plan {
 #[derive(Debug, Clone)]
 pub struct Committed {
     pub records: Vec<Option<SignedRecord>>,
+    /// The log indices of the written records' leaves, in their order.
+    pub leaves: std::ops::Range<u64>,
 }
 
 impl Committed {
@@ -317,20 +319,24 @@ impl Registry {
     /// durable and served. Blocks the calling thread for the commit.
     pub fn commit(&self, plan: Plan) -> Result<Committed, RegistryError> {
         let prepared = self.prepare(plan)?;
-        if !prepared.batch.is_empty() {
-            self.node.store.write(prepared.batch.clone())?;
-        }
-        Ok(self.finish(prepared))
+        let written = if prepared.batch.is_empty() {
+            Written::default()
+        } else {
+            self.node.store.write(prepared.batch.clone())?
+        };
+        Ok(self.finish(prepared, written))
     }
 
     /// [`Registry::commit`] for async callers: waits for the group commit
     /// without holding a thread.
     pub async fn commit_async(&self, plan: Plan) -> Result<Committed, RegistryError> {
         let prepared = self.prepare(plan)?;
-        if !prepared.batch.is_empty() {
-            crate::store::write_async(self.node.store.as_ref(), prepared.batch.clone()).await?;
-        }
-        Ok(self.finish(prepared))
+        let written = if prepared.batch.is_empty() {
+            Written::default()
+        } else {
+            crate::store::write_async(self.node.store.as_ref(), prepared.batch.clone()).await?
+        };
+        Ok(self.finish(prepared, written))
     }
 
     /// Steps 1–3: every step built and signed into one write batch.
@@ -379,12 +385,17 @@ impl Registry {
                 .collect(),
             rows: plan.rows,
             expect: plan.expect,
+            leaves: records
+                .iter()
+                .flatten()
+                .map(|r| crate::tlog::entry::leaf(r, is_private(r.record().identifier.class())))
+                .collect(),
         };
         Ok(Prepared { batch, records })
     }
 
     /// Steps 4–5, after the batch is durable. Never fails the write.
-    fn finish(&self, prepared: Prepared) -> Committed {
+    fn finish(&self, prepared: Prepared, written_at: Written) -> Committed {
         let written = prepared.batch.records;
         for signed in &written {
             if let Err(e) = self.publish_newest(signed) {
@@ -410,6 +421,7 @@ impl Registry {
         }
         Committed {
             records: prepared.records,
+            leaves: written_at.leaves,
         }
     }
 

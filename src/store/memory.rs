@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Done, Lookup, Store, StoreError, Table, WriteBatch};
+use super::{Done, Lookup, Store, StoreError, Table, WriteBatch, Written};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -38,6 +38,8 @@ struct State {
     expiry: BTreeSet<(u64, String)>,
     /// (table, key) → value: other systems' rows, in redb's key order.
     rows: BTreeMap<(Table, Vec<u8>), Vec<u8>>,
+    /// The transparency log's leaves, by index.
+    leaves: Vec<Vec<u8>>,
 }
 
 impl Lookup for State {
@@ -57,8 +59,13 @@ impl Lookup for State {
 impl State {
     /// Applies a batch that `super::judge` passed; cannot fail, so the
     /// batch lands whole.
-    fn apply(&mut self, batch: WriteBatch) {
+    fn apply(&mut self, batch: WriteBatch) -> Written {
         let mut changed = false;
+        let first = self.leaves.len() as u64;
+        self.leaves.extend(batch.leaves);
+        let written = Written {
+            leaves: first..self.leaves.len() as u64,
+        };
         for n in batch.nonces {
             self.expiry.insert((n.expires, n.key.clone()));
             self.nonces.insert(n.key, (n.expires, n.answer));
@@ -81,6 +88,7 @@ impl State {
         if changed {
             self.zone_serial += 1;
         }
+        written
     }
 
     /// Forgets every nonce whose window has passed by `now`.
@@ -136,16 +144,16 @@ impl MemoryStore {
         })
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    fn commit(&self, batch: WriteBatch) -> Result<Written, StoreError> {
         let mut state = self.state()?;
         let now = self.clock.now();
         let verdict = super::judge(&batch, now, &mut *state)?;
         if let Some(refusal) = verdict {
             return Err(refusal);
         }
-        state.apply(batch);
+        let written = state.apply(batch);
         state.prune(now);
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -228,5 +236,28 @@ impl Store for MemoryStore {
             .get(key)
             .filter(|(at, _)| super::nonce_live(*at, now))
             .map(|(_, answer)| answer.clone()))
+    }
+
+    fn log_size(&self) -> Result<u64, StoreError> {
+        Ok(self.state()?.leaves.len() as u64)
+    }
+
+    fn log_entries(
+        &self,
+        start: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        // A snapshot, as in `scan_rows`, so `f` may use the store.
+        let snapshot: Vec<Vec<u8>> = {
+            let state = self.state()?;
+            let from = usize::try_from(start).unwrap_or(usize::MAX);
+            state.leaves.get(from..).unwrap_or_default().to_vec()
+        };
+        for (i, leaf) in (start..).zip(snapshot) {
+            if !f(i, &leaf) {
+                break;
+            }
+        }
+        Ok(())
     }
 }

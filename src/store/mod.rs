@@ -21,6 +21,10 @@
 //!   same commit too: the compare-and-set behind the capacity calendar;
 //! - rows read back by (table, key), and a scan walks one table in key
 //!   order from a start key until its callback says stop;
+//! - a batch's log leaves are appended in order at consecutive indices from
+//!   the log's size at its commit, never rewritten, and a refused batch
+//!   appends none: there is no change without its leaf, nor a leaf without
+//!   its change;
 //! - a stored record that no longer decodes is reported as corrupt, never
 //!   skipped.
 //!
@@ -52,6 +56,16 @@ pub struct WriteBatch {
     /// batch (OpenStack Placement's generation check): the batch fails with
     /// [`StoreError::RowChanged`] when one of them changed meanwhile.
     pub expect: Vec<Expect>,
+    /// Entries appended to the node's transparency log at its next indices,
+    /// in the same transaction as everything else in the batch.
+    pub leaves: Vec<Vec<u8>>,
+}
+
+/// What a durable batch was given: the log indices of its leaves (empty
+/// when it had none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub leaves: std::ops::Range<u64>,
 }
 
 impl WriteBatch {
@@ -63,6 +77,7 @@ impl WriteBatch {
             && self.nonces.is_empty()
             && self.rows.is_empty()
             && self.expect.is_empty()
+            && self.leaves.is_empty()
     }
 }
 
@@ -209,7 +224,7 @@ pub(crate) fn judge(
 
 /// [`Store::submit`] for async callers: resolves once the batch is durable
 /// or refused, without parking a thread while the commit runs.
-pub async fn write_async(store: &dyn Store, batch: WriteBatch) -> Result<(), StoreError> {
+pub async fn write_async(store: &dyn Store, batch: WriteBatch) -> Result<Written, StoreError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     store.submit(
         batch,
@@ -221,7 +236,7 @@ pub async fn write_async(store: &dyn Store, batch: WriteBatch) -> Result<(), Sto
 }
 
 /// Called exactly once with the outcome of a submitted batch.
-pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub type Done = Box<dyn FnOnce(Result<Written, StoreError>) + Send>;
 
 /// The storage interface of a node.
 pub trait Store: Send + Sync + 'static {
@@ -232,7 +247,7 @@ pub trait Store: Send + Sync + 'static {
     /// (the memory store does), so `done` must not wait for the caller.
     fn submit(&self, batch: WriteBatch, done: Done);
     /// Durable when it returns `Ok`.
-    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    fn write(&self, batch: WriteBatch) -> Result<Written, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.submit(
             batch,
@@ -286,4 +301,13 @@ pub trait Store: Send + Sync + 'static {
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
+    /// How many leaves the transparency log holds.
+    fn log_size(&self) -> Result<u64, StoreError>;
+    /// Calls `f` with the log's leaves from index `start` on, in order,
+    /// until it returns `false`.
+    fn log_entries(
+        &self,
+        start: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
 }

@@ -20,7 +20,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-use super::{Done, Lookup, Store, StoreError, Table, WriteBatch};
+use super::{Done, Lookup, Store, StoreError, Table, WriteBatch, Written};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -39,6 +39,9 @@ const NONCE_ANSWERS: TableDefinition<&str, &str> = TableDefinition::new("nonce_a
 const NONCE_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("nonce_expiry");
 /// (table name, key) → value: the rows other systems commit with records.
 const ROWS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("rows");
+/// Log index → leaf: the transparency log's entries, appended with the
+/// change they record. Its length is `meta["log_size"]`.
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// Most expired nonces one commit removes (keeps commits short).
 const PRUNE_PER_COMMIT: usize = 1024;
 
@@ -114,6 +117,7 @@ impl RedbStore {
                 txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
                 txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
                 txn.open_table(ROWS).map_err(db_err)?;
+                txn.open_table(LOG).map_err(db_err)?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 let format = meta.get("format").map_err(db_err)?.map(|v| v.value());
                 match format {
@@ -242,7 +246,7 @@ fn commit_group(
     db: &Database,
     batches: &[WriteBatch],
     now: u64,
-) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let mut txn = db.begin_write().map_err(db_err)?;
     txn.set_durability(Durability::Immediate).map_err(db_err)?;
     let mut results = Vec::with_capacity(batches.len());
@@ -254,6 +258,13 @@ fn commit_group(
         let mut expiry = txn.open_table(NONCE_EXPIRY).map_err(db_err)?;
         let mut answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
         let mut rows = txn.open_table(ROWS).map_err(db_err)?;
+        let mut log = txn.open_table(LOG).map_err(db_err)?;
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        let log_start = meta
+            .get("log_size")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        let mut log_size = log_start;
         for batch in batches {
             let verdict = super::judge(
                 batch,
@@ -292,6 +303,11 @@ fn commit_group(
                 rows.insert((row.table.name(), row.key.as_slice()), row.value.as_slice())
                     .map_err(db_err)?;
             }
+            let first = log_size;
+            for leaf in &batch.leaves {
+                log.insert(log_size, leaf.as_slice()).map_err(db_err)?;
+                log_size += 1;
+            }
             for (prefix, class, mark) in &batch.serials {
                 let key = serial_key(prefix, *class);
                 let current = serials
@@ -303,11 +319,15 @@ fn commit_group(
                     changed = true;
                 }
             }
-            results.push(Ok(()));
+            results.push(Ok(Written {
+                leaves: first..log_size,
+            }));
         }
         prune_nonces(&mut nonces, &mut expiry, &mut answers, now)?;
+        if log_size != log_start {
+            meta.insert("log_size", log_size).map_err(db_err)?;
+        }
         if changed {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
             let serial = meta
                 .get("zone_serial")
                 .map_err(db_err)?
@@ -470,5 +490,30 @@ impl Store for RedbStore {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(RECORDS).map_err(db_err)?;
         table.len().map_err(db_err)
+    }
+
+    fn log_size(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        Ok(meta
+            .get("log_size")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn log_entries(
+        &self,
+        start: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let log = txn.open_table(LOG).map_err(db_err)?;
+        for item in log.range(start..).map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            if !f(k.value(), v.value()) {
+                break;
+            }
+        }
+        Ok(())
     }
 }

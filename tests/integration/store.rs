@@ -130,6 +130,7 @@ mod redb {
                     records: vec![r1.clone()],
                     serials: vec![(p.clone(), Class::Gc, 5)],
                     nonces: vec![nonce(&clock, "k/n1", 600, "what-it-made")],
+                    leaves: vec![b"first".to_vec()],
                     ..WriteBatch::default()
                 })
                 .unwrap();
@@ -146,6 +147,7 @@ mod redb {
         );
         assert_eq!(store.serial(&p, Class::Gc).unwrap(), 5);
         assert_eq!(store.len().unwrap(), 1);
+        assert_eq!(store.log_size().unwrap(), 1, "the log survives a reopen");
         assert_eq!(
             store.nonce_answer("k/n1").unwrap().as_deref(),
             Some("what-it-made"),

@@ -556,3 +556,80 @@ fn an_expected_row_guards_its_batch_like_a_generation_check() {
     let now = u.store.row(CAL, b"r").unwrap().unwrap();
     assert!(now == b"g2-a" || now == b"g2-b");
 }
+
+#[test]
+fn log_leaves_append_at_consecutive_indices_and_a_refused_batch_appends_none() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    assert_eq!(u.store.log_size().unwrap(), 0);
+    let with_leaves = |r: SignedRecord, leaves: &[&[u8]]| WriteBatch {
+        records: vec![r],
+        leaves: leaves.iter().map(|l| l.to_vec()).collect(),
+        ..WriteBatch::default()
+    };
+    let w = u
+        .store
+        .write(with_leaves(record(&key, 1, 1), &[b"a", b"b"]))
+        .unwrap();
+    assert_eq!(w.leaves, 0..2);
+    // Refused (stale version): no leaf, the log does not move.
+    let err = u
+        .store
+        .write(with_leaves(record(&key, 1, 1), &[b"stale"]))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(u.store.log_size().unwrap(), 2);
+    // Back to back so a batching backend shares one commit: indices still
+    // follow the order the batches were accepted in, without gaps.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, r) in [record(&key, 2, 1), record(&key, 1, 1), record(&key, 3, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let tx = tx.clone();
+        let leaf = format!("leaf {i}").into_bytes();
+        u.store.submit(
+            WriteBatch {
+                records: vec![r],
+                leaves: vec![leaf],
+                ..WriteBatch::default()
+            },
+            Box::new(move |outcome| tx.send((i, outcome)).unwrap()),
+        );
+    }
+    drop(tx);
+    let mut outcomes: Vec<_> = rx.iter().collect();
+    outcomes.sort_by_key(|(i, _)| *i);
+    assert_eq!(outcomes[0].1.as_ref().unwrap().leaves, 2..3);
+    assert!(outcomes[1].1.is_err());
+    assert_eq!(outcomes[2].1.as_ref().unwrap().leaves, 3..4);
+    assert_eq!(u.store.log_size().unwrap(), 4);
+    let mut seen = Vec::new();
+    u.store
+        .log_entries(1, &mut |i, leaf| {
+            seen.push((i, leaf.to_vec()));
+            true
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (1, b"b".to_vec()),
+            (2, b"leaf 0".to_vec()),
+            (3, b"leaf 2".to_vec())
+        ]
+    );
+    // The scan stops when asked.
+    let mut count = 0;
+    u.store
+        .log_entries(0, &mut |_, _| {
+            count += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!(count, 1);
+    // A batch without leaves reports an empty range.
+    let w = u.store.write(records_only(vec![record(&key, 9, 1)])).unwrap();
+    assert!(w.leaves.is_empty());
+    assert_eq!(u.store.log_size().unwrap(), 4);
+}

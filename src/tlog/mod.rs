@@ -1,0 +1,3 @@
+//! System E's transparency log.
+
+pub mod entry;
