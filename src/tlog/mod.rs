@@ -5,9 +5,20 @@
 //!   tree roots, inclusion and consistency proofs and their verification,
 //!   all from stored hashes of complete subtrees read through a
 //!   [`merkle::HashReader`].
+//! - [`note`]: C2SP signed notes (c2sp.org/signed-note) with Ed25519 keys,
+//!   their verifier and signer key texts.
+//! - [`checkpoint`]: the C2SP checkpoint body (c2sp.org/tlog-checkpoint).
+//! - [`cosign`]: C2SP `cosignature/v1` witness cosignatures
+//!   (c2sp.org/tlog-cosignature).
+//! - [`tile`]: C2SP tile paths, tile contents and entry bundles
+//!   (c2sp.org/tlog-tiles).
 //! - [`error`]: the one error type, [`error::TlogError`].
 //!
 //! Every parser here is strict and panic-free on any input.
 
+pub mod checkpoint;
+pub mod cosign;
 pub mod error;
 pub mod merkle;
+pub mod note;
+pub mod tile;
