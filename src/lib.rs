@@ -19,6 +19,8 @@
 //!   situation, data quality of descriptors and live status.
 //! - [`trade`]: system A's transactions: `TX` records between buyers and
 //!   providers, their signed steps, the capacity calendar.
+//! - [`tlog`]: system E's transparency log: RFC 6962 Merkle hashing and
+//!   proofs, C2SP signed notes, checkpoints, cosignatures and tiles.
 //! - [`agent`]: the provider's agent (`cpid agent`): its inventory, live
 //!   host figures, durable sequence numbers and the reporting loop.
 //! - [`clock`]: the one clock, injectable in tests.

@@ -28,5 +28,6 @@ mod rollup;
 mod scenarios;
 mod select;
 mod store;
+mod tlog_vectors;
 mod trade;
 mod vectors;
