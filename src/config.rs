@@ -42,8 +42,21 @@ pub struct Config {
     pub federation: FederationConfig,
     pub capacity: CapacityConfig,
     pub trade: TradeConfig,
+    /// The transparency log (system E).
+    pub log: LogConfig,
     /// Selection (system D): weights, the latency matrix, routing.
     pub select: crate::select::SelectConfig,
+}
+
+/// The transparency log (DESIGN §6, `schema/log.md`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The log's origin line; `"<zone apex>/log"` when unset. A store keeps
+    /// the origin its log started under and refuses another: a node
+    /// rebuilt from a master-file export has a new log and names a new
+    /// origin here (e.g. `"86.cpid.internal/log/2"`).
+    pub origin: Option<String>,
 }
 
 /// Transactions (DESIGN §5, `schema/transaction.md`).

@@ -43,6 +43,12 @@ pub const GATEWAY_STALE: &str = "cpid_gateway_stale_answers_total";
 /// Gateway: entries and bytes held in L1 (gauges).
 pub const GATEWAY_L1_ENTRIES: &str = "cpid_gateway_l1_entries";
 pub const GATEWAY_L1_BYTES: &str = "cpid_gateway_l1_bytes";
+/// Transparency log: leaves under the latest signed checkpoint (gauge).
+pub const LOG_SIZE: &str = "cpid_log_size";
+/// Transparency log: integrations that failed (retried).
+pub const LOG_FAILURES: &str = "cpid_log_failures_total";
+/// Transparency log: proofs served, by kind.
+pub const LOG_PROOFS: &str = "cpid_log_proofs_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -153,6 +159,15 @@ fn describe() {
         Unit::Bytes,
         "Gateway: bytes held in the L1 cache"
     );
+    describe_gauge!(
+        LOG_SIZE,
+        "Transparency log: leaves under the latest checkpoint"
+    );
+    describe_counter!(
+        LOG_FAILURES,
+        "Transparency log: failed integrations (retried)"
+    );
+    describe_counter!(LOG_PROOFS, "Transparency log: proofs served, by kind");
 }
 
 /// The Prometheus text of every metric ("" without a recorder).

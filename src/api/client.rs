@@ -343,6 +343,24 @@ impl ApiClient {
         self.send("GET", path, HeaderMap::new(), Vec::new())
     }
 
+    /// An unsigned read of a binary body (log tiles): status and bytes.
+    pub fn get_bytes(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |e: ureq::Error| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let mut response = self.agent.get(&url).call().map_err(transport)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .map_err(transport)?;
+        Ok((status, body))
+    }
+
     /// A signed request with a fresh nonce and the current time.
     ///
     /// When the connection fails, the very same signed request is sent once

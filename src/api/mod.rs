@@ -30,6 +30,7 @@ pub mod error;
 pub mod handles;
 pub mod httpsig;
 mod identifiers;
+mod log;
 pub mod node;
 pub mod page;
 mod providers;
@@ -82,6 +83,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/quality"),
     ("GET", "/situation"),
     ("GET", "/situation/assets/{file}"),
+    ("GET", "/log/checkpoint"),
+    ("GET", "/log/tile/{path}"),
+    ("GET", "/v1/log"),
+    ("GET", "/v1/log/proof/{prefix}/{suffix}"),
+    ("GET", "/v1/log/consistency"),
 ];
 
 /// The router over `state`.
@@ -138,6 +144,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             delete(delegations::revoke),
         )
         .route("/api/handles/{prefix}/{suffix}", get(handles::read))
+        .route("/log/checkpoint", get(log::checkpoint))
+        .route("/log/tile/{*path}", get(log::tile))
+        .route("/v1/log", get(log::info))
+        .route("/v1/log/proof/{prefix}/{suffix}", get(log::proof))
+        .route("/v1/log/consistency", get(log::consistency))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)

@@ -33,11 +33,30 @@ where
     F: std::future::Future<Output = Result<SignedRecord, ApiError>> + Send + 'static,
 {
     let signed = run_mutation(kind, work(state.clone())).await?;
+    let mut body = record_json(&state, &signed);
+    with_log_index(&state, &signed, &mut body);
     Ok(if issues {
-        created(&state, &signed)
+        created_with(&signed, body)
     } else {
-        Json(record_json(&state, &signed)).into_response()
+        Json(body).into_response()
     })
+}
+
+/// Adds `log_index`, the leaf of the transparency log that holds this
+/// version, to a write's answer (`GET /v1/log/proof/…` proves it).
+pub(super) fn with_log_index(
+    state: &ApiState,
+    signed: &SignedRecord,
+    body: &mut serde_json::Value,
+) {
+    let rec = signed.record();
+    // A just-committed leaf is in the log's memory: no store read.
+    if let (Ok(Some(index)), Some(obj)) = (
+        state.log.index_of(&rec.identifier, rec.version),
+        body.as_object_mut(),
+    ) {
+        obj.insert("log_index".into(), index.into());
+    }
 }
 
 /// Runs a mutation in its own task (so it completes if the client goes
@@ -118,10 +137,6 @@ pub(super) fn record_json(state: &ApiState, signed: &SignedRecord) -> serde_json
 
 fn location(id: &Identifier) -> String {
     format!("/v1/identifiers/{id}")
-}
-
-fn created(state: &ApiState, signed: &SignedRecord) -> Response {
-    created_with(signed, record_json(state, signed))
 }
 
 /// `201` with `Location` and `body`.

@@ -13,6 +13,7 @@ use crate::ident::record::SignedRecord;
 use crate::registry::Registry;
 use crate::resolution::directory::Directory;
 use crate::select::Selector;
+use crate::tlog::log::Log;
 use crate::trade::Trades;
 
 /// What the handlers share.
@@ -24,6 +25,8 @@ pub struct ApiState {
     pub trades: Arc<Trades>,
     /// The selection index (system D).
     pub selector: Arc<Selector>,
+    /// The transparency log (system E).
+    pub log: Arc<Log>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -50,6 +53,7 @@ impl ApiState {
         capacity: Arc<Capacity>,
         trades: Arc<Trades>,
         selector: Arc<Selector>,
+        log: Arc<Log>,
         config: &Config,
         admin_key: PublicKey,
     ) -> ApiState {
@@ -58,6 +62,7 @@ impl ApiState {
             capacity,
             trades,
             selector,
+            log,
             policy: config.registration.policy,
             signature_window_secs: config.registration.signature_window_secs,
             max_body_bytes: config.http.max_body_bytes,

@@ -69,6 +69,9 @@ pub enum SigningContext {
     /// A node's situation summary (`schema/summary.md`):
     /// `cpid/summary/v1\0 || summary bytes`.
     Summary,
+    /// A C2SP signed note (a log checkpoint) or a C2SP `cosignature/v1`
+    /// of one, signed as those specifications define.
+    Note,
 }
 
 impl SigningContext {
@@ -79,6 +82,7 @@ impl SigningContext {
             SigningContext::Record => b"cpid/record/v1\0",
             SigningContext::HttpMessage => b"",
             SigningContext::Summary => b"cpid/summary/v1\0",
+            SigningContext::Note => b"",
         }
     }
 
@@ -190,6 +194,13 @@ impl NodeKey {
     /// Signs `msg` in `context` (see the module documentation).
     pub fn sign(&self, context: SigningContext, msg: &[u8]) -> Signature {
         Signature(self.0.sign(&context.message(msg)).to_bytes())
+    }
+
+    /// The raw key, for signers of a format its own specification fixes
+    /// (C2SP notes and cosignatures, which take the key to sign with);
+    /// `None` for cpid's own contexts, which only [`NodeKey::sign`] signs.
+    pub fn for_spec_format(&self, context: SigningContext) -> Option<SigningKey> {
+        context.prefix().is_empty().then(|| self.0.clone())
     }
 }
 

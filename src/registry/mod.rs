@@ -179,6 +179,9 @@ impl Committed {
 /// in-memory state (totals, metrics) and must not fail or block.
 pub trait Observer: Send + Sync {
     fn committed(&self, records: &[SignedRecord]);
+    /// After a commit (not at load): its written records' leaves start at
+    /// log index `first_leaf`, one per record in order.
+    fn logged(&self, _records: &[SignedRecord], _first_leaf: u64) {}
 }
 
 /// A plan after build and sign: the batch to write and what it answers.
@@ -418,6 +421,9 @@ impl Registry {
         let observers = self.observers.read().unwrap_or_else(|e| e.into_inner());
         for observer in observers.iter() {
             observer.committed(&written);
+            if !written_at.leaves.is_empty() {
+                observer.logged(&written, written_at.leaves.start);
+            }
         }
         Committed {
             records: prepared.records,

@@ -13,7 +13,9 @@
 //! - [`tile`]: C2SP tile paths, tile contents and entry bundles
 //!   (c2sp.org/tlog-tiles).
 //! - [`entry`]: what a leaf holds (`schema/log.md`).
-//! //! - [`error`]: the one error type of the formats, [`error::TlogError`].
+//! - [`log`]: the node's log: integration of committed leaves, signed
+//!   checkpoints, proofs and tiles read from the store.
+//! - [`error`]: the one error type of the formats, [`error::TlogError`].
 //!
 //! Every parser here is strict and panic-free on any input.
 
@@ -21,6 +23,7 @@ pub mod checkpoint;
 pub mod cosign;
 pub mod entry;
 pub mod error;
+pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod tile;

@@ -18,6 +18,7 @@ mod federation;
 mod fuzz_corpus;
 mod http_api;
 mod http_durability;
+mod log;
 mod malformed;
 mod openapi;
 mod page;
