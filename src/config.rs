@@ -44,6 +44,8 @@ pub struct Config {
     pub trade: TradeConfig,
     /// The transparency log (system E).
     pub log: LogConfig,
+    /// The security-event feed (system E).
+    pub events: EventsConfig,
     /// Selection (system D): weights, the latency matrix, routing.
     pub select: crate::select::SelectConfig,
 }
@@ -57,6 +59,25 @@ pub struct LogConfig {
     /// rebuilt from a master-file export has a new log and names a new
     /// origin here (e.g. `"86.cpid.internal/log/2"`).
     pub origin: Option<String>,
+}
+
+/// The security-event feed (DESIGN §6).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Most events kept; the oldest are overwritten.
+    pub capacity: u64,
+    /// How often coalesced events are written, seconds.
+    pub flush_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            flush_secs: 5,
+        }
+    }
 }
 
 /// Transactions (DESIGN §5, `schema/transaction.md`).
@@ -361,6 +382,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "trade.proposal_ttl_secs",
                 reason: "must be 1 second to 7 days".into(),
+            });
+        }
+        if !(1..=10_000_000).contains(&self.events.capacity) {
+            return Err(ConfigError::Invalid {
+                key: "events.capacity",
+                reason: "must be 1 to 10 000 000".into(),
+            });
+        }
+        if !(1..=3600).contains(&self.events.flush_secs) {
+            return Err(ConfigError::Invalid {
+                key: "events.flush_secs",
+                reason: "must be 1 second to an hour".into(),
             });
         }
         let c = &self.capacity;

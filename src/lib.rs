@@ -21,6 +21,8 @@
 //!   providers, their signed steps, the capacity calendar.
 //! - [`tlog`]: system E's transparency log: RFC 6962 Merkle hashing and
 //!   proofs, C2SP signed notes, checkpoints, cosignatures and tiles.
+//! - [`events`]: system E's security-event feed: one sink every system
+//!   reports to, coalesced and written in batches, bounded and durable.
 //! - [`agent`]: the provider's agent (`cpid agent`): its inventory, live
 //!   host figures, durable sequence numbers and the reporting loop.
 //! - [`clock`]: the one clock, injectable in tests.
@@ -36,6 +38,7 @@ pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod dns;
+pub mod events;
 pub mod ident;
 pub mod node;
 pub mod registry;

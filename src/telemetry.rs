@@ -43,6 +43,10 @@ pub const GATEWAY_STALE: &str = "cpid_gateway_stale_answers_total";
 /// Gateway: entries and bytes held in L1 (gauges).
 pub const GATEWAY_L1_ENTRIES: &str = "cpid_gateway_l1_entries";
 pub const GATEWAY_L1_BYTES: &str = "cpid_gateway_l1_bytes";
+/// Security events recorded, by kind (before coalescing).
+pub const SECURITY_EVENTS: &str = "cpid_security_events_total";
+/// Security events not kept because too many distinct ones came at once.
+pub const SECURITY_EVENTS_DROPPED: &str = "cpid_security_events_dropped_total";
 /// Transparency log: leaves under the latest signed checkpoint (gauge).
 pub const LOG_SIZE: &str = "cpid_log_size";
 /// Transparency log: integrations that failed (retried).

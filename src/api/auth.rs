@@ -23,6 +23,7 @@ use axum::http::{header, request::Parts};
 use super::error::{ApiError, Code};
 use super::state::ApiState;
 use crate::api::httpsig::{self, Message, SigError};
+use crate::events::Kind;
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::keys::{KeyId, PublicKey};
 use crate::ident::record::RecordStatus;
@@ -98,6 +99,15 @@ pub struct Verified {
     pub nonce: Nonce,
 }
 
+/// Who sent a request, as security events name it: the client's address
+/// when the listener knows it.
+pub fn source(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
 /// Checks the signature of `req`; `resolve` maps the `keyid` to the key
 /// that must have signed (or refuses the key).
 pub async fn verify(
@@ -109,6 +119,12 @@ pub async fn verify(
     if let Err(e) = &result {
         metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.code.as_str()).increment(1);
         tracing::info!(error = %e, path = %req.parts.uri.path(), "signed request refused");
+        let kind = if e.code == Code::ReplayedNonce {
+            Kind::Replay
+        } else {
+            Kind::SignatureFailure
+        };
+        state.event(kind, &source(&req.parts), req.parts.uri.path(), &e.reason);
     }
     result
 }

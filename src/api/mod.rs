@@ -27,6 +27,7 @@ pub mod body;
 pub mod client;
 mod delegations;
 pub mod error;
+mod events;
 pub mod handles;
 pub mod httpsig;
 mod identifiers;
@@ -83,6 +84,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/quality"),
     ("GET", "/situation"),
     ("GET", "/situation/assets/{file}"),
+    ("GET", "/v1/events"),
     ("GET", "/log/checkpoint"),
     ("GET", "/log/tile/{path}"),
     ("GET", "/v1/log"),
@@ -144,6 +146,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             delete(delegations::revoke),
         )
         .route("/api/handles/{prefix}/{suffix}", get(handles::read))
+        .route("/v1/events", get(events::list))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/tile/{*path}", get(log::tile))
         .route("/v1/log", get(log::info))

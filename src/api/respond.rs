@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, Code};
 use super::state::ApiState;
+use crate::events::Kind;
 use crate::ident::identifier::Identifier;
 use crate::ident::record::SignedRecord;
 use crate::registry::RegistryError;
@@ -94,8 +95,21 @@ pub(super) fn answered(
         if err.code != Code::ReplayedNonce {
             return err;
         }
-        ApiError::replayed(s.registry.store().nonce_answer(nonce_key).ok().flatten())
+        replayed(s, nonce_key)
     })
+}
+
+/// The answer to a request whose nonce a concurrent copy consumed first,
+/// reported as a replay by the signing key.
+fn replayed(s: &ApiState, nonce_key: &str) -> ApiError {
+    let key_id = nonce_key.split('/').next().unwrap_or_default();
+    s.event(
+        Kind::Replay,
+        key_id,
+        nonce_key,
+        "nonce consumed by a concurrent copy",
+    );
+    ApiError::replayed(s.registry.store().nonce_answer(nonce_key).ok().flatten())
 }
 
 /// [`answered`] for the steps of other systems whose errors wrap the
@@ -110,7 +124,7 @@ pub(super) fn answered_with<E: Into<ApiError>>(
         if err.code != Code::ReplayedNonce {
             return err;
         }
-        ApiError::replayed(s.registry.store().nonce_answer(nonce_key).ok().flatten())
+        replayed(s, nonce_key)
     })
 }
 

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use super::batch;
 use crate::capacity::Capacity;
-use crate::config::{Config, Policy};
+use crate::config::Policy;
+use crate::events::{Feed, Kind, Sink};
 use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
+use crate::node::Node;
 use crate::registry::Registry;
 use crate::resolution::directory::Directory;
 use crate::select::Selector;
@@ -27,6 +29,8 @@ pub struct ApiState {
     pub selector: Arc<Selector>,
     /// The transparency log (system E).
     pub log: Arc<Log>,
+    /// The security-event feed (system E).
+    pub events: Arc<Feed>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -47,33 +51,33 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The handlers' state; limits and policy come from `config`.
-    pub fn new(
-        registry: Arc<Registry>,
-        capacity: Arc<Capacity>,
-        trades: Arc<Trades>,
-        selector: Arc<Selector>,
-        log: Arc<Log>,
-        config: &Config,
-        admin_key: PublicKey,
-    ) -> ApiState {
+    /// The handlers' state over an opened node; limits and policy come
+    /// from its configuration.
+    pub fn new(node: &Node) -> ApiState {
+        let config = &node.config;
         ApiState {
-            registry,
-            capacity,
-            trades,
-            selector,
-            log,
+            registry: node.registry.clone(),
+            capacity: node.capacity.clone(),
+            trades: node.trades.clone(),
+            selector: node.selector.clone(),
+            log: node.log.clone(),
+            events: node.events.clone(),
             policy: config.registration.policy,
             signature_window_secs: config.registration.signature_window_secs,
             max_body_bytes: config.http.max_body_bytes,
-            admin_key,
+            admin_key: node.admin_key,
             default_ttl: config.node.default_ttl,
             dns_addr: None,
-            chain: Vec::new(),
+            chain: node.chain.clone(),
             directory: None,
             provider_lock: tokio::sync::Mutex::new(()),
             batcher: Arc::new(batch::Batcher::default()),
         }
+    }
+
+    /// Reports a security event.
+    pub fn event(&self, kind: Kind, source: &str, subject: &str, detail: &str) {
+        self.events.record(kind, source, subject, detail);
     }
 }
 

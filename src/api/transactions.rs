@@ -17,6 +17,7 @@ use super::error::{ApiError, Code};
 use super::respond::{answered_with, blocking, record_json, run_mutation};
 use super::situation::CheckedQuery;
 use super::state::{ApiState, Shared};
+use crate::events::Kind;
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::record::SignedRecord;
 use crate::trade::{self, Actor, SignedRequest, StepKind, TxState};
@@ -126,11 +127,21 @@ pub(super) async fn step(
             }
         };
         let key = verified.nonce.key.clone();
+        let who = match &actor {
+            Actor::Party(p) => p.to_string(),
+            _ => String::new(),
+        };
         let result = s
             .trades
             .step(&id, kind, &actor, &body, Some(kept(&req)?), Some(verified.nonce))
             .await;
-        answered_with(&s, &key, result)
+        let answer = answered_with(&s, &key, result);
+        if let Err(e) = &answer
+            && matches!(e.code, Code::IllegalStep | Code::NotParty | Code::WrongRole)
+        {
+            s.event(Kind::RefusedStep, &who, &id.to_string(), &e.reason);
+        }
+        answer
     })
     .await?;
     Ok(Json(tx_json(&state, &signed)).into_response())

@@ -309,6 +309,9 @@ pub struct Capacity {
     history: Mutex<History>,
     /// The children's signed summaries (the national roll-up).
     pub rollup: rollup::Rollup,
+    /// Where findings are reported as security events (set once by the
+    /// node; none in tools and unit tests).
+    events: std::sync::OnceLock<Arc<dyn crate::events::Sink>>,
 }
 
 /// One resource's live state as a selection weighs it.
@@ -404,7 +407,18 @@ impl Capacity {
             order: std::sync::atomic::AtomicU64::new(next_order),
             history: Mutex::new(history),
             rollup: rollup::Rollup::new(pull_secs),
+            events: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports data-quality findings to `sink` from now on.
+    pub fn report_events_to(&self, sink: Arc<dyn crate::events::Sink>) {
+        let _ = self.events.set(sink);
+    }
+
+    /// The sink findings go to, if any.
+    pub fn events(&self) -> Option<&Arc<dyn crate::events::Sink>> {
+        self.events.get()
     }
 
     pub fn limits(&self) -> &ReportLimits {
@@ -813,6 +827,14 @@ impl Capacity {
     fn event(&self, owner: &Identifier, reason: Reason, id: String, detail: String) {
         metrics::counter!(crate::telemetry::QUALITY_EVENTS, "reason" => reason.as_str())
             .increment(1);
+        if let Some(sink) = self.events.get() {
+            sink.record(
+                crate::events::Kind::QualityFinding,
+                &owner.to_string(),
+                &id,
+                &format!("{}: {detail}", reason.as_str()),
+            );
+        }
         let at = self.clock.now();
         let mut inner = self.write();
         let list = inner.events.entry(owner.to_string()).or_default();

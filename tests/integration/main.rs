@@ -14,6 +14,7 @@ mod common;
 mod conformance;
 mod dns_protocol;
 mod durability;
+mod events;
 mod federation;
 mod fuzz_corpus;
 mod http_api;
