@@ -163,6 +163,11 @@ pub struct FederationConfig {
     /// other nodes and the candidates of a federated selection. Empty on
     /// the root node itself, which starts at its own zone.
     pub root_servers: Vec<SocketAddr>,
+    /// The parent node's HTTP API (`http://host:port`), where this node
+    /// submits its log's checkpoints to be witnessed. Without it, the
+    /// parent's API named in the chain (the grandparent's delegation) is
+    /// used; a child of the root node needs it set.
+    pub parent_api: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -383,6 +388,14 @@ impl Config {
                 key: "trade.proposal_ttl_secs",
                 reason: "must be 1 second to 7 days".into(),
             });
+        }
+        if let Some(api) = &self.federation.parent_api {
+            crate::ident::delegation::check_api_url(api).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "federation.parent_api",
+                    reason,
+                }
+            })?;
         }
         if !(1..=10_000_000).contains(&self.events.capacity) {
             return Err(ConfigError::Invalid {

@@ -51,6 +51,10 @@ pub const SECURITY_EVENTS_DROPPED: &str = "cpid_security_events_dropped_total";
 pub const LOG_SIZE: &str = "cpid_log_size";
 /// Transparency log: integrations that failed (retried).
 pub const LOG_FAILURES: &str = "cpid_log_failures_total";
+/// Witnessing: checkpoints of other nodes' logs this node cosigned.
+pub const WITNESS_COSIGNED: &str = "cpid_witness_cosigned_total";
+/// Witnessing: this log's submissions to its witnesses, by outcome.
+pub const WITNESS_SUBMISSIONS: &str = "cpid_witness_submissions_total";
 /// Transparency log: proofs served, by kind.
 pub const LOG_PROOFS: &str = "cpid_log_proofs_total";
 
@@ -170,6 +174,14 @@ fn describe() {
     describe_counter!(
         LOG_FAILURES,
         "Transparency log: failed integrations (retried)"
+    );
+    describe_counter!(
+        WITNESS_COSIGNED,
+        "Checkpoints of other nodes' logs cosigned"
+    );
+    describe_counter!(
+        WITNESS_SUBMISSIONS,
+        "This log's checkpoint submissions to its witnesses, by outcome"
     );
     describe_counter!(LOG_PROOFS, "Transparency log: proofs served, by kind");
 }

@@ -141,6 +141,14 @@ codes! {
     ForwardFailed => (BAD_GATEWAY, "forward_failed"),
 
     // The node itself.
+    /// A witness submission (C2SP tlog-witness) that cannot be read.
+    MalformedCheckpoint => (BAD_REQUEST, "malformed_checkpoint"),
+    /// A checkpoint of a log this node does not witness.
+    UnknownLog => (NOT_FOUND, "unknown_log"),
+    /// A checkpoint without a valid signature by its log's key.
+    CheckpointSignature => (FORBIDDEN, "checkpoint_signature"),
+    /// A checkpoint that does not extend the one this witness cosigned.
+    InconsistentCheckpoint => (UNPROCESSABLE_ENTITY, "inconsistent_checkpoint"),
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
     ShuttingDown => (SERVICE_UNAVAILABLE, "shutting_down"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),

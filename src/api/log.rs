@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,10 +16,12 @@ use super::error::{ApiError, Code};
 use super::respond::{IdPath, blocking, not_found};
 use super::situation::CheckedQuery;
 use super::state::Shared;
+use crate::events::Kind;
 use crate::telemetry;
 use crate::tlog::log::LogError;
 use crate::tlog::merkle::{self, Hash};
 use crate::tlog::tile::{Tile, TileResource};
+use crate::tlog::witness::{KnownLog, SIZE_CONTENT_TYPE, WitnessError};
 
 /// How long a proof request waits for a just-committed leaf's checkpoint.
 const COVER_WAIT: Duration = Duration::from_secs(3);
@@ -61,8 +63,9 @@ fn bytes(body: Vec<u8>, cache: &'static str) -> Response {
 }
 
 /// `GET /log/checkpoint`: the latest signed checkpoint note.
+/// Witnesses' cosignatures of it are appended as further signature lines.
 pub(super) async fn checkpoint(State(state): Shared) -> Response {
-    text(state.log.latest().note.clone(), FRESH)
+    text(state.log.served_note(), FRESH)
 }
 
 /// `GET /log/tile/…`: a hash tile or an entry bundle (C2SP tlog-tiles).
@@ -220,6 +223,54 @@ pub(super) async fn consistency(
         obj.insert("checkpoint".into(), latest.note.clone().into());
     }
     Ok(Json(body))
+}
+
+/// `POST /witness/add-checkpoint` (C2SP tlog-witness): cosigns a
+/// checkpoint of the parent's or a child's log that is consistent with the
+/// last one cosigned; a 409 answers the size this witness holds.
+pub(super) async fn add_checkpoint(State(state): Shared, body: axum::body::Bytes) -> Response {
+    let s = state.clone();
+    let outcome = blocking(move || {
+        let mut known: Vec<KnownLog> =
+            crate::node::children_logs(&s.registry, s.registry.apex(), s.registry.clock().now())
+                .into_iter()
+                .map(|(log, _)| log)
+                .collect();
+        known.extend(s.parent.iter().map(|p| p.log.clone()));
+        Ok(s.witness.add(&body, &known))
+    })
+    .await;
+    match outcome {
+        Ok(Ok(line)) => text(line, "no-store"),
+        Ok(Err(WitnessError::Conflict(size))) => (
+            StatusCode::CONFLICT,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(SIZE_CONTENT_TYPE),
+            )],
+            format!("{size}\n"),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            let code = match &e {
+                WitnessError::Malformed(_) => Code::MalformedCheckpoint,
+                WitnessError::UnknownOrigin(_) => Code::UnknownLog,
+                WitnessError::Signature(_) => Code::CheckpointSignature,
+                WitnessError::Proof(_) => Code::InconsistentCheckpoint,
+                WitnessError::Conflict(_) | WitnessError::Store(_) => Code::StoreUnavailable,
+            };
+            if code == Code::CheckpointSignature {
+                state.event(
+                    Kind::SignatureFailure,
+                    "witness",
+                    "/witness/add-checkpoint",
+                    &e.to_string(),
+                );
+            }
+            ApiError::new(code, e.to_string()).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 impl From<LogError> for ApiError {

@@ -90,6 +90,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/log"),
     ("GET", "/v1/log/proof/{prefix}/{suffix}"),
     ("GET", "/v1/log/consistency"),
+    ("POST", "/witness/add-checkpoint"),
 ];
 
 /// The router over `state`.
@@ -152,6 +153,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/log", get(log::info))
         .route("/v1/log/proof/{prefix}/{suffix}", get(log::proof))
         .route("/v1/log/consistency", get(log::consistency))
+        .route("/witness/add-checkpoint", post(log::add_checkpoint))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)

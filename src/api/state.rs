@@ -11,11 +11,12 @@ use crate::config::Policy;
 use crate::events::{Feed, Kind, Sink};
 use crate::ident::keys::PublicKey;
 use crate::ident::record::SignedRecord;
-use crate::node::Node;
+use crate::node::{Node, Parent};
 use crate::registry::Registry;
 use crate::resolution::directory::Directory;
 use crate::select::Selector;
 use crate::tlog::log::Log;
+use crate::tlog::witness::Witness;
 use crate::trade::Trades;
 
 /// What the handlers share.
@@ -31,6 +32,10 @@ pub struct ApiState {
     pub log: Arc<Log>,
     /// The security-event feed (system E).
     pub events: Arc<Feed>,
+    /// This node as a witness of its parent's and children's logs.
+    pub witness: Arc<Witness>,
+    /// The parent node (a log this node witnesses).
+    pub parent: Option<Parent>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -62,6 +67,8 @@ impl ApiState {
             selector: node.selector.clone(),
             log: node.log.clone(),
             events: node.events.clone(),
+            witness: node.witness.clone(),
+            parent: node.parent.clone(),
             policy: config.registration.policy,
             signature_window_secs: config.registration.signature_window_secs,
             max_body_bytes: config.http.max_body_bytes,

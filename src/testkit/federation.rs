@@ -215,6 +215,11 @@ async fn start_child(
     config.federation.trust_anchor_file = Some(root_key_file.to_owned());
     config.federation.chain_file = Some(chain_file.clone());
     config.federation.root_servers = vec![root_dns];
+    // The parent witnesses this node's log at its API.
+    config
+        .federation
+        .parent_api
+        .get_or_insert_with(|| parent.http_url());
     let prefix = config.prefix().map_err(fail)?;
     // The parent pulls the child's summary from its API, so the delegation
     // names it; a child listening on port 0 has no address to name yet.

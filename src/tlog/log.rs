@@ -90,6 +90,9 @@ pub struct Log {
     /// Leaves committed but not yet integrated: (identifier, version) →
     /// index, so a `201` can name its leaf before the index rows exist.
     pending: Mutex<HashMap<(String, u64), u64>>,
+    /// Witnesses' cosignature lines of the latest checkpoint, by witness
+    /// name, with the size they cosigned.
+    cosigned: Mutex<(u64, HashMap<String, String>)>,
 }
 
 fn hash_key(level: u8, index: u64) -> [u8; 9] {
@@ -205,6 +208,7 @@ impl Log {
             latest,
             wake: Notify::new(),
             pending: Mutex::new(HashMap::new()),
+            cosigned: Mutex::new((0, HashMap::new())),
         })
     }
 
@@ -220,6 +224,55 @@ impl Log {
     /// The latest signed checkpoint.
     pub fn latest(&self) -> Arc<Signed> {
         self.latest.borrow().clone()
+    }
+
+    /// Changes of the latest checkpoint.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Signed>> {
+        self.latest.subscribe()
+    }
+
+    /// Keeps a witness's cosignature `line` of the checkpoint at `size`
+    /// (only while that checkpoint is the latest).
+    pub fn add_cosignature(&self, size: u64, witness: &str, line: &str) {
+        let mut c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 != size {
+            *c = (size, HashMap::new());
+        }
+        c.1.insert(witness.to_string(), line.to_string());
+    }
+
+    /// Whether `witness` cosigned the latest checkpoint.
+    pub fn cosigned_by(&self, witness: &str) -> bool {
+        let c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 == self.latest.borrow().size && c.1.contains_key(witness)
+    }
+
+    /// How many witnesses cosigned the latest checkpoint.
+    pub fn cosignature_count(&self) -> usize {
+        let c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 == self.latest.borrow().size {
+            c.1.len()
+        } else {
+            0
+        }
+    }
+
+    /// The latest checkpoint's note with every witness cosignature of it
+    /// appended (readers that know only the log's key ignore them).
+    pub fn served_note(&self) -> String {
+        let latest = self.latest();
+        let c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
+        let mut note = latest.note.clone();
+        if c.0 == latest.size {
+            let mut names: Vec<&String> = c.1.keys().collect();
+            names.sort();
+            for name in names {
+                if let Some(line) = c.1.get(name) {
+                    note.push_str(line);
+                }
+            }
+        }
+        note
     }
 
     /// Waits until a checkpoint covers leaf `index`, up to `wait`.

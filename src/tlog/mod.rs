@@ -15,6 +15,8 @@
 //! - [`entry`]: what a leaf holds (`schema/log.md`).
 //! - [`log`]: the node's log: integration of committed leaves, signed
 //!   checkpoints, proofs and tiles read from the store.
+//! - [`witness`]: C2SP `tlog-witness` between nodes: cosigning the
+//!   parent's and children's checkpoints, submitting this node's own.
 //! - [`error`]: the one error type of the formats, [`error::TlogError`].
 //!
 //! Every parser here is strict and panic-free on any input.
@@ -27,3 +29,4 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod tile;
+pub mod witness;

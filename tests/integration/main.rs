@@ -33,3 +33,4 @@ mod store;
 mod tlog_vectors;
 mod trade;
 mod vectors;
+mod witness;
