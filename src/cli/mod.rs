@@ -3,6 +3,7 @@
 
 mod admin;
 mod agent;
+mod audit;
 mod bench;
 mod demo;
 mod gateway;
@@ -191,6 +192,11 @@ pub(crate) enum Command {
         /// down the delegations, verify every link and print the chain.
         #[arg(long, conflicts_with = "node_key")]
         trust_anchor: Option<PathBuf>,
+        /// The issuing node's HTTP API: also check that the record is a leaf
+        /// of the node's transparency log (inclusion proof against a
+        /// checkpoint signed by the node key).
+        #[arg(long, value_name = "URL")]
+        verify_log: Option<String>,
     },
     /// Run a caching gateway: DNS (UDP/TCP) and HTTP reads for any identifier
     /// in the federation, starting from the national node alone.
@@ -205,6 +211,13 @@ pub(crate) enum Command {
         /// Where the four nodes keep their data (reused when it exists).
         #[arg(long, default_value = "./cpid-demo")]
         dir: PathBuf,
+    },
+    /// Audit a node's transparency log: every checkpoint consistent with the
+    /// last one seen, every leaf signed, and what the node serves over HTTP
+    /// and DNS the latest leaf; exits non-zero naming what is wrong.
+    Audit {
+        #[command(flatten)]
+        opts: audit::AuditOpts,
     },
     /// The live situation of a node (GET /v1/situation) as tables, or its JSON.
     Situation {
@@ -265,11 +278,23 @@ pub fn run() -> Result<()> {
             tcp,
             json,
             trust_anchor,
+            verify_log,
         } => match trust_anchor {
-            Some(anchor) => resolve::chain(&id, server, &apex, &anchor, json),
-            None => resolve::direct(&id, server, &apex, node_key, tcp, json),
+            Some(anchor) => {
+                resolve::chain(&id, server, &apex, &anchor, json, verify_log.as_deref())
+            }
+            None => resolve::direct(
+                &id,
+                server,
+                &apex,
+                node_key,
+                tcp,
+                json,
+                verify_log.as_deref(),
+            ),
         },
         Command::Situation { opts } => situation::run(&opts),
+        Command::Audit { opts } => audit::run(&opts),
         Command::Bench { command } => bench::run(command),
     }
 }

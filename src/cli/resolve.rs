@@ -17,6 +17,7 @@ pub(crate) fn direct(
     node_key: Option<PathBuf>,
     tcp: bool,
     json: bool,
+    verify_log: Option<&str>,
 ) -> Result<()> {
     let id = Identifier::parse(id)?;
     let apex = Apex::parse(apex)?;
@@ -56,7 +57,34 @@ pub(crate) fn direct(
         "signature: valid (Ed25519, node key {}; {source})",
         resolved.node_key.key_id()
     );
+    if let Some(api) = verify_log {
+        log_inclusion(api, &resolved.record, &resolved.node_key)?;
+    }
     Ok(())
+}
+
+/// `--verify-log`: the record is a leaf of its node's log.
+fn log_inclusion(
+    api: &str,
+    record: &cpid::ident::record::SignedRecord,
+    key: &PublicKey,
+) -> Result<()> {
+    match cpid::tlog::audit::verify_inclusion(api, record, key) {
+        Ok(i) => {
+            eprintln!(
+                "log:       included (leaf {} of {} in {}, checkpoint signed by the node key, {} witness cosignatures)",
+                i.index, i.size, i.origin, i.witnesses
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("log:       NOT VERIFIED: {e}");
+            bail!(
+                "{}: not verified in the node's log: {e}",
+                record.record().identifier
+            )
+        }
+    }
 }
 
 /// `cpid resolve --trust-anchor`: from the root down, printing each link.
@@ -66,6 +94,7 @@ pub(crate) fn chain(
     apex: &str,
     anchor: &std::path::Path,
     json: bool,
+    verify_log: Option<&str>,
 ) -> Result<()> {
     use cpid::ident::delegation::TrustedZone;
     let id = Identifier::parse(id)?;
@@ -127,6 +156,9 @@ pub(crate) fn chain(
                 for v in &r.values {
                     println!("[{}] {}: {}", v.index, v.kind, v.data);
                 }
+            }
+            if let (Some(api), Some(zone)) = (verify_log, path.last()) {
+                log_inclusion(api, &record, &zone.key)?;
             }
             Ok(())
         }

@@ -111,6 +111,18 @@ impl Frontier {
         Ok(Frontier { size, hashes })
     }
 
+    /// The frontier of `size` leaves from its edge hashes, as
+    /// [`Frontier::edge`] gave them; `None` when their count is not the
+    /// number of set bits of `size`.
+    pub fn from_edge(size: u64, hashes: Vec<Hash>) -> Option<Frontier> {
+        (hashes.len() == size.count_ones() as usize).then_some(Frontier { size, hashes })
+    }
+
+    /// The edge hashes, largest subtree first (what an auditor keeps).
+    pub fn edge(&self) -> &[Hash] {
+        &self.hashes
+    }
+
     /// The number of leaves.
     pub fn size(&self) -> u64 {
         self.size

@@ -17,10 +17,12 @@
 //!   checkpoints, proofs and tiles read from the store.
 //! - [`witness`]: C2SP `tlog-witness` between nodes: cosigning the
 //!   parent's and children's checkpoints, submitting this node's own.
+//! - [`audit`]: the auditor behind `cpid audit`.
 //! - [`error`]: the one error type of the formats, [`error::TlogError`].
 //!
 //! Every parser here is strict and panic-free on any input.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod cosign;
 pub mod entry;

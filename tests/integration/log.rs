@@ -312,3 +312,160 @@ fn the_signed_tree_head_only_grows_across_sigkills_and_no_acknowledged_change_la
     child.wait().unwrap();
     assert!(acked.lock().unwrap().len() >= 120);
 }
+
+fn cpid(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cpid"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_auditor_follows_the_log_and_names_a_node_that_serves_what_it_did_not_log() {
+    let node = TestNode::open_policy();
+    let api = format!("http://{}", node.http_addr());
+    let dns = node.addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("root.pub");
+    std::fs::write(&anchor, node.node.registry.key().public().to_public_pem()).unwrap();
+    let state = dir.path().join("audit.json");
+    let audit = || {
+        cpid(&[
+            "audit",
+            "--server",
+            &api,
+            "--trust-anchor",
+            anchor.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--sample",
+            "100",
+        ])
+    };
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let r = node.issue(Class::Gc, None, &[("URL", &format!("https://a/{i}"), 0)]);
+        ids.push(r.record().identifier.clone());
+    }
+    node.node.registry.withdraw(&ids[3]).unwrap();
+    let v = verifier(
+        api_origin(&node.api()).as_str(),
+        &node.node.registry.key().public(),
+    );
+    checkpoint_at_least(&node.api(), &v, 13);
+    let out = audit();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("13 new since 0"), "{stdout}");
+    assert!(stdout.contains("12 identifiers compared"), "{stdout}");
+
+    // More changes: the next run checks only the new leaves.
+    for i in 0..3 {
+        node.issue(Class::Gc, None, &[("URL", &format!("https://b/{i}"), 0)]);
+    }
+    checkpoint_at_least(&node.api(), &v, 16);
+    let out = audit();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("3 new since 13"), "{stdout}");
+
+    // `cpid resolve --verify-log`: the DNS answer is a leaf of the log.
+    let out = cpid(&[
+        "resolve",
+        &ids[0].to_string(),
+        "-s",
+        &dns,
+        "--verify-log",
+        &api,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("log:       included (leaf 0 of 16"),
+        "{stderr}"
+    );
+
+    // A record written behind the log's back (straight into the store and
+    // the hot tier, no leaf): the auditor names it, and so does resolve.
+    let stored = node.node.registry.get(&ids[1]).unwrap().unwrap();
+    let mut forged = stored.record().clone();
+    forged.version += 1;
+    forged.values[0].data = "https://evil".into();
+    let forged = forged.sign(node.node.registry.key()).unwrap();
+    node.node
+        .registry
+        .store()
+        .write(cpid::store::WriteBatch {
+            records: vec![forged.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+    let apex = node.node.registry.apex();
+    let name = cpid::dns::mapping::owner(&forged, apex).unwrap();
+    node.node
+        .registry
+        .zone()
+        .set(&name, &cpid::dns::mapping::rrsets(&forged, 3600))
+        .unwrap();
+    let out = audit();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}: HTTP serves version 2, not the latest logged version 1",
+            ids[1]
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{}: DNS serves version 2", ids[1])),
+        "{stdout}"
+    );
+    let out = cpid(&[
+        "resolve",
+        &ids[1].to_string(),
+        "-s",
+        &dns,
+        "--verify-log",
+        &api,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT VERIFIED"));
+
+    // A checkpoint that does not extend the one the auditor saw (here: the
+    // auditor's memory of the root altered) is named as a split view.
+    let mut st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    st["root"] = STANDARD.encode([5u8; 32]).into();
+    std::fs::write(&state, serde_json::to_vec(&st).unwrap()).unwrap();
+    node.issue(Class::Gc, None, &[("URL", "https://c", 0)]);
+    checkpoint_at_least(&node.api(), &v, 17);
+    let out = audit();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("split view"), "{stdout}");
+
+    // Another trust anchor: the node's key does not chain to it.
+    std::fs::write(
+        &anchor,
+        cpid::ident::keys::NodeKey::generate()
+            .unwrap()
+            .public()
+            .to_public_pem(),
+    )
+    .unwrap();
+    let out = audit();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("trust anchor"));
+}
+
+fn api_origin(api: &ApiClient) -> String {
+    api.get("/v1/log").unwrap().body["origin"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
