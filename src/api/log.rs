@@ -175,7 +175,7 @@ pub(super) async fn proof(
     if size == latest.size
         && let Some(obj) = body.as_object_mut()
     {
-        obj.insert("checkpoint".into(), latest.note.clone().into());
+        obj.insert("checkpoint".into(), state.log.served_with(&latest).into());
     }
     Ok(Json(body))
 }
@@ -220,7 +220,7 @@ pub(super) async fn consistency(
     if new == latest.size
         && let Some(obj) = body.as_object_mut()
     {
-        obj.insert("checkpoint".into(), latest.note.clone().into());
+        obj.insert("checkpoint".into(), state.log.served_with(&latest).into());
     }
     Ok(Json(body))
 }

@@ -46,6 +46,21 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         api: ApiOpts,
     },
+    /// The node's security events (signed by the admin key): signature
+    /// failures, replays, refused steps, verification failures, split views,
+    /// data-quality findings, rate limiting.
+    Events {
+        #[command(flatten)]
+        api: ApiOpts,
+        /// Only this kind, e.g. signature_failure or split_view.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events after this sequence number.
+        #[arg(long)]
+        after: Option<u64>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Approve a pending provider or buyer (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
     Approve {
         /// Provider or buyer identifier, e.g. 86/PV-000001-X or 86/US-000001-Y
@@ -105,6 +120,49 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
                     );
                 }
                 None => println!("{text}"),
+            }
+            Ok(())
+        }
+        AdminCommand::Events {
+            api,
+            kind,
+            after,
+            limit,
+        } => {
+            let admin = load_key(&api.key)?;
+            let mut query = format!("?limit={limit}");
+            if let Some(k) = kind {
+                query.push_str(&format!("&kind={k}"));
+            }
+            if let Some(a) = after {
+                query.push_str(&format!("&after={a}"));
+            }
+            let r = api
+                .client()?
+                .signed("GET", &format!("/v1/events{query}"), None, &admin)?;
+            if r.status != 200 {
+                anyhow::bail!("GET /v1/events: {} {}", r.status, r.text.trim());
+            }
+            if api.json {
+                println!("{}", r.body);
+                return Ok(());
+            }
+            let empty = Vec::new();
+            let events = r.body["events"].as_array().unwrap_or(&empty);
+            for e in events {
+                println!(
+                    "{:>6}  {:<20} {:>6}×  {:<24} {:<40} {}",
+                    e["seq"],
+                    e["kind"].as_str().unwrap_or_default(),
+                    e["count"],
+                    e["source"].as_str().unwrap_or_default(),
+                    e["subject"].as_str().unwrap_or_default(),
+                    e["detail"].as_str().unwrap_or_default()
+                );
+            }
+            match r.body["next"].as_u64() {
+                Some(next) => eprintln!("{} event(s); next page: --after {next}", events.len()),
+                None => eprintln!("no events"),
             }
             Ok(())
         }

@@ -67,6 +67,13 @@ pub fn run(dir: PathBuf) -> Result<()> {
                 fed.root_key_file.display(),
                 fed.national.running.dns_addr()
             );
+            println!("and that it is a leaf of the industry node's transparency log:");
+            println!(
+                "  cpid resolve --trust-anchor {} --server {} {id} --verify-log {}",
+                fed.root_key_file.display(),
+                fed.national.running.dns_addr(),
+                fed.industry.http_url()
+            );
             println!("what the national node says about it (a referral, not data):");
             println!(
                 "  dig @{} -p {} {name} TXT +norec",
@@ -125,6 +132,21 @@ pub fn run(dir: PathBuf) -> Result<()> {
             Ok(()) => {}
             Err(e) => println!("\n(the buyer's walk did not finish: {e:#})"),
         }
+        println!("\nthe transparency logs (each node's witnessed by its parent and children):");
+        println!(
+            "  curl {}/log/checkpoint            # signed by the node, cosigned by Shanghai",
+            fed.national.http_url()
+        );
+        println!(
+            "  cpid audit --server {} --trust-anchor {} --state {}",
+            fed.industry.http_url(),
+            fed.root_key_file.display(),
+            dir.join("audit-industry.json").display()
+        );
+        println!(
+            "  curl -s {}/v1/log | jq .key                  # the log's verifier key",
+            fed.shanghai.http_url()
+        );
         println!("\nCtrl-C stops all four and the agents.");
         super::shutdown_signal().await;
         tokio::task::spawn_blocking(move || agents.stop()).await?;

@@ -260,10 +260,14 @@ impl Log {
     /// The latest checkpoint's note with every witness cosignature of it
     /// appended (readers that know only the log's key ignore them).
     pub fn served_note(&self) -> String {
-        let latest = self.latest();
+        self.served_with(&self.latest())
+    }
+
+    /// `signed`'s note with the witness cosignatures of it appended.
+    pub fn served_with(&self, signed: &Signed) -> String {
         let c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
-        let mut note = latest.note.clone();
-        if c.0 == latest.size {
+        let mut note = signed.note.clone();
+        if c.0 == signed.size {
             let mut names: Vec<&String> = c.1.keys().collect();
             names.sort();
             for name in names {
