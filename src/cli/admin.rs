@@ -148,7 +148,11 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
                 return Ok(());
             }
             let empty = Vec::new();
-            let events = r.body["events"].as_array().unwrap_or(&empty);
+            let events = r
+                .body
+                .get("events")
+                .and_then(|v| v.as_array())
+                .unwrap_or(&empty);
             for e in events {
                 println!(
                     "{:>6}  {:<20} {:>6}×  {:<24} {:<40} {}",
@@ -160,7 +164,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
                     e["detail"].as_str().unwrap_or_default()
                 );
             }
-            match r.body["next"].as_u64() {
+            match r.body.get("next").and_then(serde_json::Value::as_u64) {
                 Some(next) => eprintln!("{} event(s); next page: --after {next}", events.len()),
                 None => eprintln!("no events"),
             }
