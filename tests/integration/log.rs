@@ -469,3 +469,36 @@ fn api_origin(api: &ApiClient) -> String {
         .unwrap()
         .to_string()
 }
+
+#[test]
+fn a_transaction_is_logged_by_digest_so_the_parties_can_prove_their_copy() {
+    let node = TestNode::open_policy();
+    let api = node.api();
+    let (pkey, _) = provider(&api, "seller", "31");
+    let pool = resource(&api, &pkey, &a800_pool(8));
+    let (bkey, _) = crate::trade::buyer(&api, "lab");
+    let now = cpid::clock::system_now();
+    let tx = api
+        .propose(
+            &crate::trade::proposal(&pool, 2, now + 600, now + 4200),
+            &bkey,
+        )
+        .unwrap();
+    let id = tx.record.record().identifier.clone();
+    let v = verifier(&api_origin(&api), &node.node.registry.key().public());
+    let (_, leaf) = proven(&api, &v, &id);
+    // 0x02, version, SHA-256 of the signed bytes, identifier: nothing else.
+    let signed = node.node.registry.get(&id).unwrap().unwrap();
+    assert_eq!(signed.as_bytes(), tx.record.as_bytes(), "the buyer's copy");
+    let mut want = vec![0x02];
+    want.extend_from_slice(&1u64.to_be_bytes());
+    want.extend_from_slice(&cpid::tlog::entry::digest(tx.record.as_bytes()));
+    want.extend_from_slice(id.to_string().as_bytes());
+    assert_eq!(leaf, want);
+    assert!(
+        !leaf
+            .windows(pool.to_string().len())
+            .any(|w| w == pool.to_string().as_bytes()),
+        "the leaf does not reveal the resource"
+    );
+}
