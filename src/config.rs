@@ -69,6 +69,9 @@ pub struct EventsConfig {
     pub capacity: u64,
     /// How often coalesced events are written, seconds.
     pub flush_secs: u64,
+    /// Public keys (SPKI PEM files) of the gateways allowed to forward
+    /// what they see (`POST /v1/events`).
+    pub reporter_keys: Vec<PathBuf>,
 }
 
 impl Default for EventsConfig {
@@ -76,6 +79,7 @@ impl Default for EventsConfig {
         Self {
             capacity: 100_000,
             flush_secs: 5,
+            reporter_keys: Vec::new(),
         }
     }
 }

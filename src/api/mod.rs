@@ -85,6 +85,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/situation"),
     ("GET", "/situation/assets/{file}"),
     ("GET", "/v1/events"),
+    ("POST", "/v1/events"),
     ("GET", "/log/checkpoint"),
     ("GET", "/log/tile/{path}"),
     ("GET", "/v1/log"),
@@ -147,7 +148,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             delete(delegations::revoke),
         )
         .route("/api/handles/{prefix}/{suffix}", get(handles::read))
-        .route("/v1/events", get(events::list))
+        .route("/v1/events", get(events::list).post(events::forwarded))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/tile/{*path}", get(log::tile))
         .route("/v1/log", get(log::info))

@@ -36,6 +36,8 @@ pub struct ApiState {
     pub witness: Arc<Witness>,
     /// The parent node (a log this node witnesses).
     pub parent: Option<Parent>,
+    /// Keys of the gateways that may forward security events.
+    pub reporters: Vec<PublicKey>,
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
@@ -69,6 +71,7 @@ impl ApiState {
             events: node.events.clone(),
             witness: node.witness.clone(),
             parent: node.parent.clone(),
+            reporters: node.reporters.clone(),
             policy: config.registration.policy,
             signature_window_secs: config.registration.signature_window_secs,
             max_body_bytes: config.http.max_body_bytes,

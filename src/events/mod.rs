@@ -116,15 +116,99 @@ struct Pending {
     last: u64,
 }
 
+/// Events gathered between two writes (or two forwards), one per
+/// (kind, source, subject), bounded.
+#[derive(Default)]
+pub struct Coalescer {
+    pending: Mutex<HashMap<(Kind, String, String), Pending>>,
+    dropped: AtomicU64,
+}
+
+impl Coalescer {
+    /// Counts `count` occurrences seen from `first` to `last`.
+    pub fn add(
+        &self,
+        kind: Kind,
+        source: &str,
+        subject: &str,
+        detail: &str,
+        count: u64,
+        at: (u64, u64),
+    ) {
+        let (first, last) = at;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (kind, source.to_string(), subject.to_string());
+        if let Some(p) = pending.get_mut(&key) {
+            p.count = p.count.saturating_add(count);
+            p.first = p.first.min(first);
+            p.last = p.last.max(last);
+            detail.clone_into(&mut p.detail);
+            return;
+        }
+        if pending.len() >= MAX_PENDING {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            metrics::counter!(crate::telemetry::SECURITY_EVENTS_DROPPED).increment(count);
+            return;
+        }
+        pending.insert(
+            key,
+            Pending {
+                detail: detail.to_string(),
+                count,
+                first,
+                last,
+            },
+        );
+    }
+
+    /// Everything gathered, oldest first (sequence numbers unset).
+    pub fn take(&self) -> Vec<Event> {
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut events: Vec<Event> = taken
+            .into_iter()
+            .map(|((kind, source, subject), p)| Event {
+                seq: 0,
+                kind,
+                source,
+                subject,
+                detail: p.detail,
+                count: p.count,
+                first: p.first,
+                last: p.last,
+            })
+            .collect();
+        events.sort_by(|a, b| (a.first, a.kind.as_str()).cmp(&(b.first, b.kind.as_str())));
+        events
+    }
+
+    /// Puts back what a failed write or forward took.
+    pub fn restore(&self, events: Vec<Event>) {
+        for e in events {
+            self.add(
+                e.kind,
+                &e.source,
+                &e.subject,
+                &e.detail,
+                e.count,
+                (e.first, e.last),
+            );
+        }
+    }
+
+    /// Occurrences not kept because too many distinct events came at once.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// The node's durable, bounded, coalescing feed.
 pub struct Feed {
     store: Arc<dyn Store>,
     clock: Clock,
     capacity: u64,
-    pending: Mutex<HashMap<(Kind, String, String), Pending>>,
+    pending: Coalescer,
     /// The next sequence number; only [`Feed::flush`] moves it.
     next: Mutex<u64>,
-    dropped: AtomicU64,
 }
 
 fn ring_key(seq: u64, capacity: u64) -> Vec<u8> {
@@ -142,45 +226,47 @@ impl Feed {
             store,
             clock,
             capacity: capacity.max(1),
-            pending: Mutex::new(HashMap::new()),
+            pending: Coalescer::default(),
             next: Mutex::new(next),
-            dropped: AtomicU64::new(0),
         })
     }
 
     /// Events recorded but not written yet because the pending table was
     /// full (a flood of distinct sources); counted in `/metrics` too.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.pending.dropped()
+    }
+
+    /// Records events another system gathered and forwarded (a gateway's),
+    /// their sources prefixed with `reporter`.
+    pub fn record_forwarded(&self, reporter: &str, events: &[Event]) {
+        for e in events {
+            metrics::counter!(crate::telemetry::SECURITY_EVENTS, "kind" => e.kind.as_str())
+                .increment(e.count);
+            self.pending.add(
+                e.kind,
+                &format!("{reporter}: {}", e.source),
+                &e.subject,
+                &e.detail,
+                e.count,
+                (e.first, e.last),
+            );
+        }
     }
 
     /// Writes what was recorded since the last flush as one batch.
     pub fn flush(&self) -> Result<usize, StoreError> {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if taken.is_empty() {
+        let events = self.pending.take();
+        if events.is_empty() {
             return Ok(0);
         }
-        let mut events: Vec<Event> = taken
-            .iter()
-            .map(|((kind, source, subject), p)| Event {
-                seq: 0,
-                kind: *kind,
-                source: source.clone(),
-                subject: subject.clone(),
-                detail: p.detail.clone(),
-                count: p.count,
-                first: p.first,
-                last: p.last,
-            })
-            .collect();
-        events.sort_by(|a, b| (a.first, a.kind.as_str()).cmp(&(b.first, b.kind.as_str())));
         // More than the ring holds: the oldest would be overwritten anyway.
         let skip = events.len().saturating_sub(self.capacity as usize);
         let mut rows = Vec::with_capacity(events.len() - skip + 1);
         let start = *next;
         let mut seq = start;
-        for mut e in events.into_iter().skip(skip) {
+        for mut e in events.iter().skip(skip).cloned() {
             e.seq = seq;
             let value = serde_json::to_vec(&e).map_err(|e| StoreError::Database(e.to_string()))?;
             rows.push(Row {
@@ -207,17 +293,7 @@ impl Feed {
             ..WriteBatch::default()
         }) {
             // Kept for the next flush, merged with what came meanwhile.
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            for (key, p) in taken {
-                let merged = pending.entry(key).or_insert(Pending {
-                    detail: p.detail.clone(),
-                    count: 0,
-                    first: p.first,
-                    last: p.last,
-                });
-                merged.count += p.count;
-                merged.first = merged.first.min(p.first);
-            }
+            self.pending.restore(events);
             return Err(e);
         }
         *next = seq;
@@ -276,28 +352,88 @@ impl Sink for Feed {
     fn record(&self, kind: Kind, source: &str, subject: &str, detail: &str) {
         metrics::counter!(crate::telemetry::SECURITY_EVENTS, "kind" => kind.as_str()).increment(1);
         let now = self.clock.now();
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (kind, source.to_string(), subject.to_string());
-        if let Some(p) = pending.get_mut(&key) {
-            p.count += 1;
-            p.last = now;
-            detail.clone_into(&mut p.detail);
-            return;
+        self.pending
+            .add(kind, source, subject, detail, 1, (now, now));
+    }
+}
+
+/// A sink that forwards what it gathers to a node (`POST /v1/events`,
+/// signed by the reporter's key), one batch per interval: what a gateway
+/// sees reaches its node's feed.
+pub struct Forwarder {
+    clock: Clock,
+    pending: Coalescer,
+}
+
+impl Forwarder {
+    pub fn new(clock: Clock) -> Forwarder {
+        Forwarder {
+            clock,
+            pending: Coalescer::default(),
         }
-        if pending.len() >= MAX_PENDING {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(crate::telemetry::SECURITY_EVENTS_DROPPED).increment(1);
-            return;
+    }
+
+    /// Sends what was gathered to the node at `api`, signed with `key`;
+    /// kept for the next try when the node does not take it.
+    pub fn forward(&self, api: &str, key: &crate::ident::keys::NodeKey) -> Result<usize, String> {
+        let events = self.pending.take();
+        if events.is_empty() {
+            return Ok(0);
         }
-        pending.insert(
+        let body = serde_json::json!({ "events": events });
+        let sent = crate::api::client::ApiClient::with_timeout(api, Duration::from_secs(5)).signed(
+            "POST",
+            "/v1/events",
+            Some(&body),
             key,
-            Pending {
-                detail: detail.to_string(),
-                count: 1,
-                first: now,
-                last: now,
-            },
         );
+        match sent {
+            Ok(r) if r.status == 202 => Ok(events.len()),
+            Ok(r) => {
+                // A refusal (a key the node does not know) would refuse
+                // again: counted, not kept.
+                metrics::counter!(crate::telemetry::SECURITY_EVENTS_DROPPED)
+                    .increment(events.len() as u64);
+                Err(format!(
+                    "{api} refused the events: {} {}",
+                    r.status,
+                    r.text.trim()
+                ))
+            }
+            Err(e) => {
+                self.pending.restore(events);
+                Err(format!("{api}: {e}"))
+            }
+        }
+    }
+
+    /// Forwards every `interval` until the task is aborted.
+    pub async fn run(
+        self: Arc<Self>,
+        api: String,
+        key: Arc<crate::ident::keys::NodeKey>,
+        interval: Duration,
+    ) {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let (me, api, key) = (self.clone(), api.clone(), key.clone());
+            match tokio::task::spawn_blocking(move || me.forward(&api, &key)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "security events not forwarded"),
+                Err(e) => tracing::warn!(error = %e, "security-event forward failed"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+impl Sink for Forwarder {
+    fn record(&self, kind: Kind, source: &str, subject: &str, detail: &str) {
+        metrics::counter!(crate::telemetry::SECURITY_EVENTS, "kind" => kind.as_str()).increment(1);
+        let now = self.clock.now();
+        self.pending
+            .add(kind, source, subject, detail, 1, (now, now));
     }
 }
 

@@ -255,14 +255,17 @@ impl Federation {
         let dir = &opts.dir;
         std::fs::create_dir_all(dir).map_err(fail)?;
         let p = opts.ports;
-        let national = start_member(node_config(
-            NATIONAL_TOML,
-            dir,
-            "national",
-            p.national,
-            opts,
-        )?)
-        .await?;
+        // The gateway forwards what it sees to the national node, which
+        // knows its key before either starts.
+        let gateway_dir = dir.join("gateway");
+        std::fs::create_dir_all(&gateway_dir).map_err(fail)?;
+        let (gateway_key, _) =
+            NodeKey::load_or_generate(&gateway_dir.join("gateway-key.pem")).map_err(fail)?;
+        let gateway_pub = dir.join("gateway.pub");
+        std::fs::write(&gateway_pub, gateway_key.public().to_public_pem()).map_err(fail)?;
+        let mut national_config = node_config(NATIONAL_TOML, dir, "national", p.national, opts)?;
+        national_config.events.reporter_keys.push(gateway_pub);
+        let national = start_member(national_config).await?;
         let root_key_file = dir.join("national.pub");
         std::fs::write(
             &root_key_file,
@@ -284,7 +287,9 @@ impl Federation {
         )
         .await?;
         let mut gc: GatewayConfig = toml::from_str(GATEWAY_TOML).map_err(fail)?;
-        gc.data_dir = dir.join("gateway");
+        gc.data_dir = gateway_dir;
+        gc.events.report_to = Some(national.http_url());
+        gc.events.flush_secs = 1;
         gc.upstream.root_servers = vec![national.running.dns_addr()];
         gc.upstream.root_key_file = root_key_file.clone();
         gc.dns.listen = p.gateway.0;

@@ -282,6 +282,43 @@ fn a_record_signed_outside_the_chain_is_never_served_or_cached() {
         .unwrap();
     assert_eq!(http.status, 502);
     assert_eq!(http.body["error"], "verification_failed");
+    // The gateway forwarded what it saw: a security event at the national
+    // node, from the gateway's key, about the forged name.
+    let admin = national.admin_key().unwrap();
+    let node_api = cpid::api::client::ApiClient::new(&national.http_url());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let r = node_api
+            .signed("GET", "/v1/events?kind=verification_failure", None, &admin)
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+        let count: u64 = r.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["source"].as_str().unwrap().starts_with("reporter ")
+                    && e["subject"].as_str().unwrap() == fed.name(&sc)
+            })
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum();
+        if count >= 3 || Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(seen >= 3, "the gateway's failures reached the node: {seen}");
+    // A reporter the node does not know is refused and nothing is recorded.
+    let stranger = cpid::ident::keys::NodeKey::generate().unwrap();
+    let r = node_api
+        .signed(
+            "POST",
+            "/v1/events",
+            Some(&serde_json::json!({"events": []})),
+            &stranger,
+        )
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text);
     fed.rt.block_on(async {
         gateway.shutdown().await.unwrap();
         impostor.running.shutdown().await.unwrap();

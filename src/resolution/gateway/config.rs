@@ -19,6 +19,7 @@ pub struct GatewayConfig {
     pub dns: ListenConfig,
     pub http: HttpListen,
     pub cache: CacheConfig,
+    pub events: ReportConfig,
 }
 
 impl Default for GatewayConfig {
@@ -29,6 +30,33 @@ impl Default for GatewayConfig {
             dns: ListenConfig::default(),
             http: HttpListen::default(),
             cache: CacheConfig::default(),
+            events: ReportConfig::default(),
+        }
+    }
+}
+
+/// Where the gateway forwards what it sees (verification failures) as
+/// security events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// The node's HTTP API (`http://host:port`); events stay local (in
+    /// `/metrics` only) when unset. The node lists this gateway's public
+    /// key in its `[events] reporter_keys`.
+    pub report_to: Option<String>,
+    /// The gateway's signing key (PKCS#8 PEM; made on first start);
+    /// `<data_dir>/gateway-key.pem` by default.
+    pub key_file: Option<PathBuf>,
+    /// How often gathered events are forwarded, seconds.
+    pub flush_secs: u64,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            report_to: None,
+            key_file: None,
+            flush_secs: 5,
         }
     }
 }
@@ -174,7 +202,23 @@ impl GatewayConfig {
         if self.cache.max_entries == 0 || self.cache.max_bytes < 4096 {
             return bad("cache.max_entries", "at least 1 entry and 4096 bytes");
         }
+        if let Some(api) = &self.events.report_to
+            && let Err(why) = crate::ident::delegation::check_api_url(api)
+        {
+            return bad("events.report_to", &why);
+        }
+        if !(1..=3600).contains(&self.events.flush_secs) {
+            return bad("events.flush_secs", "1 second to an hour");
+        }
         Ok(())
+    }
+
+    /// The gateway's signing key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.events
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("gateway-key.pem"))
     }
 
     pub fn apex(&self) -> Result<Apex, ConfigError> {

@@ -69,6 +69,9 @@ pub enum GatewayError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// The key that signs forwarded events could not be made or read.
+    #[error("gateway key: {0}")]
+    Key(String),
 }
 
 /// The gateway's counters, read by `/v1/gateway` and the tests. Every
@@ -148,6 +151,8 @@ pub struct Gateway {
     /// Decides freshness, TTLs left and serve-stale; the resolver shares it.
     clock: Clock,
     pub stats: Stats,
+    /// What the gateway sees, forwarded to its node when configured.
+    pub events: Arc<crate::events::Forwarder>,
 }
 
 /// A borrowed cache key, so a lookup allocates nothing.
@@ -263,6 +268,7 @@ impl Gateway {
             inflight: Mutex::new(HashMap::new()),
             zones_saved: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
+            events: Arc::new(crate::events::Forwarder::new(clock.clone())),
             clock,
             stats: Stats::default(),
         }))
@@ -270,6 +276,21 @@ impl Gateway {
 
     pub fn config(&self) -> &GatewayConfig {
         &self.config
+    }
+
+    /// A verification failure as a security event (forwarded to the node
+    /// when `[events] report_to` is set).
+    fn report_failure(&self, key: &Key, why: &str) {
+        if self.config.events.report_to.is_some() {
+            use crate::events::Sink;
+            let name = WireName::from_wire_unchecked(&key.0).to_string();
+            self.events.record(
+                crate::events::Kind::VerificationFailure,
+                "gateway",
+                &name,
+                why,
+            );
+        }
     }
 
     pub fn l1(&self) -> &L1 {
@@ -420,6 +441,7 @@ impl Gateway {
             Err(e) => {
                 if e.is_verification() {
                     self.stats.verification_failed();
+                    self.report_failure(key, &e.to_string());
                     tracing::warn!(key = %WireName::from_wire_unchecked(&key.0), error = %e, "upstream answer failed verification; not served, not cached");
                 }
                 return Err(e);
@@ -615,6 +637,7 @@ impl Gateway {
                     .find(|z| z.prefix == prefix)?;
                 if let Err(e) = zone.verify_record(&record) {
                     self.stats.verification_failed();
+                    self.report_failure(key, &format!("cached record: {e}"));
                     tracing::warn!(error = %e, "cached record failed verification; dropped");
                     l2.remove(key.clone());
                     return None;
@@ -808,6 +831,7 @@ pub struct RunningGateway {
     pub gateway: Arc<Gateway>,
     dns: crate::dns::server::DnsServer,
     http: crate::api::HttpServer,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningGateway {
@@ -826,6 +850,9 @@ impl RunningGateway {
         }
         self.dns.shutdown().await?;
         self.gateway.flush();
+        if let Some(f) = self.forwarder {
+            f.abort();
+        }
         Ok(())
     }
 }
@@ -843,5 +870,23 @@ pub async fn serve(gateway: Arc<Gateway>) -> Result<RunningGateway, GatewayError
     let http = crate::api::HttpServer::start(http::router(gateway.clone()), addr)
         .await
         .map_err(http_err)?;
-    Ok(RunningGateway { gateway, dns, http })
+    let forwarder = match &gateway.config.events.report_to {
+        Some(api) => {
+            let (key, _) =
+                crate::ident::keys::NodeKey::load_or_generate(&gateway.config.key_file())
+                    .map_err(|e| GatewayError::Key(e.to_string()))?;
+            Some(tokio::spawn(gateway.events.clone().run(
+                api.clone(),
+                Arc::new(key),
+                Duration::from_secs(gateway.config.events.flush_secs),
+            )))
+        }
+        None => None,
+    };
+    Ok(RunningGateway {
+        gateway,
+        dns,
+        http,
+        forwarder,
+    })
 }
