@@ -5,7 +5,7 @@
 //! created with mode 0700 and the key file with 0600.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -225,7 +225,8 @@ fn load_chain(
     Ok(chain)
 }
 
-fn create_data_dir(path: &Path) -> Result<(), NodeError> {
+/// Creates the data directory (mode 0700) unless it exists.
+pub fn create_data_dir(path: &Path) -> Result<(), NodeError> {
     let err = |source| NodeError::DataDir {
         path: path.to_owned(),
         source,
@@ -238,6 +239,38 @@ fn create_data_dir(path: &Path) -> Result<(), NodeError> {
         builder.create(path).map_err(err)?;
     }
     Ok(())
+}
+
+/// How the files of backups being sent start and end (`.backup-<hex>.redb.tmp`).
+const BACKUP_SCRATCH: (&str, &str) = (".backup-", ".redb.tmp");
+
+/// A fresh path in the data directory for a backup the node takes to send
+/// (`POST /v1/admin/backup`): on the store's disk, under a name no other
+/// file of the node has. The sender removes it once it holds it open;
+/// one a crash left behind is removed when the node next opens.
+pub fn backup_scratch(data_dir: &Path) -> Result<PathBuf, std::io::Error> {
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (head, tail) = BACKUP_SCRATCH;
+    Ok(data_dir.join(format!("{head}{}{tail}", crate::ident::keys::to_hex(&id))))
+}
+
+/// Removes backup files a crash left in the data directory.
+fn remove_backup_scratch(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    let (head, tail) = BACKUP_SCRATCH;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(head) && name.ends_with(tail) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed an unfinished backup"),
+                Err(e) => tracing::warn!(file = %name, error = %e, "unfinished backup not removed"),
+            }
+        }
+    }
 }
 
 impl Node {
@@ -281,6 +314,8 @@ impl Node {
                 ..Default::default()
             },
         )?);
+        // Only now: the store's lock says no other node uses this directory.
+        remove_backup_scratch(&config.node.data_dir);
 
         let zone_name = WireName::parse(&prefix.zone_name(&apex))?;
         let mut name_servers = Vec::new();

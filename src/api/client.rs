@@ -5,7 +5,8 @@
 //!
 //! Two levels: typed calls ([`ApiClient::register_provider`],
 //! [`ApiClient::register`], [`ApiClient::update`], [`ApiClient::withdraw`],
-//! [`ApiClient::approve`], [`ApiClient::delegate`], [`ApiClient::revoke`])
+//! [`ApiClient::approve`], [`ApiClient::delegate`], [`ApiClient::revoke`],
+//! [`ApiClient::backup`])
 //! send the very request structs the server parses (`api::body`) and
 //! answer the signed record, or [`ClientError::Api`] with the node's
 //! `{"error", "reason"}` as an [`ApiFailure`]; and raw calls
@@ -663,6 +664,70 @@ impl ApiClient {
         self.call::<()>("DELETE", &path, None, admin)
     }
 
+    /// `POST /v1/admin/backup`, signed by the admin key: the node's whole
+    /// store as of one moment, a redb file, copied into `out` as it
+    /// arrives (never held in memory). Not sent a second time when the
+    /// connection fails: the first attempt spent the nonce.
+    pub fn backup(
+        &self,
+        admin: &NodeKey,
+        out: &mut dyn std::io::Write,
+    ) -> Result<BackupReply, ClientError> {
+        let path = "/v1/admin/backup";
+        let name = format!("POST {path}");
+        let url = format!("{}{path}", self.base);
+        let transport = |e: &dyn std::fmt::Display| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let created = i64::try_from(crate::clock::system_now()).unwrap_or(i64::MAX);
+        let headers = signed_headers("POST", path, &[], admin, &nonce()?, created)?;
+        let mut builder = http::Request::builder().method(Method::POST).uri(&url);
+        for (k, v) in &headers {
+            builder = builder.header(k, v);
+        }
+        let request = builder
+            .body(Vec::new())
+            .map_err(|e| ClientError::Request(e.to_string()))?;
+        let mut response = self.agent.run(request).map_err(|e| transport(&e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| transport(&e))?;
+            let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            let failed = ApiResponse {
+                status,
+                body,
+                text,
+                location: None,
+            };
+            return Err(success(&name, failed)
+                .err()
+                .unwrap_or_else(|| ClientError::Answer {
+                    request: name.clone(),
+                    reason: format!("status {status}"),
+                }));
+        }
+        let count = |h: &str| {
+            response
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let records = count(crate::api::backup::RECORDS_HEADER);
+        let log_size = count(crate::api::backup::LOG_SIZE_HEADER);
+        let mut reader = response.body_mut().as_reader();
+        let bytes = std::io::copy(&mut reader, out).map_err(|e| transport(&e))?;
+        Ok(BackupReply {
+            bytes,
+            records,
+            log_size,
+        })
+    }
+
     /// `POST /v1/reports`, signed by an active provider's key. A report
     /// whose first attempt was carried out although its answer was lost
     /// comes back `out_of_sequence` with `last_seq` equal to its own: that
@@ -749,6 +814,15 @@ impl ApiClient {
             }
         }
     }
+}
+
+/// A backup as the node sent it: the bytes received and the counts the
+/// node announced (`cpid-backup-records`, `cpid-backup-log-size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupReply {
+    pub bytes: u64,
+    pub records: Option<u64>,
+    pub log_size: Option<u64>,
 }
 
 /// What a node answered to an accepted report.

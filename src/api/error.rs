@@ -296,7 +296,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => ApiError::new(Code::VersionConflict, e.to_string()),
             StoreError::RowChanged { .. } => ApiError::new(Code::Busy, e.to_string()),
             StoreError::Closed => ApiError::new(Code::ShuttingDown, e.to_string()),
-            StoreError::Database(_) | StoreError::Corrupt { .. } | StoreError::Interrupted => {
+            StoreError::Database(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Interrupted
+            | StoreError::InUse(_)
+            | StoreError::Backup { .. } => {
                 tracing::error!(error = %e, "store failure on the HTTP path");
                 ApiError::new(Code::StoreUnavailable, e.to_string())
             }

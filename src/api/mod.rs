@@ -14,14 +14,16 @@
 //!
 //! This file is the router. The handlers live with their resource:
 //! [`providers`], [`identifiers`], [`delegations`], [`handles`] (Handle.Net
-//! reads), [`node`] (health, metrics, `/v1/node`) and [`page`] (the
-//! situation page a browser opens at `/situation`); [`state`] is what
+//! reads), [`node`] (health, metrics, `/v1/node`), [`backup`] (the
+//! admin's copy of the whole store) and [`page`] (the situation page a
+//! browser opens at `/situation`); [`state`] is what
 //! they share, [`respond`] how their work becomes an answer, [`body`] the
 //! request bodies, [`client`] the signing client that sends those same
 //! bodies. The routes are listed once in [`ROUTES`]; `schema/openapi.yaml`
 //! describes the same set and a test holds the two together.
 
 pub mod auth;
+pub mod backup;
 pub mod batch;
 pub mod body;
 pub mod client;
@@ -86,6 +88,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/situation/assets/{file}"),
     ("GET", "/v1/events"),
     ("POST", "/v1/events"),
+    ("POST", "/v1/admin/backup"),
     ("GET", "/log/checkpoint"),
     ("GET", "/log/tile/{path}"),
     ("GET", "/v1/log"),
@@ -149,6 +152,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/handles/{prefix}/{suffix}", get(handles::read))
         .route("/v1/events", get(events::list).post(events::forwarded))
+        .route("/v1/admin/backup", post(backup::backup))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/tile/{*path}", get(log::tile))
         .route("/v1/log", get(log::info))

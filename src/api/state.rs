@@ -44,6 +44,9 @@ pub struct ApiState {
     /// The node admin's key: approves providers; not the record-signing key.
     pub admin_key: PublicKey,
     pub default_ttl: u32,
+    /// The node's data directory: where a backup is written before it is
+    /// sent.
+    pub data_dir: std::path::PathBuf,
     /// Where DNS is served, for `/v1/node`.
     pub dns_addr: Option<SocketAddr>,
     /// The delegations from the root to this node (root first).
@@ -77,6 +80,7 @@ impl ApiState {
             max_body_bytes: config.http.max_body_bytes,
             admin_key: node.admin_key,
             default_ttl: config.node.default_ttl,
+            data_dir: config.node.data_dir.clone(),
             dns_addr: None,
             chain: node.chain.clone(),
             directory: None,

@@ -154,7 +154,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
-    /// Node facts: prefix, zone, public key and key id, record count.
+    /// Node facts (prefix, zone, key, record count); backup and restore of its store.
     Node {
         #[command(subcommand)]
         command: node::NodeCommand,

@@ -26,7 +26,11 @@
 //!   appends none: there is no change without its leaf, nor a leaf without
 //!   its change;
 //! - a stored record that no longer decodes is reported as corrupt, never
-//!   skipped.
+//!   skipped;
+//! - a backup ([`Store::backup`]) is every table as of one moment between
+//!   two commits, written as a new redb store file while writers go on:
+//!   it holds a batch whole or not at all, and every batch committed before
+//!   it began.
 //!
 //! How a batch is judged (`judge`) is written once here; a backend only
 //! supplies the lookups and applies what passes.
@@ -35,6 +39,7 @@ pub mod memory;
 pub mod redb;
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -151,6 +156,29 @@ pub enum StoreError {
     Closed,
     #[error("the caller stopped the scan")]
     Interrupted,
+    /// The store file is held open by another process (a running node).
+    #[error("{0} is in use by another process (a running node?); stop it first")]
+    InUse(String),
+    /// A backup file could not be written, or is not a cpid store.
+    #[error("backup {path}: {reason}")]
+    Backup { path: String, reason: String },
+}
+
+/// What a backup holds: as [`Store::backup`] wrote it, or as
+/// [`redb::verify_file`] found it in a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupInfo {
+    /// Records (every identifier's latest version).
+    pub records: u64,
+    /// Leaves of the transparency log.
+    pub log_size: u64,
+    /// Rows of the other systems' tables (statuses, calendars, the log's
+    /// hashes and checkpoint, security events …).
+    pub rows: u64,
+    /// Consumed request nonces, live or not yet pruned.
+    pub nonces: u64,
+    /// The size of the file.
+    pub bytes: u64,
 }
 
 /// Whether a consumed nonce still counts at `now`. One rule for the
@@ -301,6 +329,14 @@ pub trait Store: Send + Sync + 'static {
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
+    /// Writes a consistent snapshot of every table — records, serial marks,
+    /// the zone serial, nonces, rows and the log — as of one moment between
+    /// two commits, as a new redb store file at `out` that
+    /// [`redb::RedbStore::open`] opens as it is. Writers are not stopped
+    /// (redb copies from one read transaction, the memory store from a copy
+    /// taken under its lock). `out` must not exist: a backup never
+    /// overwrites a file, and a failed one removes what it wrote.
+    fn backup(&self, out: &Path) -> Result<BackupInfo, StoreError>;
     /// How many leaves the transparency log holds.
     fn log_size(&self) -> Result<u64, StoreError>;
     /// Calls `f` with the log's leaves from index `start` on, in order,

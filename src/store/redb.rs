@@ -9,18 +9,26 @@
 //!
 //! Nonce expiry is decided by the store's [`Clock`] (the system clock unless
 //! [`Options::clock`] says otherwise), read once per commit.
+//!
+//! A backup is one read transaction (a snapshot: commits go on beside it)
+//! copied table by table into a new file through `Filler`, the one writer
+//! of this file format from outside the commit path, which the memory
+//! store's backup uses too. [`verify_file`] reads such a file back before a
+//! restore puts it in place.
 
+use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use redb::backends::FileBackend;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-use super::{Done, Lookup, Store, StoreError, Table, WriteBatch, Written};
+use super::{BackupInfo, Done, Lookup, Store, StoreError, Table, WriteBatch, Written};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::SignedRecord;
@@ -55,7 +63,7 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-fn serial_key(prefix: &Prefix, class: Class) -> String {
+pub(super) fn serial_key(prefix: &Prefix, class: Class) -> String {
     format!("{prefix}/{}", class.code())
 }
 
@@ -101,10 +109,9 @@ impl RedbStore {
             .set_cache_size(options.cache_bytes)
             .create(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Database(format!(
-                    "{} is in use by another process (a running node?); stop it first",
-                    path.display()
-                )),
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::InUse(path.display().to_string())
+                }
                 other => db_err(other),
             })?;
         let db = Arc::new(db);
@@ -367,6 +374,235 @@ fn prune_nonces(
     Ok(())
 }
 
+/// The tables of a backup file being written, in one write transaction:
+/// the one place outside the commit path that writes this file format.
+/// Each backend's [`Store::backup`] feeds it the rows of its snapshot;
+/// the index tables (nonce expiry) and the counters (`log_size`,
+/// `format`) follow from what it is given.
+pub(super) struct Filler<'t> {
+    records: redb::Table<'t, &'static str, &'static [u8]>,
+    serials: redb::Table<'t, &'static str, u64>,
+    nonces: redb::Table<'t, &'static str, u64>,
+    answers: redb::Table<'t, &'static str, &'static str>,
+    expiry: redb::Table<'t, (u64, &'static str), ()>,
+    rows: redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
+    log: redb::Table<'t, u64, &'static [u8]>,
+    zone_serial: u64,
+    info: BackupInfo,
+}
+
+impl Filler<'_> {
+    /// A record's stored bytes under its canonical identifier text.
+    pub(super) fn record(&mut self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.records.insert(key, bytes).map_err(db_err)?;
+        self.info.records += 1;
+        Ok(())
+    }
+
+    /// A serial high-water mark under its `"<prefix>/<CLASS>"` key.
+    pub(super) fn serial(&mut self, key: &str, mark: u64) -> Result<(), StoreError> {
+        self.serials.insert(key, mark).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A consumed nonce with its expiry and answer.
+    pub(super) fn nonce(
+        &mut self,
+        key: &str,
+        expires: u64,
+        answer: &str,
+    ) -> Result<(), StoreError> {
+        self.nonces.insert(key, expires).map_err(db_err)?;
+        self.answers.insert(key, answer).map_err(db_err)?;
+        self.expiry.insert((expires, key), ()).map_err(db_err)?;
+        self.info.nonces += 1;
+        Ok(())
+    }
+
+    /// A row of another system's table.
+    pub(super) fn row(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.rows.insert((table, key), value).map_err(db_err)?;
+        self.info.rows += 1;
+        Ok(())
+    }
+
+    /// The next log leaf: `index` must be the log's size so far, so a
+    /// backup's log has no gap.
+    pub(super) fn leaf(&mut self, index: u64, leaf: &[u8]) -> Result<(), StoreError> {
+        if index != self.info.log_size {
+            return Err(StoreError::Corrupt {
+                key: format!("log/{index}"),
+                reason: format!("expected leaf {} next", self.info.log_size),
+            });
+        }
+        self.log.insert(index, leaf).map_err(db_err)?;
+        self.info.log_size += 1;
+        Ok(())
+    }
+
+    pub(super) fn zone_serial(&mut self, serial: u64) {
+        self.zone_serial = serial;
+    }
+}
+
+/// Creates the store file `out` (refused when it exists) and fills it with
+/// `fill` in one durable transaction; removes it again when anything
+/// fails.
+pub(super) fn write_backup(
+    out: &Path,
+    fill: impl FnOnce(&mut Filler<'_>) -> Result<(), StoreError>,
+) -> Result<BackupInfo, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(|e| backup_err(out, e))?;
+    let result = fill_backup(out, file, fill);
+    if result.is_err() {
+        let _ = std::fs::remove_file(out);
+    }
+    result
+}
+
+fn backup_err(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Backup {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn fill_backup(
+    out: &Path,
+    file: std::fs::File,
+    fill: impl FnOnce(&mut Filler<'_>) -> Result<(), StoreError>,
+) -> Result<BackupInfo, StoreError> {
+    let db = Database::builder()
+        .set_cache_size(DEFAULT_CACHE_BYTES)
+        .create_with_backend(FileBackend::new(file).map_err(db_err)?)
+        .map_err(db_err)?;
+    let mut txn = db.begin_write().map_err(db_err)?;
+    txn.set_durability(Durability::Immediate).map_err(db_err)?;
+    let mut info = {
+        let mut filler = Filler {
+            records: txn.open_table(RECORDS).map_err(db_err)?,
+            serials: txn.open_table(SERIALS).map_err(db_err)?,
+            nonces: txn.open_table(NONCES).map_err(db_err)?,
+            answers: txn.open_table(NONCE_ANSWERS).map_err(db_err)?,
+            expiry: txn.open_table(NONCE_EXPIRY).map_err(db_err)?,
+            rows: txn.open_table(ROWS).map_err(db_err)?,
+            log: txn.open_table(LOG).map_err(db_err)?,
+            zone_serial: 0,
+            info: BackupInfo::default(),
+        };
+        fill(&mut filler)?;
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        meta.insert("format", FORMAT).map_err(db_err)?;
+        meta.insert("zone_serial", filler.zone_serial)
+            .map_err(db_err)?;
+        meta.insert("log_size", filler.info.log_size)
+            .map_err(db_err)?;
+        filler.info
+    };
+    txn.commit().map_err(db_err)?;
+    db.close().map_err(db_err)?;
+    info.bytes = std::fs::metadata(out)
+        .map_err(|e| backup_err(out, e))?
+        .len();
+    Ok(info)
+}
+
+/// Checks that the file at `path` is a whole cpid store — redb's integrity
+/// check, this format, every table, a log without gaps, every record
+/// decoding under its own identifier — and tells what it holds. Opens the
+/// file for writing (redb may repair an unclean file), so run it on a copy
+/// you own: a downloaded backup, or a restore's copy before it is put in
+/// place. A file held by a running node is [`StoreError::InUse`].
+pub fn verify_file(path: &Path) -> Result<BackupInfo, StoreError> {
+    let not_a_store = |reason: String| backup_err(path, format!("not a cpid store: {reason}"));
+    let db = Database::builder()
+        .set_cache_size(DEFAULT_CACHE_BYTES)
+        .set_check_integrity_on_open(true)
+        .open(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::InUse(path.display().to_string())
+            }
+            other => not_a_store(other.to_string()),
+        })?;
+    let mut info = BackupInfo::default();
+    {
+        let txn = db.begin_read().map_err(db_err)?;
+        let missing = |name: &str, e: redb::TableError| not_a_store(format!("table {name}: {e}"));
+        let meta = txn.open_table(META).map_err(|e| missing("meta", e))?;
+        let counter = |name: &str| -> Result<Option<u64>, StoreError> {
+            Ok(meta.get(name).map_err(db_err)?.map(|v| v.value()))
+        };
+        match counter("format")? {
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(not_a_store(format!(
+                    "format {other} is not supported (expected {FORMAT})"
+                )));
+            }
+            None => return Err(not_a_store("no format mark".into())),
+        }
+        txn.open_table(SERIALS).map_err(|e| missing("serials", e))?;
+        txn.open_table(NONCE_ANSWERS)
+            .map_err(|e| missing("nonce_answers", e))?;
+        txn.open_table(NONCE_EXPIRY)
+            .map_err(|e| missing("nonce_expiry", e))?;
+        let records = txn.open_table(RECORDS).map_err(|e| missing("records", e))?;
+        for item in records.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let record = decode(k.value(), v.value())?;
+            if record.record().identifier.to_string() != k.value() {
+                return Err(StoreError::Corrupt {
+                    key: k.value().to_string(),
+                    reason: format!("holds the record of {}", record.record().identifier),
+                });
+            }
+            info.records += 1;
+        }
+        let nonces = txn.open_table(NONCES).map_err(|e| missing("nonces", e))?;
+        info.nonces = nonces.len().map_err(db_err)?;
+        let rows = txn.open_table(ROWS).map_err(|e| missing("rows", e))?;
+        info.rows = rows.len().map_err(db_err)?;
+        let log = txn.open_table(LOG).map_err(|e| missing("log", e))?;
+        info.log_size = counter("log_size")?.unwrap_or(0);
+        let leaves = log.len().map_err(db_err)?;
+        // Keys are distinct and ordered: n of them from 0 to n - 1 are
+        // exactly 0..n.
+        let first = log.first().map_err(db_err)?.map(|(k, _)| k.value());
+        let last = log.last().map_err(db_err)?.map(|(k, _)| k.value());
+        let whole = match (first, last) {
+            (None, None) => info.log_size == 0,
+            (Some(0), Some(last)) => leaves == info.log_size && last.checked_add(1) == Some(leaves),
+            _ => false,
+        };
+        if !whole {
+            return Err(not_a_store(format!(
+                "the log has {leaves} leaves ({first:?}..={last:?}) for a size of {}",
+                info.log_size
+            )));
+        }
+    }
+    db.close().map_err(db_err)?;
+    info.bytes = std::fs::metadata(path)
+        .map_err(|e| backup_err(path, e))?
+        .len();
+    Ok(info)
+}
+
+/// Whether another process (a running node) holds the store file at
+/// `path` open. A file that is missing or does not open is not in use.
+pub fn in_use(path: &Path) -> bool {
+    matches!(
+        Database::builder().open_read_only(path),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen)
+    )
+}
+
 fn stored_version(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
     SignedRecord::decode(bytes)
         .map(|r| r.record().version)
@@ -490,6 +726,53 @@ impl Store for RedbStore {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(RECORDS).map_err(db_err)?;
         table.len().map_err(db_err)
+    }
+
+    fn backup(&self, out: &Path) -> Result<BackupInfo, StoreError> {
+        // One read transaction is one moment between two commits; the
+        // writer goes on committing beside it.
+        let txn = self.db.begin_read().map_err(db_err)?;
+        write_backup(out, |f| {
+            let records = txn.open_table(RECORDS).map_err(db_err)?;
+            for item in records.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                f.record(k.value(), v.value())?;
+            }
+            let serials = txn.open_table(SERIALS).map_err(db_err)?;
+            for item in serials.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                f.serial(k.value(), v.value())?;
+            }
+            let nonces = txn.open_table(NONCES).map_err(db_err)?;
+            let answers = txn.open_table(NONCE_ANSWERS).map_err(db_err)?;
+            for item in nonces.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let answer = answers.get(k.value()).map_err(db_err)?;
+                f.nonce(
+                    k.value(),
+                    v.value(),
+                    answer.as_ref().map_or("", |a| a.value()),
+                )?;
+            }
+            let rows = txn.open_table(ROWS).map_err(db_err)?;
+            for item in rows.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let (table, key) = k.value();
+                f.row(table, key, v.value())?;
+            }
+            let log = txn.open_table(LOG).map_err(db_err)?;
+            for item in log.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                f.leaf(k.value(), v.value())?;
+            }
+            let meta = txn.open_table(META).map_err(db_err)?;
+            f.zone_serial(
+                meta.get("zone_serial")
+                    .map_err(db_err)?
+                    .map_or(0, |v| v.value()),
+            );
+            Ok(())
+        })
     }
 
     fn log_size(&self) -> Result<u64, StoreError> {

@@ -170,6 +170,37 @@ impl Drop for TestNode {
     }
 }
 
+/// `cpid serve` as a child process on loopback (ephemeral ports) over the
+/// data directory `data`, with `args` added; returns once it is ready,
+/// with its HTTP API's URL. Its log lines are drained in the background.
+pub fn serve_child(data: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpid"))
+        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--udp-workers", "1"])
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let http = loop {
+        let line = lines
+            .next()
+            .expect("cpid serve exited before it was ready")
+            .unwrap();
+        if let Some(at) = line.find("http://") {
+            let rest = &line[at..];
+            break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, http)
+}
+
 /// EDNS settings of a raw query.
 #[derive(Clone, Copy)]
 pub struct Edns {

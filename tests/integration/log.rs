@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::capacity::{provider, resource};
 use crate::common::*;
 
-fn hash(v: &Value) -> Hash {
+pub(crate) fn hash(v: &Value) -> Hash {
     STANDARD
         .decode(v.as_str().unwrap())
         .unwrap()
@@ -27,13 +27,13 @@ fn hash(v: &Value) -> Hash {
         .unwrap()
 }
 
-fn verifier(origin: &str, key: &PublicKey) -> NoteVerifier {
+pub(crate) fn verifier(origin: &str, key: &PublicKey) -> NoteVerifier {
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes()).unwrap();
     NoteVerifier::new(origin, vk).unwrap()
 }
 
 /// The node's latest checkpoint, its signature checked.
-fn checkpoint(api: &ApiClient, v: &NoteVerifier) -> Checkpoint {
+pub(crate) fn checkpoint(api: &ApiClient, v: &NoteVerifier) -> Checkpoint {
     let r = api.get("/log/checkpoint").unwrap();
     assert_eq!(r.status, 200, "{}", r.text);
     let opened = note::open(&r.text, std::slice::from_ref(v)).unwrap();
@@ -41,7 +41,7 @@ fn checkpoint(api: &ApiClient, v: &NoteVerifier) -> Checkpoint {
 }
 
 /// Polls until the checkpoint holds at least `size` leaves.
-fn checkpoint_at_least(api: &ApiClient, v: &NoteVerifier, size: u64) -> Checkpoint {
+pub(crate) fn checkpoint_at_least(api: &ApiClient, v: &NoteVerifier, size: u64) -> Checkpoint {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let cp = checkpoint(api, v);
@@ -55,7 +55,7 @@ fn checkpoint_at_least(api: &ApiClient, v: &NoteVerifier, size: u64) -> Checkpoi
 
 /// Checks the inclusion proof the node gives for `id` and returns its
 /// (index, leaf).
-fn proven(api: &ApiClient, v: &NoteVerifier, id: &Identifier) -> (u64, Vec<u8>) {
+pub(crate) fn proven(api: &ApiClient, v: &NoteVerifier, id: &Identifier) -> (u64, Vec<u8>) {
     let r = api.get(&format!("/v1/log/proof/{id}")).unwrap();
     assert_eq!(r.status, 200, "{}", r.text);
     let b = &r.body;
@@ -189,35 +189,11 @@ fn every_change_is_a_leaf_proven_against_a_signed_checkpoint_and_the_tiles_agree
 
 #[test]
 fn the_signed_tree_head_only_grows_across_sigkills_and_no_acknowledged_change_lacks_its_leaf() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cpid"))
-            .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(["--policy", "open", "--udp-workers", "1", "--data"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let http = loop {
-            let line = lines
-                .next()
-                .expect("cpid serve exited before it was ready")
-                .unwrap();
-            if let Some(at) = line.find("http://") {
-                let rest = &line[at..];
-                break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        (child, http)
-    };
+    let start = || serve_child(dir.path(), &["--policy", "open"]);
 
     let (mut child, http) = start();
     let api = ApiClient::new(&http);

@@ -8,6 +8,7 @@
 )]
 
 mod agent;
+mod backup;
 mod capacity;
 mod cli;
 mod common;

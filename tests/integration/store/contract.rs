@@ -633,3 +633,233 @@ fn log_leaves_append_at_consecutive_indices_and_a_refused_batch_appends_none() {
     assert!(w.leaves.is_empty());
     assert_eq!(u.store.log_size().unwrap(), 4);
 }
+
+/// A backup of `u` opened as the redb store a restored node would open.
+fn open_backup(u: &Under, path: &std::path::Path) -> RedbStore {
+    RedbStore::open_with(
+        path,
+        Options {
+            clock: u.clock.clone(),
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_backup_holds_every_table_and_opens_as_a_redb_store_that_goes_on() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let p = Prefix::parse("86.31").unwrap();
+    const STATUS: Table = Table::new("contract_backup_status");
+    const OTHER: Table = Table::new("contract_backup_other");
+    let row = |table, k: &str, v: &str| Row {
+        table,
+        key: k.as_bytes().to_vec(),
+        value: v.as_bytes().to_vec(),
+    };
+    u.store
+        .write(WriteBatch {
+            records: vec![record(&key, 1, 1), record(&key, 2, 1)],
+            serials: vec![(p.clone(), Class::Gc, 7)],
+            nonces: vec![nonce(&u.clock, "k/n1", 600, "86.31/GC-000001")],
+            rows: vec![row(STATUS, "a", "1"), row(OTHER, "b", "2")],
+            leaves: vec![b"l0".to_vec(), b"l1".to_vec()],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    u.store
+        .write(WriteBatch {
+            records: vec![record(&key, 1, 2)],
+            rows: vec![row(STATUS, "a", "1b")],
+            leaves: vec![b"l2".to_vec()],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup.redb");
+    let info = u.store.backup(&out).unwrap();
+    assert_eq!(
+        (info.records, info.log_size, info.rows, info.nonces),
+        (2, 3, 2, 1)
+    );
+    assert_eq!(info.bytes, std::fs::metadata(&out).unwrap().len());
+    let found = cpid::store::redb::verify_file(&out).unwrap();
+    assert_eq!(
+        (found.records, found.log_size, found.rows, found.nonces),
+        (info.records, info.log_size, info.rows, info.nonces),
+        "the file holds what the backup said"
+    );
+
+    let b = open_backup(&u, &out);
+    let bytes = |s: &dyn Store| -> Vec<Vec<u8>> {
+        s.records()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_bytes().to_vec())
+            .collect()
+    };
+    assert_eq!(bytes(&b), bytes(u.store.as_ref()), "records byte for byte");
+    assert_eq!(b.serial(&p, Class::Gc).unwrap(), 7);
+    assert_eq!(b.zone_serial().unwrap(), u.store.zone_serial().unwrap());
+    assert_eq!(
+        b.nonce_answer("k/n1").unwrap().as_deref(),
+        Some("86.31/GC-000001")
+    );
+    for table in [STATUS, OTHER] {
+        let rows = |s: &dyn Store| {
+            let mut seen = Vec::new();
+            s.scan_rows(table, b"", &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+            seen
+        };
+        assert_eq!(rows(&b), rows(u.store.as_ref()), "{}", table.name());
+    }
+    let leaves = |s: &dyn Store| {
+        let mut seen = Vec::new();
+        s.log_entries(0, &mut |i, leaf| {
+            seen.push((i, leaf.to_vec()));
+            true
+        })
+        .unwrap();
+        seen
+    };
+    assert_eq!(leaves(&b), leaves(u.store.as_ref()));
+    // The restored store goes on where the original was: the nonce is
+    // still spent, and the log continues at the next index.
+    let err = b
+        .write(WriteBatch {
+            nonces: vec![nonce(&u.clock, "k/n1", 600, "")],
+            ..WriteBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Replay(_)), "{err}");
+    let w = b
+        .write(WriteBatch {
+            records: vec![record(&key, 3, 1)],
+            leaves: vec![b"l3".to_vec()],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(w.leaves, 3..4);
+    assert!(b.zone_serial().unwrap() > u.store.zone_serial().unwrap());
+}
+
+#[test]
+fn a_backup_never_overwrites_a_file() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("precious");
+    std::fs::write(&out, b"not yours").unwrap();
+    let err = u.store.backup(&out).unwrap_err();
+    assert!(matches!(err, StoreError::Backup { .. }), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"not yours");
+    // An empty store backs up as an empty store.
+    let empty = open(Clock::manual(T0));
+    let out = dir.path().join("empty.redb");
+    let info = empty.store.backup(&out).unwrap();
+    assert_eq!((info.records, info.log_size), (0, 0));
+    assert!(open_backup(&empty, &out).is_empty().unwrap());
+}
+
+#[test]
+fn a_backup_taken_while_a_writer_commits_holds_exactly_the_batches_before_it() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    const SIDE: Table = Table::new("contract_backup_side");
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    // One writer, so the batches commit in the order 1, 2, 3 …: each is a
+    // record, its leaf (the identifier), its nonce and a row of another
+    // table, all or nothing.
+    let batch = |clock: &Clock, i: u64| {
+        let r = record(&key, i, 1);
+        let id = r.record().identifier.to_string();
+        WriteBatch {
+            records: vec![r],
+            nonces: vec![nonce(clock, &format!("k/{i}"), 600, &id)],
+            rows: vec![Row {
+                table: SIDE,
+                key: i.to_be_bytes().to_vec(),
+                value: id.clone().into_bytes(),
+            }],
+            leaves: vec![id.into_bytes()],
+            ..WriteBatch::default()
+        }
+    };
+    let writer = {
+        let (store, clock, stop, committed) = (
+            u.store.clone(),
+            u.clock.clone(),
+            stop.clone(),
+            committed.clone(),
+        );
+        let batches: Vec<WriteBatch> = (1..=3000).map(|i| batch(&clock, i)).collect();
+        std::thread::spawn(move || {
+            for (i, b) in (1u64..).zip(batches) {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                store.write(b).unwrap();
+                committed.store(i, Ordering::SeqCst);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while committed.load(Ordering::SeqCst) < 20 {
+        assert!(std::time::Instant::now() < deadline, "the writer is stuck");
+        std::thread::yield_now();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup.redb");
+    let before = committed.load(Ordering::SeqCst);
+    let info = u.store.backup(&out).unwrap();
+    let after = committed.load(Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+
+    let b = open_backup(&u, &out);
+    let n = b.log_size().unwrap();
+    assert_eq!(n, info.log_size);
+    // Everything acknowledged before the backup began is in it; at most
+    // the one batch in flight when it ended is in it unacknowledged.
+    assert!(
+        before <= n && n <= after + 1,
+        "{before} <= {n} <= {after} + 1"
+    );
+    assert_eq!(b.len().unwrap(), n, "one record per batch, no more");
+    assert_eq!(info.records, n);
+    // Exactly batches 1..=n, each whole: its record, its nonce (still
+    // spent), its row and its leaf at its index.
+    let mut leaves = Vec::new();
+    b.log_entries(0, &mut |i, leaf| {
+        leaves.push((i, String::from_utf8(leaf.to_vec()).unwrap()));
+        true
+    })
+    .unwrap();
+    for i in 1..=n {
+        let id = record(&key, i, 1).record().identifier.clone();
+        assert_eq!(leaves[(i - 1) as usize], (i - 1, id.to_string()));
+        assert!(b.get(&id).unwrap().is_some(), "record of batch {i}");
+        assert_eq!(
+            b.nonce_answer(&format!("k/{i}")).unwrap(),
+            Some(id.to_string()),
+            "nonce of batch {i}"
+        );
+        assert_eq!(
+            b.row(SIDE, &i.to_be_bytes()).unwrap(),
+            Some(id.to_string().into_bytes())
+        );
+    }
+    // Nothing of the batch after.
+    let next = record(&key, n + 1, 1).record().identifier.clone();
+    assert!(b.get(&next).unwrap().is_none());
+    assert!(!b.nonce_used(&format!("k/{}", n + 1)).unwrap());
+    assert_eq!(b.row(SIDE, &(n + 1).to_be_bytes()).unwrap(), None);
+}
