@@ -113,6 +113,9 @@ pub(super) struct ProofQuery {
     version: Option<u64>,
     /// The tree size to prove against; the latest checkpoint's by default.
     size: Option<u64>,
+    /// Prove against the latest checkpoint a witness cosigned (waiting
+    /// for one that holds the leaf), and answer it with its cosignatures.
+    witnessed: Option<bool>,
 }
 
 /// `GET /v1/log/proof/{prefix}/{suffix}`: a record's leaf and its inclusion
@@ -139,11 +142,22 @@ pub(super) async fn proof(
     })
     .await?;
     let (version, index) = found.ok_or_else(|| not_found(&id))?;
-    let latest =
-        state.log.covering(index, COVER_WAIT).await.ok_or_else(|| {
+    let (size, note) = if q.witnessed == Some(true) {
+        let (signed, note) = witnessed_covering(&state, index).await.ok_or_else(|| {
+            ApiError::new(
+                Code::Busy,
+                format!("no witnessed checkpoint holds leaf {index} yet"),
+            )
+        })?;
+        (signed.size, Some(note))
+    } else {
+        let latest = state.log.covering(index, COVER_WAIT).await.ok_or_else(|| {
             ApiError::new(Code::Busy, format!("leaf {index} is not integrated yet"))
         })?;
-    let size = q.size.unwrap_or(latest.size);
+        let size = q.size.unwrap_or(latest.size);
+        let note = (size == latest.size).then(|| state.log.served_with(&latest));
+        (size, note)
+    };
     if size <= index {
         return Err(ApiError::new(
             Code::InvalidQuery,
@@ -172,12 +186,30 @@ pub(super) async fn proof(
         "leaf_hash": b64(&merkle::leaf_hash(&leaf)),
         "proof": proof.iter().map(b64).collect::<Vec<_>>(),
     });
-    if size == latest.size
-        && let Some(obj) = body.as_object_mut()
-    {
-        obj.insert("checkpoint".into(), state.log.served_with(&latest).into());
+    if let (Some(note), Some(obj)) = (note, body.as_object_mut()) {
+        obj.insert("checkpoint".into(), note.into());
     }
     Ok(Json(body))
+}
+
+/// The latest witnessed checkpoint once it holds leaf `index`, waiting up
+/// to [`COVER_WAIT`] (witnesses cosign right after each checkpoint).
+async fn witnessed_covering(
+    state: &crate::api::ApiState,
+    index: u64,
+) -> Option<(std::sync::Arc<crate::tlog::log::Signed>, String)> {
+    let deadline = tokio::time::Instant::now() + COVER_WAIT;
+    loop {
+        if let Some((signed, note)) = state.log.witnessed()
+            && signed.size > index
+        {
+            return Some((signed, note));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]

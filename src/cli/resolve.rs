@@ -58,7 +58,7 @@ pub(crate) fn direct(
         resolved.node_key.key_id()
     );
     if let Some(api) = verify_log {
-        log_inclusion(api, &resolved.record, &resolved.node_key)?;
+        log_inclusion(api, &resolved.record, &resolved.node_key, &[])?;
     }
     Ok(())
 }
@@ -68,12 +68,18 @@ fn log_inclusion(
     api: &str,
     record: &cpid::ident::record::SignedRecord,
     key: &PublicKey,
+    witnesses: &[cpid::tlog::cosign::CosignatureVerifier],
 ) -> Result<()> {
-    match cpid::tlog::audit::verify_inclusion(api, record, key) {
+    match cpid::tlog::audit::verify_inclusion(api, record, key, witnesses) {
         Ok(i) => {
+            let witnessed = if i.cosigned_by.is_empty() {
+                format!("{} other signature lines", i.others)
+            } else {
+                format!("witnessed by {}", i.cosigned_by.join(", "))
+            };
             eprintln!(
-                "log:       included (leaf {} of {} in {}, checkpoint signed by the node key, {} witness cosignatures)",
-                i.index, i.size, i.origin, i.witnesses
+                "log:       included (leaf {} of {} in {}, checkpoint signed by the node key, {witnessed})",
+                i.index, i.size, i.origin
             );
             Ok(())
         }
@@ -108,7 +114,7 @@ pub(crate) fn chain(
     )?;
     let resolver = cpid::resolution::resolver::Resolver::new(
         TrustedZone::root(root_prefix, key, vec![root]),
-        apex,
+        apex.clone(),
         std::time::Duration::from_secs(3),
         3600,
     );
@@ -158,7 +164,13 @@ pub(crate) fn chain(
                 }
             }
             if let (Some(api), Some(zone)) = (verify_log, path.last()) {
-                log_inclusion(api, &record, &zone.key)?;
+                // The zones above it on the verified path are its witnesses.
+                let witnesses: Vec<_> = path
+                    .iter()
+                    .filter(|z| z.prefix != zone.prefix)
+                    .filter_map(|z| cpid::tlog::witness::verifier_of(&z.prefix, &apex, &z.key))
+                    .collect();
+                log_inclusion(api, &record, &zone.key, &witnesses)?;
             }
             Ok(())
         }

@@ -53,11 +53,15 @@ pub enum ResolveError {
     /// or section beyond the wire format's 16-bit lengths).
     #[error("cannot encode {0} for the cache")]
     Unencodable(&'static str),
+    /// The record is not shown in its node's log under a witnessed
+    /// checkpoint (a gateway with `require_witnessed`).
+    #[error("not witnessed: {0}")]
+    Unwitnessed(String),
 }
 
 impl ResolveError {
     pub fn is_verification(&self) -> bool {
-        matches!(self, ResolveError::Trust(_))
+        matches!(self, ResolveError::Trust(_) | ResolveError::Unwitnessed(_))
     }
 }
 
@@ -74,7 +78,8 @@ impl From<&ResolveError> for Rcode {
             | ResolveError::Name(_)
             | ResolveError::Decode { .. }
             | ResolveError::NoTrustedParent(_)
-            | ResolveError::Unencodable(_) => Rcode::ServFail,
+            | ResolveError::Unencodable(_)
+            | ResolveError::Unwitnessed(_) => Rcode::ServFail,
         }
     }
 }

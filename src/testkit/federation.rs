@@ -289,6 +289,7 @@ impl Federation {
         let mut gc: GatewayConfig = toml::from_str(GATEWAY_TOML).map_err(fail)?;
         gc.data_dir = gateway_dir;
         gc.events.report_to = Some(national.http_url());
+        gc.upstream.root_api = Some(national.http_url());
         gc.events.flush_secs = 1;
         gc.upstream.root_servers = vec![national.running.dns_addr()];
         gc.upstream.root_key_file = root_key_file.clone();

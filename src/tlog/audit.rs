@@ -87,19 +87,28 @@ pub struct Included {
     pub origin: String,
     pub index: u64,
     pub size: u64,
-    pub witnesses: usize,
+    /// The known witnesses whose cosignature of the checkpoint verified.
+    pub cosigned_by: Vec<String>,
+    /// Other signature lines on the checkpoint (witnesses not known here).
+    pub others: usize,
 }
 
 /// Checks that `record` (resolved and verified with `key`) is a leaf of
 /// the log at `api`: the leaf holds exactly its bytes, the checkpoint is
-/// signed by `key`, and the inclusion proof leads to its root.
+/// signed by `key`, and the inclusion proof leads to its root. With
+/// `witnesses`, the proof is asked against the latest witnessed checkpoint
+/// and at least one of them must have cosigned it.
 pub fn verify_inclusion(
     api: &str,
     record: &crate::ident::record::SignedRecord,
     key: &PublicKey,
+    witnesses: &[super::cosign::CosignatureVerifier],
 ) -> Result<Included, String> {
     let rec = record.record();
-    let path = format!("/v1/log/proof/{}?version={}", rec.identifier, rec.version);
+    let mut path = format!("/v1/log/proof/{}?version={}", rec.identifier, rec.version);
+    if !witnesses.is_empty() {
+        path.push_str("&witnessed=true");
+    }
     let r = ApiClient::new(api)
         .get(&path)
         .map_err(|e| format!("GET {path}: {e}"))?;
@@ -154,11 +163,24 @@ pub fn verify_inclusion(
         .collect::<Result<Vec<Hash>, String>>()?;
     merkle::verify_inclusion(index, size, &merkle::leaf_hash(&leaf), &proof, &cp.root)
         .map_err(|e| format!("inclusion proof: {e}"))?;
+    let cosigned_by: Vec<String> =
+        super::cosign::verify_cosignatures(text, &opened.unverified, witnesses)
+            .map_err(|e| format!("cosignatures of {}: {e}", cp.origin))?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+    if !witnesses.is_empty() && cosigned_by.is_empty() {
+        return Err(format!(
+            "no known witness cosigned the checkpoint of {} at size {size}",
+            cp.origin
+        ));
+    }
     Ok(Included {
         origin: cp.origin,
         index,
         size,
-        witnesses: opened.unverified.len(),
+        others: opened.unverified.len() - cosigned_by.len(),
+        cosigned_by,
     })
 }
 

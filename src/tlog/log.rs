@@ -93,6 +93,9 @@ pub struct Log {
     /// Witnesses' cosignature lines of the latest checkpoint, by witness
     /// name, with the size they cosigned.
     cosigned: Mutex<(u64, HashMap<String, String>)>,
+    /// The latest checkpoint a witness cosigned, with its cosignatures: it
+    /// stays while newer checkpoints wait for theirs.
+    witnessed: Mutex<Option<(Arc<Signed>, String)>>,
 }
 
 fn hash_key(level: u8, index: u64) -> [u8; 9] {
@@ -209,6 +212,7 @@ impl Log {
             wake: Notify::new(),
             pending: Mutex::new(HashMap::new()),
             cosigned: Mutex::new((0, HashMap::new())),
+            witnessed: Mutex::new(None),
         })
     }
 
@@ -234,11 +238,28 @@ impl Log {
     /// Keeps a witness's cosignature `line` of the checkpoint at `size`
     /// (only while that checkpoint is the latest).
     pub fn add_cosignature(&self, size: u64, witness: &str, line: &str) {
-        let mut c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
-        if c.0 != size {
-            *c = (size, HashMap::new());
+        let latest = self.latest();
+        if latest.size != size {
+            return;
         }
-        c.1.insert(witness.to_string(), line.to_string());
+        {
+            let mut c = self.cosigned.lock().unwrap_or_else(|e| e.into_inner());
+            if c.0 != size {
+                *c = (size, HashMap::new());
+            }
+            c.1.insert(witness.to_string(), line.to_string());
+        }
+        let note = self.served_with(&latest);
+        *self.witnessed.lock().unwrap_or_else(|e| e.into_inner()) = Some((latest, note));
+    }
+
+    /// The latest checkpoint a witness cosigned and its note with the
+    /// cosignatures.
+    pub fn witnessed(&self) -> Option<(Arc<Signed>, String)> {
+        self.witnessed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether `witness` cosigned the latest checkpoint.

@@ -42,6 +42,18 @@ pub fn witness_name(zone: &str) -> String {
     format!("{zone}/witness")
 }
 
+/// The verifier of the cosignatures the node of `prefix` (with `key`)
+/// makes as a witness.
+pub fn verifier_of(
+    prefix: &crate::ident::identifier::Prefix,
+    apex: &crate::ident::identifier::Apex,
+    key: &PublicKey,
+) -> Option<CosignatureVerifier> {
+    let zone = prefix.zone_name(apex);
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes()).ok()?;
+    CosignatureVerifier::new(&witness_name(zone.trim_end_matches('.')), vk).ok()
+}
+
 /// Whether `origin` is a log of the node at `zone`: `<zone>/log`, or a
 /// later log of it (`<zone>/log/<n>`, after a rebuild).
 pub fn origin_of_zone(origin: &str, zone: &str) -> bool {

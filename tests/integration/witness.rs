@@ -242,3 +242,71 @@ fn parents_and_children_witness_each_other_and_a_split_view_is_refused_and_repor
 
     rt.block_on(fed.shutdown()).unwrap();
 }
+
+#[test]
+fn a_gateway_that_requires_witnessed_checkpoints_serves_logged_records_and_refuses_others() {
+    use cpid::dns::wire::rtype;
+    use hickory_proto::op::ResponseCode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut opts = Options::loopback(dir.path()).unwrap();
+    opts.gateway = |c| c.upstream.require_witnessed = true;
+    let fed = rt.block_on(Federation::start(&opts)).unwrap();
+    let ids: Vec<cpid::ident::identifier::Identifier> = rt
+        .block_on(fed.sample_records())
+        .unwrap()
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let apex = fed.industry.node.registry.apex().clone();
+    let gw = fed.gateway.dns_addr();
+    let name = |id: &cpid::ident::identifier::Identifier| id.to_dns_name(&apex);
+    // A logged record: served once its leaf is under a cosigned checkpoint.
+    let m = cpid::resolution::client::query(gw, &name(&ids[1]), rtype::TXT, false).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.answers.is_empty());
+
+    // A record the industry node serves but never logged (written behind
+    // the log's back): the gateway does not serve it.
+    let registry = &fed.industry.node.registry;
+    let stored = registry.get(&ids[2]).unwrap().unwrap();
+    let mut forged = stored.record().clone();
+    forged.version += 1;
+    let forged = forged.sign(registry.key()).unwrap();
+    registry
+        .store()
+        .write(cpid::store::WriteBatch {
+            records: vec![forged.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+    let owner = cpid::dns::mapping::owner(&forged, &apex).unwrap();
+    registry
+        .zone()
+        .set(&owner, &cpid::dns::mapping::rrsets(&forged, 3600))
+        .unwrap();
+    let m = cpid::resolution::client::query(gw, &name(&ids[2]), rtype::TXT, false).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(m.answers.is_empty());
+    // The gateway's failure reached the national node's feed.
+    let admin = fed.national.admin_key().unwrap();
+    let api = ApiClient::new(&fed.national.http_url());
+    wait_for("the gateway's report", || {
+        let r = api
+            .signed("GET", "/v1/events?kind=verification_failure", None, &admin)
+            .unwrap();
+        r.body["events"].as_array().unwrap().iter().any(|e| {
+            e["subject"].as_str() == Some(name(&ids[2]).as_str())
+                && e["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("not witnessed")
+        })
+    });
+    rt.block_on(fed.shutdown()).unwrap();
+}

@@ -76,6 +76,13 @@ pub struct UpstreamConfig {
     /// How long one upstream query may take before the next server (or
     /// a stale answer) is tried, milliseconds.
     pub timeout_ms: u64,
+    /// Cache a record only once its node's log shows it under a checkpoint
+    /// cosigned by another node of the federation (a witness): the node's
+    /// API (from its delegation; `root_api` for the national node) is asked
+    /// for the inclusion proof against its latest witnessed checkpoint.
+    pub require_witnessed: bool,
+    /// The national node's HTTP API, for `require_witnessed`.
+    pub root_api: Option<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -86,6 +93,8 @@ impl Default for UpstreamConfig {
             root_servers: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
             root_key_file: PathBuf::from("./national.pub"),
             timeout_ms: 1500,
+            require_witnessed: false,
+            root_api: None,
         }
     }
 }
@@ -206,6 +215,11 @@ impl GatewayConfig {
             && let Err(why) = crate::ident::delegation::check_api_url(api)
         {
             return bad("events.report_to", &why);
+        }
+        if let Some(api) = &self.upstream.root_api
+            && let Err(why) = crate::ident::delegation::check_api_url(api)
+        {
+            return bad("upstream.root_api", &why);
         }
         if !(1..=3600).contains(&self.events.flush_secs) {
             return bad("events.flush_secs", "1 second to an hour");

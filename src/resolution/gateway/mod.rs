@@ -498,6 +498,9 @@ impl Gateway {
         let stored = self.clock.now();
         match outcome {
             Outcome::Record { record, ttl } => {
+                if self.config.upstream.require_witnessed {
+                    self.check_witnessed(&record, &path).await?;
+                }
                 let ttl = ttl.min(self.config.cache.max_ttl);
                 // The zone's SOA answers NODATA for this name later.
                 self.ensure_soa(&zone).await;
@@ -516,6 +519,59 @@ impl Gateway {
                     .ok_or(ResolveError::Unencodable("negative answer"))
             }
         }
+    }
+
+    /// `require_witnessed`: the record's node proves it is a leaf of its
+    /// log under a checkpoint that another node the gateway trusts (one of
+    /// the zones it verified) cosigned as a witness.
+    async fn check_witnessed(
+        &self,
+        record: &SignedRecord,
+        path: &[TrustedZone],
+    ) -> Result<(), ResolveError> {
+        let root = self.resolver.root().clone();
+        let zone = path.last().cloned().unwrap_or_else(|| root.clone());
+        let api = match &zone.via {
+            Some(via) => crate::ident::delegation::Delegation::from_record(via)
+                .ok()
+                .and_then(|d| d.api),
+            None => self.config.upstream.root_api.clone(),
+        }
+        .ok_or_else(|| {
+            ResolveError::Unwitnessed(format!(
+                "zone {} names no API where its log can be read",
+                zone.prefix
+            ))
+        })?;
+        let mut known: Vec<TrustedZone> = self
+            .resolver
+            .zones()
+            .into_iter()
+            .map(|(z, _)| z)
+            .chain(path.iter().cloned())
+            .chain(std::iter::once(root))
+            .filter(|z| z.prefix != zone.prefix)
+            .collect();
+        known.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        known.dedup_by(|a, b| a.prefix == b.prefix);
+        let witnesses: Vec<_> = known
+            .iter()
+            .filter_map(|z| crate::tlog::witness::verifier_of(&z.prefix, &self.apex, &z.key))
+            .collect();
+        if witnesses.is_empty() {
+            return Err(ResolveError::Unwitnessed(format!(
+                "no witness of zone {} is known yet",
+                zone.prefix
+            )));
+        }
+        let (record, key) = (record.clone(), zone.key);
+        tokio::task::spawn_blocking(move || {
+            crate::tlog::audit::verify_inclusion(&api, &record, &key, &witnesses)
+        })
+        .await
+        .map_err(|e| ResolveError::Unwitnessed(e.to_string()))?
+        .map(|_| ())
+        .map_err(ResolveError::Unwitnessed)
     }
 
     async fn ensure_soa(&self, zone: &str) {
