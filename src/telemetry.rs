@@ -184,6 +184,11 @@ fn describe() {
         "This log's checkpoint submissions to its witnesses, by outcome"
     );
     describe_counter!(LOG_PROOFS, "Transparency log: proofs served, by kind");
+    describe_counter!(SECURITY_EVENTS, "Security events recorded, by kind");
+    describe_counter!(
+        SECURITY_EVENTS_DROPPED,
+        "Security events not kept: too many distinct ones in one interval"
+    );
 }
 
 /// The Prometheus text of every metric ("" without a recorder).

@@ -617,8 +617,36 @@ impl Capacity {
         let now = self.clock.now();
         let mut inner = self.write();
         inner.advance(now);
+        // Implausible figures in an accepted report are security events
+        // too (coalesced per provider and resource by the feed).
+        let mut found = Vec::new();
         for (id, s) in statuses {
             inner.change(&id, now, |e| e.keep_newest(s, order));
+            if self.events.get().is_some()
+                && let Some(e) = inner.entries.get(&id)
+                && let (Some(st), Some(c)) = (&e.status, &e.contribution)
+            {
+                for f in quality::status_findings(
+                    c.units_total,
+                    st.units_available,
+                    st.units_in_use,
+                    st.utilization,
+                ) {
+                    found.push((id.to_string(), f));
+                }
+            }
+        }
+        drop(inner);
+        if let Some(sink) = self.events.get() {
+            let source = owner.to_string();
+            for (id, f) in found {
+                sink.record(
+                    crate::events::Kind::QualityFinding,
+                    &source,
+                    &id,
+                    &format!("{}: {}", f.reason.as_str(), f.detail),
+                );
+            }
         }
         Ok(Accepted {
             agent: report.agent,

@@ -77,6 +77,10 @@ fn every_source_reports_floods_coalesce_and_only_the_admin_reads_the_feed() {
         )
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.text);
+    // An accepted report with implausible figures: more units available
+    // than the resource has.
+    let r = report(&api, &pkey, "agent-1", 1, &[(&pool, 80, 0)]);
+    assert_eq!(r.status, 200, "{}", r.text);
     // A provider reporting on another provider's resource.
     let (other, _) = provider(&api, "nosy", "32");
     let r = report(&api, &other, "agent-1", 1, &[(&pool, 8, 0)]);
@@ -98,7 +102,21 @@ fn every_source_reports_floods_coalesce_and_only_the_admin_reads_the_feed() {
     let refused = of_kind(&page, "refused_step");
     assert_eq!(refused.len(), 1, "{page}");
     assert_eq!(refused[0]["subject"], tx_id.to_string());
-    assert!(!of_kind(&page, "quality_finding").is_empty(), "{page}");
+    let quality = of_kind(&page, "quality_finding");
+    assert!(
+        quality.iter().any(|e| e["subject"] == pool.to_string()
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("available_over_total")),
+        "{page}"
+    );
+    assert!(
+        quality
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().starts_with("not_owner")),
+        "{page}"
+    );
     // Paging and filtering.
     let next = page["next"].as_u64().unwrap();
     let later = events(&api, &admin, &format!("?after={next}"));

@@ -928,9 +928,13 @@ pub async fn serve(gateway: Arc<Gateway>) -> Result<RunningGateway, GatewayError
         .map_err(http_err)?;
     let forwarder = match &gateway.config.events.report_to {
         Some(api) => {
-            let (key, _) =
-                crate::ident::keys::NodeKey::load_or_generate(&gateway.config.key_file())
-                    .map_err(|e| GatewayError::Key(e.to_string()))?;
+            let key_file = gateway.config.key_file();
+            if let Some(dir) = key_file.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| GatewayError::DataDir(dir.to_path_buf(), e))?;
+            }
+            let (key, _) = crate::ident::keys::NodeKey::load_or_generate(&key_file)
+                .map_err(|e| GatewayError::Key(e.to_string()))?;
             Some(tokio::spawn(gateway.events.clone().run(
                 api.clone(),
                 Arc::new(key),
