@@ -777,3 +777,403 @@ fn upstream_referral(
 ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
     crate::resolution::resolver::referral(zone, apex, name, m, now)
 }
+
+/// The name and fixed seed of the log key the `note` and `checkpoint`
+/// targets know; their corpora hold checkpoints really signed with it.
+pub const FUZZ_LOG_ORIGIN: &str = "cpid.example/log";
+
+/// The log's note signer, from a fixed seed.
+pub fn fuzz_log_signer() -> &'static crate::tlog::note::NoteSigner {
+    static SIGNER: OnceLock<crate::tlog::note::NoteSigner> = OnceLock::new();
+    SIGNER.get_or_init(|| {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[0x11; 32]);
+        crate::tlog::note::NoteSigner::new(FUZZ_LOG_ORIGIN, key).expect("constant fuzz key name")
+    })
+}
+
+/// A witness's cosigning key, from a fixed seed.
+pub fn fuzz_witness() -> &'static crate::tlog::cosign::CosignatureSigner {
+    static SIGNER: OnceLock<crate::tlog::cosign::CosignatureSigner> = OnceLock::new();
+    SIGNER.get_or_init(|| {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[0x04; 32]);
+        crate::tlog::cosign::CosignatureSigner::new("witness.example/w1", key)
+            .expect("constant fuzz key name")
+    })
+}
+
+/// The note verifiers the `note` target opens notes with: the fuzz log's
+/// key and the two keys of golang.org/x/mod/sumdb/note's examples.
+pub fn fuzz_note_verifiers() -> &'static [crate::tlog::note::NoteVerifier] {
+    use crate::tlog::note::NoteVerifier;
+    static VERIFIERS: OnceLock<Vec<NoteVerifier>> = OnceLock::new();
+    VERIFIERS.get_or_init(|| {
+        let go = [
+            "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+            "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop",
+        ];
+        go.iter()
+            .map(|k| NoteVerifier::parse(k).expect("constant verifier key"))
+            .chain([fuzz_log_signer().verifier()])
+            .collect()
+    })
+}
+
+/// A C2SP signed note as a client reads `/log/checkpoint` or a witness
+/// reads a cosigned checkpoint: split, opened against
+/// [`fuzz_note_verifiers`], and its other signatures checked as
+/// cosignatures by [`fuzz_witness`]. The first line is also read as a
+/// verifier key of either kind.
+///
+/// What split accepts writes back to exactly the input; what opens was
+/// signed by a known key over exactly its text (any change to the text
+/// fails); a verified cosignature is over a checkpoint.
+pub fn note(data: &[u8]) {
+    use crate::tlog::cosign::{CosignatureVerifier, verify_cosignatures};
+    use crate::tlog::note::{self, NoteSignature, NoteVerifier};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let first = text.split('\n').next().unwrap_or_default();
+    if let Ok(v) = NoteVerifier::parse(first) {
+        assert_eq!(v.verifier_key(), first);
+        assert_eq!(
+            NoteVerifier::new(v.name(), *v.verifying_key()).as_ref(),
+            Ok(&v)
+        );
+    }
+    if let Ok(v) = CosignatureVerifier::parse(first) {
+        assert_eq!(v.verifier_key(), first);
+    }
+
+    let verifiers = fuzz_note_verifiers();
+    let witnesses = [fuzz_witness().verifier()];
+    let split = note::split(text);
+    let opened = note::open(text, verifiers);
+    let Ok((body, lines)) = split else {
+        assert!(opened.is_err(), "open accepted a note split refuses");
+        return;
+    };
+    let again: String = lines.iter().map(NoteSignature::line).collect();
+    assert_eq!(format!("{body}\n{again}"), text, "a split note writes back");
+    assert!(body.ends_with('\n') && !lines.is_empty());
+
+    let (cosigned, unverified) = match &opened {
+        Ok(n) => {
+            assert_eq!(n.text, body);
+            assert!(!n.signatures.is_empty());
+            for s in &n.signatures {
+                let v = verifiers
+                    .iter()
+                    .find(|v| v.name() == s.name && v.key_id() == s.key_id)
+                    .expect("a verified signature is by a known key");
+                assert_eq!(v.verify(body, s), Ok(()));
+            }
+            assert!(n.unverified.iter().all(|s| {
+                !verifiers
+                    .iter()
+                    .any(|v| v.name() == s.name && v.key_id() == s.key_id)
+            }));
+            // The signatures hold for this text alone.
+            let changed = format!("{body}x\n\n{again}");
+            assert!(note::open(&changed, verifiers).is_err(), "{changed:?}");
+            (body, n.unverified.as_slice())
+        }
+        Err(_) => (body, lines.as_slice()),
+    };
+    if let Ok(found) = verify_cosignatures(cosigned, unverified, &witnesses) {
+        if !found.is_empty() {
+            assert!(crate::tlog::checkpoint::Checkpoint::parse(cosigned).is_ok());
+        }
+        for c in &found {
+            assert_eq!(
+                (c.name.as_str(), c.key_id),
+                (witnesses[0].name(), witnesses[0].key_id())
+            );
+        }
+    }
+}
+
+/// A checkpoint body (`/log/checkpoint`'s text, or the text of the note
+/// the input is): parse accepts exactly what `to_text` writes, so what
+/// parses writes back to the input and reparses to the same value; signed
+/// by the fuzz log and cosigned by the fuzz witness, it opens and verifies.
+pub fn checkpoint(data: &[u8]) {
+    use crate::tlog::checkpoint::Checkpoint;
+    use crate::tlog::cosign::verify_cosignatures;
+    use crate::tlog::note;
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let body = note::split(text).map_or(text, |(body, _)| body);
+    let candidates = if body == text {
+        vec![text]
+    } else {
+        vec![text, body]
+    };
+    for candidate in candidates {
+        let Ok(cp) = Checkpoint::parse(candidate) else {
+            continue;
+        };
+        assert!(!cp.origin.is_empty() && cp.extensions.iter().all(|e| !e.is_empty()));
+        let written = cp.to_text();
+        assert_eq!(written, candidate, "one spelling per checkpoint");
+        assert_eq!(Checkpoint::parse(&written).as_ref(), Ok(&cp));
+
+        let signer = fuzz_log_signer();
+        let Ok(signed) = signer.sign(&written) else {
+            // Only a body near MAX_NOTE_BYTES cannot be signed.
+            assert!(written.len() + 200 > note::MAX_NOTE_BYTES);
+            continue;
+        };
+        let cosignature = fuzz_witness()
+            .sign(&written, FUZZ_NOW)
+            .expect("a checkpoint is cosigned");
+        let full = format!("{signed}{cosignature}");
+        if full.len() > note::MAX_NOTE_BYTES {
+            continue;
+        }
+        let opened = note::open(&full, std::slice::from_ref(&signer.verifier()))
+            .expect("a signed checkpoint opens");
+        assert_eq!(Checkpoint::parse(&opened.text).as_ref(), Ok(&cp));
+        let found = verify_cosignatures(
+            &opened.text,
+            &opened.unverified,
+            &[fuzz_witness().verifier()],
+        )
+        .expect("the witness's cosignature verifies");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].timestamp, FUZZ_NOW);
+    }
+}
+
+/// Stored hashes of a tree of `FUZZ_TREE` leaves and the log the node
+/// would serve them from (a memory store, integrated and checkpointed).
+struct FuzzLog {
+    stored: std::collections::HashMap<(u8, u64), crate::tlog::merkle::Hash>,
+    leaves: Vec<Vec<u8>>,
+    log: crate::tlog::log::Log,
+}
+
+/// Two full level-0 tiles, a partial third, a partial level-1 tile.
+const FUZZ_TREE: u64 = 2 * 256 + 77;
+
+fn fuzz_log() -> &'static FuzzLog {
+    use crate::store::{Store, WriteBatch};
+    use crate::tlog::merkle::{Frontier, leaf_hash};
+    static LOG: OnceLock<FuzzLog> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let prefix = Prefix::parse("86.31").expect("constant fuzz prefix");
+        let key = fuzz_root_key();
+        // Private (transaction) leaves: a digest each, no signing needed.
+        let leaves: Vec<Vec<u8>> = (1..=FUZZ_TREE)
+            .map(|i| {
+                let id = Identifier::new(
+                    prefix.clone(),
+                    Class::Tx,
+                    Serial::new(i).expect("constant fuzz serial"),
+                );
+                let mut leaf = vec![0x02];
+                leaf.extend_from_slice(&1u64.to_be_bytes());
+                leaf.extend_from_slice(&crate::tlog::entry::digest(&i.to_be_bytes()));
+                leaf.extend_from_slice(id.to_string().as_bytes());
+                leaf
+            })
+            .collect();
+        let mut frontier = Frontier::empty();
+        let mut stored = std::collections::HashMap::new();
+        for leaf in &leaves {
+            for (level, index, hash) in frontier.append(leaf_hash(leaf)) {
+                stored.insert((level, index), hash);
+            }
+        }
+        let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new());
+        store
+            .write(WriteBatch {
+                leaves: leaves.clone(),
+                ..WriteBatch::default()
+            })
+            .expect("memory store write");
+        let log = crate::tlog::log::Log::open(store, key, FUZZ_LOG_ORIGIN).expect("log opens");
+        assert_eq!(log.integrate().expect("log integrates"), FUZZ_TREE);
+        assert_eq!(log.latest().root, frontier.root());
+        FuzzLog {
+            stored,
+            leaves,
+            log,
+        }
+    })
+}
+
+/// A tile path as `/log/tile/…` reads it, and the bytes as an entry
+/// bundle. A path that parses is the one canonical spelling of its tile
+/// and is served (from a log of [`FUZZ_TREE`] leaves) exactly when the
+/// tree holds it whole, with the hashes or entries it names; a bundle that
+/// parses writes back to exactly the input.
+pub fn tile(data: &[u8]) {
+    use crate::tlog::tile::{self, MAX_LEVEL, Tile, TileResource};
+
+    if let Ok(path) = std::str::from_utf8(data)
+        && let Ok(resource) = Tile::parse(path)
+    {
+        assert_eq!(resource.path(), path, "one spelling per tile");
+        assert_eq!(Tile::parse(&resource.path()), Ok(resource));
+        let t = resource.tile();
+        assert!((1..=tile::FULL_WIDTH).contains(&t.width) && t.level <= MAX_LEVEL);
+        let fuzz = fuzz_log();
+        match resource {
+            TileResource::Hashes(t) => {
+                let served = fuzz.log.tile(&t).expect("a tile read does not fail");
+                let expected = tile::tile_hashes(&t, &fuzz.stored).ok();
+                assert_eq!(served, expected, "{path}");
+            }
+            TileResource::Entries(t) => {
+                assert_eq!(t.level, 0);
+                let served = fuzz.log.bundle(t.index, t.width).expect("a bundle read");
+                let first = t.index.checked_mul(256);
+                let expected = first.and_then(|first| {
+                    let end = first.checked_add(u64::from(t.width))?;
+                    let leaves = fuzz
+                        .leaves
+                        .get(usize::try_from(first).ok()?..usize::try_from(end).ok()?)?;
+                    let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+                    tile::entry_bundle(&refs).ok()
+                });
+                assert_eq!(served, expected, "{path}");
+            }
+        }
+    }
+    if let Ok(entries) = tile::parse_entry_bundle(data) {
+        assert!((1..=usize::from(tile::FULL_WIDTH)).contains(&entries.len()));
+        assert_eq!(tile::entry_bundle(&entries).as_deref(), Ok(data));
+    }
+}
+
+/// A log leaf as a monitor reads it from an entry bundle: a record leaf is
+/// the canonical signed record (it writes back to exactly the input), a
+/// private leaf names an identifier that reads back the same.
+pub fn log_entry(data: &[u8]) {
+    use crate::tlog::entry::{self, Entry};
+
+    match Entry::parse(data) {
+        Ok(Entry::Record(r)) => {
+            assert_eq!(entry::leaf(&r, false), data);
+        }
+        Ok(Entry::Private {
+            identifier,
+            version,
+            digest,
+        }) => {
+            let text = identifier.to_string();
+            assert_eq!(Identifier::parse(&text).as_ref(), Ok(&identifier));
+            let mut again = vec![0x02];
+            again.extend_from_slice(&version.to_be_bytes());
+            again.extend_from_slice(&digest);
+            again.extend_from_slice(text.as_bytes());
+            assert_eq!(
+                Entry::parse(&again).ok(),
+                Some(Entry::Private {
+                    identifier,
+                    version,
+                    digest
+                })
+            );
+        }
+        Err(_) => {}
+    }
+}
+
+/// Largest tree the `proof` target builds.
+const FUZZ_PROOF_TREE: u64 = 300;
+
+/// Merkle proof verification (RFC 9162 §2.1.3.2, §2.1.4.2) on what a
+/// client is handed. The input is a leaf index and a tree size (u64
+/// big-endian each) and then 32-byte hashes: root, leaf (or second root)
+/// and proof. Verification of that never panics. Then a tree of up to
+/// [`FUZZ_PROOF_TREE`] leaves made from the input: its real inclusion
+/// and consistency proofs verify, and fail once one byte of the proof,
+/// leaf or roots is flipped, or when checked at another index or size.
+pub fn proof(data: &[u8]) {
+    use crate::tlog::merkle::{
+        Frontier, Hash, consistency_proof, inclusion_proof, leaf_hash, tree_hash,
+        verify_consistency, verify_inclusion,
+    };
+
+    let word = |at: usize| {
+        data.get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes)
+    };
+    let (index, size) = (word(0), word(8));
+    let hashes: Vec<Hash> = data
+        .get(16..)
+        .unwrap_or_default()
+        .chunks_exact(32)
+        .filter_map(|c| Hash::try_from(c).ok())
+        .collect();
+    let zero = [0u8; 32];
+    let root = hashes.first().unwrap_or(&zero);
+    let other = hashes.get(1).unwrap_or(&zero);
+    let rest = hashes.get(2..).unwrap_or_default();
+    // Whatever they say, the verifiers answer (a fuzzer that learns a
+    // comparison's operand can make a proof that does hold).
+    let _ = verify_inclusion(index, size, other, rest, root);
+    let _ = verify_consistency(index, size, root, other, rest);
+
+    // A real tree: n leaves, each made of its index and the input.
+    let n = 1 + size % FUZZ_PROOF_TREE;
+    let i = index % n;
+    let mut stored = std::collections::HashMap::new();
+    let mut frontier = Frontier::empty();
+    let mut roots = vec![frontier.root()];
+    let mut leaves = Vec::new();
+    for j in 0..n {
+        let mut entry = j.to_be_bytes().to_vec();
+        entry.extend_from_slice(data.get(16..48).unwrap_or_default());
+        let leaf = leaf_hash(&entry);
+        leaves.push(leaf);
+        for (level, at, hash) in frontier.append(leaf) {
+            stored.insert((level, at), hash);
+        }
+        roots.push(frontier.root());
+    }
+    let root_of = |s: u64| roots[s as usize];
+    let root = root_of(n);
+    assert_eq!(tree_hash(n, &stored), Ok(root));
+    assert_eq!(Frontier::load(n, &stored).as_ref(), Ok(&frontier));
+    // Where to flip a byte, and which other index or size to try.
+    let pick = word(16);
+    let leaf = leaves[i as usize];
+
+    let proof = inclusion_proof(i, n, &stored).expect("a stored tree proves inclusion");
+    assert_eq!(verify_inclusion(i, n, &leaf, &proof, &root), Ok(()));
+    let mut parts: Vec<Hash> = proof.clone();
+    parts.extend([leaf, root]);
+    let k = (pick % parts.len() as u64) as usize;
+    parts[k][(pick >> 32) as usize % 32] ^= 1 << ((pick >> 40) % 8);
+    let (bad_root, bad_leaf) = (parts.pop().expect("root"), parts.pop().expect("leaf"));
+    assert!(verify_inclusion(i, n, &bad_leaf, &parts, &bad_root).is_err());
+    let j = (i + 1 + pick % n) % n;
+    if j != i {
+        assert!(verify_inclusion(j, n, &leaf, &proof, &root).is_err());
+    }
+    let n2 = 1 + (pick >> 8) % FUZZ_PROOF_TREE.min(n + 8);
+    if n2 != n && i < n2 && n2 <= n {
+        assert!(verify_inclusion(i, n2, &leaf, &proof, &root_of(n2)).is_err());
+    }
+
+    let m = 1 + i;
+    let proof = consistency_proof(m, n, &stored).expect("a stored tree proves consistency");
+    assert_eq!(verify_consistency(m, n, &root_of(m), &root, &proof), Ok(()));
+    let mut parts: Vec<Hash> = proof.clone();
+    parts.extend([root_of(m), root]);
+    let k = (pick % parts.len() as u64) as usize;
+    parts[k][(pick >> 32) as usize % 32] ^= 1 << ((pick >> 40) % 8);
+    let (bad_n, bad_m) = (parts.pop().expect("root n"), parts.pop().expect("root m"));
+    assert!(verify_consistency(m, n, &bad_m, &bad_n, &parts).is_err());
+    let m2 = 1 + (pick >> 16) % n;
+    if m2 != m {
+        assert!(verify_consistency(m2, n, &root_of(m2), &root, &proof).is_err());
+    }
+}
