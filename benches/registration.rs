@@ -5,6 +5,13 @@
 //!
 //!     cargo bench --bench registration -- [--requests N] [--connections C] [--rounds R]
 //!         [--server http://ADDR]   (drive a running open-policy node instead of starting one)
+//!         [--interleave-with OLD_CPID [--warmup N]]
+//!
+//! `--interleave-with` compares this build with another `cpid` binary (an
+//! older commit's `target/release/cpid`): `--rounds` pairs of runs, old
+//! then new, each on a freshly started node with an empty data directory,
+//! `--warmup` untimed registrations (default 1 000) and then `--requests`
+//! timed ones; it ends with the medians and the ratio new/old.
 //!
 //! Requests are signed before the clock starts, so the figure is the
 //! node's, not the client's signing speed; client and node still share
@@ -22,6 +29,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{Node, cpu_seconds, drive, expect_all, metric, percentile, registrations};
@@ -35,6 +43,9 @@ struct Options {
     requests: usize,
     connections: usize,
     rounds: usize,
+    /// Another cpid binary to run against this one, interleaved.
+    interleave_with: Option<PathBuf>,
+    warmup: usize,
 }
 
 fn options() -> Options {
@@ -43,6 +54,8 @@ fn options() -> Options {
         requests: 20_000,
         connections: 64,
         rounds: 3,
+        interleave_with: None,
+        warmup: 1000,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |i: usize| args.get(i + 1).and_then(|v| v.parse().ok());
@@ -52,6 +65,8 @@ fn options() -> Options {
             "--connections" => o.connections = value(i).unwrap_or(o.connections),
             "--rounds" => o.rounds = value(i).unwrap_or(o.rounds),
             "--server" => o.server = args.get(i + 1).cloned(),
+            "--interleave-with" => o.interleave_with = args.get(i + 1).map(PathBuf::from),
+            "--warmup" => o.warmup = value(i).unwrap_or(o.warmup),
             _ => {}
         }
     }
@@ -97,25 +112,150 @@ fn ed25519_costs() -> (f64, f64) {
     (sign * 1e6, verify * 1e6)
 }
 
-fn main() {
-    let o = options();
-    let node = Node::start(o.server.as_deref());
-    let pid = node.pid();
-    let api = ApiClient::new(&node.http);
-    let key = NodeKey::generate().unwrap();
+/// What one timed round measured.
+struct Round {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Server and client CPU µs per registration (server 0 when the node
+    /// is not ours).
+    server_us: f64,
+    client_us: f64,
+    per_commit: f64,
+    writer_busy: f64,
+    per_batch: f64,
+}
+
+impl Round {
+    fn line(&self) -> String {
+        format!(
+            "{:>6.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/registration: server {:>5.1}, client {:>5.1}  {:>5.1} registrations/commit, writer busy {:>3.0} %, {:>4.1} signatures/batch",
+            self.rate,
+            self.p50_ms,
+            self.p99_ms,
+            self.server_us,
+            self.client_us,
+            self.per_commit,
+            self.writer_busy,
+            self.per_batch,
+        )
+    }
+}
+
+/// Registers the bench's provider at `api`.
+fn provider(api: &ApiClient, key: &NodeKey) {
     let provider = json!({
         "name": "bench", "organisation": "BENCH-1", "contact": "ops@bench.example",
         "region": "31", "public_key": key.public().to_public_pem(),
     });
     assert_eq!(
-        api.signed("POST", "/v1/providers", Some(&provider), &key)
+        api.signed("POST", "/v1/providers", Some(&provider), key)
             .unwrap()
             .status,
         201
     );
+}
 
+/// `requests` registrations by `key` at `node`, timed.
+fn round(
+    rt: &tokio::runtime::Runtime,
+    node: &Node,
+    key: &NodeKey,
+    requests: usize,
+    connections: usize,
+    tag: &str,
+) -> Round {
+    let api = ApiClient::new(&node.http);
+    let pid = node.pid();
+    let work = registrations(key, requests, tag);
+    let before_text = api.get("/metrics").unwrap().text;
+    let cpu_before = pid.map_or(0.0, cpu_seconds);
+    let client_before = cpu_seconds(std::process::id());
+    let (answers, wall) = rt.block_on(drive(node.addr, work, connections));
+    let lat = expect_all(&answers, 201, "registration");
+    let cpu = pid.map_or(0.0, cpu_seconds) - cpu_before;
+    let client = cpu_seconds(std::process::id()) - client_before;
+    let after_text = api.get("/metrics").unwrap().text;
+    let delta = |name: &str| metric(&after_text, name) - metric(&before_text, name);
+    let commits = delta("cpid_store_commit_seconds_count");
+    let batched = delta("cpid_signature_batch_size_sum");
+    let batches = delta("cpid_signature_batch_size_count");
+    let commit_busy = delta("cpid_store_commit_seconds_sum");
+    let per = |secs: f64| secs / requests as f64 * 1e6;
+    Round {
+        rate: requests as f64 / wall.as_secs_f64(),
+        p50_ms: percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        p99_ms: percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        server_us: per(cpu),
+        client_us: per(client),
+        per_commit: requests as f64 / commits.max(1.0),
+        writer_busy: commit_busy / wall.as_secs_f64() * 100.0,
+        per_batch: batched / batches.max(1.0),
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Old and new binaries, one fresh node per run: old, new, old, new, …
+fn interleaved(o: &Options, old: &Path, rt: &tokio::runtime::Runtime, verify_us: f64) {
+    let new = Path::new(env!("CARGO_BIN_EXE_cpid"));
+    println!(
+        "interleaved: old = {}, new = {}; {} warm-up registrations per run, untimed",
+        old.display(),
+        new.display(),
+        o.warmup
+    );
+    let mut runs: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    for pair in 0..o.rounds {
+        for (k, (label, binary)) in [("old", old), ("new", new)].into_iter().enumerate() {
+            let node = Node::spawn(binary);
+            let key = NodeKey::generate().unwrap();
+            provider(&ApiClient::new(&node.http), &key);
+            if o.warmup > 0 {
+                round(rt, &node, &key, o.warmup, o.connections, "warm-up");
+            }
+            let r = round(rt, &node, &key, o.requests, o.connections, "timed");
+            println!("run {} ({label}): {}", 2 * pair + k + 1, r.line());
+            runs[k].push(r);
+        }
+    }
+    let rates = |k: usize| runs[k].iter().map(|r| r.rate).collect::<Vec<f64>>();
+    let cpus = |k: usize| runs[k].iter().map(|r| r.server_us).collect::<Vec<f64>>();
+    let ratios: Vec<f64> = runs[0]
+        .iter()
+        .zip(&runs[1])
+        .map(|(a, b)| b.rate / a.rate)
+        .collect();
+    let text: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+    println!(
+        "median registrations/s: old {:.0}, new {:.0}; median new/old {:.3}; new/old of each pair {}",
+        median(&rates(0)),
+        median(&rates(1)),
+        median(&rates(1)) / median(&rates(0)),
+        text.join(" / ")
+    );
+    println!(
+        "median server CPU per registration: old {:.1} µs ({:.2} verify_strict), new {:.1} µs ({:.2}); new/old {:.3}",
+        median(&cpus(0)),
+        median(&cpus(0)) / verify_us,
+        median(&cpus(1)),
+        median(&cpus(1)) / verify_us,
+        median(&cpus(1)) / median(&cpus(0)),
+    );
+}
+
+fn main() {
+    let o = options();
     let (sign_us, verify_us) = ed25519_costs();
-    let mut summary = Vec::new();
     println!(
         "registration benchmark: {} requests x {} rounds over {} connections, durable commits",
         o.requests, o.rounds, o.connections
@@ -130,42 +270,20 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    for round in 0..o.rounds {
-        let work = registrations(&key, o.requests, &round.to_string());
-        let before_text = api.get("/metrics").unwrap().text;
-        let cpu_before = pid.map_or(0.0, cpu_seconds);
-        let client_before = cpu_seconds(std::process::id());
-        let (answers, wall) = rt.block_on(drive(node.addr, work, o.connections));
-        let lat = expect_all(&answers, 201, "registration");
-        let cpu = pid.map_or(0.0, cpu_seconds) - cpu_before;
-        let client = cpu_seconds(std::process::id()) - client_before;
-        let after_text = api.get("/metrics").unwrap().text;
-        let commits = metric(&after_text, "cpid_store_commit_seconds_count")
-            - metric(&before_text, "cpid_store_commit_seconds_count");
-        let batched = metric(&after_text, "cpid_signature_batch_size_sum")
-            - metric(&before_text, "cpid_signature_batch_size_sum");
-        let batches = metric(&after_text, "cpid_signature_batch_size_count")
-            - metric(&before_text, "cpid_signature_batch_size_count");
-        let commit_busy = metric(&after_text, "cpid_store_commit_seconds_sum")
-            - metric(&before_text, "cpid_store_commit_seconds_sum");
-        let per = |secs: f64| secs / o.requests as f64 * 1e6;
-        println!(
-            "round {}: {:>6.0} registrations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  CPU µs/registration: server {:>5.1}, client {:>5.1}  {:>5.1} registrations/commit, writer busy {:>3.0} %, {:>4.1} signatures/batch",
-            round + 1,
-            o.requests as f64 / wall.as_secs_f64(),
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            per(cpu),
-            per(client),
-            o.requests as f64 / commits.max(1.0),
-            commit_busy / wall.as_secs_f64() * 100.0,
-            batched / batches.max(1.0),
-        );
-        if pid.is_some() {
-            summary.push(per(cpu) / verify_us);
-        }
+    if let Some(old) = &o.interleave_with {
+        interleaved(&o, old, &rt, verify_us);
+        return;
     }
-    if !summary.is_empty() {
+    let node = Node::start(o.server.as_deref());
+    let key = NodeKey::generate().unwrap();
+    provider(&ApiClient::new(&node.http), &key);
+    let mut summary = Vec::new();
+    for i in 0..o.rounds {
+        let r = round(&rt, &node, &key, o.requests, o.connections, &i.to_string());
+        println!("round {}: {}", i + 1, r.line());
+        summary.push(r.server_us / verify_us);
+    }
+    if node.pid().is_some() {
         let text: Vec<String> = summary.iter().map(|r| format!("{r:.1}")).collect();
         println!(
             "server CPU per registration in units of one verify_strict measured in this run: {}",

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,36 +31,46 @@ impl Node {
     /// Starts `cpid serve --policy open`, durable commits on, or takes
     /// `server` (`http://ADDR`, open policy needed) as it is.
     pub fn start(server: Option<&str>) -> Node {
+        match server {
+            Some(url) => {
+                let http = url.trim_end_matches('/').to_string();
+                Node {
+                    addr: http.trim_start_matches("http://").parse().unwrap(),
+                    http,
+                    child: None,
+                    _dir: tempfile::tempdir().unwrap(),
+                }
+            }
+            None => Node::spawn(Path::new(env!("CARGO_BIN_EXE_cpid"))),
+        }
+    }
+
+    /// Starts `binary serve --policy open` (this build of cpid, or another
+    /// one to compare with) on a fresh data directory.
+    pub fn spawn(binary: &Path) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let (http, child) = match server {
-            Some(url) => (url.trim_end_matches('/').to_string(), None),
-            None => {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_cpid"))
-                    .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-                    .args(["--policy", "open", "--udp-workers", "1", "--data"])
-                    .arg(dir.path())
-                    .env("RUST_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                let mut lines = BufReader::new(c.stderr.take().unwrap()).lines();
-                let http = loop {
-                    let line = lines.next().expect("cpid serve exited").unwrap();
-                    if let Some(at) = line.find("http://") {
-                        let rest = &line[at..];
-                        break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
-                    }
-                };
-                std::thread::spawn(move || lines.for_each(drop));
-                (http, Some(c))
+        let mut c = Command::new(binary)
+            .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--policy", "open", "--udp-workers", "1", "--data"])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        let mut lines = BufReader::new(c.stderr.take().unwrap()).lines();
+        let http = loop {
+            let line = lines.next().expect("cpid serve exited").unwrap();
+            if let Some(at) = line.find("http://") {
+                let rest = &line[at..];
+                break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
             }
         };
-        let addr = http.trim_start_matches("http://").parse().unwrap();
+        std::thread::spawn(move || lines.for_each(drop));
         Node {
+            addr: http.trim_start_matches("http://").parse().unwrap(),
             http,
-            addr,
-            child,
+            child: Some(c),
             _dir: dir,
         }
     }
