@@ -43,7 +43,7 @@ use cpid::ident::identifier::{Class, Identifier, Prefix, Serial};
 use cpid::ident::keys::NodeKey;
 use cpid::ident::record::{Record, RecordStatus, SignedRecord, Value, ValueType};
 use cpid::store::redb::RedbStore;
-use cpid::store::{Done, Store, StoreError, Table, WriteBatch};
+use cpid::store::{BackupInfo, Done, Store, StoreError, Table, WriteBatch};
 use cpid::tlog::log::{HASHES, Log};
 use cpid::tlog::merkle;
 use cpid::tlog::tile::{self, Tile};
@@ -139,6 +139,9 @@ impl Store for Counting {
     }
     fn log_size(&self) -> Result<u64, StoreError> {
         self.inner.log_size()
+    }
+    fn backup(&self, out: &std::path::Path) -> Result<BackupInfo, StoreError> {
+        self.inner.backup(out)
     }
     fn log_entries(
         &self,
