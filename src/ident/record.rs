@@ -146,6 +146,29 @@ struct RecordWire {
     values: Vec<ValueWire>,
 }
 
+/// The leading fields of the layout, borrowed: enough to know which
+/// record and version some bytes hold without decoding them whole.
+#[derive(Deserialize)]
+struct RecordHead<'a> {
+    format: u8,
+    identifier: &'a str,
+    // Read past in its place (postcard is positional), never used.
+    _owner: Option<&'a str>,
+    version: u64,
+}
+
+/// The identifier text and version of encoded record bytes, read from
+/// their first fields only (no validation, no signature check): for
+/// indexes over bytes that were checked when they were stored.
+pub fn peek_identity(bytes: &[u8]) -> Result<(&str, u64), RecordError> {
+    let (head, _): (RecordHead<'_>, _) =
+        postcard::take_from_bytes(bytes).map_err(|e| RecordError::Encoding(e.to_string()))?;
+    if head.format != FORMAT_VERSION {
+        return Err(RecordError::Format(head.format));
+    }
+    Ok((head.identifier, head.version))
+}
+
 /// The same layout, borrowed, for encoding without copying the strings.
 #[derive(Serialize)]
 struct RecordWireRef<'a> {

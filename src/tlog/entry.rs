@@ -64,6 +64,27 @@ pub fn digest(signed_bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(signed_bytes).into()
 }
 
+/// The identifier text and version a leaf is about, without decoding the
+/// record whole (the integrator's index over leaves the commit path wrote).
+pub fn identity(leaf: &[u8]) -> Result<(String, u64), EntryError> {
+    let (&kind, rest) = leaf.split_first().ok_or(EntryError::Empty)?;
+    match kind {
+        RECORD => {
+            let (id, version) = crate::ident::record::peek_identity(rest)?;
+            Ok((id.to_string(), version))
+        }
+        PRIVATE => match Entry::parse(leaf)? {
+            Entry::Private {
+                identifier,
+                version,
+                ..
+            } => Ok((identifier.to_string(), version)),
+            Entry::Record(_) => Err(EntryError::Kind(kind)),
+        },
+        other => Err(EntryError::Kind(other)),
+    }
+}
+
 impl Entry {
     /// Strict: a record leaf must decode as a canonical signed record.
     pub fn parse(bytes: &[u8]) -> Result<Entry, EntryError> {
@@ -103,5 +124,51 @@ impl Entry {
             Entry::Record(r) => r.record().version,
             Entry::Private { version, .. } => *version,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ident::identifier::Class;
+    use crate::ident::keys::NodeKey;
+    use crate::ident::record::{Record, RecordStatus};
+
+    fn signed(class: Class, version: u64) -> SignedRecord {
+        let key = NodeKey::generate().unwrap();
+        let id = Identifier::new(
+            crate::ident::identifier::Prefix::parse("86.31").unwrap(),
+            class,
+            crate::ident::identifier::Serial::new(7).unwrap(),
+        );
+        Record {
+            identifier: id,
+            owner: None,
+            version,
+            status: RecordStatus::Active,
+            issuer: key.public().key_id(),
+            created: 1_800_000_000,
+            updated: 1_800_000_000,
+            values: Vec::new(),
+        }
+        .sign(&key)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_leaf_names_its_record_and_version_without_a_full_decode() {
+        for (class, private) in [(Class::Gc, false), (Class::Tx, true)] {
+            let r = signed(class, 3);
+            let leaf = leaf(&r, private);
+            let (id, version) = identity(&leaf).unwrap();
+            assert_eq!((id, version), (r.record().identifier.to_string(), 3));
+            let entry = Entry::parse(&leaf).unwrap();
+            assert_eq!(entry.identifier(), &r.record().identifier);
+            assert_eq!(entry.version(), 3);
+        }
+        assert!(identity(&[]).is_err());
+        assert!(identity(&[0x01, 0x02]).is_err());
+        assert!(identity(&[0x09, 0x00]).is_err());
     }
 }
