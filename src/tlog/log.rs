@@ -553,18 +553,39 @@ impl Log {
     }
 }
 
-/// Gives every stored record a leaf when the store has records but an
-/// empty log (a store written before the log existed).
+/// Gives every stored record a leaf when the log was never started on this
+/// store (a store written before the log existed), in identifier order and
+/// in chunks. Nothing else writes while a node opens, so a seeding cut
+/// short by a crash resumes after the last record it logged.
 fn seed(store: &dyn Store) -> Result<(), LogError> {
-    if store.log_size()? > 0 || store.is_empty()? {
-        return Ok(());
+    let size = store.log_size()?;
+    let mut after: Option<String> = None;
+    if size > 0 {
+        let mut last = None;
+        store.log_entries(size - 1, &mut |_, leaf| {
+            last = Some(leaf.to_vec());
+            false
+        })?;
+        if let Some(leaf) = last {
+            let (id, _) = super::entry::identity(&leaf).map_err(|e| LogError::Leaf {
+                index: size - 1,
+                reason: e.to_string(),
+            })?;
+            after = Some(id);
+        }
     }
     let mut leaves = Vec::new();
     store.for_each_record(&mut |r| {
-        let private = crate::registry::is_private(r.record().identifier.class());
-        leaves.push(super::entry::leaf(&r, private));
+        let id = r.record().identifier.to_string();
+        if after.as_ref().is_none_or(|a| id.as_str() > a.as_str()) {
+            let private = crate::registry::is_private(r.record().identifier.class());
+            leaves.push(super::entry::leaf(&r, private));
+        }
         Ok(())
     })?;
+    if leaves.is_empty() {
+        return Ok(());
+    }
     tracing::info!(
         records = leaves.len(),
         "starting the log with the stored records"
@@ -590,5 +611,90 @@ impl Observer for Log {
         }
         drop(pending);
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::ident::identifier::{Class, Prefix, Serial};
+    use crate::ident::record::{Record, RecordStatus};
+    use crate::store::memory::MemoryStore;
+
+    fn record(key: &NodeKey, serial: u64) -> SignedRecord {
+        Record {
+            identifier: Identifier::new(
+                Prefix::parse("86").unwrap(),
+                Class::Gc,
+                Serial::new(serial).unwrap(),
+            ),
+            owner: None,
+            version: 1,
+            status: RecordStatus::Active,
+            issuer: key.public().key_id(),
+            created: 1_800_000_000,
+            updated: 1_800_000_000,
+            values: Vec::new(),
+        }
+        .sign(key)
+        .unwrap()
+    }
+
+    fn logged(store: &dyn Store) -> Vec<String> {
+        let mut ids = Vec::new();
+        store
+            .log_entries(0, &mut |_, leaf| {
+                ids.push(super::super::entry::identity(leaf).unwrap().0);
+                true
+            })
+            .unwrap();
+        ids
+    }
+
+    #[test]
+    fn a_store_from_before_the_log_gets_a_leaf_per_record_once_even_after_a_cut_short_start() {
+        let key = NodeKey::generate().unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let records: Vec<SignedRecord> = (1..=5).map(|i| record(&key, i)).collect();
+        store
+            .write(WriteBatch {
+                records: records.clone(),
+                ..WriteBatch::default()
+            })
+            .unwrap();
+        // A first start that logged two records, then stopped.
+        let mut ids: Vec<String> = records
+            .iter()
+            .map(|r| r.record().identifier.to_string())
+            .collect();
+        ids.sort();
+        let by_id = |id: &str| {
+            records
+                .iter()
+                .find(|r| r.record().identifier.to_string() == id)
+                .unwrap()
+        };
+        store
+            .write(WriteBatch {
+                leaves: ids[..2]
+                    .iter()
+                    .map(|id| super::super::entry::leaf(by_id(id), false))
+                    .collect(),
+                ..WriteBatch::default()
+            })
+            .unwrap();
+        let log = Log::open(store.clone(), &key, "86.cpid.internal/log").unwrap();
+        assert_eq!(logged(store.as_ref()), ids, "each record once, in order");
+        assert_eq!(log.integrate().unwrap(), 5);
+        // Opened again: nothing more is seeded, the checkpoint reloads.
+        let again = Log::open(store.clone(), &key, "86.cpid.internal/log").unwrap();
+        assert_eq!(again.latest().size, 5);
+        assert_eq!(store.log_size().unwrap(), 5);
+        // Another origin is refused.
+        assert!(matches!(
+            Log::open(store, &key, "86.cpid.internal/log/2"),
+            Err(LogError::Origin { .. })
+        ));
     }
 }
