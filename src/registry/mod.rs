@@ -129,6 +129,9 @@ pub struct Plan {
     /// Rows that must still hold what the plan was built on (the capacity
     /// calendar's generation check); the whole plan fails otherwise.
     pub expect: Vec<Expect>,
+    /// The zone serial after this plan is above this (an import of an
+    /// exported zone carries that zone's serial).
+    pub serial_floor: Option<u64>,
 }
 
 impl Plan {
@@ -393,6 +396,7 @@ impl Registry {
                 .flatten()
                 .map(|r| crate::tlog::entry::leaf(r, is_private(r.record().identifier.class())))
                 .collect(),
+            serial_floor: plan.serial_floor,
         };
         Ok(Prepared { batch, records })
     }

@@ -96,6 +96,14 @@ pub fn signed_records_from_master(text: &str) -> Result<Vec<SignedRecord>, ZoneF
     Ok(out)
 }
 
+/// The serial in an export's first line (`; cpid zone <apex> serial <n>`).
+fn exported_serial(text: &str) -> Option<u64> {
+    let first = text.lines().next()?;
+    let rest = first.strip_prefix("; cpid zone ")?;
+    let (_, serial) = rest.rsplit_once(" serial ")?;
+    serial.trim().parse().ok()
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -166,13 +174,16 @@ pub fn import(registry: &Registry, text: &str) -> Result<ImportReport, ZoneFileE
             })?;
         }
         let total = records.len();
-        let plan = Plan {
-            steps: records.into_iter().map(Step::Import).collect(),
-            ..Plan::default()
-        };
         if total == 0 {
             return Ok(ImportReport::default());
         }
+        let plan = Plan {
+            steps: records.into_iter().map(Step::Import).collect(),
+            // The serial the exported zone had: the rebuilt zone starts
+            // above it, so its secondaries take the new one.
+            serial_floor: exported_serial(text),
+            ..Plan::default()
+        };
         let issued = registry.commit(plan)?.written().count();
         return Ok(ImportReport {
             issued,

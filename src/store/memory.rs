@@ -63,8 +63,9 @@ impl Lookup for State {
 impl State {
     /// Applies a batch that `super::judge` passed; cannot fail, so the
     /// batch lands whole.
-    fn apply(&mut self, batch: WriteBatch) -> Written {
+    fn apply(&mut self, batch: WriteBatch, now: u64) -> Written {
         let mut changed = false;
+        let batch_floor = batch.serial_floor;
         let first = self.leaves.len() as u64;
         self.leaves.extend(batch.leaves);
         let written = Written {
@@ -89,8 +90,8 @@ impl State {
                 changed = true;
             }
         }
-        if changed {
-            self.zone_serial += 1;
+        if changed || batch_floor.is_some_and(|f| f >= self.zone_serial) {
+            self.zone_serial = super::next_zone_serial(self.zone_serial, now, batch_floor);
         }
         written
     }
@@ -155,7 +156,7 @@ impl MemoryStore {
         if let Some(refusal) = verdict {
             return Err(refusal);
         }
-        let written = state.apply(batch);
+        let written = state.apply(batch, now);
         state.prune(now);
         Ok(written)
     }

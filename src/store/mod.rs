@@ -15,7 +15,11 @@
 //!   at commit when it has already expired, and stops counting once the
 //!   store's clock ([`crate::clock::Clock`], injectable) passes its expiry;
 //! - the zone serial grows with every commit that changed a record or a
-//!   serial mark, and only then (rows alone are not a zone change);
+//!   serial mark, and only then (rows alone are not a zone change), to
+//!   `max(serial + 1, now, floor)`: the time in Unix seconds as Knot's
+//!   `unixtime` policy, so a store rebuilt from an export starts above the
+//!   serials its secondaries saw, and never below a batch's `serial_floor`
+//!   (an import carries the exported zone's serial that way);
 //! - a batch that expects a row to hold a value (or to be absent) is
 //!   refused whole when it does not, judged against earlier batches of the
 //!   same commit too: the compare-and-set behind the capacity calendar;
@@ -64,6 +68,9 @@ pub struct WriteBatch {
     /// Entries appended to the node's transparency log at its next indices,
     /// in the same transaction as everything else in the batch.
     pub leaves: Vec<Vec<u8>>,
+    /// The zone serial after this batch is above this (a zone import gives
+    /// the serial of the zone it came from).
+    pub serial_floor: Option<u64>,
 }
 
 /// What a durable batch was given: the log indices of its leaves (empty
@@ -83,6 +90,7 @@ impl WriteBatch {
             && self.rows.is_empty()
             && self.expect.is_empty()
             && self.leaves.is_empty()
+            && self.serial_floor.is_none()
     }
 }
 
@@ -179,6 +187,14 @@ pub struct BackupInfo {
     pub nonces: u64,
     /// The size of the file.
     pub bytes: u64,
+}
+
+/// The zone serial a changing commit moves to (see the module contract).
+pub(crate) fn next_zone_serial(current: u64, now: u64, floor: Option<u64>) -> u64 {
+    current
+        .saturating_add(1)
+        .max(now)
+        .max(floor.map_or(0, |f| f.saturating_add(1)))
 }
 
 /// Whether a consumed nonce still counts at `now`. One rule for the

@@ -272,6 +272,7 @@ fn commit_group(
             .map_err(db_err)?
             .map_or(0, |v| v.value());
         let mut log_size = log_start;
+        let mut floor: Option<u64> = None;
         for batch in batches {
             let verdict = super::judge(
                 batch,
@@ -326,6 +327,7 @@ fn commit_group(
                     changed = true;
                 }
             }
+            floor = floor.max(batch.serial_floor);
             results.push(Ok(Written {
                 leaves: first..log_size,
             }));
@@ -334,12 +336,13 @@ fn commit_group(
         if log_size != log_start {
             meta.insert("log_size", log_size).map_err(db_err)?;
         }
-        if changed {
-            let serial = meta
-                .get("zone_serial")
-                .map_err(db_err)?
-                .map_or(0, |v| v.value());
-            meta.insert("zone_serial", serial + 1).map_err(db_err)?;
+        let serial = meta
+            .get("zone_serial")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        if changed || floor.is_some_and(|f| f >= serial) {
+            meta.insert("zone_serial", super::next_zone_serial(serial, now, floor))
+                .map_err(db_err)?;
         }
     }
     txn.commit().map_err(db_err)?;

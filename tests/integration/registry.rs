@@ -276,6 +276,7 @@ fn a_signed_master_file_brings_back_node_written_values() {
         .unwrap();
     let mut master = Vec::new();
     cpid::registry::zonefile::export(node.registry.zone(), &mut master).unwrap();
+    let exported_serial = node.registry.zone().serial();
     let key_file = node.config.key_file();
     drop(node);
 
@@ -288,6 +289,13 @@ fn a_signed_master_file_brings_back_node_written_values() {
         cpid::registry::zonefile::import(&node.registry, &String::from_utf8(master).unwrap())
             .unwrap();
     assert_eq!(report.issued, 1);
+    // The rebuilt zone's serial is above the exported one (RFC 1982), so
+    // secondaries of the old zone take the new.
+    let serial = node.registry.zone().serial();
+    assert!(
+        serial.wrapping_sub(exported_serial) as i32 > 0,
+        "{serial} after {exported_serial}"
+    );
     let back = node.registry.get(&pv.record().identifier).unwrap().unwrap();
     assert_eq!(back.as_bytes(), pv.as_bytes());
     assert_eq!(

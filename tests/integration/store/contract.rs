@@ -863,3 +863,34 @@ fn a_backup_taken_while_a_writer_commits_holds_exactly_the_batches_before_it() {
     assert!(!b.nonce_used(&format!("k/{}", n + 1)).unwrap());
     assert_eq!(b.row(SIDE, &(n + 1).to_be_bytes()).unwrap(), None);
 }
+
+#[test]
+fn the_zone_serial_follows_the_clock_and_never_falls_below_a_floor() {
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
+    let z1 = u64::from(u.store.zone_serial().unwrap());
+    assert_eq!(z1, T0, "unixtime: the first change takes the time");
+    u.store.write(records_only(vec![record(&key, 2, 1)])).unwrap();
+    assert_eq!(u64::from(u.store.zone_serial().unwrap()), T0 + 1, "same second: + 1");
+    u.clock.advance(100);
+    u.store.write(records_only(vec![record(&key, 3, 1)])).unwrap();
+    assert_eq!(u64::from(u.store.zone_serial().unwrap()), T0 + 100);
+    // An import from a zone whose serial ran ahead of the clock: above it,
+    // even with nothing else changing.
+    u.store
+        .write(WriteBatch {
+            serial_floor: Some(T0 + 5000),
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(u64::from(u.store.zone_serial().unwrap()), T0 + 5001);
+    // A floor below the serial, with no change: nothing moves.
+    u.store
+        .write(WriteBatch {
+            serial_floor: Some(T0),
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(u64::from(u.store.zone_serial().unwrap()), T0 + 5001);
+}
