@@ -273,6 +273,8 @@ pub struct DnsConfig {
     pub udp_workers: usize,
     /// Idle timeout of a TCP connection, seconds.
     pub tcp_timeout_secs: u64,
+    /// TCP connections served at once; more are closed on accept.
+    pub tcp_max_connections: usize,
     /// Name servers of the zone; a relative name is taken inside the zone
     /// and gets glue from `addresses`.
     pub name_servers: Vec<NameServer>,
@@ -288,6 +290,7 @@ impl Default for DnsConfig {
             udp_mode: UdpMode::FastPath,
             udp_workers: 0,
             tcp_timeout_secs: 10,
+            tcp_max_connections: 1024,
             name_servers: vec![NameServer {
                 name: "ns1".into(),
                 addresses: vec![IpAddr::from([127, 0, 0, 1])],
@@ -488,6 +491,7 @@ impl Config {
             udp_mode: self.dns.udp_mode,
             udp_workers: workers,
             tcp_timeout: Duration::from_secs(self.dns.tcp_timeout_secs),
+            tcp_max_connections: self.dns.tcp_max_connections,
         }
     }
 

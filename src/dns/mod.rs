@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod query;
 pub mod response;
 pub mod server;
+pub mod tcp;
 pub mod wire;
 pub mod zone;

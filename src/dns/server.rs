@@ -1,12 +1,15 @@
-//! The DNS listeners: a UDP fast path on dedicated threads, and TCP (plus,
-//! optionally, UDP) through hickory-server with our `RequestHandler`.
+//! The DNS listeners (RFC 1035 §4.2): a UDP fast path on dedicated threads,
+//! and TCP on the runtime, one task per connection ([`super::tcp`]).
 //!
-//! Both hand the raw query to a [`Responder`] (a node's [`engine::respond`]
-//! or the gateway), so there is one answer engine per kind of server, and
-//! count what was sent in [`metrics`](super::metrics). The UDP fast path exists because hickory-server spawns a task per
-//! datagram and decodes every message into owned records before our handler
-//! sees it; the README's benchmark shows the difference. TCP keeps hickory's
-//! connection handling (framing, idle timeouts, back-pressure).
+//! Both hand the raw query bytes to a [`Responder`] (a node's
+//! [`engine::respond`] or the gateway), so there is one answer engine per
+//! kind of server, and count what was sent in [`metrics`](super::metrics)
+//! the same way. Neither decodes a message into another library's types:
+//! hickory-server spawned a task per datagram and decoded and re-encoded
+//! every message around our engine, which cost more than the answer itself
+//! (the README's benchmarks show the difference). `UdpMode::Hickory` keeps
+//! hickory-server's UDP loop, with the same engine, for comparison only.
+//! Nothing here blocks a listener on disk or on another client.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -26,6 +29,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use super::engine::{self, Transport};
 use super::metrics::{self as tally, DnsTally};
 use super::response::Rcode;
+use super::tcp::{TcpServer, TcpSettings};
 use super::zone::Zone;
 
 /// How UDP queries are served.
@@ -47,8 +51,12 @@ pub struct DnsListen {
     pub udp_mode: UdpMode,
     /// UDP fast-path threads.
     pub udp_workers: usize,
-    /// Idle timeout of a TCP connection.
+    /// Idle timeout of a TCP connection: how long it may go without a
+    /// whole query, and how long one write to it may take.
     pub tcp_timeout: Duration,
+    /// TCP connections served at once; beyond it new ones are closed on
+    /// accept.
+    pub tcp_max_connections: usize,
 }
 
 /// Errors starting the listeners.
@@ -72,8 +80,9 @@ pub enum Now {
 }
 
 /// Something that answers DNS queries: a node's hot tier, or the gateway.
-/// `respond_now` runs on the UDP threads and must never block; what it
-/// cannot answer from memory goes to `respond_later` on the runtime.
+/// `respond_now` runs on the UDP threads and the TCP connection tasks and
+/// must never block; what it cannot answer from memory goes to
+/// `respond_later` on the runtime.
 #[async_trait::async_trait]
 pub trait Responder: Send + Sync + 'static {
     fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now;
@@ -106,7 +115,9 @@ pub struct DnsServer {
     local: SocketAddr,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    hickory: hickory_server::Server<Handler>,
+    tcp: TcpServer,
+    /// Only with `UdpMode::Hickory`.
+    hickory: Option<hickory_server::Server<Handler>>,
 }
 
 impl DnsServer {
@@ -122,8 +133,15 @@ impl DnsServer {
             addr: listen.addr,
             source,
         })?;
-        let mut hickory = hickory_server::Server::new(Handler { zone: zone.clone() });
-        hickory.register_listener(tcp, listen.tcp_timeout, 64 * 1024);
+        let tcp = TcpServer::start(
+            tcp,
+            zone.clone(),
+            TcpSettings {
+                idle: listen.tcp_timeout,
+                max_connections: listen.tcp_max_connections,
+            },
+        );
+        let mut hickory = None;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         match listen.udp_mode {
@@ -135,7 +153,9 @@ impl DnsServer {
                         addr: local,
                         source,
                     })?;
-                hickory.register_socket(udp);
+                let mut server = hickory_server::Server::new(Handler { zone: zone.clone() });
+                server.register_socket(udp);
+                hickory = Some(server);
             }
             UdpMode::FastPath => {
                 udp.set_nonblocking(false)
@@ -163,6 +183,7 @@ impl DnsServer {
             local,
             stop,
             threads,
+            tcp,
             hickory,
         })
     }
@@ -181,10 +202,13 @@ impl DnsServer {
                 let _ = t.join();
             }
         });
-        self.hickory
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))?;
+        self.tcp.shutdown().await.map_err(ServerError::Task)?;
+        if let Some(mut hickory) = self.hickory.take() {
+            hickory
+                .shutdown_gracefully()
+                .await
+                .map_err(|e| ServerError::Task(e.to_string()))?;
+        }
         joined.await.map_err(|e| ServerError::Task(e.to_string()))
     }
 }
@@ -370,8 +394,8 @@ fn udp_worker(
     }
 }
 
-/// Our `RequestHandler`: runs the engine on the raw query and hands the
-/// result to hickory's response path.
+/// Our `RequestHandler` for `UdpMode::Hickory`: runs the engine on the raw
+/// query and hands the result to hickory's response path.
 struct Handler {
     zone: Arc<dyn Responder>,
 }

@@ -14,6 +14,7 @@ use crate::api::httpsig::{self, Message, SignedRequest};
 use crate::capacity::report::{Report, ReportLimits};
 use crate::dns::engine::{self, Transport};
 use crate::dns::mapping;
+use crate::dns::tcp::{self, Frame};
 use crate::dns::wire::WireName;
 use crate::dns::wire::{rtype, txt_rdata};
 use crate::dns::zone::{ApexData, RrSet, SoaTimers, Zone};
@@ -212,6 +213,8 @@ fn fuzz_zone() -> &'static Arc<Zone> {
 
 /// The DNS request path: the answer engine on a small zone, both
 /// transports. A response, when there is one, is never larger than allowed.
+/// The same bytes are then read as a TCP stream: split into frames as a
+/// connection splits them, every whole message answered and framed.
 pub fn dns_query(data: &[u8]) {
     let zone = fuzz_zone();
     let mut out = Vec::new();
@@ -220,6 +223,30 @@ pub fn dns_query(data: &[u8]) {
         assert_eq!(out.get(0..2), data.get(0..2), "the id is echoed");
     }
     let _ = engine::respond(zone, data, Transport::Tcp, &mut out);
+
+    let mut rest = data;
+    let mut framed = Vec::new();
+    loop {
+        match tcp::next_frame(rest) {
+            Frame::Message(m) => {
+                assert!(!m.is_empty() && m.len() + 2 <= rest.len());
+                if engine::respond(zone, m, Transport::Tcp, &mut out).is_some() {
+                    framed.clear();
+                    assert!(
+                        tcp::push_framed(&mut framed, &out),
+                        "a TCP answer fits a frame"
+                    );
+                    assert_eq!(out.get(0..2), m.get(0..2), "the id is echoed");
+                }
+                rest = rest.get(m.len() + 2..).unwrap_or_default();
+            }
+            Frame::Incomplete { needed } => {
+                assert!(needed > rest.len() && needed <= 2 + usize::from(u16::MAX));
+                break;
+            }
+            Frame::Empty => break,
+        }
+    }
 }
 
 /// The fixed key `http_request` verifies against; the corpus holds

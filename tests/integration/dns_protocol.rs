@@ -370,3 +370,288 @@ fn hickory_udp_loop_gives_the_same_answers_as_the_fast_path() {
         assert_eq!(a.edns.is_some(), b.edns.is_some());
     }
 }
+
+// ---------------------------------------------------------------------------
+// TCP connection handling (RFC 1035 §4.2.2, RFC 7766)
+// ---------------------------------------------------------------------------
+
+mod tcp_connections {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn framed(q: &[u8]) -> Vec<u8> {
+        let mut f = (q.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(q);
+        f
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    fn read_answer(s: &mut TcpStream) -> Message {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        Message::from_vec(&buf).unwrap()
+    }
+
+    /// True when the server closed the connection: end of stream or a
+    /// reset, not a read timeout and not more bytes.
+    fn closed(s: &mut TcpStream, within: Duration) -> bool {
+        s.set_read_timeout(Some(within)).unwrap();
+        let mut buf = [0u8; 1];
+        match s.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    }
+
+    fn answers_promptly(addr: SocketAddr, name: &str, id: u16) {
+        let t = Instant::now();
+        let mut s = connect(addr);
+        s.write_all(&framed(&raw_query(id, name, rtype::TXT, None)))
+            .unwrap();
+        let msg = read_answer(&mut s);
+        assert_eq!(msg.metadata.id, id);
+        assert!(!msg.answers.is_empty());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn pipelined_queries_in_one_write_are_all_answered_in_order() {
+        let node = TestNode::start();
+        let rec = sample(&node);
+        let name = node.dns_name(&rec.record().identifier);
+        let mut all = Vec::new();
+        for i in 0..50u16 {
+            // Answers and NXDOMAINs alternate, so sizes differ.
+            let q = if i % 2 == 0 {
+                raw_query(1000 + i, &name, rtype::TXT, None)
+            } else {
+                raw_query(
+                    1000 + i,
+                    &format!("zz{i}.{}", node.zone_name()),
+                    rtype::TXT,
+                    None,
+                )
+            };
+            all.extend(framed(&q));
+        }
+        let mut s = connect(node.addr());
+        s.write_all(&all).unwrap();
+        for i in 0..50u16 {
+            let msg = read_answer(&mut s);
+            assert_eq!(msg.metadata.id, 1000 + i);
+            let rcode = if i % 2 == 0 {
+                ResponseCode::NoError
+            } else {
+                ResponseCode::NXDomain
+            };
+            assert_eq!(msg.metadata.response_code, rcode, "query {i}");
+        }
+        // The connection stays open for more.
+        s.write_all(&framed(&raw_query(7, &name, rtype::TXT, None)))
+            .unwrap();
+        assert_eq!(read_answer(&mut s).metadata.id, 7);
+    }
+
+    #[test]
+    fn queries_written_one_byte_at_a_time_are_answered() {
+        let node = TestNode::start();
+        let rec = sample(&node);
+        let name = node.dns_name(&rec.record().identifier);
+        let mut bytes = framed(&raw_query(41, &name, rtype::TXT, None));
+        bytes.extend(framed(&raw_query(42, &name, rtype::URI, None)));
+        let mut s = connect(node.addr());
+        for b in &bytes {
+            s.write_all(std::slice::from_ref(b)).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let a = read_answer(&mut s);
+        let b = read_answer(&mut s);
+        assert_eq!((a.metadata.id, b.metadata.id), (41, 42));
+        assert!(!a.answers.is_empty());
+        assert_eq!(b.answers.len(), 1, "one URI");
+    }
+
+    #[test]
+    fn a_zero_length_or_garbage_frame_closes_only_its_connection() {
+        let node = TestNode::start();
+        let rec = sample(&node);
+        let name = node.dns_name(&rec.record().identifier);
+        let mut other = connect(node.addr());
+        other
+            .write_all(&framed(&raw_query(1, &name, rtype::TXT, None)))
+            .unwrap();
+        assert_eq!(read_answer(&mut other).metadata.id, 1);
+
+        // A zero length: the query before it is answered, then the server
+        // closes.
+        let mut s = connect(node.addr());
+        let mut bytes = framed(&raw_query(2, &name, rtype::TXT, None));
+        bytes.extend([0, 0]);
+        s.write_all(&bytes).unwrap();
+        assert_eq!(read_answer(&mut s).metadata.id, 2);
+        assert!(closed(&mut s, Duration::from_secs(5)));
+
+        // Shorter than a header: closed.
+        let mut s = connect(node.addr());
+        s.write_all(&framed(&[1, 2, 3, 4, 5])).unwrap();
+        assert!(closed(&mut s, Duration::from_secs(5)));
+
+        // A response instead of a query: closed.
+        let mut s = connect(node.addr());
+        let mut response = raw_query(3, &name, rtype::TXT, None);
+        response[2] |= 0x80;
+        s.write_all(&framed(&response)).unwrap();
+        assert!(closed(&mut s, Duration::from_secs(5)));
+
+        // The largest frame there is (65 535 bytes) is read whole: a header
+        // of zeros asks no question, so FORMERR, and the connection goes on.
+        let mut s = connect(node.addr());
+        s.write_all(&framed(&vec![0u8; 65_535])).unwrap();
+        let msg = read_answer(&mut s);
+        assert_eq!(msg.metadata.response_code, ResponseCode::FormErr);
+        s.write_all(&framed(&raw_query(4, &name, rtype::TXT, None)))
+            .unwrap();
+        assert_eq!(read_answer(&mut s).metadata.id, 4);
+
+        // The first connection never noticed.
+        other
+            .write_all(&framed(&raw_query(5, &name, rtype::TXT, None)))
+            .unwrap();
+        assert_eq!(read_answer(&mut other).metadata.id, 5);
+    }
+
+    #[test]
+    fn idle_connections_are_closed_after_the_timeout_even_when_bytes_trickle() {
+        let node = TestNode::start_with(|c| c.dns.tcp_timeout_secs = 1);
+        let rec = sample(&node);
+        let name = node.dns_name(&rec.record().identifier);
+
+        let mut s = connect(node.addr());
+        s.write_all(&framed(&raw_query(1, &name, rtype::TXT, None)))
+            .unwrap();
+        assert_eq!(read_answer(&mut s).metadata.id, 1);
+        let t = Instant::now();
+        assert!(closed(&mut s, Duration::from_secs(5)));
+        let idle = t.elapsed();
+        assert!(
+            idle >= Duration::from_millis(800) && idle < Duration::from_secs(4),
+            "{idle:?}"
+        );
+
+        // One byte every 300 ms never makes a whole query: still closed.
+        let mut s = connect(node.addr());
+        let q = framed(&raw_query(2, &name, rtype::TXT, None));
+        let t = Instant::now();
+        for b in &q {
+            if s.write_all(std::slice::from_ref(b)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            if t.elapsed() > Duration::from_secs(4) {
+                break;
+            }
+        }
+        assert!(closed(&mut s, Duration::from_secs(5)));
+        assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn connections_beyond_the_limit_are_closed_and_served_again_once_one_ends() {
+        let node = TestNode::start_with(|c| c.dns.tcp_max_connections = 2);
+        let rec = sample(&node);
+        let name = node.dns_name(&rec.record().identifier);
+        let q = framed(&raw_query(9, &name, rtype::TXT, None));
+        let mut a = connect(node.addr());
+        let mut b = connect(node.addr());
+        for s in [&mut a, &mut b] {
+            s.write_all(&q).unwrap();
+            assert_eq!(read_answer(s).metadata.id, 9);
+        }
+        let mut c = connect(node.addr());
+        let _ = c.write_all(&q);
+        assert!(closed(&mut c, Duration::from_secs(5)), "a third is refused");
+        // The two keep working.
+        for s in [&mut a, &mut b] {
+            s.write_all(&q).unwrap();
+            assert_eq!(read_answer(s).metadata.id, 9);
+        }
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if tcp_try(node.addr(), &raw_query(9, &name, rtype::TXT, None)).is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a slot frees when a client leaves"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // UDP never depended on any of it.
+        let msg = udp(node.addr(), &raw_query(10, &name, rtype::TXT, None));
+        assert!(!msg.answers.is_empty());
+    }
+
+    #[test]
+    fn a_client_that_never_reads_does_not_stall_others() {
+        let node = TestNode::start_with(|c| c.dns.tcp_timeout_secs = 2);
+        let rec = sample(&node);
+        let name = node.dns_name(&rec.record().identifier);
+        let mut stuck = connect(node.addr());
+        // A small receive window, so the server's writes block soon.
+        nix::sys::socket::setsockopt(&stuck, nix::sys::socket::sockopt::RcvBuf, &4096).unwrap();
+        stuck
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut burst = Vec::new();
+        for i in 0..500u16 {
+            burst.extend(framed(&raw_query(i, &name, rtype::ANY, None)));
+        }
+        // Write until the server stops reading from it.
+        let t = Instant::now();
+        let mut blocked = false;
+        while t.elapsed() < Duration::from_secs(30) {
+            if stuck.write_all(&burst).is_err() {
+                blocked = true;
+                break;
+            }
+        }
+        assert!(
+            blocked,
+            "the server's writes to a client that never reads block"
+        );
+        // Everyone else is answered at once, over and over.
+        for id in 0..20 {
+            answers_promptly(node.addr(), &name, id);
+        }
+        // And the stuck client is cut off once a write has waited for the
+        // idle timeout (reading earlier would unblock that write).
+        std::thread::sleep(Duration::from_secs(3));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut buf = vec![0u8; 1 << 16];
+        stuck
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        loop {
+            match stuck.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+            assert!(Instant::now() < deadline, "the stuck client is closed");
+        }
+    }
+}

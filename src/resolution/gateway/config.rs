@@ -106,7 +106,10 @@ pub struct ListenConfig {
     pub listen: SocketAddr,
     /// UDP fast-path threads; 0 = one per core.
     pub udp_workers: usize,
+    /// Idle timeout of a TCP connection, seconds.
     pub tcp_timeout_secs: u64,
+    /// TCP connections served at once; more are closed on accept.
+    pub tcp_max_connections: usize,
 }
 
 impl Default for ListenConfig {
@@ -115,6 +118,7 @@ impl Default for ListenConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5353)),
             udp_workers: 0,
             tcp_timeout_secs: 10,
+            tcp_max_connections: 1024,
         }
     }
 }
@@ -259,6 +263,7 @@ impl GatewayConfig {
             udp_mode: UdpMode::FastPath,
             udp_workers: workers,
             tcp_timeout: Duration::from_secs(self.dns.tcp_timeout_secs),
+            tcp_max_connections: self.dns.tcp_max_connections,
         }
     }
 }
