@@ -5,7 +5,8 @@
 //! A query travels socket → [`query::check`] → [`engine::respond`]
 //! (hot-tier lookup) → [`response::Response`] (copy of ready bytes) →
 //! socket. Nothing on that path touches disk. The gateway answers through
-//! the same [`query::check`] and [`response::Response`].
+//! the same [`query::check`] and [`response::Response`]. [`tsig`] signs and
+//! checks the messages of zone transfers (RFC 8945).
 
 pub mod engine;
 pub mod mapping;
@@ -14,5 +15,6 @@ pub mod query;
 pub mod response;
 pub mod server;
 pub mod tcp;
+pub mod tsig;
 pub mod wire;
 pub mod zone;

@@ -1204,3 +1204,28 @@ pub fn proof(data: &[u8]) {
         assert!(verify_consistency(m2, n, &root_of(m2), &root, &proof).is_err());
     }
 }
+
+/// A message as a transfer request reaches the TSIG check: any bytes are
+/// refused or verified, never a panic, and signing them (when they have a
+/// header) never panics either.
+pub fn tsig(data: &[u8]) {
+    use crate::dns::tsig::{Chain, TsigKey, sign, verify};
+    static KEY: std::sync::OnceLock<Option<TsigKey>> = std::sync::OnceLock::new();
+    let Some(key) = KEY.get_or_init(|| {
+        TsigKey::new("xfr-key.", "q0ZyKKVzyWZ6rAGlCvvG9Lw7kTHvFDkLlOcdr6zAuTU=").ok()
+    }) else {
+        return;
+    };
+    let now = 1_800_000_000;
+    let keys = std::slice::from_ref(key);
+    let _ = verify(data, keys, Chain::Response(&[0u8; 32]), now);
+    if let Ok(Some(v)) = verify(data, keys, Chain::Request, now) {
+        assert_eq!(v.key, 0);
+    }
+    if data.len() >= 12 {
+        let mut msg = data.to_vec();
+        let mac = sign(&mut msg, key, Chain::Request, now);
+        assert_eq!(mac.len(), 32);
+        let _ = verify(&msg, keys, Chain::Request, now);
+    }
+}

@@ -64,3 +64,67 @@ fn dig_and_kdig_read_every_answer_cpid_sends() {
         assert!(refused.contains("REFUSED"), "{t}: {refused}");
     }
 }
+
+/// The first datagram `tool` sends with `args` to a socket that never
+/// answers.
+fn capture(tool: &str, args: &[&str]) -> Vec<u8> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port().to_string();
+    let mut child = Command::new(tool)
+        .args(["@127.0.0.1", "-p", &port, "+time=1", "+retry=0"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = socket.recv_from(&mut buf).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn tsig_signed_queries_from_dig_and_kdig_verify_and_a_changed_byte_does_not() {
+    use cpid::dns::tsig::{Chain, TsigError, TsigKey, verify};
+    let dig = require_tool("dig", "dnsutils");
+    let kdig = require_tool("kdig", "knot-dnsutils");
+    let secret = "q0ZyKKVzyWZ6rAGlCvvG9Lw7kTHvFDkLlOcdr6zAuTU=";
+    let key = TsigKey::new("xfr-key.", secret).unwrap();
+    let other = TsigKey::new("xfr-key.", "b3RoZXItc2VjcmV0").unwrap();
+    let spec = format!("hmac-sha256:xfr-key:{secret}");
+    for (tool, present) in [("dig", dig), ("kdig", kdig)] {
+        if !present {
+            continue;
+        }
+        let msg = capture(tool, &["-y", &spec, "86.cpid.internal.", "SOA"]);
+        let now = cpid::clock::system_now();
+        let v = verify(&msg, std::slice::from_ref(&key), Chain::Request, now)
+            .unwrap_or_else(|e| panic!("{tool}'s TSIG: {e}"))
+            .unwrap_or_else(|| panic!("{tool} sent no TSIG"));
+        assert_eq!(v.key, 0);
+        assert_eq!(v.mac.len(), 32, "{tool}: HMAC-SHA256, untruncated");
+        assert_eq!(
+            verify(&msg, std::slice::from_ref(&other), Chain::Request, now),
+            Err(TsigError::BadSig),
+            "{tool}: another secret"
+        );
+        let mut changed = msg.clone();
+        changed[14] ^= 0x20; // a byte of the question name
+        assert!(
+            !matches!(
+                verify(&changed, std::slice::from_ref(&key), Chain::Request, now),
+                Ok(Some(_))
+            ),
+            "{tool}: a changed question"
+        );
+        assert!(matches!(
+            verify(&msg, std::slice::from_ref(&key), Chain::Request, now + 3600),
+            Err(TsigError::BadTime { .. })
+        ));
+    }
+}
