@@ -3,9 +3,8 @@
 //! the inventory, the sequence continuing across runs), `cpid report`,
 //! and a report the node acknowledged surviving SIGKILL of `cpid serve`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -335,28 +334,7 @@ fn node_record_of_another_provider(server: &str) -> String {
 
 /// `cpid serve` as a child process on `data`; answers it and its HTTP URL.
 fn serve(data: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cpid"))
-        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--policy", "open", "--udp-workers", "1", "--data"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let http = loop {
-        let line = lines
-            .next()
-            .expect("cpid serve exited before it was ready")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            let rest = &line[at..];
-            break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
-        }
-    };
-    // Keep draining the child's log so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, http)
+    serve_child(data, &["--policy", "open"])
 }
 
 #[test]

@@ -15,13 +15,11 @@ use cpid::ident::identifier::Identifier;
 use cpid::ident::record::SignedRecord;
 use cpid::store::Store;
 use cpid::store::redb::RedbStore;
-use cpid::tlog::checkpoint::Checkpoint;
-use cpid::tlog::merkle::{self, Hash};
 use cpid::tlog::note::NoteVerifier;
 
 use crate::capacity::{provider, report, resource};
 use crate::common::*;
-use crate::log::{checkpoint, checkpoint_at_least, hash, proven, verifier};
+use crate::log::{checkpoint, checkpoint_at_least, consistent, proven, verifier};
 
 fn cpid(args: &[&str], paths: &[&Path]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpid"));
@@ -30,26 +28,6 @@ fn cpid(args: &[&str], paths: &[&Path]) -> Output {
         cmd.arg(p);
     }
     cmd.output().unwrap()
-}
-
-/// Checks the node's proof that the tree at `old` is a prefix of the tree
-/// at `new`.
-fn consistent(api: &ApiClient, old: &Checkpoint, new: &Checkpoint) {
-    let r = api
-        .get(&format!(
-            "/v1/log/consistency?old={}&new={}",
-            old.size, new.size
-        ))
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text);
-    let proof: Vec<Hash> = r.body["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(hash)
-        .collect();
-    merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &proof)
-        .unwrap_or_else(|e| panic!("{} → {}: {e}", old.size, new.size));
 }
 
 /// The names in a directory.

@@ -4,8 +4,6 @@
 //! served with the very same signed bytes, and every record in the store
 //! (acknowledged or not) decodes and verifies: nothing is half-written.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,27 +23,7 @@ const KILL_AFTER: usize = 400;
 #[test]
 fn registrations_acknowledged_with_201_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cpid"))
-        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--policy", "open", "--udp-workers", "1", "--data"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let http = loop {
-        let line = lines
-            .next()
-            .expect("cpid serve exited before it was ready")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            let rest = &line[at..];
-            break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
-        }
-    };
-    // Keep draining the child's log so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, http) = serve_child(dir.path(), &["--policy", "open"]);
 
     let key = NodeKey::generate().unwrap();
     let provider = json!({

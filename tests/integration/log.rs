@@ -71,6 +71,26 @@ pub(crate) fn proven(api: &ApiClient, v: &NoteVerifier, id: &Identifier) -> (u64
     (index, leaf)
 }
 
+/// Checks the node's proof that the tree at `old` is a prefix of the tree
+/// at `new`.
+pub fn consistent(api: &ApiClient, old: &Checkpoint, new: &Checkpoint) {
+    let r = api
+        .get(&format!(
+            "/v1/log/consistency?old={}&new={}",
+            old.size, new.size
+        ))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    let proof: Vec<Hash> = r.body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
+    merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &proof)
+        .unwrap_or_else(|e| panic!("{} → {}: {e}", old.size, new.size));
+}
+
 #[test]
 fn every_change_is_a_leaf_proven_against_a_signed_checkpoint_and_the_tiles_agree() {
     let node = TestNode::open_policy();
@@ -151,20 +171,7 @@ fn every_change_is_a_leaf_proven_against_a_signed_checkpoint_and_the_tiles_agree
         node.issue(Class::Gc, None, &[("URL", &format!("https://y/{i}"), 0)]);
     }
     let later = checkpoint_at_least(&api, &v, cp.size + 5);
-    let r = api
-        .get(&format!(
-            "/v1/log/consistency?old={}&new={}",
-            cp.size, later.size
-        ))
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text);
-    let proof: Vec<Hash> = r.body["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(hash)
-        .collect();
-    merkle::verify_consistency(cp.size, later.size, &cp.root, &later.root, &proof).unwrap();
+    consistent(&api, &cp, &later);
 
     // Bad asks get a reason and a 4xx.
     for (path, status) in [
@@ -260,21 +267,7 @@ fn the_signed_tree_head_only_grows_across_sigkills_and_no_acknowledged_change_la
             cp.size >= previous.size,
             "round {round}: the tree head shrank"
         );
-        let r = api
-            .get(&format!(
-                "/v1/log/consistency?old={}&new={}",
-                previous.size, cp.size
-            ))
-            .unwrap();
-        assert_eq!(r.status, 200, "{}", r.text);
-        let proof: Vec<Hash> = r.body["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(hash)
-            .collect();
-        merkle::verify_consistency(previous.size, cp.size, &previous.root, &cp.root, &proof)
-            .unwrap_or_else(|e| panic!("round {round}: inconsistent checkpoints: {e}"));
+        consistent(&api, previous, &cp);
         seen.push(cp);
         // Every acknowledged registration is its leaf, at the index the
         // 201 named.

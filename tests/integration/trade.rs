@@ -459,32 +459,11 @@ fn peak(bookings: &[(u64, u64, u64)]) -> u64 {
 
 #[test]
 fn concurrent_acceptances_with_a_sigkill_never_over_book_nor_lose_an_acceptance() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cpid"))
-        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--policy", "open", "--udp-workers", "1", "--data"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let http = loop {
-        let line = lines
-            .next()
-            .expect("cpid serve exited before it was ready")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            let rest = &line[at..];
-            break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, http) = serve_child(dir.path(), &["--policy", "open"]);
     let api = ApiClient::new(&http);
     let (pkey, _) = provider(&api, "pool", "31");
     let pool = resource(&api, &pkey, &a800_pool(8));

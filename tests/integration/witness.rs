@@ -4,8 +4,6 @@
 //! cosignatures; a split view is refused with the spec's status and
 //! reported as a security event; bad submissions change nothing.
 
-use std::time::{Duration, Instant};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cpid::api::client::ApiClient;
@@ -52,12 +50,9 @@ fn cosigners(m: &Member, witnesses: &[&Member]) -> Vec<String> {
     names
 }
 
+/// Polls until `ok` holds (60 s deadline).
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::rollup::poll(what, || ok().then_some(()));
 }
 
 fn submit(to: &Member, body: &str) -> cpid::api::client::ApiResponse {
