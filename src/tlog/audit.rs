@@ -360,27 +360,13 @@ impl Audit<'_> {
             let tile = index / 256;
             let end = ((tile + 1) * 256).min(cp.size);
             let width = end - tile * 256;
-            let path = if width == 256 {
-                format!(
-                    "/log/{}",
-                    super::tile::Tile {
-                        level: 0,
-                        index: tile,
-                        width: 256
-                    }
-                    .entries_path()
-                )
-            } else {
-                format!(
-                    "/log/{}",
-                    super::tile::Tile {
-                        level: 0,
-                        index: tile,
-                        width: u16::try_from(width).unwrap_or(256)
-                    }
-                    .entries_path()
-                )
+            // `width` is 1..=256 here; a full tile is spelled without `.p/`.
+            let bundle = super::tile::Tile {
+                level: 0,
+                index: tile,
+                width: u16::try_from(width).unwrap_or(256),
             };
+            let path = format!("/log/{}", bundle.entries_path());
             let (status, bundle) = client
                 .get_bytes(&path)
                 .map_err(|e| format!("GET {path}: {e}"))?;
