@@ -48,6 +48,69 @@ pub struct Config {
     pub events: EventsConfig,
     /// Selection (system D): weights, the latency matrix, routing.
     pub select: crate::select::SelectConfig,
+    /// Zone transfer to secondaries (DESIGN §7): TSIG keys, who may
+    /// transfer, where NOTIFY goes.
+    pub transfer: TransferConfig,
+}
+
+/// Zone transfer to stock secondaries (AXFR, IXFR, NOTIFY, TSIG).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferConfig {
+    /// Bytes of change history kept (in memory) for IXFR; a secondary
+    /// further behind gets the whole zone.
+    pub history_bytes: usize,
+    /// How long commits are gathered into one NOTIFY, milliseconds.
+    pub notify_delay_ms: u64,
+    /// TSIG keys (hmac-sha256), secrets in the base64 form Knot and NSD
+    /// use (`keymgr -t NAME hmac-sha256`, `tsig-keygen`).
+    pub keys: Vec<TsigKeyConfig>,
+    /// The secondaries: who may transfer and where NOTIFY goes.
+    pub secondaries: Vec<SecondaryConfig>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            history_bytes: crate::dns::zone::DEFAULT_HISTORY_BYTES,
+            notify_delay_ms: 50,
+            keys: Vec::new(),
+            secondaries: Vec::new(),
+        }
+    }
+}
+
+/// One TSIG key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigKeyConfig {
+    pub name: String,
+    /// Only `hmac-sha256`.
+    #[serde(default = "hmac_sha256")]
+    pub algorithm: String,
+    pub secret: String,
+}
+
+fn hmac_sha256() -> String {
+    "hmac-sha256".into()
+}
+
+/// One secondary (or a group of them behind one network and key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryConfig {
+    /// Where NOTIFY goes (`address:port`); none when the secondary only
+    /// polls.
+    #[serde(default)]
+    pub notify: Option<SocketAddr>,
+    /// Who may transfer: an address or a network (`192.0.2.7`,
+    /// `10.0.0.0/8`, `2001:db8::/32`); the NOTIFY address when unset.
+    #[serde(default)]
+    pub allow: Option<String>,
+    /// The TSIG key its transfers must be signed with (and its NOTIFY
+    /// messages are); unsigned transfers from its address when unset.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// The transparency log (DESIGN §6, `schema/log.md`).
@@ -368,6 +431,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.prefix()?;
         self.apex()?;
+        crate::dns::xfr::Policy::from_config(&self.transfer).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "transfer",
+                reason,
+            }
+        })?;
         if self.dns.name_servers.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "dns.name_servers",

@@ -328,14 +328,17 @@ impl Node {
             name_servers.push((name, ns.addresses.clone()));
         }
         let timers = (&config.dns.soa).into();
-        let zone = Arc::new(Zone::new(ApexData {
-            hostmaster: zone_name.prepend(&config.dns.hostmaster)?,
-            apex: zone_name,
-            name_servers,
-            timers,
-            serial: 0,
-            extra: mapping::node_key_rrsets(&key.public(), config.dns.soa.ttl),
-        })?);
+        let zone = Arc::new(Zone::with_history(
+            ApexData {
+                hostmaster: zone_name.prepend(&config.dns.hostmaster)?,
+                apex: zone_name,
+                name_servers,
+                timers,
+                serial: 0,
+                extra: mapping::node_key_rrsets(&key.public(), config.dns.soa.ttl),
+            },
+            config.transfer.history_bytes,
+        )?);
         let capacity = Arc::new(Capacity::open(
             store.clone(),
             clock.clone(),
@@ -493,7 +496,34 @@ impl Node {
                 .clone()
                 .run(Duration::from_secs(self.config.events.flush_secs)),
         );
-        let dns = DnsServer::start(self.registry.zone().clone(), &self.config.dns_listen()).await?;
+        let policy =
+            crate::dns::xfr::Policy::from_config(&self.config.transfer).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "transfer",
+                    reason,
+                }
+            })?;
+        let clock = self.registry.clock().clone();
+        let targets = policy
+            .notify
+            .iter()
+            .map(|(addr, key)| crate::dns::notify::Target {
+                addr: *addr,
+                key: key.and_then(|k| policy.key(k)).cloned(),
+            })
+            .collect();
+        let transfers = Arc::new(crate::dns::xfr::Transfers::new(
+            self.registry.zone().clone(),
+            policy,
+            clock.clone(),
+        ));
+        let dns = DnsServer::start(transfers, &self.config.dns_listen()).await?;
+        let notifiers = crate::dns::notify::start(
+            self.registry.zone(),
+            targets,
+            Duration::from_millis(self.config.transfer.notify_delay_ms),
+            clock,
+        );
         let c = &self.config;
         let mut state = ApiState::new(self);
         state.dns_addr = Some(dns.local_addr());
@@ -512,6 +542,7 @@ impl Node {
             integrator,
             submitter,
             flusher,
+            notifiers,
             log: self.log.clone(),
             events: self.events.clone(),
             rollup,
@@ -645,6 +676,8 @@ pub struct Running {
     integrator: tokio::task::JoinHandle<()>,
     submitter: tokio::task::JoinHandle<()>,
     flusher: tokio::task::JoinHandle<()>,
+    /// One NOTIFY task per secondary.
+    notifiers: Vec<tokio::task::JoinHandle<()>>,
     log: Arc<Log>,
     events: Arc<Feed>,
     rollup: Option<tokio::task::JoinHandle<()>>,
@@ -673,6 +706,9 @@ impl Running {
         self.integrator.abort();
         self.submitter.abort();
         self.flusher.abort();
+        for n in &self.notifiers {
+            n.abort();
+        }
         let events = self.events;
         match tokio::task::spawn_blocking(move || events.flush()).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "last security events not written"),

@@ -30,6 +30,21 @@ pub const ROLLUP_PULLS: &str = "cpid_rollup_pulls_total";
 /// the next start publishes them).
 pub const PUBLISH_FAILURES: &str = "cpid_publish_failures_total";
 pub const STORE_COMMIT_SECONDS: &str = "cpid_store_commit_seconds";
+/// Zone transfers served, by kind (`axfr`, `ixfr`, `ixfr_full` when the
+/// history did not reach, `ixfr_current`, `ixfr_udp`).
+pub const TRANSFERS: &str = "cpid_zone_transfers_total";
+/// Messages sent in zone-transfer streams.
+pub const TRANSFER_MESSAGES: &str = "cpid_zone_transfer_messages_total";
+/// Zone-transfer requests refused, by reason (`acl`, `badkey`, `badsig`,
+/// `badtime`, `formerr`, `not_this_zone`).
+pub const TRANSFER_REFUSALS: &str = "cpid_zone_transfer_refusals_total";
+/// TSIG that did not verify, by error (`badkey`, `badsig`, `badtime`,
+/// `formerr`), on transfers and on NOTIFY answers.
+pub const TSIG_FAILURES: &str = "cpid_tsig_failures_total";
+/// NOTIFY messages sent to secondaries (retries included).
+pub const NOTIFY_SENT: &str = "cpid_notify_sent_total";
+/// NOTIFY messages a secondary acknowledged.
+pub const NOTIFY_ACKED: &str = "cpid_notify_acked_total";
 /// Request signatures verified together (histogram of batch sizes).
 pub const SIGNATURE_BATCH: &str = "cpid_signature_batch_size";
 /// Gateway: time of one upstream query (histogram).
@@ -107,6 +122,21 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(DNS_QUERIES, "DNS queries answered, by query type and rcode");
+    describe_counter!(TRANSFERS, "Zone transfers served, by kind");
+    describe_counter!(TRANSFER_MESSAGES, "Messages sent in zone-transfer streams");
+    describe_counter!(
+        TRANSFER_REFUSALS,
+        "Zone-transfer requests refused, by reason"
+    );
+    describe_counter!(
+        TSIG_FAILURES,
+        "TSIG signatures that did not verify, by error"
+    );
+    describe_counter!(
+        NOTIFY_SENT,
+        "NOTIFY messages sent to secondaries, retries included"
+    );
+    describe_counter!(NOTIFY_ACKED, "NOTIFY messages acknowledged by a secondary");
     describe_histogram!(
         DNS_ANSWER_SECONDS,
         Unit::Seconds,

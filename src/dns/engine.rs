@@ -155,7 +155,7 @@ fn find_cut<'z>(z: &'z HotZone, qname: &[u8], apex_len: usize) -> Option<(usize,
         .get(..n)?
         .iter()
         .rev()
-        .find_map(|&o| z.cuts.get(qname.get(o..)?).map(|r| (o, r)))
+        .find_map(|&o| z.cuts.get(qname.get(o..)?).map(|r| (o, &**r)))
 }
 
 /// A referral: no answer, not authoritative, the cut's NS and delegation

@@ -28,7 +28,7 @@ const TYPES: [(u16, &str); 10] = [
     (0, OTHER),
 ];
 const OTHER: &str = "other";
-const RCODES: [Rcode; 7] = Rcode::ALL;
+const RCODES: [Rcode; 8] = Rcode::ALL;
 
 fn type_slot(qtype: u16) -> usize {
     TYPES

@@ -5,16 +5,19 @@
 //! A query travels socket → [`query::check`] → [`engine::respond`]
 //! (hot-tier lookup) → [`response::Response`] (copy of ready bytes) →
 //! socket. Nothing on that path touches disk. The gateway answers through
-//! the same [`query::check`] and [`response::Response`]. [`tsig`] signs and
-//! checks the messages of zone transfers (RFC 8945).
+//! the same [`query::check`] and [`response::Response`]. [`xfr`] serves zone
+//! transfers to secondaries, [`notify`] tells them of changes, and
+//! [`tsig`] signs and checks both (RFC 8945).
 
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
+pub mod notify;
 pub mod query;
 pub mod response;
 pub mod server;
 pub mod tcp;
 pub mod tsig;
 pub mod wire;
+pub mod xfr;
 pub mod zone;

@@ -32,7 +32,7 @@ pub(super) struct Query<'a> {
     /// Name, type and class exactly as received (case preserved).
     pub(super) question: &'a [u8],
     pub(super) qtype: u16,
-    qclass: u16,
+    pub(super) qclass: u16,
     pub(super) edns: Option<Edns>,
 }
 
@@ -70,6 +70,25 @@ pub fn check<'a>(
     msg: &'a [u8],
     transport: Transport,
     out: &mut Vec<u8>,
+) -> Result<Checked<'a>, Option<Summary>> {
+    check_as(msg, transport, out, false)
+}
+
+/// [`check`] for the zone-transfer path: an AXFR or IXFR question passes
+/// (AXFR over UDP is still NOTIMP, as Knot answers it).
+pub fn check_transfer<'a>(
+    msg: &'a [u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Result<Checked<'a>, Option<Summary>> {
+    check_as(msg, transport, out, true)
+}
+
+fn check_as<'a>(
+    msg: &'a [u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+    transfer: bool,
 ) -> Result<Checked<'a>, Option<Summary>> {
     out.clear();
     let mut r = Reader::new(msg);
@@ -126,8 +145,11 @@ pub fn check<'a>(
         match q.qtype {
             rtype::OPT => Some(Rcode::FormErr),
             rtype::MAILA | rtype::MAILB => Some(Rcode::NotImp),
-            // Zone transfer is not offered on this path; over UDP it is never valid.
-            rtype::AXFR | rtype::IXFR if transport == Transport::Udp => Some(Rcode::FormErr),
+            // AXFR over UDP is not implemented anywhere (Knot: NOTIMP).
+            rtype::AXFR if transport == Transport::Udp => Some(Rcode::NotImp),
+            // Transfers go to `dns::xfr`, which answers them or refuses
+            // them by its ACL; a server without one refuses them.
+            rtype::AXFR | rtype::IXFR if transfer => None,
             rtype::AXFR | rtype::IXFR => Some(Rcode::Refused),
             _ if q.qclass != CLASS_IN && q.qclass != CLASS_ANY => Some(Rcode::Refused),
             _ => None,

@@ -35,18 +35,22 @@ pub enum Rcode {
     NxDomain,
     NotImp,
     Refused,
+    /// Not authorized (RFC 8945 §5.3): a zone transfer outside the ACL or
+    /// with a TSIG that does not verify.
+    NotAuth,
     BadVers,
 }
 
 impl Rcode {
     /// Every rcode, in code order (metrics tables are built from it).
-    pub const ALL: [Rcode; 7] = [
+    pub const ALL: [Rcode; 8] = [
         Rcode::NoError,
         Rcode::FormErr,
         Rcode::ServFail,
         Rcode::NxDomain,
         Rcode::NotImp,
         Rcode::Refused,
+        Rcode::NotAuth,
         Rcode::BadVers,
     ];
 
@@ -59,6 +63,7 @@ impl Rcode {
             Rcode::NxDomain => 3,
             Rcode::NotImp => 4,
             Rcode::Refused => 5,
+            Rcode::NotAuth => 9,
             Rcode::BadVers => 16,
         }
     }
@@ -76,6 +81,7 @@ impl Rcode {
             Rcode::NxDomain => "NXDOMAIN",
             Rcode::NotImp => "NOTIMP",
             Rcode::Refused => "REFUSED",
+            Rcode::NotAuth => "NOTAUTH",
             Rcode::BadVers => "BADVERS",
         }
     }

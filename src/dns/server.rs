@@ -30,6 +30,7 @@ use super::engine::{self, Transport};
 use super::metrics::{self as tally, DnsTally};
 use super::response::Rcode;
 use super::tcp::{TcpServer, TcpSettings};
+use super::wire::rtype;
 use super::zone::Zone;
 
 /// How UDP queries are served.
@@ -86,6 +87,12 @@ pub enum Now {
 #[async_trait::async_trait]
 pub trait Responder: Send + Sync + 'static {
     fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now;
+
+    /// The zone-transfer side, for a node that serves one: AXFR and IXFR
+    /// requests (which `respond_now` refuses) are answered by it instead.
+    fn transfers(&self) -> Option<&super::xfr::Transfers> {
+        None
+    }
 
     async fn respond_later(
         &self,
@@ -328,7 +335,15 @@ fn udp_worker(
                 break;
             };
             match zone.respond_now(query, Transport::Udp, out) {
-                Now::Answered(summary) => {
+                Now::Answered(mut summary) => {
+                    if summary.qtype == rtype::IXFR
+                        && let Some(peer) = socket_addr(addr)
+                    {
+                        match transfer_udp(&**zone, query, peer, out, summary) {
+                            Some(s) => summary = s,
+                            None => continue,
+                        }
+                    }
                     tally.count(&summary);
                     addrs.push(Some(*addr));
                     n += 1;
@@ -383,7 +398,13 @@ fn udp_worker(
             continue;
         }
         match zone.respond_now(&buf[..len], Transport::Udp, &mut out) {
-            Now::Answered(summary) => {
+            Now::Answered(mut summary) => {
+                if summary.qtype == rtype::IXFR {
+                    match transfer_udp(&**zone, &buf[..len], src, &mut out, summary) {
+                        Some(s) => summary = s,
+                        None => continue,
+                    }
+                }
                 tally.count(&summary);
                 let _ = socket.send_to(&out, src);
                 tally.flush(received.elapsed(), 1);
@@ -391,6 +412,22 @@ fn udp_worker(
             Now::Drop => {}
             Now::Later => later(runtime, zone, &socket, &buf[..len], src),
         }
+    }
+}
+
+/// An IXFR over UDP, which `respond_now` refused (`summary`): a node's
+/// transfer side answers it instead (`None`: drop it). Without one the
+/// refusal stands.
+fn transfer_udp(
+    zone: &dyn Responder,
+    query: &[u8],
+    peer: SocketAddr,
+    out: &mut Vec<u8>,
+    summary: engine::Summary,
+) -> Option<engine::Summary> {
+    match zone.transfers() {
+        Some(t) => t.udp(query, peer.ip(), out),
+        None => Some(summary),
     }
 }
 

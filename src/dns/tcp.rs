@@ -18,8 +18,11 @@
 //! connection. Malformed queries with a readable header get FORMERR from
 //! the engine, as over UDP.
 //!
-//! This is where zone transfers (AXFR, IXFR), NOTIFY and TSIG are to hook
-//! in: they need a connection that can carry a stream of messages.
+//! Zone transfers ride on the same connections: an AXFR or IXFR that the
+//! engine refuses goes to the node's transfer side ([`Responder::transfers`],
+//! `dns::xfr`) with the peer's address; a transfer that is allowed is
+//! produced on a blocking thread and written here, message batch by batch,
+//! under the same write timeout, before the next query on the connection.
 
 use std::io;
 use std::sync::Arc;
@@ -33,6 +36,8 @@ use tokio::task::JoinHandle;
 use super::engine::Transport;
 use super::metrics::DnsTally;
 use super::server::{Now, Responder};
+use super::wire::rtype;
+use super::xfr::{self, Reply};
 
 /// Length of the prefix in front of every message.
 const PREFIX: usize = 2;
@@ -156,8 +161,8 @@ async fn accept_loop(
             _ = stopped.wait_for(|&s| s) => return,
             a = listener.accept() => a,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: do not spin on it.
                 tracing::debug!(error = %e, "tcp accept failed");
@@ -175,7 +180,7 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let (zone, stopped) = (zone.clone(), stopped.clone());
-        tokio::spawn(serve(stream, zone, settings.idle, stopped, permit));
+        tokio::spawn(serve(stream, peer, zone, settings.idle, stopped, permit));
     }
 }
 
@@ -193,6 +198,7 @@ enum Close {
 
 async fn serve(
     mut stream: TcpStream,
+    peer: std::net::SocketAddr,
     zone: Arc<dyn Responder>,
     idle: Duration,
     mut stopped: watch::Receiver<bool>,
@@ -206,6 +212,7 @@ async fn serve(
         batch: Vec::with_capacity(FLUSH_AT),
         tally: DnsTally::new(),
         idle,
+        peer: peer.ip(),
     };
     let why = conn.run(&mut stream, &*zone, &mut stopped).await;
     match why {
@@ -227,6 +234,7 @@ struct Connection {
     batch: Vec<u8>,
     tally: DnsTally,
     idle: Duration,
+    peer: std::net::IpAddr,
 }
 
 impl Connection {
@@ -299,6 +307,29 @@ impl Connection {
             };
             let taken = PREFIX + message.len();
             match zone.respond_now(message, Transport::Tcp, &mut self.answer) {
+                Now::Answered(summary)
+                    if matches!(summary.qtype, rtype::AXFR | rtype::IXFR)
+                        && let Some(transfers) = zone.transfers() =>
+                {
+                    match transfers.tcp(message, self.peer, &mut self.answer) {
+                        Some(Reply::One(summary)) => self.tally.count(&summary),
+                        Some(Reply::Stream(xfr)) => {
+                            self.start += taken;
+                            answered += 1;
+                            self.tally.count(&super::engine::Summary {
+                                rcode: super::engine::Rcode::NoError,
+                                answers: 0,
+                                truncated: false,
+                                ..summary
+                            });
+                            if let Err(why) = self.stream(stream, xfr).await {
+                                return (answered, Some(why));
+                            }
+                            continue;
+                        }
+                        None => return (answered, Some(Close::Dropped)),
+                    }
+                }
                 Now::Answered(summary) => self.tally.count(&summary),
                 Now::Drop => return (answered, Some(Close::Dropped)),
                 Now::Later => {
@@ -330,6 +361,28 @@ impl Connection {
         };
         self.make_room(needed);
         (answered, None)
+    }
+
+    /// Sends a zone transfer: what is answered before it goes out first;
+    /// the messages are made on a blocking thread and written as they
+    /// come, each batch within the write timeout. A client that stops
+    /// reading stops the producer too.
+    async fn stream(&mut self, stream: &mut TcpStream, xfr: xfr::Stream) -> Result<(), Close> {
+        self.flush(stream).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let producer = tokio::task::spawn_blocking(move || {
+            xfr.run(&mut |batch| tx.blocking_send(batch).is_ok())
+        });
+        while let Some(batch) = rx.recv().await {
+            match tokio::time::timeout(self.idle, stream.write_all(&batch)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Close::Io(e.kind())),
+                Err(_) => return Err(Close::WriteStalled),
+            }
+        }
+        let (messages, records) = producer.await.unwrap_or_default();
+        tracing::info!(peer = %self.peer, messages, records, "zone transfer sent");
+        Ok(())
     }
 
     /// Keeps the unread bytes at the front of a buffer that can hold

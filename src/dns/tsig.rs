@@ -63,6 +63,16 @@ pub enum TsigError {
 }
 
 impl TsigError {
+    /// A short fixed name, for metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TsigError::Malformed(_) => "formerr",
+            TsigError::BadKey(_) => "badkey",
+            TsigError::BadSig => "badsig",
+            TsigError::BadTime { .. } => "badtime",
+        }
+    }
+
     /// The TSIG error code this refusal is answered with (0 for a
     /// malformed message, which is FORMERR instead).
     pub fn code(&self) -> u16 {
@@ -376,6 +386,41 @@ pub fn sign_with_error(
         ar.copy_from_slice(&n.wrapping_add(1).to_be_bytes());
     }
     mac
+}
+
+/// Appends the unsigned TSIG of an error answer (RFC 8945 §5.3.2: BADKEY,
+/// BADSIG): the request's key name, algorithm and time, an empty MAC and
+/// `error`. Appends nothing when `request` carries no readable TSIG.
+pub fn append_unsigned_error(msg: &mut Vec<u8>, request: &[u8], error: u16) {
+    let Ok(Some(found)) = find(request) else {
+        return;
+    };
+    let id = match msg.get(..2) {
+        Some(&[a, b]) => u16::from_be_bytes([a, b]),
+        _ => 0,
+    };
+    let algorithm = found
+        .algorithm
+        .get(..found.algorithm_len)
+        .unwrap_or_default();
+    let mut rdata = Vec::with_capacity(algorithm.len() + 16);
+    rdata.extend_from_slice(algorithm);
+    rdata.extend_from_slice(found.time.to_be_bytes().get(2..8).unwrap_or_default());
+    rdata.extend_from_slice(&found.fudge.to_be_bytes());
+    rdata.extend_from_slice(&0u16.to_be_bytes());
+    rdata.extend_from_slice(&id.to_be_bytes());
+    rdata.extend_from_slice(&error.to_be_bytes());
+    rdata.extend_from_slice(&0u16.to_be_bytes());
+    msg.extend_from_slice(found.name.get(..found.name_len).unwrap_or_default());
+    msg.extend_from_slice(&TSIG.to_be_bytes());
+    msg.extend_from_slice(&CLASS_ANY.to_be_bytes());
+    msg.extend_from_slice(&0u32.to_be_bytes());
+    msg.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&rdata);
+    if let Some(ar) = msg.get_mut(10..12) {
+        let n = <[u8; 2]>::try_from(&*ar).map_or(0, u16::from_be_bytes);
+        ar.copy_from_slice(&n.wrapping_add(1).to_be_bytes());
+    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,19 @@
 //! positive answer costs. Empty non-terminals (RFC 8020) are tracked as
 //! nodes without data, so they answer NODATA rather than NXDOMAIN.
 //!
+//! The maps are persistent (structure-shared) maps, so a zone transfer or an
+//! export takes a consistent [`Snapshot`] in O(1) under the read lock and
+//! reads it while queries and writes go on. A change arrives as one
+//! [`Zone::apply`] of [`Edit`]s with the serial it moves the zone to; the
+//! zone keeps what each serial removed and added, bounded in bytes, for
+//! IXFR ([`Zone::changes_since`]).
+//!
 //! This module never touches disk; it is rebuilt from the store at start-up
 //! and updated in place when a record changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::wire::{CLASS_IN, Soa, WireName, rtype};
 
@@ -47,9 +54,11 @@ pub(super) struct Prepared {
     pub additional: Option<(u16, Box<[u8]>)>,
 }
 
-#[derive(Debug, Default)]
+/// The data at one name. Cloned when a snapshot shares it, so the RRsets
+/// sit behind one `Arc`.
+#[derive(Debug, Clone, Default)]
 pub(super) struct Node {
-    pub rrsets: Vec<Prepared>,
+    pub rrsets: Arc<[Prepared]>,
     /// Names below this one that hold data; keeps empty non-terminals alive.
     below: u32,
 }
@@ -100,29 +109,135 @@ pub(super) struct Referral {
     pub authority: Vec<Box<[u8]>>,
     /// Glue, owners written out in full.
     pub glue: (u16, Box<[u8]>),
+    /// What a zone transfer carries for the cut: its NS records and the
+    /// glue, as full records (the delegation record is data at the cut's
+    /// name and travels with the names).
+    transfer: Vec<Rr>,
 }
 
-/// A cut's authority RRsets, its glue (name, address) and the glue TTL.
-pub type Delegated<'a> = (&'a [RrSet], &'a [(WireName, IpAddr)], u32);
+/// What a cut delegates: authority RRsets (NS, then the delegation record),
+/// glue (name, address) and the glue TTL.
+#[derive(Debug, Clone)]
+pub struct CutSpec {
+    pub authority: Vec<RrSet>,
+    pub glue: Vec<(WireName, IpAddr)>,
+    pub ttl: u32,
+}
+
+/// One change to the zone's content.
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Replaces all data at a name; empty sets remove it.
+    Set(WireName, Vec<RrSet>),
+    /// Delegates a name strictly inside the zone, or (`None`) removes the
+    /// cut.
+    Cut(WireName, Option<CutSpec>),
+}
+
+/// A resource record written out in full: owner (uncompressed), type,
+/// class, TTL, RDATA length, RDATA. What the change history and a transfer
+/// hold.
+pub type Rr = Box<[u8]>;
+
+/// What moving from one serial to the next removed and added.
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub from: u32,
+    pub to: u32,
+    pub removed: Vec<Rr>,
+    pub added: Vec<Rr>,
+}
+
+impl Delta {
+    fn bytes(&self) -> usize {
+        self.removed
+            .iter()
+            .chain(&self.added)
+            .map(|r| r.len() + 16)
+            .sum::<usize>()
+            + 64
+    }
+}
+
+/// The bounded history of changes by serial.
+#[derive(Debug)]
+struct Journal {
+    deltas: VecDeque<Arc<Delta>>,
+    bytes: usize,
+    limit: usize,
+}
+
+/// Default bound on the change history kept for IXFR.
+pub const DEFAULT_HISTORY_BYTES: usize = 64 << 20;
+
+impl Journal {
+    fn push(&mut self, delta: Delta) {
+        let size = delta.bytes();
+        if size > self.limit {
+            self.clear();
+            return;
+        }
+        self.bytes += size;
+        self.deltas.push_back(Arc::new(delta));
+        while self.bytes > self.limit {
+            match self.deltas.pop_front() {
+                Some(d) => self.bytes = self.bytes.saturating_sub(d.bytes()),
+                None => break,
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.deltas.clear();
+        self.bytes = 0;
+    }
+}
+
+/// What a secondary at some serial needs to catch up.
+#[derive(Debug)]
+pub enum Changes {
+    /// It already has this serial (or a newer one).
+    UpToDate(Snapshot),
+    /// The condensed difference from its serial to the snapshot's: every
+    /// record removed and every record added, each once.
+    Incremental {
+        from: u32,
+        removed: Vec<Rr>,
+        added: Vec<Rr>,
+        to: Snapshot,
+    },
+    /// The history no longer reaches its serial: the whole zone.
+    Full(Snapshot),
+}
+
+type Key = Arc<[u8]>;
 
 /// The data behind the lock.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct HotZone {
     pub apex: WireName,
-    pub names: HashMap<Box<[u8]>, Node>,
+    pub names: imbl::HashMap<Key, Node>,
     /// Delegated child zones by cut name; empty for a leaf node, and then
     /// the query path never looks.
-    pub cuts: HashMap<Box<[u8]>, Referral>,
+    pub cuts: imbl::HashMap<Key, Arc<Referral>>,
     /// SOA record without owner, TTL already the negative TTL:
     /// type, class, ttl, rdlength, rdata.
     pub negative_soa: Box<[u8]>,
     apex_data: ApexData,
 }
 
+#[derive(Debug)]
+struct Guarded {
+    hot: HotZone,
+    journal: Journal,
+}
+
 /// The hot tier of one zone, shared by every DNS worker.
 #[derive(Debug)]
 pub struct Zone {
-    inner: RwLock<HotZone>,
+    inner: RwLock<Guarded>,
+    /// The serial, for whoever follows it (NOTIFY).
+    serial: tokio::sync::watch::Sender<u32>,
 }
 
 fn encode_rr(
@@ -142,6 +257,12 @@ fn encode_rr(
     Ok(())
 }
 
+fn full_rr(owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) -> Result<Rr, ZoneError> {
+    let mut out = Vec::with_capacity(owner.len() + 10 + rdata.len());
+    encode_rr(&mut out, owner, rtype, ttl, rdata)?;
+    Ok(out.into_boxed_slice())
+}
+
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
 fn prepare(set: &RrSet) -> Result<Prepared, ZoneError> {
@@ -157,12 +278,85 @@ fn prepare(set: &RrSet) -> Result<Prepared, ZoneError> {
     })
 }
 
+fn glue_rr(name: &WireName, addr: &IpAddr, ttl: u32, out: &mut Vec<u8>) -> Result<(), ZoneError> {
+    let (t, rdata) = match addr {
+        IpAddr::V4(v4) => (rtype::A, v4.octets().to_vec()),
+        IpAddr::V6(v6) => (rtype::AAAA, v6.octets().to_vec()),
+    };
+    encode_rr(out, name.as_bytes(), t, ttl, &rdata)
+}
+
+impl Referral {
+    fn build(cut: &WireName, spec: &CutSpec) -> Result<Referral, ZoneError> {
+        let mut authority = Vec::new();
+        let mut transfer = Vec::new();
+        for set in &spec.authority {
+            for rdata in &set.rdatas {
+                let mut rr = Vec::new();
+                encode_rr(&mut rr, &[], set.rtype, set.ttl, rdata)?;
+                authority.push(rr.into_boxed_slice());
+                if set.rtype == rtype::NS {
+                    transfer.push(full_rr(cut.as_bytes(), set.rtype, set.ttl, rdata)?);
+                }
+            }
+        }
+        let mut glue_bytes = Vec::new();
+        let mut count = 0u16;
+        for (name, addr) in &spec.glue {
+            glue_rr(name, addr, spec.ttl, &mut glue_bytes)?;
+            let mut one = Vec::new();
+            glue_rr(name, addr, spec.ttl, &mut one)?;
+            transfer.push(one.into_boxed_slice());
+            count += 1;
+        }
+        Ok(Referral {
+            authority,
+            glue: (count, glue_bytes.into_boxed_slice()),
+            transfer,
+        })
+    }
+}
+
+/// An edit checked and encoded, ready to go in under the lock.
+enum Ready {
+    Set(WireName, Vec<Prepared>),
+    Cut(WireName, Option<Referral>),
+}
+
+/// Counts records out (−1) and in (+1) over several edits or serials, so a
+/// record removed and put back is no change.
+#[derive(Default)]
+struct Tally(HashMap<Rr, i64>);
+
+impl Tally {
+    fn count(&mut self, rrs: impl IntoIterator<Item = Rr>, by: i64) {
+        for rr in rrs {
+            *self.0.entry(rr).or_insert(0) += by;
+        }
+    }
+
+    /// (removed, added), each in a stable order.
+    fn split(self) -> (Vec<Rr>, Vec<Rr>) {
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        for (rr, n) in self.0 {
+            if n < 0 {
+                removed.push(rr);
+            } else if n > 0 {
+                added.push(rr);
+            }
+        }
+        removed.sort();
+        added.sort();
+        (removed, added)
+    }
+}
+
 impl HotZone {
     fn new(apex_data: ApexData) -> Result<HotZone, ZoneError> {
         let mut zone = HotZone {
             apex: apex_data.apex.clone(),
-            names: HashMap::new(),
-            cuts: HashMap::new(),
+            names: imbl::HashMap::new(),
+            cuts: imbl::HashMap::new(),
             negative_soa: Box::default(),
             apex_data,
         };
@@ -253,7 +447,8 @@ impl HotZone {
                 }
             }
             if ns != &d.apex {
-                self.set(ns, &sets)?;
+                let ready = sets.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
+                self.set(ns, ready, None);
             } else {
                 prepared.extend(sets.iter().map(prepare).collect::<Result<Vec<_>, _>>()?);
             }
@@ -264,27 +459,38 @@ impl HotZone {
             ns.additional = Some((glue_count, glue.into_boxed_slice()));
         }
         if let Some(node) = self.names.get_mut(d.apex.as_bytes()) {
-            node.rrsets = prepared;
+            node.rrsets = prepared.into();
         }
         Ok(())
     }
 
-    fn set(&mut self, name: &WireName, sets: &[RrSet]) -> Result<(), ZoneError> {
-        if !name.is_within(&self.apex) {
-            return Err(ZoneError::OutOfZone(name.to_string()));
+    /// The records at `name` as full records (what a transfer sends).
+    fn records_at(&self, name: &[u8]) -> Vec<Rr> {
+        let Some(node) = self.names.get(name) else {
+            return Vec::new();
+        };
+        node_records(name, node)
+    }
+
+    fn set(&mut self, name: &WireName, prepared: Vec<Prepared>, tally: Option<&mut Tally>) {
+        let owner = name.as_bytes();
+        let had_data = self.names.get(owner).is_some_and(|n| !n.rrsets.is_empty());
+        let rrsets: Arc<[Prepared]> = prepared.into();
+        if let Some(tally) = tally {
+            tally.count(self.records_at(owner), -1);
+            let new = Node {
+                rrsets: rrsets.clone(),
+                below: 0,
+            };
+            tally.count(node_records(owner, &new), 1);
         }
-        let prepared = sets
-            .iter()
-            .filter(|s| !s.rdatas.is_empty())
-            .map(prepare)
-            .collect::<Result<Vec<_>, _>>()?;
-        let had_data = self
-            .names
-            .get(name.as_bytes())
-            .is_some_and(|n| !n.rrsets.is_empty());
-        let has_data = !prepared.is_empty();
+        self.put(name, rrsets, had_data)
+    }
+
+    fn put(&mut self, name: &WireName, rrsets: Arc<[Prepared]>, had_data: bool) {
+        let has_data = !rrsets.is_empty();
         let node = self.names.entry(name.as_bytes().into()).or_default();
-        node.rrsets = prepared;
+        node.rrsets = rrsets;
         let keep = has_data || node.below > 0;
         if !keep {
             self.names.remove(name.as_bytes());
@@ -294,7 +500,23 @@ impl HotZone {
             (true, false) => self.adjust_ancestors(name, false),
             _ => {}
         }
-        Ok(())
+    }
+
+    fn set_cut(&mut self, cut: &WireName, referral: Option<Referral>, tally: Option<&mut Tally>) {
+        let added = referral
+            .as_ref()
+            .map(|r| r.transfer.clone())
+            .unwrap_or_default();
+        let old = match referral {
+            Some(r) => self.cuts.insert(cut.as_bytes().into(), Arc::new(r)),
+            None => self.cuts.remove(cut.as_bytes()),
+        };
+        if let Some(tally) = tally {
+            tally.count(added, 1);
+            if let Some(old) = old {
+                tally.count(old.transfer.iter().cloned(), -1);
+            }
+        }
     }
 
     /// Counts a name with data in (or out of) every ancestor up to the apex.
@@ -321,20 +543,51 @@ impl HotZone {
     }
 }
 
+fn node_records(owner: &[u8], node: &Node) -> Vec<Rr> {
+    let mut out = Vec::new();
+    for set in node.rrsets.iter() {
+        for (t, ttl, rdata) in decode_prepared(&set.bytes) {
+            if let Ok(rr) = full_rr(owner, t, ttl, rdata) {
+                out.push(rr);
+            }
+        }
+    }
+    out
+}
+
+/// True when `serial` is after `current` in RFC 1982 order.
+fn ahead(serial: u32, current: u32) -> bool {
+    serial != current && serial.wrapping_sub(current) < 0x8000_0000
+}
+
 impl Zone {
     pub fn new(apex: ApexData) -> Result<Zone, ZoneError> {
+        Zone::with_history(apex, DEFAULT_HISTORY_BYTES)
+    }
+
+    /// A zone that keeps up to `history_bytes` of changes for IXFR.
+    pub fn with_history(apex: ApexData, history_bytes: usize) -> Result<Zone, ZoneError> {
+        let (serial, _) = tokio::sync::watch::channel(apex.serial);
         Ok(Zone {
-            inner: RwLock::new(HotZone::new(apex)?),
+            serial,
+            inner: RwLock::new(Guarded {
+                hot: HotZone::new(apex)?,
+                journal: Journal {
+                    deltas: VecDeque::new(),
+                    bytes: 0,
+                    limit: history_bytes,
+                },
+            }),
         })
     }
 
     /// Runs `f` with read access; the closure must not block.
     pub(super) fn read<R>(&self, f: impl FnOnce(&HotZone) -> R) -> R {
         let guard = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        f(&guard)
+        f(&guard.hot)
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut HotZone) -> R) -> R {
+    fn write<R>(&self, f: impl FnOnce(&mut Guarded) -> R) -> R {
         let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)
     }
@@ -344,90 +597,124 @@ impl Zone {
     }
 
     /// Replaces all data at `name`; an empty `sets` removes the name.
+    /// Without a serial: for loading and tests (see [`Zone::apply`]).
     pub fn set(&self, name: &WireName, sets: &[RrSet]) -> Result<(), ZoneError> {
-        self.write(|z| {
-            if name == &z.apex {
-                return Err(ZoneError::Apex);
+        self.apply(vec![Edit::Set(name.clone(), sets.to_vec())], None)
+    }
+
+    /// Applies `edits` as one change: readers see all of them or none. With
+    /// a `serial` ahead of the zone's, the SOA moves to it and the history
+    /// records what this serial removed and added. Without one (loading at
+    /// start-up), the content changes under the same serial and the history
+    /// is dropped, so no secondary is sent an incomplete difference.
+    pub fn apply(&self, edits: Vec<Edit>, serial: Option<u32>) -> Result<(), ZoneError> {
+        let apex = self.apex();
+        let mut ready = Vec::with_capacity(edits.len());
+        for edit in edits {
+            ready.push(match edit {
+                Edit::Set(name, sets) => {
+                    if name == apex {
+                        return Err(ZoneError::Apex);
+                    }
+                    if !name.is_within(&apex) {
+                        return Err(ZoneError::OutOfZone(name.to_string()));
+                    }
+                    let prepared = sets
+                        .iter()
+                        .filter(|s| !s.rdatas.is_empty())
+                        .map(prepare)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ready::Set(name, prepared)
+                }
+                Edit::Cut(cut, spec) => {
+                    if !cut.is_within(&apex) || cut == apex {
+                        return Err(ZoneError::OutOfZone(cut.to_string()));
+                    }
+                    let referral = spec.map(|s| Referral::build(&cut, &s)).transpose()?;
+                    Ready::Cut(cut, referral)
+                }
+            });
+        }
+        let moved = self.write(|g| {
+            let current = g.hot.apex_data.serial;
+            let moves = serial.filter(|s| ahead(*s, current));
+            let mut tally = moves.map(|_| Tally::default());
+            let changed = !ready.is_empty();
+            for edit in ready {
+                match edit {
+                    Ready::Set(name, prepared) => g.hot.set(&name, prepared, tally.as_mut()),
+                    Ready::Cut(cut, referral) => g.hot.set_cut(&cut, referral, tally.as_mut()),
+                }
             }
-            z.set(name, sets)
-        })
+            match (moves, tally) {
+                (Some(to), Some(tally)) => {
+                    g.hot.apex_data.serial = to;
+                    g.hot.rebuild_apex()?;
+                    let (removed, added) = tally.split();
+                    g.journal.push(Delta {
+                        from: current,
+                        to,
+                        removed,
+                        added,
+                    });
+                    return Ok(Some(to));
+                }
+                _ if changed => {
+                    if serial.is_some() {
+                        tracing::warn!(
+                            serial = ?serial,
+                            current,
+                            "a change arrived with a serial that is not ahead; the IXFR history restarts"
+                        );
+                    }
+                    g.journal.clear();
+                }
+                _ => {}
+            }
+            Ok(None)
+        })?;
+        if let Some(to) = moved {
+            self.serial.send_replace(to);
+        }
+        Ok(())
+    }
+
+    /// Follows the serial: the receiver sees each new one (or the newest
+    /// of several that came quickly).
+    pub fn watch_serial(&self) -> tokio::sync::watch::Receiver<u32> {
+        self.serial.subscribe()
     }
 
     /// Delegates `cut` (a name strictly inside the zone): queries at or
-    /// below it get a referral with `authority` (NS, then the delegation
-    /// record) and `glue` (name, address) as additional data. `None`
-    /// removes the cut.
-    pub fn set_cut(
-        &self,
-        cut: &WireName,
-        referral: Option<Delegated<'_>>,
-    ) -> Result<(), ZoneError> {
-        self.write(|z| {
-            if !cut.is_within(&z.apex) || cut == &z.apex {
-                return Err(ZoneError::OutOfZone(cut.to_string()));
-            }
-            let Some((authority, glue, ttl)) = referral else {
-                z.cuts.remove(cut.as_bytes());
-                return Ok(());
-            };
-            let mut records = Vec::new();
-            for set in authority {
-                for rdata in &set.rdatas {
-                    let mut rr = Vec::new();
-                    encode_rr(&mut rr, &[], set.rtype, set.ttl, rdata)?;
-                    records.push(rr.into_boxed_slice());
-                }
-            }
-            let mut glue_bytes = Vec::new();
-            let mut count = 0u16;
-            for (name, addr) in glue {
-                let (t, rdata) = match addr {
-                    IpAddr::V4(v4) => (rtype::A, v4.octets().to_vec()),
-                    IpAddr::V6(v6) => (rtype::AAAA, v6.octets().to_vec()),
-                };
-                encode_rr(&mut glue_bytes, name.as_bytes(), t, ttl, &rdata)?;
-                count += 1;
-            }
-            z.cuts.insert(
-                cut.as_bytes().into(),
-                Referral {
-                    authority: records,
-                    glue: (count, glue_bytes.into_boxed_slice()),
-                },
-            );
-            Ok(())
-        })
+    /// below it get a referral with the authority RRsets (NS, then the
+    /// delegation record) and the glue as additional data. `None` removes
+    /// the cut. Without a serial, as [`Zone::set`].
+    pub fn set_cut(&self, cut: &WireName, referral: Option<CutSpec>) -> Result<(), ZoneError> {
+        self.apply(vec![Edit::Cut(cut.clone(), referral)], None)
     }
 
     /// The delegated cut names, in canonical order.
     pub fn cuts(&self) -> Vec<WireName> {
-        self.read(|z| {
-            let mut v: Vec<WireName> = z
-                .cuts
-                .keys()
-                .map(|k| WireName::from_wire_unchecked(k))
-                .collect();
-            v.sort_by(|a, b| canonical_order(a.as_bytes(), b.as_bytes()));
-            v
-        })
+        let snapshot = self.snapshot();
+        let mut v: Vec<WireName> = snapshot
+            .hot
+            .cuts
+            .keys()
+            .map(|k| WireName::from_wire_unchecked(k))
+            .collect();
+        v.sort_by(|a, b| canonical_order(a.as_bytes(), b.as_bytes()));
+        v
     }
 
     pub fn serial(&self) -> u32 {
         self.read(|z| z.apex_data.serial)
     }
 
-    /// Moves the SOA serial forward to `serial`; an older serial (in RFC
-    /// 1982 order), from a racing writer, is ignored.
+    /// Moves the SOA serial forward to `serial` without changing data (an
+    /// import's serial floor); an older serial (in RFC 1982 order) is
+    /// ignored.
     pub fn advance_serial(&self, serial: u32) -> Result<(), ZoneError> {
-        self.write(|z| {
-            let current = z.apex_data.serial;
-            let ahead = serial != current && serial.wrapping_sub(current) < 0x8000_0000;
-            if !ahead {
-                return Ok(());
-            }
-            z.apex_data.serial = serial;
-            z.rebuild_apex()
-        })
+        self.apply(Vec::new(), Some(serial))
     }
 
     /// Number of names held (identifiers, apex, empty non-terminals).
@@ -439,26 +726,154 @@ impl Zone {
         self.len() == 0
     }
 
+    /// The zone as it is now, for reading at leisure: O(1) under the lock.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            hot: self.read(|z| z.clone()),
+        }
+    }
+
+    /// What a secondary at `serial` needs: nothing, the condensed
+    /// difference from the history, or (when the history does not reach
+    /// back that far) the whole zone.
+    pub fn changes_since(&self, serial: u32) -> Changes {
+        let (to, deltas) = {
+            let guard = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            let current = guard.hot.apex_data.serial;
+            let to = Snapshot {
+                hot: guard.hot.clone(),
+            };
+            if serial == current || ahead(serial, current) {
+                return Changes::UpToDate(to);
+            }
+            let start = guard.journal.deltas.iter().position(|d| d.from == serial);
+            match start {
+                Some(i) => (
+                    to,
+                    guard.journal.deltas.range(i..).cloned().collect::<Vec<_>>(),
+                ),
+                None => return Changes::Full(to),
+            }
+        };
+        let mut tally = Tally::default();
+        for d in &deltas {
+            tally.count(d.removed.iter().cloned(), -1);
+            tally.count(d.added.iter().cloned(), 1);
+        }
+        let (removed, added) = tally.split();
+        Changes::Incremental {
+            from: serial,
+            removed,
+            added,
+            to,
+        }
+    }
+
     /// Every record in the zone, apex first, then names in canonical order:
     /// `(owner, type, ttl, rdata)`. Used by zone export.
     pub fn records(&self) -> Vec<(WireName, u16, u32, Vec<u8>)> {
-        self.read(|z| {
-            let mut names: Vec<&Box<[u8]>> = z.names.keys().collect();
-            names.sort_by(|a, b| canonical_order(a, b));
-            let mut out = Vec::new();
-            for key in names {
-                let owner = WireName::from_wire_unchecked(key);
-                if let Some(node) = z.names.get(key) {
-                    for set in &node.rrsets {
-                        for (t, ttl, rdata) in decode_prepared(&set.bytes) {
-                            out.push((owner.clone(), t, ttl, rdata.to_vec()));
-                        }
-                    }
+        let snapshot = self.snapshot();
+        let mut rrs = Vec::new();
+        snapshot.for_each_record(|rr| rrs.push(rr.to_vec()));
+        let mut out: Vec<(WireName, u16, u32, Vec<u8>)> =
+            rrs.iter().filter_map(|rr| split_rr(rr)).collect();
+        // Stable within a name: the order the name holds its RRsets.
+        out.sort_by(|a, b| canonical_order(a.0.as_bytes(), b.0.as_bytes()));
+        out
+    }
+}
+
+/// The length of the uncompressed name at the start of `wire`.
+pub fn name_len(wire: &[u8]) -> Option<usize> {
+    let mut pos = 0usize;
+    loop {
+        let l = usize::from(*wire.get(pos)?);
+        if l == 0 {
+            return Some(pos + 1);
+        }
+        if l > 63 {
+            return None;
+        }
+        pos += 1 + l;
+    }
+}
+
+/// Splits a full record into (owner, type, ttl, rdata).
+pub fn split_rr(rr: &[u8]) -> Option<(WireName, u16, u32, Vec<u8>)> {
+    let n = name_len(rr)?;
+    let owner = WireName::from_wire_unchecked(rr.get(..n)?);
+    let mut r = super::wire::Reader::new(rr.get(n..)?);
+    let t = r.u16().ok()?;
+    r.u16().ok()?;
+    let ttl = r.u32().ok()?;
+    let len = r.u16().ok()?;
+    let rdata = r.take(usize::from(len)).ok()?.to_vec();
+    Some((owner, t, ttl, rdata))
+}
+
+/// The zone at one serial, shared with the live zone until either changes.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    hot: HotZone,
+}
+
+impl Snapshot {
+    pub fn serial(&self) -> u32 {
+        self.hot.apex_data.serial
+    }
+
+    pub fn apex(&self) -> &WireName {
+        &self.hot.apex
+    }
+
+    /// The SOA record, in full.
+    pub fn soa(&self) -> Rr {
+        let d = &self.hot.apex_data;
+        full_rr(
+            d.apex.as_bytes(),
+            rtype::SOA,
+            d.timers.ttl,
+            &self.hot.soa().rdata(),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Number of names held.
+    pub fn names(&self) -> usize {
+        self.hot.names.len()
+    }
+
+    /// Calls `f` with every record of the zone except the SOA, each in
+    /// full: the data at every name (the apex first), then each cut's NS
+    /// records and glue. The order of names is not canonical.
+    pub fn for_each_record(&self, mut f: impl FnMut(&[u8])) {
+        let apex = self.hot.apex.as_bytes();
+        let mut at = |owner: &[u8], node: &Node| {
+            for rr in node_records(owner, node) {
+                if rr_type(&rr, owner.len()) != Some(rtype::SOA) || owner != apex {
+                    f(&rr);
                 }
             }
-            out
-        })
+        };
+        if let Some(node) = self.hot.names.get(apex) {
+            at(apex, node);
+        }
+        for (owner, node) in self.hot.names.iter() {
+            if &owner[..] != apex {
+                at(owner, node);
+            }
+        }
+        for referral in self.hot.cuts.values() {
+            for rr in &referral.transfer {
+                f(rr);
+            }
+        }
     }
+}
+
+fn rr_type(rr: &[u8], owner_len: usize) -> Option<u16> {
+    let b = rr.get(owner_len..owner_len + 2)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
 /// Splits prepared answer bytes (owner pointer, type, class, ttl, rdlength,

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::{Change, NewRecord, Plan, Registry, RegistryError, Step};
+use super::{Change, NewRecord, Plan, Publisher, Registry, RegistryError, Step};
 use crate::dns::wire::{WireName, rtype};
-use crate::dns::zone::{RrSet, ZoneError};
+use crate::dns::zone::{CutSpec, Edit, RrSet, ZoneError};
 use crate::ident::delegation::{DELEGATION_INDEX, DELEGATION_TYPE, Delegation};
 use crate::ident::identifier::{Class, Identifier, Prefix};
 use crate::ident::record::{RecordStatus, SignedRecord, Value, ValueType};
@@ -32,11 +32,15 @@ fn delegation_value(delegation: &Delegation, at: u64) -> Result<Value, RegistryE
     })
 }
 
-impl Registry {
+impl Publisher {
     /// Keeps the zone cut of a delegation in step with its record: the
     /// signed record is served at the cut (revoked or not), the referral
     /// only while it is in force.
-    pub(super) fn publish_delegation(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
+    pub(super) fn delegation_edits(
+        &self,
+        signed: &SignedRecord,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), RegistryError> {
         let r = signed.record();
         if r.identifier.class() != Class::Nd || r.identifier.prefix() != &self.node.prefix {
             return Ok(());
@@ -49,8 +53,8 @@ impl Registry {
                 if let Some(prefix) = index.by_record.remove(&r.identifier) {
                     index.by_prefix.remove(&prefix);
                     let cut = self.cut_name(&prefix)?;
-                    self.node.zone.set_cut(&cut, None)?;
-                    self.node.zone.set(&cut, &[])?;
+                    edits.push(Edit::Cut(cut.clone(), None));
+                    edits.push(Edit::Set(cut, Vec::new()));
                 }
                 return Ok(());
             }
@@ -77,11 +81,9 @@ impl Registry {
             ttl,
             rdatas: vec![signed.as_bytes().to_vec()],
         };
-        self.node
-            .zone
-            .set(&cut, std::slice::from_ref(&record_set))?;
+        edits.push(Edit::Set(cut.clone(), vec![record_set.clone()]));
         if delegation.revoked.is_some() {
-            self.node.zone.set_cut(&cut, None)?;
+            edits.push(Edit::Cut(cut, None));
         } else {
             let mut ns = Vec::new();
             let mut glue = Vec::new();
@@ -98,9 +100,14 @@ impl Registry {
                 ttl,
                 rdatas: ns,
             };
-            self.node
-                .zone
-                .set_cut(&cut, Some((&[ns, record_set], &glue, ttl)))?;
+            edits.push(Edit::Cut(
+                cut,
+                Some(CutSpec {
+                    authority: vec![ns, record_set],
+                    glue,
+                    ttl,
+                }),
+            ));
         }
         index.by_record.insert(r.identifier.clone(), prefix.clone());
         index.by_prefix.insert(prefix, signed.clone());
@@ -111,10 +118,16 @@ impl Registry {
         WireName::parse(&prefix.zone_name(&self.node.apex))
             .map_err(|e| RegistryError::Zone(ZoneError::OutOfZone(format!("{prefix}: {e}"))))
     }
+}
 
+impl Registry {
     /// The newest delegation record for each child prefix.
     pub fn delegations(&self) -> Vec<SignedRecord> {
-        let index = self.delegations.read().unwrap_or_else(|e| e.into_inner());
+        let index = self
+            .publisher
+            .delegations
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<SignedRecord> = index.by_prefix.values().cloned().collect();
         v.sort_by(|a, b| a.record().identifier.cmp(&b.record().identifier));
         v
@@ -122,7 +135,11 @@ impl Registry {
 
     /// The delegation record in force (not revoked) for `prefix`.
     pub fn delegation(&self, prefix: &Prefix) -> Option<(SignedRecord, Delegation)> {
-        let index = self.delegations.read().unwrap_or_else(|e| e.into_inner());
+        let index = self
+            .publisher
+            .delegations
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let signed = index.by_prefix.get(prefix)?;
         let d = Delegation::from_record(signed).ok()?;
         d.revoked.is_none().then(|| (signed.clone(), d))

@@ -12,7 +12,10 @@
 //! 3. **one store batch**: the records, the serial marks, the request nonce
 //!    and any extra rows the plan carries (a log leaf, a reservation, a zone
 //!    history entry) in one durable transaction;
-//! 4. **publish** to the hot tier and the provider and delegation indexes;
+//! 4. **publish** to the hot tier (as one [`Zone::apply`] at the serial the
+//!    store gave the batch) and the provider and delegation indexes, from
+//!    the store's `done` callback, so batches are published one at a time
+//!    in commit order and every serial a secondary sees is complete;
 //! 5. **observers**, which only update in-memory state.
 //!
 //! Steps 4 and 5 run after the write is durable and cannot fail it: a
@@ -33,7 +36,7 @@ use self::providers::ProviderIndex;
 pub use self::providers::ProviderKey;
 use crate::clock::Clock;
 use crate::dns::mapping;
-use crate::dns::zone::{Zone, ZoneError};
+use crate::dns::zone::{Edit, Zone, ZoneError};
 use crate::ident::identifier::{Apex, Class, Identifier, Prefix, Serial};
 use crate::ident::keys::{KeyId, NodeKey};
 use crate::ident::record::{Record, RecordError, RecordStatus, SignedRecord, Value};
@@ -73,6 +76,51 @@ pub enum RegistryError {
 /// Classes whose records are commercial data: committed and signed like
 /// every record, never put in the hot tier (no DNS answer) nor shown by
 /// public reads; the parties read them with signed requests.
+impl Publisher {
+    /// Step 4 for one durable batch: its records' edits as one zone change
+    /// at the batch's serial.
+    fn publish(&self, records: &[SignedRecord], serial: Option<u32>) {
+        let mut edits = Vec::new();
+        for signed in records {
+            match self.edits(signed) {
+                Ok(e) => edits.extend(e),
+                Err(e) => {
+                    metrics::counter!(telemetry::PUBLISH_FAILURES).increment(1);
+                    tracing::error!(
+                        record = %signed.record().identifier,
+                        error = %e,
+                        "committed but not published to the hot tier; the next start publishes it"
+                    );
+                }
+            }
+        }
+        if let Err(e) = self.node.zone.apply(edits, serial) {
+            metrics::counter!(telemetry::PUBLISH_FAILURES).increment(1);
+            tracing::error!(error = %e, "committed but the hot tier refused the change; the next start publishes it");
+        }
+    }
+
+    /// Updates the indexes for a record and returns the zone edits that
+    /// publish it.
+    fn edits(&self, signed: &SignedRecord) -> Result<Vec<Edit>, RegistryError> {
+        self.providers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .publish(signed.record());
+        if is_private(signed.record().identifier.class()) {
+            return Ok(Vec::new());
+        }
+        let name = mapping::owner(signed, &self.node.apex)
+            .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
+        let mut edits = vec![Edit::Set(
+            name,
+            mapping::rrsets(signed, self.node.default_ttl),
+        )];
+        self.delegation_edits(signed, &mut edits)?;
+        Ok(edits)
+    }
+}
+
 pub fn is_private(class: Class) -> bool {
     class == Class::Tx
 }
@@ -206,16 +254,23 @@ pub struct Parts {
 }
 
 pub struct Registry {
-    node: Parts,
+    node: Arc<Parts>,
+    publisher: Arc<Publisher>,
     clock: Clock,
     /// Serials handed out but maybe not yet committed, per (prefix, class).
     next: Mutex<HashMap<(Prefix, Class), u64>>,
+    observers: RwLock<Vec<Arc<dyn Observer>>>,
+}
+
+/// Step 4 of the commit path: what publishes durable records to the hot
+/// tier and the indexes. Shared with the store's `done` callbacks.
+struct Publisher {
+    node: Arc<Parts>,
     /// Provider keys, kept in step with every published PV record.
     providers: RwLock<ProviderIndex>,
     /// This node's delegations to its children, kept in step with every
     /// published ND record that carries one.
     delegations: RwLock<DelegationIndex>,
-    observers: RwLock<Vec<Arc<dyn Observer>>>,
 }
 
 impl Registry {
@@ -230,12 +285,16 @@ impl Registry {
         node: Parts,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Registry, RegistryError> {
+        let node = Arc::new(node);
         let registry = Registry {
+            publisher: Arc::new(Publisher {
+                node: node.clone(),
+                providers: RwLock::new(ProviderIndex::default()),
+                delegations: RwLock::new(DelegationIndex::default()),
+            }),
             node,
             clock: Clock::system(),
             next: Mutex::new(HashMap::new()),
-            providers: RwLock::new(ProviderIndex::default()),
-            delegations: RwLock::new(DelegationIndex::default()),
             observers: RwLock::new(observers),
         };
         registry.load_zone()?;
@@ -262,7 +321,11 @@ impl Registry {
         self.node
             .store
             .for_each_record(&mut |r| {
-                if let Err(e) = self.publish_one(&r) {
+                let published = self
+                    .publisher
+                    .edits(&r)
+                    .and_then(|edits| Ok(self.node.zone.apply(edits, None)?));
+                if let Err(e) = published {
                     failed = Some(e);
                     return Err(StoreError::Interrupted);
                 }
@@ -309,7 +372,8 @@ impl Registry {
 
     /// The provider or buyer that registered `key_id` as its `HS_PUBKEY`.
     pub fn provider_key(&self, key_id: &KeyId) -> Option<ProviderKey> {
-        self.providers
+        self.publisher
+            .providers
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key_id)
@@ -328,7 +392,11 @@ impl Registry {
         let written = if prepared.batch.is_empty() {
             Written::default()
         } else {
-            self.node.store.write(prepared.batch.clone())?
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.submit(prepared.batch.clone(), move |r| {
+                let _ = tx.send(r);
+            });
+            rx.recv().map_err(|_| StoreError::Closed)??
         };
         Ok(self.finish(prepared, written))
     }
@@ -340,9 +408,32 @@ impl Registry {
         let written = if prepared.batch.is_empty() {
             Written::default()
         } else {
-            crate::store::write_async(self.node.store.as_ref(), prepared.batch.clone()).await?
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.submit(prepared.batch.clone(), move |r| {
+                let _ = tx.send(r);
+            });
+            rx.await.map_err(|_| StoreError::Closed)??
         };
         Ok(self.finish(prepared, written))
+    }
+
+    /// Step 3 and, in the store's `done` callback (in commit order), step 4.
+    fn submit(
+        &self,
+        batch: WriteBatch,
+        reply: impl FnOnce(Result<Written, StoreError>) + Send + 'static,
+    ) {
+        let publisher = self.publisher.clone();
+        let records = batch.records.clone();
+        self.node.store.submit(
+            batch,
+            Box::new(move |result| {
+                if let Ok(written) = &result {
+                    publisher.publish(&records, written.serial);
+                }
+                reply(result);
+            }),
+        );
     }
 
     /// Steps 1–3: every step built and signed into one write batch.
@@ -397,31 +488,18 @@ impl Registry {
                 .map(|r| crate::tlog::entry::leaf(r, is_private(r.record().identifier.class())))
                 .collect(),
             serial_floor: plan.serial_floor,
+            publishes: records
+                .iter()
+                .flatten()
+                .any(|r| !is_private(r.record().identifier.class())),
         };
         Ok(Prepared { batch, records })
     }
 
-    /// Steps 4–5, after the batch is durable. Never fails the write.
+    /// Step 5, after the batch is durable and published. Never fails the
+    /// write.
     fn finish(&self, prepared: Prepared, written_at: Written) -> Committed {
         let written = prepared.batch.records;
-        for signed in &written {
-            if let Err(e) = self.publish_newest(signed) {
-                metrics::counter!(telemetry::PUBLISH_FAILURES).increment(1);
-                tracing::error!(
-                    record = %signed.record().identifier,
-                    error = %e,
-                    "committed but not published to the hot tier; the next start publishes it"
-                );
-            }
-        }
-        match self.node.store.zone_serial() {
-            Ok(serial) => {
-                if let Err(e) = self.node.zone.advance_serial(serial) {
-                    tracing::error!(error = %e, "committed but the SOA serial did not advance");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "committed but the zone serial is unreadable"),
-        }
         let observers = self.observers.read().unwrap_or_else(|e| e.into_inner());
         for observer in observers.iter() {
             observer.committed(&written);
@@ -581,34 +659,6 @@ impl Registry {
     /// Publishes what is newest now: a later version may race this one, and
     /// a slower writer must never put an older version back into the hot
     /// tier. A first version has no rival (its code was just assigned).
-    fn publish_newest(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
-        if signed.record().version == 1 {
-            return self.publish_one(signed);
-        }
-        match self.node.store.get(&signed.record().identifier)? {
-            Some(latest) => self.publish_one(&latest),
-            None => self.publish_one(signed),
-        }
-    }
-
-    /// Puts a record's RRsets in the hot tier and the indexes, without
-    /// touching the SOA.
-    fn publish_one(&self, signed: &SignedRecord) -> Result<(), RegistryError> {
-        self.providers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .publish(signed.record());
-        if is_private(signed.record().identifier.class()) {
-            return Ok(());
-        }
-        let name = mapping::owner(signed, &self.node.apex)
-            .map_err(|e| ZoneError::OutOfZone(format!("{}: {e}", signed.record().identifier)))?;
-        self.node
-            .zone
-            .set(&name, &mapping::rrsets(signed, self.node.default_ttl))?;
-        self.publish_delegation(signed)
-    }
-
     // ---- the changes callers ask for, each one plan --------------------
 
     /// Issues a new identifier; returns once the record is durable and served.

@@ -64,12 +64,15 @@ impl State {
     /// Applies a batch that `super::judge` passed; cannot fail, so the
     /// batch lands whole.
     fn apply(&mut self, batch: WriteBatch, now: u64) -> Written {
-        let mut changed = false;
-        let batch_floor = batch.serial_floor;
+        let moved = super::moves_serial(&batch, self.zone_serial);
+        if moved {
+            self.zone_serial = super::next_zone_serial(self.zone_serial, now, batch.serial_floor);
+        }
         let first = self.leaves.len() as u64;
         self.leaves.extend(batch.leaves);
         let written = Written {
             leaves: first..self.leaves.len() as u64,
+            serial: moved.then_some(self.zone_serial as u32),
         };
         for n in batch.nonces {
             self.expiry.insert((n.expires, n.key.clone()));
@@ -77,7 +80,6 @@ impl State {
         }
         for r in batch.records {
             self.records.insert(r.record().identifier.to_string(), r);
-            changed = true;
         }
         // Rows ride along; alone they are not a zone change (as in redb).
         for row in batch.rows {
@@ -87,11 +89,7 @@ impl State {
             let current = self.serials.entry((prefix, class)).or_insert(0);
             if mark > *current {
                 *current = mark;
-                changed = true;
             }
-        }
-        if changed || batch_floor.is_some_and(|f| f >= self.zone_serial) {
-            self.zone_serial = super::next_zone_serial(self.zone_serial, now, batch_floor);
         }
         written
     }
@@ -118,6 +116,8 @@ impl State {
 /// The in-memory store.
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Held from commit until `done` returns.
+    order: Mutex<()>,
     clock: Clock,
 }
 
@@ -137,6 +137,7 @@ impl MemoryStore {
     pub fn with_clock(clock: Clock) -> MemoryStore {
         MemoryStore {
             state: Mutex::new(State::default()),
+            order: Mutex::new(()),
             clock,
         }
     }
@@ -164,8 +165,11 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn submit(&self, batch: WriteBatch, done: Done) {
-        // The outcome is computed first so the lock is released before
-        // `done` runs: a callback that reads the store must not deadlock.
+        // The outcome is computed first so the state lock is released
+        // before `done` runs: a callback that reads the store must not
+        // deadlock. The order lock keeps `done` callbacks in commit order,
+        // as redb's one writer thread does.
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let outcome = self.commit(batch);
         done(outcome);
     }

@@ -71,13 +71,20 @@ pub struct WriteBatch {
     /// The zone serial after this batch is above this (a zone import gives
     /// the serial of the zone it came from).
     pub serial_floor: Option<u64>,
+    /// The batch changes what the zone serves (a record DNS shows): it
+    /// moves the zone serial on, to a serial of its own.
+    pub publishes: bool,
 }
 
 /// What a durable batch was given: the log indices of its leaves (empty
-/// when it had none).
+/// when it had none), and the zone serial it moved the zone to (`None`
+/// when it left the serial alone). Every batch that moves the serial gets
+/// one of its own, and `done` callbacks run in commit order, so a
+/// publisher that follows them sees each serial once, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
     pub leaves: std::ops::Range<u64>,
+    pub serial: Option<u32>,
 }
 
 impl WriteBatch {
@@ -189,6 +196,11 @@ pub struct BackupInfo {
     pub bytes: u64,
 }
 
+/// Whether `batch` moves the zone serial on from `current`.
+pub(crate) fn moves_serial(batch: &WriteBatch, current: u64) -> bool {
+    batch.publishes || batch.serial_floor.is_some_and(|f| f >= current)
+}
+
 /// The zone serial a changing commit moves to (see the module contract).
 pub(crate) fn next_zone_serial(current: u64, now: u64, floor: Option<u64>) -> u64 {
     current
@@ -289,6 +301,8 @@ pub trait Store: Send + Sync + 'static {
     /// parking a thread. A backend may share one commit among concurrent
     /// submissions (redb does) and may call `done` before `submit` returns
     /// (the memory store does), so `done` must not wait for the caller.
+    /// `done` callbacks of durable batches run one at a time, in the order
+    /// the batches were committed (the registry publishes in them).
     fn submit(&self, batch: WriteBatch, done: Done);
     /// Durable when it returns `Ok`.
     fn write(&self, batch: WriteBatch) -> Result<Written, StoreError> {

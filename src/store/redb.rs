@@ -257,7 +257,6 @@ fn commit_group(
     let mut txn = db.begin_write().map_err(db_err)?;
     txn.set_durability(Durability::Immediate).map_err(db_err)?;
     let mut results = Vec::with_capacity(batches.len());
-    let mut changed = false;
     {
         let mut records = txn.open_table(RECORDS).map_err(db_err)?;
         let mut serials = txn.open_table(SERIALS).map_err(db_err)?;
@@ -272,7 +271,11 @@ fn commit_group(
             .map_err(db_err)?
             .map_or(0, |v| v.value());
         let mut log_size = log_start;
-        let mut floor: Option<u64> = None;
+        let first_serial = meta
+            .get("zone_serial")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        let mut serial = first_serial;
         for batch in batches {
             let verdict = super::judge(
                 batch,
@@ -305,7 +308,6 @@ fn commit_group(
             for r in &batch.records {
                 let key = r.record().identifier.to_string();
                 records.insert(key.as_str(), r.as_bytes()).map_err(db_err)?;
-                changed = true;
             }
             for row in &batch.rows {
                 rows.insert((row.table.name(), row.key.as_slice()), row.value.as_slice())
@@ -324,25 +326,23 @@ fn commit_group(
                     .map_or(0, |v| v.value());
                 if *mark > current {
                     serials.insert(key.as_str(), *mark).map_err(db_err)?;
-                    changed = true;
                 }
             }
-            floor = floor.max(batch.serial_floor);
+            let moved = super::moves_serial(batch, serial);
+            if moved {
+                serial = super::next_zone_serial(serial, now, batch.serial_floor);
+            }
             results.push(Ok(Written {
                 leaves: first..log_size,
+                serial: moved.then_some(serial as u32),
             }));
         }
         prune_nonces(&mut nonces, &mut expiry, &mut answers, now)?;
         if log_size != log_start {
             meta.insert("log_size", log_size).map_err(db_err)?;
         }
-        let serial = meta
-            .get("zone_serial")
-            .map_err(db_err)?
-            .map_or(0, |v| v.value());
-        if changed || floor.is_some_and(|f| f >= serial) {
-            meta.insert("zone_serial", super::next_zone_serial(serial, now, floor))
-                .map_err(db_err)?;
+        if serial != first_serial {
+            meta.insert("zone_serial", serial).map_err(db_err)?;
         }
     }
     txn.commit().map_err(db_err)?;

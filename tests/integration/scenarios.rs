@@ -10,7 +10,7 @@
 //! ```text
 //! query NAME TYPE [+tcp] [+edns[=PAYLOAD]] [+ednsver=N] [+class=N] [+opcode=N] [+nord]
 //!       [+qdcount=0]        (the message carries no question; NAME TYPE are ignored)
-//! rcode NOERROR|NXDOMAIN|REFUSED|FORMERR|NOTIMP|BADVERS (by number)
+//! rcode NOERROR|NXDOMAIN|REFUSED|FORMERR|NOTIMP|NOTAUTH|BADVERS (by number)
 //! opcode N                    the opcode of the response
 //! question N                  N entries in the question section
 //! flags qr aa rd ...          exact set of header flags among qr aa tc rd ra
@@ -130,6 +130,7 @@ fn rcode_number(name: &str) -> Option<u16> {
         "NXDOMAIN" => 3,
         "NOTIMP" => 4,
         "REFUSED" => 5,
+        "NOTAUTH" => 9,
         "BADVERS" | "BADSIG" => 16,
         _ => return None,
     })

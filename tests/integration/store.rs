@@ -58,9 +58,11 @@ fn record(key: &NodeKey, serial: u64, version: u64) -> SignedRecord {
     record_in(key, "86.31", Class::Gc, serial, version)
 }
 
+/// A batch of records the zone serves (it moves the zone serial).
 fn records_only(records: Vec<SignedRecord>) -> WriteBatch {
     WriteBatch {
         records,
+        publishes: true,
         ..WriteBatch::default()
     }
 }

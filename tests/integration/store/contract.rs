@@ -265,32 +265,83 @@ fn the_zone_serial_grows_with_every_change_and_only_then() {
     let key = NodeKey::generate().unwrap();
     let p = Prefix::parse("86.31").unwrap();
     let z0 = u.store.zone_serial().unwrap();
-    u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
+    let w1 = u.store.write(records_only(vec![record(&key, 1, 1)])).unwrap();
     let z1 = u.store.zone_serial().unwrap();
     assert!(z1 > z0);
-    u.store
-        .write(WriteBatch {
+    assert_eq!(w1.serial, Some(z1), "the batch is told the serial it made");
+    let w2 = u.store.write(records_only(vec![record(&key, 2, 1)])).unwrap();
+    let z2 = u.store.zone_serial().unwrap();
+    assert!(z2 > z1, "every publishing batch gets a serial of its own");
+    assert_eq!(w2.serial, Some(z2));
+    // No change the zone serves: a serial mark, records DNS does not show,
+    // a lower mark, a refused batch, a nonce alone.
+    for batch in [
+        WriteBatch {
             serials: vec![(p.clone(), Class::Gc, 7)],
             ..WriteBatch::default()
-        })
-        .unwrap();
-    let z2 = u.store.zone_serial().unwrap();
-    assert!(z2 > z1, "a raised serial mark is a change");
-    // No change: a lower mark, a refused batch, a nonce alone.
-    u.store
-        .write(WriteBatch {
+        },
+        WriteBatch {
+            records: vec![record(&key, 3, 1)],
+            publishes: false,
+            ..WriteBatch::default()
+        },
+        WriteBatch {
             serials: vec![(p.clone(), Class::Gc, 2)],
             ..WriteBatch::default()
-        })
-        .unwrap();
-    let _ = u.store.write(records_only(vec![record(&key, 1, 1)]));
-    u.store
-        .write(WriteBatch {
+        },
+        WriteBatch {
             nonces: vec![nonce(&u.clock, "k/n", 600, "")],
             ..WriteBatch::default()
-        })
-        .unwrap();
+        },
+    ] {
+        let w = u.store.write(batch).unwrap();
+        assert_eq!(w.serial, None);
+    }
+    let _ = u.store.write(records_only(vec![record(&key, 1, 1)]));
     assert_eq!(u.store.zone_serial().unwrap(), z2);
+}
+
+#[test]
+fn done_callbacks_run_one_at_a_time_in_commit_order() {
+    // The registry publishes each batch to the hot tier in its `done`
+    // callback: a secondary must never see a serial whose content is not
+    // complete, so callbacks must follow the serials, one at a time.
+    let u = open(Clock::manual(T0));
+    let key = NodeKey::generate().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (store, key, seen, busy, tx) =
+                (&u.store, &key, seen.clone(), busy.clone(), tx.clone());
+            s.spawn(move || {
+                for i in 0..25u64 {
+                    let (seen, busy, tx) = (seen.clone(), busy.clone(), tx.clone());
+                    store.submit(
+                        records_only(vec![record(key, 1 + t * 100 + i, 1)]),
+                        Box::new(move |r| {
+                            let overlapping = busy.swap(true, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::yield_now();
+                            seen.lock().unwrap().push(r.unwrap().serial.unwrap());
+                            busy.store(false, std::sync::atomic::Ordering::SeqCst);
+                            tx.send(overlapping).unwrap();
+                        }),
+                    );
+                }
+            });
+        }
+    });
+    drop(tx);
+    let overlaps = rx.iter().filter(|o| *o).count();
+    assert_eq!(overlaps, 0, "done callbacks ran concurrently");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 200);
+    assert!(
+        seen.windows(2).all(|w| w[1] > w[0]),
+        "serials in callback order must strictly grow: {seen:?}"
+    );
+    assert_eq!(*seen.last().unwrap(), u.store.zone_serial().unwrap());
 }
 
 #[test]
@@ -665,6 +716,7 @@ fn a_backup_holds_every_table_and_opens_as_a_redb_store_that_goes_on() {
             nonces: vec![nonce(&u.clock, "k/n1", 600, "86.31/GC-000001")],
             rows: vec![row(STATUS, "a", "1"), row(OTHER, "b", "2")],
             leaves: vec![b"l0".to_vec(), b"l1".to_vec()],
+            publishes: true,
             ..WriteBatch::default()
         })
         .unwrap();
@@ -673,6 +725,7 @@ fn a_backup_holds_every_table_and_opens_as_a_redb_store_that_goes_on() {
             records: vec![record(&key, 1, 2)],
             rows: vec![row(STATUS, "a", "1b")],
             leaves: vec![b"l2".to_vec()],
+            publishes: true,
             ..WriteBatch::default()
         })
         .unwrap();
@@ -741,6 +794,7 @@ fn a_backup_holds_every_table_and_opens_as_a_redb_store_that_goes_on() {
         .write(WriteBatch {
             records: vec![record(&key, 3, 1)],
             leaves: vec![b"l3".to_vec()],
+            publishes: true,
             ..WriteBatch::default()
         })
         .unwrap();

@@ -1,0 +1,710 @@
+//! Zone transfer out: AXFR (RFC 5936) and IXFR (RFC 1995) to stock
+//! secondaries, allowed per secondary by address and TSIG key (RFC 8945).
+//!
+//! A request is checked by [`query::check_transfer`] like any query, then
+//! here: the question must be the zone's apex in class IN; a TSIG that does
+//! not verify is NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME),
+//! unsigned as RFC 8945 §5.3.2 says; a request no ACL rule allows (address
+//! and key) is NOTAUTH, signed when the request was. Those are the rcodes
+//! Knot gives in the same cases. AXFR over UDP is NOTIMP (in
+//! [`query::check_transfer`]).
+//!
+//! An allowed transfer reads a [`Snapshot`] of the hot tier (O(1) under the
+//! lock), so queries and writes go on while it is sent. Its records go out
+//! as a stream of messages of at most [`MESSAGE_TARGET`] bytes, each
+//! written by the one [`Response`] writer (same ID, the question, AA), SOA
+//! first and last, owners compressed against the question (the apex), every
+//! message signed when the request was (the first over the request's MAC,
+//! each later one over the one before, RFC 8945 §5.3.1). IXFR answers from
+//! the zone's change history in the condensed form (old SOA, removals, new
+//! SOA, additions), a single SOA when the secondary is current, and the
+//! whole zone in AXFR form when the history does not reach its serial.
+//! Over UDP an IXFR is answered whole when it fits, otherwise with the SOA
+//! alone (RFC 1995 §2), and the secondary comes back over TCP.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::query::{self, Checked, Transport};
+use super::response::{Empty, Rcode, Response, Section, Summary};
+use super::tsig::{self, Chain, TsigError, TsigKey};
+use super::wire::{CLASS_IN, Reader, rtype};
+use super::zone::{Changes, Rr, Snapshot, Zone};
+use crate::clock::Clock;
+use crate::config::TransferConfig;
+use crate::telemetry;
+
+/// Records of one message stop being added beyond this many bytes: well
+/// under the 65 535 a TCP message may hold, and large enough that the
+/// per-message overhead (header, question, TSIG) is small.
+pub const MESSAGE_TARGET: usize = 16 * 1024;
+
+/// Who may transfer the zone and where NOTIFY goes, from `[transfer]`.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    keys: Vec<TsigKey>,
+    rules: Vec<Rule>,
+    /// NOTIFY targets and the key (index into `keys`) to sign with.
+    pub notify: Vec<(std::net::SocketAddr, Option<usize>)>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    network: IpAddr,
+    bits: u8,
+    key: Option<usize>,
+}
+
+impl Rule {
+    fn matches(&self, peer: IpAddr) -> bool {
+        fn masked(a: u128, bits: u8, width: u8) -> u128 {
+            let shift = u32::from(width.saturating_sub(bits));
+            if shift >= 128 { 0 } else { a >> shift }
+        }
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, peer) {
+            (IpAddr::V4(n), IpAddr::V4(p)) => {
+                masked(u128::from(u32::from(n)), self.bits, 32)
+                    == masked(u128::from(u32::from(p)), self.bits, 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(p)) => {
+                masked(u128::from(n), self.bits, 128) == masked(u128::from(p), self.bits, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, bits) = match text.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not an address or network: {e}"))?;
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= width)
+            .ok_or_else(|| format!("{text:?}: prefix length must be 0 to {width}"))?,
+        None => width,
+    };
+    Ok((addr, bits))
+}
+
+impl Policy {
+    /// Reads `[transfer]`; the error names what is wrong.
+    pub fn from_config(c: &TransferConfig) -> Result<Policy, String> {
+        let mut keys = Vec::new();
+        for k in &c.keys {
+            if !k.algorithm.eq_ignore_ascii_case("hmac-sha256") {
+                return Err(format!(
+                    "key {}: algorithm {} (only hmac-sha256)",
+                    k.name, k.algorithm
+                ));
+            }
+            let key =
+                TsigKey::new(&k.name, &k.secret).map_err(|e| format!("key {}: {e}", k.name))?;
+            if keys
+                .iter()
+                .any(|other: &TsigKey| other.name() == key.name())
+            {
+                return Err(format!("key {} is listed twice", k.name));
+            }
+            keys.push(key);
+        }
+        let find = |name: &str| -> Result<usize, String> {
+            let wanted = TsigKey::new(name, "AA==").map_err(|e| format!("key {name}: {e}"))?;
+            keys.iter()
+                .position(|k| k.name() == wanted.name())
+                .ok_or_else(|| {
+                    format!("secondary names key {name}, which [[transfer.keys]] does not list")
+                })
+        };
+        let mut rules = Vec::new();
+        let mut notify = Vec::new();
+        for s in &c.secondaries {
+            let key = s.key.as_deref().map(find).transpose()?;
+            let (network, bits) = match (&s.allow, s.notify) {
+                (Some(allow), _) => parse_network(allow)?,
+                (None, Some(addr)) => (addr.ip(), if addr.is_ipv4() { 32 } else { 128 }),
+                (None, None) => {
+                    return Err("a secondary needs `allow` (who may transfer) or `notify`".into());
+                }
+            };
+            rules.push(Rule { network, bits, key });
+            if let Some(addr) = s.notify {
+                notify.push((addr, key));
+            }
+        }
+        Ok(Policy {
+            keys,
+            rules,
+            notify,
+        })
+    }
+
+    pub fn key(&self, index: usize) -> Option<&TsigKey> {
+        self.keys.get(index)
+    }
+
+    /// Whether a transfer from `peer` signed with `key` (or unsigned) is
+    /// allowed. A rule with a key needs that key; one without needs none
+    /// but accepts a request signed anyway.
+    fn allows(&self, peer: IpAddr, key: Option<usize>) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.matches(peer) && (r.key.is_none() || r.key == key))
+    }
+}
+
+/// A transfer request that passed: what to send and how to sign it.
+pub struct Stream {
+    query: Vec<u8>,
+    signer: Option<(TsigKey, Vec<u8>)>,
+    time: u64,
+    body: Body,
+}
+
+enum Body {
+    Whole(Snapshot),
+    Incremental {
+        from: u32,
+        removed: Vec<Rr>,
+        added: Vec<Rr>,
+        to: Snapshot,
+    },
+}
+
+/// What a TCP transfer request gets.
+pub enum Reply {
+    /// One message, already in the caller's buffer (a refusal, or a
+    /// secondary that is current).
+    One(Summary),
+    /// A stream of messages: run it off the async runtime.
+    Stream(Stream),
+}
+
+/// The zone-transfer side of a node's DNS service.
+pub struct Transfers {
+    zone: Arc<Zone>,
+    policy: Policy,
+    clock: Clock,
+}
+
+/// Why a request was refused, for the metric.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Zone,
+    Acl,
+    BadKey,
+    BadSig,
+    BadTime,
+    Malformed,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Zone => "not_this_zone",
+            Refusal::Acl => "acl",
+            Refusal::BadKey => "badkey",
+            Refusal::BadSig => "badsig",
+            Refusal::BadTime => "badtime",
+            Refusal::Malformed => "formerr",
+        }
+    }
+}
+
+/// A request that passed the checks, and the key that signed it.
+struct Allowed<'q> {
+    checked: Checked<'q>,
+    signer: Option<(TsigKey, Vec<u8>)>,
+}
+
+impl Transfers {
+    pub fn new(zone: Arc<Zone>, policy: Policy, clock: Clock) -> Transfers {
+        Transfers {
+            zone,
+            policy,
+            clock,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn zone(&self) -> &Arc<Zone> {
+        &self.zone
+    }
+
+    /// A transfer request over TCP. `None`: drop the message (and close).
+    pub fn tcp(&self, msg: &[u8], peer: IpAddr, out: &mut Vec<u8>) -> Option<Reply> {
+        let allowed = match self.authorize(msg, Transport::Tcp, peer, out) {
+            Ok(a) => a,
+            Err(done) => return done.map(Reply::One),
+        };
+        let qtype = allowed.checked.qtype();
+        let time = self.clock.now();
+        let body = if qtype == rtype::AXFR {
+            count("axfr");
+            Body::Whole(self.zone.snapshot())
+        } else {
+            let Some(serial) = client_serial(msg) else {
+                return Some(Reply::One(self.refuse(
+                    &allowed.checked,
+                    Rcode::FormErr,
+                    Refusal::Malformed,
+                    None,
+                    msg,
+                    out,
+                )));
+            };
+            match self.zone.changes_since(serial) {
+                Changes::UpToDate(now) => {
+                    count("ixfr_current");
+                    return Some(Reply::One(single_soa(&allowed, &now, time, out)));
+                }
+                Changes::Incremental {
+                    from,
+                    removed,
+                    added,
+                    to,
+                } => {
+                    count("ixfr");
+                    Body::Incremental {
+                        from,
+                        removed,
+                        added,
+                        to,
+                    }
+                }
+                Changes::Full(to) => {
+                    count("ixfr_full");
+                    Body::Whole(to)
+                }
+            }
+        };
+        Some(Reply::Stream(Stream {
+            query: msg.to_vec(),
+            signer: allowed.signer,
+            time,
+            body,
+        }))
+    }
+
+    /// A transfer request over UDP: IXFR whole when it fits in one
+    /// datagram, else the SOA alone. `None`: drop it.
+    pub fn udp(&self, msg: &[u8], peer: IpAddr, out: &mut Vec<u8>) -> Option<Summary> {
+        let allowed = match self.authorize(msg, Transport::Udp, peer, out) {
+            Ok(a) => a,
+            Err(done) => return done,
+        };
+        let time = self.clock.now();
+        let Some(serial) = client_serial(msg) else {
+            return Some(self.refuse(
+                &allowed.checked,
+                Rcode::FormErr,
+                Refusal::Malformed,
+                None,
+                msg,
+                out,
+            ));
+        };
+        let (now, records) = match self.zone.changes_since(serial) {
+            Changes::UpToDate(now) | Changes::Full(now) => (now, None),
+            Changes::Incremental {
+                from,
+                removed,
+                added,
+                to,
+            } => {
+                let records = incremental(&to, from, &removed, &added);
+                (to, Some(records))
+            }
+        };
+        count("ixfr_udp");
+        // Room for the TSIG a signed answer carries.
+        let limit = allowed.checked.limit.saturating_sub(160);
+        if let Some(records) = records {
+            let mut packed = Packed::new(now.apex().as_bytes().len());
+            if records.iter().all(|rr| packed.push(rr)) && 12 + msg.len() + packed.len() <= limit {
+                let summary = Response::new(&allowed.checked, Rcode::NoError)
+                    .authoritative()
+                    .write(out, &packed, &Empty, &Empty);
+                sign_one(&allowed, time, out);
+                return Some(summary);
+            }
+        }
+        Some(single_soa(&allowed, &now, time, out))
+    }
+
+    /// The checks every transfer request passes: the question, the TSIG,
+    /// the ACL. `Err` carries what to do instead (the refusal is in `out`).
+    fn authorize<'q>(
+        &self,
+        msg: &'q [u8],
+        transport: Transport,
+        peer: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Result<Allowed<'q>, Option<Summary>> {
+        let checked = query::check_transfer(msg, transport, out)?;
+        let apex = self.zone.apex();
+        if checked.qname() != apex.as_bytes() || checked.query.qclass != CLASS_IN {
+            return Err(Some(self.refuse(
+                &checked,
+                Rcode::NotAuth,
+                Refusal::Zone,
+                None,
+                msg,
+                out,
+            )));
+        }
+        let verified = tsig::verify(msg, &self.policy.keys, Chain::Request, self.clock.now());
+        let signer = match verified {
+            Ok(None) => None,
+            Ok(Some(v)) => {
+                let key = self.policy.keys.get(v.key).cloned();
+                key.map(|k| (v.key, k, v.mac))
+            }
+            Err(e) => {
+                let (rcode, why) = match e {
+                    TsigError::Malformed(_) => (Rcode::FormErr, Refusal::Malformed),
+                    TsigError::BadKey(_) => (Rcode::NotAuth, Refusal::BadKey),
+                    TsigError::BadSig => (Rcode::NotAuth, Refusal::BadSig),
+                    TsigError::BadTime { .. } => (Rcode::NotAuth, Refusal::BadTime),
+                };
+                metrics::counter!(telemetry::TSIG_FAILURES, "error" => why.as_str()).increment(1);
+                let summary = self.refuse(&checked, rcode, why, None, msg, out);
+                if e.code() != 0 {
+                    tsig::append_unsigned_error(out, msg, e.code());
+                }
+                return Err(Some(summary));
+            }
+        };
+        if !self
+            .policy
+            .allows(peer, signer.as_ref().map(|(i, _, _)| *i))
+        {
+            let sign_with = signer.as_ref().map(|(_, k, mac)| (k, mac.as_slice()));
+            return Err(Some(self.refuse(
+                &checked,
+                Rcode::NotAuth,
+                Refusal::Acl,
+                sign_with,
+                msg,
+                out,
+            )));
+        }
+        Ok(Allowed {
+            checked,
+            signer: signer.map(|(_, k, mac)| (k, mac)),
+        })
+    }
+
+    fn refuse(
+        &self,
+        checked: &Checked<'_>,
+        rcode: Rcode,
+        why: Refusal,
+        signer: Option<(&TsigKey, &[u8])>,
+        _msg: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Summary {
+        metrics::counter!(telemetry::TRANSFER_REFUSALS, "reason" => why.as_str()).increment(1);
+        let summary = Response::new(checked, rcode).empty(out);
+        if let Some((key, mac)) = signer {
+            tsig::sign(out, key, Chain::Response(mac), self.clock.now());
+        }
+        summary
+    }
+}
+
+fn count(kind: &'static str) {
+    metrics::counter!(telemetry::TRANSFERS, "kind" => kind).increment(1);
+}
+
+/// The serial of the SOA in an IXFR request's authority section.
+fn client_serial(msg: &[u8]) -> Option<u32> {
+    let mut r = Reader::new(msg);
+    r.take(4).ok()?;
+    let qd = r.u16().ok()?;
+    let an = r.u16().ok()?;
+    let ns = r.u16().ok()?;
+    r.u16().ok()?;
+    if qd != 1 || ns < 1 {
+        return None;
+    }
+    r.skip_name().ok()?;
+    r.take(4).ok()?;
+    for _ in 0..an {
+        r.skip_name().ok()?;
+        r.take(8).ok()?;
+        let len = r.u16().ok()?;
+        r.take(usize::from(len)).ok()?;
+    }
+    r.skip_name().ok()?;
+    if r.u16().ok()? != rtype::SOA {
+        return None;
+    }
+    r.take(6).ok()?;
+    let len = usize::from(r.u16().ok()?);
+    let rdata = r.take(len).ok()?;
+    let at = len.checked_sub(20)?;
+    let b = rdata.get(at..at + 4)?;
+    Some(u32::from_be_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
+}
+
+/// The SOA of `snapshot` with the serial set to `serial` (the old SOA of
+/// an incremental answer).
+fn soa_at(snapshot: &Snapshot, serial: u32) -> Rr {
+    let mut soa = snapshot.soa().into_vec();
+    // The serial is the first of the five numbers that end the RDATA.
+    if let Some(at) = soa.len().checked_sub(20)
+        && let Some(b) = soa.get_mut(at..at + 4)
+    {
+        b.copy_from_slice(&serial.to_be_bytes());
+    }
+    soa.into_boxed_slice()
+}
+
+/// The records of an incremental answer, in order.
+fn incremental(to: &Snapshot, from: u32, removed: &[Rr], added: &[Rr]) -> Vec<Rr> {
+    let soa = to.soa();
+    let mut out = Vec::with_capacity(removed.len() + added.len() + 4);
+    out.push(soa.clone());
+    out.push(soa_at(to, from));
+    out.extend(removed.iter().cloned());
+    out.push(soa.clone());
+    out.extend(added.iter().cloned());
+    out.push(soa);
+    out
+}
+
+fn single_soa(allowed: &Allowed<'_>, now: &Snapshot, time: u64, out: &mut Vec<u8>) -> Summary {
+    let mut packed = Packed::new(now.apex().as_bytes().len());
+    packed.push(&now.soa());
+    let summary = Response::new(&allowed.checked, Rcode::NoError)
+        .authoritative()
+        .write(out, &packed, &Empty, &Empty);
+    sign_one(allowed, time, out);
+    summary
+}
+
+fn sign_one(allowed: &Allowed<'_>, time: u64, out: &mut Vec<u8>) {
+    if let Some((key, mac)) = &allowed.signer {
+        tsig::sign(out, key, Chain::Response(mac), time);
+    }
+}
+
+/// Records of one message, owners compressed against the question name.
+struct Packed {
+    bytes: Vec<u8>,
+    count: u16,
+    apex_len: usize,
+}
+
+impl Packed {
+    fn new(apex_len: usize) -> Packed {
+        Packed {
+            bytes: Vec::with_capacity(MESSAGE_TARGET + 1024),
+            count: 0,
+            apex_len,
+        }
+    }
+
+    /// Adds a full record; false when it cannot be read (then nothing is
+    /// added). Owners inside the zone become their own labels and a
+    /// pointer to the question (offset 12), which is the apex.
+    fn push(&mut self, rr: &[u8]) -> bool {
+        let Some(n) = super::zone::name_len(rr) else {
+            return false;
+        };
+        let (Some(owner), Some(rest)) = (rr.get(..n), rr.get(n..)) else {
+            return false;
+        };
+        match n.checked_sub(self.apex_len) {
+            Some(k) => {
+                self.bytes
+                    .extend_from_slice(owner.get(..k).unwrap_or_default());
+                self.bytes.extend_from_slice(&[0xC0, 0x0C]);
+            }
+            None => self.bytes.extend_from_slice(owner),
+        }
+        self.bytes.extend_from_slice(rest);
+        self.count += 1;
+        true
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+}
+
+impl Section for Packed {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    fn count(&self) -> u16 {
+        self.count
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
+impl Stream {
+    /// Writes every message of the transfer, each with its 2-byte length,
+    /// to `send`, which gets batches of framed messages and returns false
+    /// to stop (the client went away). Returns the messages and records
+    /// sent. Runs on a blocking thread: a zone of a million names takes
+    /// seconds.
+    pub fn run(self, send: &mut dyn FnMut(Vec<u8>) -> bool) -> (u64, u64) {
+        let mut scratch = Vec::new();
+        let Ok(checked) = query::check_transfer(&self.query, Transport::Tcp, &mut scratch) else {
+            return (0, 0);
+        };
+        let (snapshot, first) = match &self.body {
+            Body::Whole(s) | Body::Incremental { to: s, .. } => (s, s.soa()),
+        };
+        let mut w = Writer {
+            checked,
+            signer: self.signer.as_ref(),
+            mac: None,
+            time: self.time,
+            packed: Packed::new(snapshot.apex().as_bytes().len()),
+            message: Vec::with_capacity(MESSAGE_TARGET + 2048),
+            batch: Vec::with_capacity(4 * MESSAGE_TARGET),
+            send,
+            messages: 0,
+            records: 0,
+            open: true,
+        };
+        match &self.body {
+            Body::Whole(s) => {
+                w.push(&first);
+                s.for_each_record(|rr| w.push(rr));
+                w.push(&first);
+            }
+            Body::Incremental {
+                from,
+                removed,
+                added,
+                to,
+            } => {
+                for rr in incremental(to, *from, removed, added) {
+                    w.push(&rr);
+                }
+            }
+        }
+        w.finish();
+        metrics::counter!(telemetry::TRANSFER_MESSAGES).increment(w.messages);
+        (w.messages, w.records)
+    }
+}
+
+struct Writer<'q, 's> {
+    checked: Checked<'q>,
+    signer: Option<&'s (TsigKey, Vec<u8>)>,
+    /// The MAC of the last message sent (the next one covers it).
+    mac: Option<Vec<u8>>,
+    time: u64,
+    packed: Packed,
+    message: Vec<u8>,
+    batch: Vec<u8>,
+    send: &'s mut dyn FnMut(Vec<u8>) -> bool,
+    messages: u64,
+    records: u64,
+    open: bool,
+}
+
+impl Writer<'_, '_> {
+    fn push(&mut self, rr: &[u8]) {
+        if !self.open {
+            return;
+        }
+        // A record that would take the message past what TCP can frame
+        // goes in the next one.
+        if self.packed.len() + rr.len() + 512 > usize::from(u16::MAX) {
+            self.emit();
+        }
+        if self.packed.push(rr) {
+            self.records += 1;
+        }
+        if self.packed.len() >= MESSAGE_TARGET || self.packed.count == u16::MAX {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        if self.packed.count == 0 || !self.open {
+            return;
+        }
+        Response::new(&self.checked, Rcode::NoError)
+            .authoritative()
+            .write(&mut self.message, &self.packed, &Empty, &Empty);
+        if let Some((key, request_mac)) = self.signer {
+            let chain = match &self.mac {
+                None => Chain::Response(request_mac),
+                Some(previous) => Chain::Continued(previous),
+            };
+            self.mac = Some(tsig::sign(&mut self.message, key, chain, self.time));
+        }
+        self.packed.clear();
+        if !super::tcp::push_framed(&mut self.batch, &self.message) {
+            self.open = false;
+            return;
+        }
+        self.messages += 1;
+        if self.batch.len() >= 4 * MESSAGE_TARGET {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() || !self.open {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(4 * MESSAGE_TARGET));
+        self.open = (self.send)(batch);
+    }
+
+    fn finish(&mut self) {
+        self.emit();
+        self.flush();
+    }
+}
+
+/// A node's DNS service: its zone's answers, and transfers of it.
+impl super::server::Responder for Transfers {
+    fn respond_now(
+        &self,
+        msg: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> super::server::Now {
+        match super::engine::respond(&self.zone, msg, transport, out) {
+            Some(s) => super::server::Now::Answered(s),
+            None => super::server::Now::Drop,
+        }
+    }
+
+    fn transfers(&self) -> Option<&Transfers> {
+        Some(self)
+    }
+}
