@@ -487,6 +487,9 @@ zone:
 /// `minimal-responses: yes`: by default NSD adds the zone's NS RRset to the
 /// authority section of every positive answer, which Knot does not; with it
 /// both answer alike and [`differential`] compares data, not style.
+/// `rrl-ratelimit: 0`: NSD's response-rate limiting (on by default, 200
+/// answers a second per /24) would drop or truncate answers to a long
+/// differential run from 127.0.0.1.
 pub fn nsd_secondary_conf(
     dir: &Path,
     port: u16,
@@ -514,6 +517,8 @@ pub fn nsd_secondary_conf(
     chroot: \"\"
     verbosity: 2
     minimal-responses: yes
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
 remote-control:
     control-enable: no
 "
