@@ -29,6 +29,7 @@ mod registry;
 mod resource_vectors;
 mod rollup;
 mod scenarios;
+mod secondaries;
 mod select;
 mod store;
 mod tlog_vectors;
