@@ -367,7 +367,7 @@ impl Connection {
     /// the messages are made on a blocking thread and written as they
     /// come, each batch within the write timeout. A client that stops
     /// reading stops the producer too.
-    async fn stream(&mut self, stream: &mut TcpStream, xfr: xfr::Stream) -> Result<(), Close> {
+    async fn stream(&mut self, stream: &mut TcpStream, xfr: Box<xfr::Stream>) -> Result<(), Close> {
         self.flush(stream).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
         let producer = tokio::task::spawn_blocking(move || {

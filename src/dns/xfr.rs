@@ -190,7 +190,7 @@ pub enum Reply {
     /// secondary that is current).
     One(Summary),
     /// A stream of messages: run it off the async runtime.
-    Stream(Stream),
+    Stream(Box<Stream>),
 }
 
 /// The zone-transfer side of a node's DNS service.
@@ -294,12 +294,12 @@ impl Transfers {
                 }
             }
         };
-        Some(Reply::Stream(Stream {
+        Some(Reply::Stream(Box::new(Stream {
             query: msg.to_vec(),
             signer: allowed.signer,
             time,
             body,
-        }))
+        })))
     }
 
     /// A transfer request over UDP: IXFR whole when it fits in one
@@ -333,16 +333,22 @@ impl Transfers {
             }
         };
         count("ixfr_udp");
-        // Room for the TSIG a signed answer carries.
-        let limit = allowed.checked.limit.saturating_sub(160);
         if let Some(records) = records {
             let mut packed = Packed::new(now.apex().as_bytes().len());
-            if records.iter().all(|rr| packed.push(rr)) && 12 + msg.len() + packed.len() <= limit {
+            if records.iter().all(|rr| packed.push(rr)) {
                 let summary = Response::new(&allowed.checked, Rcode::NoError)
                     .authoritative()
                     .write(out, &packed, &Empty, &Empty);
-                sign_one(&allowed, time, out);
-                return Some(summary);
+                // The TSIG goes on after the writer's size check: owner,
+                // 10 bytes of RR header, 61 of RDATA with a 32-byte MAC.
+                let tsig = allowed
+                    .signer
+                    .as_ref()
+                    .map_or(0, |(k, _)| k.name().as_bytes().len() + 71);
+                if !summary.truncated && out.len() + tsig <= allowed.checked.limit {
+                    sign_one(&allowed, time, out);
+                    return Some(summary);
+                }
             }
         }
         Some(single_soa(&allowed, &now, time, out))

@@ -773,7 +773,7 @@ impl Zone {
     /// `(owner, type, ttl, rdata)`. Used by zone export.
     pub fn records(&self) -> Vec<(WireName, u16, u32, Vec<u8>)> {
         let snapshot = self.snapshot();
-        let mut rrs = Vec::new();
+        let mut rrs = vec![snapshot.soa().into_vec()];
         snapshot.for_each_record(|rr| rrs.push(rr.to_vec()));
         let mut out: Vec<(WireName, u16, u32, Vec<u8>)> =
             rrs.iter().filter_map(|rr| split_rr(rr)).collect();

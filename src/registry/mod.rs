@@ -656,9 +656,6 @@ impl Registry {
         Ok(Some(signed))
     }
 
-    /// Publishes what is newest now: a later version may race this one, and
-    /// a slower writer must never put an older version back into the hot
-    /// tier. A first version has no rival (its code was just assigned).
     // ---- the changes callers ask for, each one plan --------------------
 
     /// Issues a new identifier; returns once the record is durable and served.

@@ -34,5 +34,6 @@ mod select;
 mod store;
 mod tlog_vectors;
 mod trade;
+mod transfer;
 mod vectors;
 mod witness;
