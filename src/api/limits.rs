@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -240,7 +240,12 @@ pub async fn guard(State(limits): State<Arc<Limits>>, req: Request, next: Next) 
         && let Err(e) = limits.check_address(ip, req.uri().path())
     {
         done();
-        return closing(e);
+        // Without a body to skip, the connection can serve the retry.
+        return if req.body().is_end_stream() {
+            e.into_response()
+        } else {
+            closing(e)
+        };
     }
     let (parts, body) = req.into_parts();
     let limit = limits.max_body_bytes;

@@ -171,6 +171,17 @@ fn a_burst_from_one_address_beyond_its_rate_gets_429_with_retry_after() {
         limited("address") >= before + refused.len() as u64,
         "counted"
     );
+    // A refused request without a body leaves its connection open for the
+    // next one.
+    let mut s = TcpStream::connect(node.http_addr()).unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 20 && !answers.contains(&429) {
+        s.write_all(&get("/healthz")).unwrap();
+        answers.push(read_reply(&mut s).expect("an answer").status);
+    }
+    assert!(answers.contains(&429), "{answers:?}");
+    s.write_all(&get("/healthz")).unwrap();
+    assert!(read_reply(&mut s).is_some(), "the connection stays open");
     let events = rate_limited_events(&node);
     let e = events
         .iter()
