@@ -242,8 +242,11 @@ pub struct FederationConfig {
 pub struct HttpConfig {
     /// HTTP API listen address.
     pub listen: SocketAddr,
-    /// Largest request body accepted (bytes); larger ones get 413.
+    /// Largest request body accepted on any route (bytes); larger ones
+    /// get 413.
     pub max_body_bytes: usize,
+    /// Connections, timeouts and request rates (`[http.limits]`).
+    pub limits: HttpLimits,
 }
 
 impl Default for HttpConfig {
@@ -251,7 +254,98 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8053)),
             max_body_bytes: 64 * 1024,
+            limits: HttpLimits::default(),
         }
+    }
+}
+
+/// What one HTTP listener (a node's API or a gateway's reader) lets a
+/// client hold or ask for: `[http.limits]` in either's TOML. Enforced by
+/// `api::server` and `api::limits`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    /// Connections served at once; one more is answered 503
+    /// `too_many_connections` and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (line and
+    /// headers), and how long an idle keep-alive connection is kept, ms.
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a whole request body once its
+    /// head is in, ms; then 408 `body_timeout` and the connection closes.
+    pub body_timeout_ms: u64,
+    /// Requests from one client address (IPv6: one /64); 429 beyond.
+    pub rate_per_address: Rate,
+    /// Signed requests per verified signing key, wherever they come from;
+    /// 429 beyond.
+    pub rate_per_key: Rate,
+    /// Client addresses no rate applies to (neither per address nor per
+    /// key): loopback by default, so local tools, the demo and the
+    /// benchmark are never held back.
+    pub rate_exempt: Vec<IpAddr>,
+}
+
+/// A token bucket: `per_second` requests a second on average, up to
+/// `burst` at once; `per_second = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            rate_per_address: Rate {
+                per_second: 50,
+                burst: 200,
+            },
+            rate_per_key: Rate {
+                per_second: 20,
+                burst: 200,
+            },
+            rate_exempt: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+            ],
+        }
+    }
+}
+
+impl HttpLimits {
+    /// Checks the ranges; the key is under `[http.limits]`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(("http.limits.max_connections", "must be 1 to 1000000".into()));
+        }
+        if !(100..=600_000).contains(&self.header_timeout_ms) {
+            return Err((
+                "http.limits.header_timeout_ms",
+                "must be 100 ms to 10 minutes".into(),
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.body_timeout_ms) {
+            return Err((
+                "http.limits.body_timeout_ms",
+                "must be 100 ms to an hour".into(),
+            ));
+        }
+        for (key, rate) in [
+            ("http.limits.rate_per_address", self.rate_per_address),
+            ("http.limits.rate_per_key", self.rate_per_key),
+        ] {
+            if rate.per_second > 0 && rate.burst == 0 {
+                return Err((
+                    key,
+                    "burst must be at least 1 when per_second is set".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -510,12 +604,16 @@ impl Config {
                 reason: "must be at most 87600 (ten years of hours)".into(),
             });
         }
-        if self.http.max_body_bytes < 1024 {
+        if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError::Invalid {
                 key: "http.max_body_bytes",
-                reason: "must be at least 1024".into(),
+                reason: "must be 1024 bytes to 64 MiB".into(),
             });
         }
+        self.http
+            .limits
+            .check()
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         Ok(())
     }
 

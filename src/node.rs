@@ -528,7 +528,8 @@ impl Node {
         let mut state = ApiState::new(self);
         state.dns_addr = Some(dns.local_addr());
         state.directory = self.directory(dns.local_addr()).map(Arc::new);
-        let http = HttpServer::start(crate::api::router(Arc::new(state)), c.http.listen)
+        let limits = state.limits.clone();
+        let http = HttpServer::start(crate::api::router(Arc::new(state)), c.http.listen, limits)
             .await
             .map_err(|source| NodeError::Http {
                 addr: c.http.listen,

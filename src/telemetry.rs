@@ -72,6 +72,10 @@ pub const WITNESS_COSIGNED: &str = "cpid_witness_cosigned_total";
 pub const WITNESS_SUBMISSIONS: &str = "cpid_witness_submissions_total";
 /// Transparency log: proofs served, by kind.
 pub const LOG_PROOFS: &str = "cpid_log_proofs_total";
+/// HTTP requests and connections refused or cut off by a limit
+/// (`[http.limits]`), by `limit`: `address`, `key`, `connections`,
+/// `header_timeout`, `body_timeout`, `body_size`.
+pub const HTTP_LIMITED: &str = "cpid_http_limited_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -214,6 +218,10 @@ fn describe() {
         "This log's checkpoint submissions to its witnesses, by outcome"
     );
     describe_counter!(LOG_PROOFS, "Transparency log: proofs served, by kind");
+    describe_counter!(
+        HTTP_LIMITED,
+        "HTTP requests and connections refused or cut off by a limit, by limit"
+    );
     describe_counter!(SECURITY_EVENTS, "Security events recorded, by kind");
     describe_counter!(
         SECURITY_EVENTS_DROPPED,

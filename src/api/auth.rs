@@ -102,10 +102,14 @@ pub struct Verified {
 /// Who sent a request, as security events name it: the client's address
 /// when the listener knows it.
 pub fn source(parts: &Parts) -> String {
+    peer(parts).map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+}
+
+fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+        .map(|c| c.0.ip())
 }
 
 /// Checks the signature of `req`; `resolve` maps the `keyid` to the key
@@ -116,7 +120,10 @@ pub async fn verify(
     resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
 ) -> Result<Verified, ApiError> {
     let result = check(state, req, resolve).await;
-    if let Err(e) = &result {
+    // A rate-limited request was counted and reported by `api::limits`.
+    if let Err(e) = &result
+        && e.code != Code::RateLimited
+    {
         metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.code.as_str()).increment(1);
         tracing::info!(error = %e, path = %req.parts.uri.path(), "signed request refused");
         let kind = if e.code == Code::ReplayedNonce {
@@ -213,6 +220,11 @@ async fn check(
     {
         return Err(SigError::BadSignature.into());
     }
+    // The per-key rate, by the verified key (see `api::limits` for why
+    // not before the signature is checked).
+    state
+        .limits
+        .check_key(key.key_id(), peer(&req.parts), req.parts.uri.path())?;
     // Scoped by the verified key, not by how the keyid was spelled.
     let nonce = Nonce {
         key: format!("{}/{nonce}", key.key_id()),

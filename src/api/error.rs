@@ -59,6 +59,12 @@ codes! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
     BodyUnreadable => (BAD_REQUEST, "body_unreadable"),
     BodyTooLarge => (PAYLOAD_TOO_LARGE, "body_too_large"),
+    /// The body did not arrive within `[http.limits] body_timeout_ms` of
+    /// the request's head; the connection is closed.
+    BodyTimeout => (REQUEST_TIMEOUT, "body_timeout"),
+    /// Too many requests from this address or signed by this key
+    /// (`[http.limits]`); `Retry-After` says when to try again.
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited"),
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     /// The body is not JSON.
     InvalidJson => (BAD_REQUEST, "invalid_json"),
@@ -151,6 +157,9 @@ codes! {
     InconsistentCheckpoint => (UNPROCESSABLE_ENTITY, "inconsistent_checkpoint"),
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
     ShuttingDown => (SERVICE_UNAVAILABLE, "shutting_down"),
+    /// The listener serves `[http.limits] max_connections` already; sent
+    /// on accept, before the request is read, then the connection closes.
+    TooManyConnections => (SERVICE_UNAVAILABLE, "too_many_connections"),
     Internal => (INTERNAL_SERVER_ERROR, "internal"),
 
     // The gateway's reader only (see [`Code::GATEWAY_ONLY`]).
@@ -184,6 +193,9 @@ pub struct ApiError {
     /// For a status report out of sequence: the reporter's last accepted
     /// sequence number.
     pub last_seq: Option<u64>,
+    /// For a rate-limited request: seconds until it may be sent again
+    /// (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -194,7 +206,19 @@ impl ApiError {
             answer: None,
             pointer: None,
             last_seq: None,
+            retry_after: None,
         }
+    }
+
+    /// A request refused by a rate limit, to be retried after `wait`
+    /// (rounded up to whole seconds, at least one).
+    pub fn rate_limited(reason: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        let mut e = ApiError::new(Code::RateLimited, reason);
+        let secs = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0));
+        e.retry_after = Some(secs.max(1));
+        e
     }
 
     /// The HTTP status (decided by the code).
@@ -252,6 +276,11 @@ impl IntoResponse for ApiError {
             fields.insert("location".into(), loc.as_str().into());
         }
         let mut response = (self.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if let Some(v) = location.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
             response
                 .headers_mut()

@@ -33,6 +33,7 @@ mod events;
 pub mod handles;
 pub mod httpsig;
 mod identifiers;
+pub mod limits;
 mod log;
 pub mod node;
 pub mod page;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::batch;
+use super::limits::Limits;
 use crate::capacity::Capacity;
 use crate::config::Policy;
 use crate::events::{Feed, Kind, Sink};
@@ -41,6 +42,9 @@ pub struct ApiState {
     pub policy: Policy,
     pub signature_window_secs: u64,
     pub max_body_bytes: usize,
+    /// `[http.limits]`: the listener's, and the per-key rate [`super::auth`]
+    /// applies to verified requests.
+    pub limits: Arc<Limits>,
     /// The node admin's key: approves providers; not the record-signing key.
     pub admin_key: PublicKey,
     pub default_ttl: u32,
@@ -78,6 +82,11 @@ impl ApiState {
             policy: config.registration.policy,
             signature_window_secs: config.registration.signature_window_secs,
             max_body_bytes: config.http.max_body_bytes,
+            limits: Arc::new(Limits::new(
+                &config.http.limits,
+                config.http.max_body_bytes,
+                node.events.clone(),
+            )),
             admin_key: node.admin_key,
             default_ttl: config.node.default_ttl,
             data_dir: config.node.data_dir.clone(),

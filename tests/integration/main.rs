@@ -20,6 +20,7 @@ mod federation;
 mod fuzz_corpus;
 mod http_api;
 mod http_durability;
+mod http_limits;
 mod log;
 mod malformed;
 mod openapi;

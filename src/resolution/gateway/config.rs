@@ -128,12 +128,16 @@ impl Default for ListenConfig {
 pub struct HttpListen {
     /// HTTP reader (Handle.Net and native JSON, /metrics, /healthz).
     pub listen: SocketAddr,
+    /// Connections, timeouts and request rates, as a node's
+    /// (`[http.limits]`; the per-key rate has nothing to apply to here).
+    pub limits: crate::config::HttpLimits,
 }
 
 impl Default for HttpListen {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            limits: crate::config::HttpLimits::default(),
         }
     }
 }
@@ -227,6 +231,9 @@ impl GatewayConfig {
         }
         if !(1..=3600).contains(&self.events.flush_secs) {
             return bad("events.flush_secs", "1 second to an hour");
+        }
+        if let Err((key, why)) = self.http.limits.check() {
+            return bad(key, &why);
         }
         Ok(())
     }

@@ -26,6 +26,9 @@ use crate::ident::record::SignedRecord;
 
 type Shared = State<Arc<Gateway>>;
 
+/// Largest request body the reader takes: it has only `GET` routes.
+pub const MAX_BODY_BYTES: usize = 1024;
+
 /// Every route of the gateway's reader.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),

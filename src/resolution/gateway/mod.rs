@@ -923,7 +923,12 @@ pub async fn serve(gateway: Arc<Gateway>) -> Result<RunningGateway, GatewayError
             .await?;
     let addr = gateway.config.http.listen;
     let http_err = |source| GatewayError::HttpListen { addr, source };
-    let http = crate::api::HttpServer::start(http::router(gateway.clone()), addr)
+    let limits = Arc::new(crate::api::limits::Limits::new(
+        &gateway.config.http.limits,
+        http::MAX_BODY_BYTES,
+        gateway.events.clone(),
+    ));
+    let http = crate::api::HttpServer::start(http::router(gateway.clone()), addr, limits)
         .await
         .map_err(http_err)?;
     let forwarder = match &gateway.config.events.report_to {
