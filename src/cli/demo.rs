@@ -25,6 +25,7 @@ pub fn run(dir: PathBuf) -> Result<()> {
             ttl: None,
             gateway: |_| {},
             node: |_| {},
+            knot: cpid::testkit::knot::find_knotd(),
         };
         let fed = Federation::start(&opts).await?;
         let ids = fed.sample_records().await?;
@@ -44,7 +45,21 @@ pub fn run(dir: PathBuf) -> Result<()> {
                 m.node.registry.key().public().key_id()
             );
         }
-        println!("  gateway             dns {gw}  http {http}  (knows only the national node)");
+        match &fed.knot {
+            Some(k) => {
+                println!(
+                    "  Knot secondary      dns {}  (the national zone by AXFR/IXFR with TSIG; log in {})",
+                    k.addr(),
+                    k.dir().join("knot.log").display()
+                );
+                println!(
+                    "  gateway             dns {gw}  http {http}  (knows only the Knot secondary: the national node is a hidden primary)"
+                );
+            }
+            None => println!(
+                "  gateway             dns {gw}  http {http}  (knows only the national node; install knot for a secondary)"
+            ),
+        }
         println!("\nsample records issued by the industry node:");
         for id in &ids {
             println!("  {id}");

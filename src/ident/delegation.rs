@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ident::identifier::{Class, Prefix};
+use crate::ident::identifier::{Apex, Class, Prefix};
 use crate::ident::keys::{KeyId, PublicKey};
 use crate::ident::record::{RecordStatus, SignedRecord};
 
@@ -47,6 +47,18 @@ pub struct Delegation {
 /// port and no path, query or credentials. (The node's HTTP client has no
 /// TLS: an `https://` URL could never be pulled, so it is refused here
 /// rather than failing at every pull.)
+/// Where a parent also publishes a child's delegation record:
+/// `<child's last segment>._delegation.<parent zone>`. At the cut itself
+/// the record is data below a delegation point, which a stock secondary
+/// (Knot, NSD) leaves out of its referrals; here it is ordinary
+/// authoritative data, so a gateway behind secondaries still finds it.
+/// `None` for the root, which has no parent.
+pub fn alias_name(child: &Prefix, apex: &Apex) -> Option<String> {
+    let parent = child.parent()?;
+    let label = child.segments().last()?;
+    Some(format!("{label}._delegation.{}", parent.zone_name(apex)))
+}
+
 pub fn check_api_url(api: &str) -> Result<(), String> {
     let rest = api
         .strip_prefix("http://")

@@ -55,6 +55,7 @@ impl Publisher {
                     let cut = self.cut_name(&prefix)?;
                     edits.push(Edit::Cut(cut.clone(), None));
                     edits.push(Edit::Set(cut, Vec::new()));
+                    edits.push(Edit::Set(self.alias_name(&prefix)?, Vec::new()));
                 }
                 return Ok(());
             }
@@ -82,6 +83,10 @@ impl Publisher {
             rdatas: vec![signed.as_bytes().to_vec()],
         };
         edits.push(Edit::Set(cut.clone(), vec![record_set.clone()]));
+        edits.push(Edit::Set(
+            self.alias_name(&prefix)?,
+            vec![record_set.clone()],
+        ));
         if delegation.revoked.is_some() {
             edits.push(Edit::Cut(cut, None));
         } else {
@@ -112,6 +117,14 @@ impl Publisher {
         index.by_record.insert(r.identifier.clone(), prefix.clone());
         index.by_prefix.insert(prefix, signed.clone());
         Ok(())
+    }
+
+    /// The second place the record is served (`delegation::alias_name`).
+    fn alias_name(&self, prefix: &Prefix) -> Result<WireName, RegistryError> {
+        let name = crate::ident::delegation::alias_name(prefix, &self.node.apex)
+            .ok_or_else(|| RegistryError::Delegation(format!("{prefix} has no parent")))?;
+        WireName::parse(&name)
+            .map_err(|e| RegistryError::Zone(ZoneError::OutOfZone(format!("{prefix}: {e}"))))
     }
 
     fn cut_name(&self, prefix: &Prefix) -> Result<WireName, RegistryError> {

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::clock::Clock;
 use crate::dns::response::Rcode;
 use crate::dns::wire::rtype;
-use crate::ident::delegation::{TrustError, TrustedZone};
+use crate::ident::delegation::{self, TrustError, TrustedZone};
 use crate::ident::identifier::{Apex, Identifier, Prefix};
 use crate::ident::record::{RecordStatus, SignedRecord};
 
@@ -263,7 +263,7 @@ impl Resolver {
         for _ in 0..MAX_REFERRALS {
             let zone = path.last().cloned().unwrap_or_else(|| self.root.clone());
             let message = self.ask(&zone, name, qtype).await?;
-            match self.referral(&zone, name, &message, now)? {
+            match self.follow(&zone, name, &message, now).await? {
                 Some((child, ttl)) => {
                     let expires = now + u64::from(ttl.min(self.max_ttl));
                     self.remember(child.clone(), expires);
@@ -312,7 +312,10 @@ impl Resolver {
         zone.verify_delegation(&record, self.clock.now()).err()
     }
 
-    /// Sends one query to the zone's servers in turn.
+    /// Sends one query to the zone's servers in turn, starting with a
+    /// different one each time, so the load spreads over every server a
+    /// delegation (or the root hints) lists, and one that fails is passed
+    /// over (a primary hidden behind secondaries is never needed).
     async fn ask(
         &self,
         zone: &TrustedZone,
@@ -320,7 +323,15 @@ impl Resolver {
         qtype: u16,
     ) -> Result<Message, ResolveError> {
         let mut last = String::from("no servers");
-        for &server in &zone.servers {
+        let n = zone.servers.len().max(1);
+        let start = (self.queries.load(Ordering::Relaxed) as usize) % n;
+        let order = zone
+            .servers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(zone.servers.len());
+        for &server in order {
             self.queries.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let result = exchange(server, name, qtype, self.timeout).await;
@@ -345,15 +356,47 @@ impl Resolver {
         })
     }
 
-    fn referral(
+    /// [`referral`], and when the referral lacks the delegation record (a
+    /// stock secondary's: data at a cut is not authoritative), the record
+    /// from where the parent also publishes it, asked of the same servers.
+    async fn follow(
         &self,
         zone: &TrustedZone,
         name: &Name,
         m: &Message,
         now: u64,
     ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
-        referral(zone, &self.apex, name, m, now)
+        let Some((cut, found)) = referral_cut(zone, name, m)? else {
+            return Ok(None);
+        };
+        let found = match found {
+            Some(found) => found,
+            None => {
+                let lame = |reason: String| ResolveError::Upstream {
+                    zone: zone.prefix.to_string(),
+                    reason,
+                };
+                let alias = child_of(zone, &cut)
+                    .and_then(|child| delegation::alias_name(&child, &self.apex))
+                    .and_then(|a| Name::from_ascii(a).ok())
+                    .ok_or_else(|| lame(format!("referral to {cut}, not a child prefix")))?;
+                let answer = self.ask(zone, &alias, rtype::CPREC).await?;
+                private_records(&answer.answers, rtype::CPREC)
+                    .into_iter()
+                    .find(|(owner, _)| owner.to_lowercase() == alias.to_lowercase())
+                    .map(|(_, found)| found)
+                    .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?
+            }
+        };
+        verify_referral(zone, &self.apex, &cut, found, now).map(Some)
     }
+}
+
+/// The child prefix of `zone` whose zone `cut` is (its first label is the
+/// child's last segment).
+fn child_of(zone: &TrustedZone, cut: &Name) -> Option<Prefix> {
+    let label = cut.iter().next()?;
+    zone.prefix.child(std::str::from_utf8(label).ok()?).ok()
 }
 
 /// A referral to a child of `zone` toward `name`, verified: its NS set,
@@ -365,6 +408,24 @@ pub fn referral(
     m: &Message,
     now: u64,
 ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
+    match referral_cut(zone, name, m)? {
+        None => Ok(None),
+        Some((cut, Some(found))) => verify_referral(zone, apex, &cut, found, now).map(Some),
+        Some((cut, None)) => Err(ResolveError::Upstream {
+            zone: zone.prefix.to_string(),
+            reason: format!("referral to {cut} without a delegation record"),
+        }),
+    }
+}
+
+/// Whether `m` is a referral toward `name`: its cut, and the delegation
+/// record (TTL, bytes) it carries there, if any.
+#[allow(clippy::type_complexity)]
+fn referral_cut(
+    zone: &TrustedZone,
+    name: &Name,
+    m: &Message,
+) -> Result<Option<(Name, Option<(u32, Vec<u8>)>)>, ResolveError> {
     let is_referral = m.metadata.response_code == ResponseCode::NoError
         && m.answers.is_empty()
         && !m.metadata.authoritative
@@ -391,10 +452,26 @@ pub fn referral(
             "referral to {cut}, which is not above {name}"
         )));
     }
-    let (_, (ttl, bytes)) = private_records(&m.authorities, rtype::CPREC)
+    let found = private_records(&m.authorities, rtype::CPREC)
         .into_iter()
         .find(|(owner, _)| owner.to_lowercase() == cut)
-        .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?;
+        .map(|(_, found)| found);
+    Ok(Some((cut, found)))
+}
+
+/// Checks a referral's delegation record (TTL, signed bytes) for the cut
+/// `cut` against `zone`'s key.
+fn verify_referral(
+    zone: &TrustedZone,
+    apex: &Apex,
+    cut: &Name,
+    (ttl, bytes): (u32, Vec<u8>),
+    now: u64,
+) -> Result<(TrustedZone, u32), ResolveError> {
+    let lame = |reason: String| ResolveError::Upstream {
+        zone: zone.prefix.to_string(),
+        reason,
+    };
     let record = SignedRecord::decode(&bytes).map_err(|e| {
         ResolveError::Trust(TrustError::NotADelegation {
             what: cut.to_string(),
@@ -404,13 +481,13 @@ pub fn referral(
     let child = zone.verify_delegation(&record, now)?;
     let expected =
         Name::from_ascii(child.prefix.zone_name(apex)).map_err(|e| lame(e.to_string()))?;
-    if expected.to_lowercase() != cut {
+    if expected.to_lowercase() != *cut {
         return Err(ResolveError::Trust(TrustError::NotADelegation {
             what: cut.to_string(),
             why: format!("the record delegates {}, not {cut}", child.prefix),
         }));
     }
-    Ok(Some((child, ttl)))
+    Ok((child, ttl))
 }
 
 /// Reads an identifier's record out of its zone's answer and verifies it.

@@ -70,6 +70,10 @@ pub struct Options {
     pub gateway: fn(&mut GatewayConfig),
     /// Applied to every node's configuration (tests shorten timers).
     pub node: fn(&mut Config),
+    /// `knotd` to run as a secondary of the national zone: the gateway
+    /// then knows only that secondary (the national node is a hidden
+    /// primary).
+    pub knot: Option<PathBuf>,
 }
 
 impl Options {
@@ -90,6 +94,7 @@ impl Options {
             ttl: None,
             gateway: |_| {},
             node: |c| c.capacity.summary_pull_secs = 1,
+            knot: None,
         })
     }
 }
@@ -115,6 +120,8 @@ pub struct Federation {
     pub gateway: RunningGateway,
     /// The national node's public key file (the trust anchor).
     pub root_key_file: PathBuf,
+    /// The Knot secondary of the national zone, when one was asked for.
+    pub knot: Option<crate::testkit::knot::KnotSecondary>,
 }
 
 /// One running node.
@@ -265,6 +272,26 @@ impl Federation {
         std::fs::write(&gateway_pub, gateway_key.public().to_public_pem()).map_err(fail)?;
         let mut national_config = node_config(NATIONAL_TOML, dir, "national", p.national, opts)?;
         national_config.events.reporter_keys.push(gateway_pub);
+        // The secondary's address and key first: the national node
+        // notifies it and allows it to transfer.
+        let knot_plan = match &opts.knot {
+            Some(knotd) => {
+                let addr = free_addr().map_err(fail)?;
+                let (name, secret) = crate::testkit::knot::random_key("demo-xfr").map_err(fail)?;
+                national_config.transfer.keys = vec![crate::config::TsigKeyConfig {
+                    name: name.clone(),
+                    algorithm: "hmac-sha256".into(),
+                    secret: secret.clone(),
+                }];
+                national_config.transfer.secondaries = vec![crate::config::SecondaryConfig {
+                    notify: Some(addr),
+                    allow: None,
+                    key: Some(name.clone()),
+                }];
+                Some((knotd.clone(), addr, name, secret))
+            }
+            None => None,
+        };
         let national = start_member(national_config).await?;
         let root_key_file = dir.join("national.pub");
         std::fs::write(
@@ -286,12 +313,41 @@ impl Federation {
             national.running.dns_addr(),
         )
         .await?;
+        let knot = match knot_plan {
+            Some((knotd, addr, name, secret)) => {
+                let zone = national.node.registry.zone().apex().to_string();
+                let knot = crate::testkit::knot::KnotSecondary::start(
+                    &knotd,
+                    &dir.join("knot"),
+                    addr,
+                    &zone,
+                    national.running.dns_addr(),
+                    Some((&name, &secret)),
+                )
+                .map_err(fail)?;
+                let serial = national.node.registry.zone().serial();
+                if !knot
+                    .wait_serial(&zone, serial, std::time::Duration::from_secs(30))
+                    .await
+                {
+                    return Err(FederationError(format!(
+                        "the Knot secondary at {addr} did not load {zone} serial {serial} (see {})",
+                        dir.join("knot/knot.log").display()
+                    )));
+                }
+                Some(knot)
+            }
+            None => None,
+        };
         let mut gc: GatewayConfig = toml::from_str(GATEWAY_TOML).map_err(fail)?;
         gc.data_dir = gateway_dir;
         gc.events.report_to = Some(national.http_url());
         gc.upstream.root_api = Some(national.http_url());
         gc.events.flush_secs = 1;
-        gc.upstream.root_servers = vec![national.running.dns_addr()];
+        gc.upstream.root_servers = match &knot {
+            Some(k) => vec![k.addr()],
+            None => vec![national.running.dns_addr()],
+        };
         gc.upstream.root_key_file = root_key_file.clone();
         gc.dns.listen = p.gateway.0;
         gc.http.listen = p.gateway.1;
@@ -306,6 +362,7 @@ impl Federation {
             industry,
             gateway,
             root_key_file,
+            knot,
         })
     }
 

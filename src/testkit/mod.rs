@@ -6,6 +6,8 @@
 //! - [`providers`]: sample providers in five provinces, each running the
 //!   monitoring agent against its node (`cpid demo`).
 //! - [`seed`]: synthetic records for benchmarks.
+//! - [`knot`]: a Knot DNS secondary of a node, as a child process (the
+//!   demo's national zone when `knotd` is installed).
 //! - [`fuzzing`]: fuzz entry points, replayed over their corpora by the tests.
 
 pub mod federation;
@@ -17,5 +19,6 @@ pub mod federation;
     clippy::indexing_slicing
 )]
 pub mod fuzzing;
+pub mod knot;
 pub mod providers;
 pub mod seed;

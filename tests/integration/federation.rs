@@ -29,6 +29,14 @@ struct Fed {
 }
 
 fn start(ttl: Option<u32>, gateway: fn(&mut GatewayConfig)) -> Fed {
+    start_with_knot(ttl, gateway, None)
+}
+
+fn start_with_knot(
+    ttl: Option<u32>,
+    gateway: fn(&mut GatewayConfig),
+    knot: Option<std::path::PathBuf>,
+) -> Fed {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -46,6 +54,7 @@ fn start(ttl: Option<u32>, gateway: fn(&mut GatewayConfig)) -> Fed {
         ttl,
         gateway,
         node: |_| {},
+        knot,
     };
     let fed = rt.block_on(Federation::start(&opts)).unwrap();
     let ids = rt
@@ -401,6 +410,7 @@ fn stale_answers_while_the_industry_node_is_down_then_recovery() {
         gateway,
         dir,
         root_key_file,
+        knot,
     } = f;
     let config = industry.config.clone();
     fed.rt.block_on(industry.running.shutdown()).unwrap();
@@ -435,6 +445,7 @@ fn stale_answers_while_the_industry_node_is_down_then_recovery() {
         gateway,
         dir,
         root_key_file,
+        knot,
     });
 }
 
@@ -454,6 +465,7 @@ fn a_restarted_gateway_answers_from_l2_without_upstream_traffic() {
         industry,
         dir,
         root_key_file,
+        knot,
     } = f;
     let mut config = gateway.gateway.config().clone();
     config.dns.listen = any();
@@ -485,6 +497,7 @@ fn a_restarted_gateway_answers_from_l2_without_upstream_traffic() {
         industry,
         dir,
         root_key_file,
+        knot,
     });
 }
 
@@ -750,4 +763,43 @@ fn the_gateway_answers_an_unknown_opcode_without_a_question_with_notimp() {
         &[0x42, 0x42, 0xA9, 0x04, 0, 0, 0, 0, 0, 0, 0, 0],
         "a bare header: QR, opcode 5 and RD echoed, NOTIMP"
     );
+}
+
+#[test]
+fn a_gateway_behind_a_knot_secondary_resolves_while_the_national_node_stays_hidden() {
+    if !crate::secondaries::require_daemon("knotd", "knot") {
+        return;
+    }
+    let fed = start_with_knot(None, |_| {}, crate::secondaries::find_tool("knotd"));
+    let f = fed.fed.as_ref().unwrap();
+    let knot = f.knot.as_ref().unwrap().addr();
+    assert_eq!(
+        f.gateway.gateway.config().upstream.root_servers,
+        vec![knot],
+        "the gateway knows only the secondary"
+    );
+    // Knot's referral to the regional zone carries the NS set but not
+    // cpid's delegation record (data at a cut is not authoritative there):
+    // the gateway must find it where the parent also publishes it.
+    let ic = fed.ids[1].clone();
+    let referral = query(knot, &fed.name(&ic), rtype::TXT, false).unwrap();
+    assert!(referral.answers.is_empty());
+    assert!(
+        referral
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == hickory_proto::rr::RecordType::NS)
+    );
+    assert!(
+        !referral
+            .authorities
+            .iter()
+            .any(|r| u16::from(r.record_type()) == rtype::CPREC),
+        "{referral:?}"
+    );
+    for id in &fed.ids {
+        let m = fed.ask(id, rtype::TXT);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{id}");
+        assert!(!m.answers.is_empty(), "{id}");
+    }
 }
