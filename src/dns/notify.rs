@@ -161,39 +161,46 @@ impl Follower {
     }
 
     fn acknowledges(&self, answer: &[u8], id: u16, mac: Option<&[u8]>) -> bool {
-        let mut r = Reader::new(answer);
-        let (Ok(got), Ok(flags)) = (r.u16(), r.u16()) else {
-            return false;
-        };
-        if got != id || flags & FLAG_QR == 0 || flags & 0x7800 != OPCODE_NOTIFY {
-            return false;
+        let ok = acknowledges(answer, id, self.target.key.as_ref(), mac, self.clock.now());
+        if !ok && answer.get(3).is_some_and(|b| b & 0x0F != 0) {
+            tracing::warn!(target = %self.target.addr, "NOTIFY refused by the secondary");
         }
-        if flags & 0x000F != 0 {
-            tracing::warn!(target = %self.target.addr, rcode = flags & 0x000F, "NOTIFY refused by the secondary");
-            return false;
-        }
-        match (&self.target.key, mac) {
-            (Some(key), Some(mac)) => {
-                match tsig::verify(
-                    answer,
-                    std::slice::from_ref(key),
-                    Chain::Response(mac),
-                    self.clock.now(),
-                ) {
-                    Ok(Some(_)) => true,
-                    Ok(None) => {
-                        metrics::counter!(telemetry::TSIG_FAILURES, "error" => "unsigned")
-                            .increment(1);
-                        false
-                    }
-                    Err(e) => {
-                        metrics::counter!(telemetry::TSIG_FAILURES, "error" => e.label())
-                            .increment(1);
-                        false
-                    }
+        ok
+    }
+}
+
+/// Whether `answer` acknowledges the NOTIFY with `id` (signed with `key`
+/// over the request's `mac` when there is a key): same ID, a response,
+/// opcode NOTIFY, NOERROR, a TSIG that verifies. Any bytes: never a panic.
+pub fn acknowledges(
+    answer: &[u8],
+    id: u16,
+    key: Option<&TsigKey>,
+    mac: Option<&[u8]>,
+    now: u64,
+) -> bool {
+    let mut r = Reader::new(answer);
+    let (Ok(got), Ok(flags)) = (r.u16(), r.u16()) else {
+        return false;
+    };
+    if got != id || flags & FLAG_QR == 0 || flags & 0x7800 != OPCODE_NOTIFY || flags & 0x000F != 0 {
+        return false;
+    }
+    match (key, mac) {
+        (Some(key), Some(mac)) => {
+            match tsig::verify(answer, std::slice::from_ref(key), Chain::Response(mac), now) {
+                Ok(Some(_)) => true,
+                Ok(None) => {
+                    metrics::counter!(telemetry::TSIG_FAILURES, "error" => "unsigned").increment(1);
+                    false
+                }
+                Err(e) => {
+                    metrics::counter!(telemetry::TSIG_FAILURES, "error" => e.label()).increment(1);
+                    false
                 }
             }
-            _ => true,
         }
+        (Some(_), None) => false,
+        _ => true,
     }
 }

@@ -1205,6 +1205,120 @@ pub fn proof(data: &[u8]) {
     }
 }
 
+/// The TSIG key and the time of the transfer fuzz target and its seeds.
+pub const TRANSFER_KEY: (&str, &str) = ("xfr-key.", "q0ZyKKVzyWZ6rAGlCvvG9Lw7kTHvFDkLlOcdr6zAuTU=");
+pub const TRANSFER_NOW: u64 = 1_800_000_000;
+
+fn fuzz_transfers() -> &'static crate::dns::xfr::Transfers {
+    use crate::config::{SecondaryConfig, TransferConfig, TsigKeyConfig};
+    use crate::dns::zone::Edit;
+    static T: OnceLock<crate::dns::xfr::Transfers> = OnceLock::new();
+    T.get_or_init(|| {
+        let apex = WireName::parse("86.cpid.internal").expect("constant fuzz zone");
+        let zone = Zone::new(ApexData {
+            name_servers: vec![(
+                apex.prepend("ns1").expect("constant fuzz zone"),
+                vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            )],
+            hostmaster: apex.prepend("hostmaster").expect("constant fuzz zone"),
+            apex: apex.clone(),
+            timers: SoaTimers::default(),
+            serial: 1,
+            extra: vec![],
+        })
+        .expect("constant fuzz zone");
+        // Serial 1 → 2 in the history, so IXFR from 1 is incremental.
+        let name =
+            WireName::parse("ic-000001-0.1005.31.86.cpid.internal").expect("constant fuzz zone");
+        let sets = vec![RrSet {
+            rtype: rtype::TXT,
+            ttl: 60,
+            rdatas: vec![txt_rdata(&["id=86.31.1005/IC-000001-0"])],
+        }];
+        zone.apply(vec![Edit::Set(name, sets)], Some(2))
+            .expect("constant fuzz zone");
+        let config = TransferConfig {
+            keys: vec![TsigKeyConfig {
+                name: TRANSFER_KEY.0.into(),
+                algorithm: "hmac-sha256".into(),
+                secret: TRANSFER_KEY.1.into(),
+            }],
+            secondaries: vec![
+                SecondaryConfig {
+                    notify: None,
+                    allow: Some("127.0.0.0/8".into()),
+                    key: Some(TRANSFER_KEY.0.into()),
+                },
+                SecondaryConfig {
+                    notify: None,
+                    allow: Some("::1".into()),
+                    key: None,
+                },
+            ],
+            ..TransferConfig::default()
+        };
+        let policy = crate::dns::xfr::Policy::from_config(&config).expect("constant fuzz policy");
+        crate::dns::xfr::Transfers::new(
+            Arc::new(zone),
+            policy,
+            crate::clock::Clock::manual(TRANSFER_NOW),
+        )
+    })
+}
+
+/// The zone-transfer request path (`dns::xfr`) over TCP and UDP, from an
+/// address the ACL allows with the key and one it allows without: any
+/// bytes get nothing, one answer or a stream, never a panic; every message
+/// sent keeps the request's ID and fits a TCP frame. The same bytes as a
+/// NOTIFY acknowledgement are judged without a panic.
+pub fn transfer(data: &[u8]) {
+    use crate::dns::xfr::Reply;
+    let t = fuzz_transfers();
+    let id = data.get(..2);
+    for peer in [
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ] {
+        let mut out = Vec::new();
+        match t.tcp(data, peer, &mut out) {
+            None => {}
+            Some(Reply::One(_)) => {
+                assert_eq!(out.get(..2), id);
+                assert!(out.len() <= 65_535);
+            }
+            Some(Reply::Stream(stream)) => {
+                let mut framed = Vec::new();
+                let (messages, _) = stream.run(&mut |batch| {
+                    framed.extend_from_slice(&batch);
+                    true
+                });
+                let mut rest = framed.as_slice();
+                let mut seen = 0;
+                while let [hi, lo, tail @ ..] = rest {
+                    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+                    let (msg, after) = tail.split_at(len);
+                    assert_eq!(msg.get(..2), id);
+                    rest = after;
+                    seen += 1;
+                }
+                assert_eq!(seen, messages);
+            }
+        }
+        let mut out = Vec::new();
+        if t.udp(data, peer, &mut out).is_some() {
+            assert_eq!(out.get(..2), id);
+        }
+    }
+    let key = crate::dns::tsig::TsigKey::new(TRANSFER_KEY.0, TRANSFER_KEY.1).ok();
+    let _ = crate::dns::notify::acknowledges(
+        data,
+        0x1234,
+        key.as_ref(),
+        Some(&[0u8; 32]),
+        TRANSFER_NOW,
+    );
+}
+
 /// A message as a transfer request reaches the TSIG check: any bytes are
 /// refused or verified, never a panic, and signing them (when they have a
 /// header) never panics either.

@@ -39,6 +39,7 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("tile", cpid::testkit::fuzzing::tile) > 0);
     assert!(replay("log_entry", cpid::testkit::fuzzing::log_entry) > 0);
     assert!(replay("tsig", cpid::testkit::fuzzing::tsig) > 0);
+    assert!(replay("transfer", cpid::testkit::fuzzing::transfer) > 0);
     assert!(replay("proof", cpid::testkit::fuzzing::proof) > 0);
 }
 
