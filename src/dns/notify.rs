@@ -5,10 +5,11 @@
 //! target is sent a NOTIFY for the newest serial (opcode NOTIFY, AA, the
 //! apex SOA question and the new SOA in the answer section), signed with
 //! the secondary's TSIG key when it has one. It is sent again, with the
-//! wait doubling from one second up to a minute, until the secondary
-//! answers with the same ID, opcode NOTIFY, NOERROR and (when signed) a
-//! TSIG that verifies over the request's MAC; a newer serial meanwhile
-//! replaces the one being sent. At start every target is told the current
+//! wait for an answer doubling from one second up to a minute, until the
+//! secondary answers with the same ID, opcode NOTIFY, NOERROR and (when
+//! signed) a TSIG that verifies over the request's MAC; a newer serial
+//! meanwhile replaces the one being sent at once (after the gathering
+//! delay), not after the current wait. At start every target is told the current
 //! serial, so a secondary that missed changes while the node was down
 //! catches up.
 
@@ -50,26 +51,24 @@ pub fn start(
         .map(|t| {
             let follower = Follower {
                 zone: zone.clone(),
-                serials: zone.watch_serial(),
                 target: t,
                 delay,
                 clock: clock.clone(),
             };
-            tokio::spawn(follower.run())
+            tokio::spawn(follower.run(zone.watch_serial()))
         })
         .collect()
 }
 
 struct Follower {
     zone: Arc<Zone>,
-    serials: watch::Receiver<u32>,
     target: Target,
     delay: Duration,
     clock: Clock,
 }
 
 impl Follower {
-    async fn run(mut self) {
+    async fn run(self, mut serials: watch::Receiver<u32>) {
         let local: SocketAddr = if self.target.addr.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
         } else {
@@ -83,21 +82,33 @@ impl Follower {
             }
         };
         // The current serial first, then each change.
-        self.serials.mark_changed();
-        while self.serials.changed().await.is_ok() {
-            tokio::time::sleep(self.delay).await;
-            let mut serial = *self.serials.borrow_and_update();
-            let mut wait = FIRST_WAIT;
+        serials.mark_changed();
+        while serials.changed().await.is_ok() {
+            // Until one serial is acknowledged: gather a burst, then send
+            // and resend; a newer serial starts over at once.
             loop {
-                if self.notify(&socket, serial, wait).await {
+                tokio::time::sleep(self.delay).await;
+                let serial = *serials.borrow_and_update();
+                let mut wait = FIRST_WAIT;
+                let acknowledged = loop {
+                    tokio::select! {
+                        acked = self.notify(&socket, serial, wait) => {
+                            if acked {
+                                break true;
+                            }
+                            // The wait for the answer was the retry interval.
+                            wait = (wait * 2).min(LONGEST_WAIT);
+                        }
+                        changed = serials.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            break false;
+                        }
+                    }
+                };
+                if acknowledged {
                     break;
-                }
-                // Not acknowledged: again, later; a newer serial replaces it.
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(LONGEST_WAIT);
-                if self.serials.has_changed().unwrap_or(false) {
-                    serial = *self.serials.borrow_and_update();
-                    wait = FIRST_WAIT;
                 }
             }
         }

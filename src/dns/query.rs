@@ -34,6 +34,9 @@ pub(super) struct Query<'a> {
     pub(super) qtype: u16,
     pub(super) qclass: u16,
     pub(super) edns: Option<Edns>,
+    /// The length of the TSIG record the query ends with, if signed: the
+    /// signed response's TSIG is about as long, so the writer leaves room.
+    pub(super) tsig: Option<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -129,7 +132,8 @@ fn check_as<'a>(
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
-    };
+    }
+    .saturating_sub(query.tsig.unwrap_or(0));
     let checked = Checked {
         query,
         qname,
@@ -181,7 +185,9 @@ fn parse<'a>(
         skip_rr(r)?;
     }
     let mut edns = None;
+    let mut tsig = None;
     for _ in 0..arcount {
+        let rr_start = r.position();
         let owner_is_root = r.peek_u8()? == 0;
         r.skip_name()?;
         let t = r.u16()?;
@@ -189,7 +195,12 @@ fn parse<'a>(
         let ttl = r.u32()?;
         let rdlen = r.u16()?;
         let rdata = r.take(usize::from(rdlen))?;
-        if t == rtype::OPT {
+        if t == super::tsig::TSIG {
+            // Verified (and answered signed) by the node's transfer side;
+            // the response's TSIG names the same key and algorithm and
+            // carries a MAC of the same length.
+            tsig = Some(r.position() - rr_start);
+        } else if t == rtype::OPT {
             if edns.is_some() {
                 return Err(WireError::DuplicateOpt);
             }
@@ -211,6 +222,7 @@ fn parse<'a>(
         qtype,
         qclass,
         edns,
+        tsig,
     };
     Ok((query, qname_len))
 }

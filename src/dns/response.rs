@@ -99,6 +99,9 @@ pub struct Summary {
     pub qtype: u16,
     pub answers: u16,
     pub truncated: bool,
+    /// The query carried a TSIG: the answer must be signed (or refused)
+    /// by whoever holds the keys before it goes out.
+    pub signed: bool,
 }
 
 /// The largest UDP payload cpid sends or advertises (the DNS Flag Day 2020
@@ -273,6 +276,7 @@ impl<'c, 'q> Response<'c, 'q> {
             qtype: q.qtype,
             answers: if truncated { 0 } else { answer.count() },
             truncated,
+            signed: q.tsig.is_some(),
         }
     }
 }
@@ -288,6 +292,7 @@ pub(super) fn bare_header(out: &mut Vec<u8>, id: u16, query_flags: u16, rcode: R
         qtype: 0,
         answers: 0,
         truncated: false,
+        signed: false,
     }
 }
 

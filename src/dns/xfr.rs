@@ -170,7 +170,9 @@ impl Policy {
 pub struct Stream {
     query: Vec<u8>,
     signer: Option<(TsigKey, Vec<u8>)>,
-    time: u64,
+    /// Each message is signed at the time it is sent: a long transfer
+    /// must not run past its TSIG's fudge.
+    clock: Clock,
     body: Body,
 }
 
@@ -297,7 +299,7 @@ impl Transfers {
         Some(Reply::Stream(Box::new(Stream {
             query: msg.to_vec(),
             signer: allowed.signer,
-            time,
+            clock: self.clock.clone(),
             body,
         })))
     }
@@ -339,13 +341,8 @@ impl Transfers {
                 let summary = Response::new(&allowed.checked, Rcode::NoError)
                     .authoritative()
                     .write(out, &packed, &Empty, &Empty);
-                // The TSIG goes on after the writer's size check: owner,
-                // 10 bytes of RR header, 61 of RDATA with a 32-byte MAC.
-                let tsig = allowed
-                    .signer
-                    .as_ref()
-                    .map_or(0, |(k, _)| k.name().as_bytes().len() + 71);
-                if !summary.truncated && out.len() + tsig <= allowed.checked.limit {
+                // The writer's limit left room for the TSIG.
+                if !summary.truncated {
                     sign_one(&allowed, time, out);
                     return Some(summary);
                 }
@@ -382,20 +379,7 @@ impl Transfers {
                 let key = self.policy.keys.get(v.key).cloned();
                 key.map(|k| (v.key, k, v.mac))
             }
-            Err(e) => {
-                let (rcode, why) = match e {
-                    TsigError::Malformed(_) => (Rcode::FormErr, Refusal::Malformed),
-                    TsigError::BadKey(_) => (Rcode::NotAuth, Refusal::BadKey),
-                    TsigError::BadSig => (Rcode::NotAuth, Refusal::BadSig),
-                    TsigError::BadTime { .. } => (Rcode::NotAuth, Refusal::BadTime),
-                };
-                metrics::counter!(telemetry::TSIG_FAILURES, "error" => why.as_str()).increment(1);
-                let summary = self.refuse(&checked, rcode, why, None, msg, out);
-                if e.code() != 0 {
-                    tsig::append_unsigned_error(out, msg, e.code());
-                }
-                return Err(Some(summary));
-            }
+            Err(e) => return Err(Some(self.refuse_tsig(&checked, &e, msg, out))),
         };
         if !self
             .policy
@@ -415,6 +399,57 @@ impl Transfers {
             checked,
             signer: signer.map(|(_, k, mac)| (k, mac)),
         })
+    }
+
+    /// The answer to a request whose TSIG failed, as Knot gives it: FORMERR
+    /// for one that cannot be read, else NOTAUTH with the TSIG error in an
+    /// unsigned TSIG (RFC 8945 §5.3.2).
+    fn refuse_tsig(
+        &self,
+        checked: &Checked<'_>,
+        e: &TsigError,
+        msg: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Summary {
+        let (rcode, why) = match e {
+            TsigError::Malformed(_) => (Rcode::FormErr, Refusal::Malformed),
+            TsigError::BadKey(_) => (Rcode::NotAuth, Refusal::BadKey),
+            TsigError::BadSig => (Rcode::NotAuth, Refusal::BadSig),
+            TsigError::BadTime { .. } => (Rcode::NotAuth, Refusal::BadTime),
+        };
+        metrics::counter!(telemetry::TSIG_FAILURES, "error" => why.as_str()).increment(1);
+        let summary = self.refuse(checked, rcode, why, None, msg, out);
+        if e.code() != 0 {
+            tsig::append_unsigned_error(out, msg, e.code());
+        }
+        summary
+    }
+
+    /// An ordinary answer to a signed query (a secondary's SOA refresh):
+    /// signed with the query's key, which must be one of the transfer
+    /// keys (RFC 8945 §5.3); a query whose TSIG fails gets the refusal
+    /// instead. The writer left room for the TSIG under the size limit.
+    fn sign_answer(
+        &self,
+        msg: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+        summary: Summary,
+    ) -> Option<Summary> {
+        let now = self.clock.now();
+        match tsig::verify(msg, &self.policy.keys, Chain::Request, now) {
+            Ok(Some(v)) => {
+                let key = self.policy.keys.get(v.key)?;
+                tsig::sign(out, key, Chain::Response(&v.mac), now);
+                Some(summary)
+            }
+            Ok(None) => Some(summary),
+            Err(e) => {
+                let mut scratch = Vec::new();
+                let checked = query::check(msg, transport, &mut scratch).ok()?;
+                Some(self.refuse_tsig(&checked, &e, msg, out))
+            }
+        }
     }
 
     fn refuse(
@@ -517,11 +552,18 @@ fn sign_one(allowed: &Allowed<'_>, time: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// Records of one message, owners compressed against the question name.
+/// Records of one message, owners compressed against the question name
+/// (the apex) and, for the records of one name, against its first owner
+/// in the message, as Knot compresses them.
 struct Packed {
     bytes: Vec<u8>,
     count: u16,
     apex_len: usize,
+    /// Where the records start in the message: header and question.
+    base: usize,
+    /// The last owner written out and its offset in the message.
+    owner: Vec<u8>,
+    owner_at: Option<u16>,
 }
 
 impl Packed {
@@ -530,12 +572,14 @@ impl Packed {
             bytes: Vec::with_capacity(MESSAGE_TARGET + 1024),
             count: 0,
             apex_len,
+            base: 12 + apex_len + 4,
+            owner: Vec::with_capacity(256),
+            owner_at: None,
         }
     }
 
     /// Adds a full record; false when it cannot be read (then nothing is
-    /// added). Owners inside the zone become their own labels and a
-    /// pointer to the question (offset 12), which is the apex.
+    /// added).
     fn push(&mut self, rr: &[u8]) -> bool {
         let Some(n) = super::zone::name_len(rr) else {
             return false;
@@ -543,22 +587,42 @@ impl Packed {
         let (Some(owner), Some(rest)) = (rr.get(..n), rr.get(n..)) else {
             return false;
         };
-        match n.checked_sub(self.apex_len) {
+        self.push_owned(owner, rest);
+        true
+    }
+
+    /// Adds a record of `owner` whose type, class, TTL, length and RDATA
+    /// are `body`. Owners inside the zone become their own labels and a
+    /// pointer to the question (offset 12), which is the apex, or a
+    /// pointer to the same owner earlier in the message.
+    fn push_owned(&mut self, owner: &[u8], body: &[u8]) {
+        match owner.len().checked_sub(self.apex_len) {
+            Some(0) => self.bytes.extend_from_slice(&[0xC0, 0x0C]),
+            Some(_) if self.owner_at.is_some() && self.owner == owner => {
+                let at = self.owner_at.unwrap_or(12);
+                self.bytes.extend_from_slice(&(0xC000 | at).to_be_bytes());
+            }
             Some(k) => {
+                let at = self.base + self.bytes.len();
                 self.bytes
                     .extend_from_slice(owner.get(..k).unwrap_or_default());
                 self.bytes.extend_from_slice(&[0xC0, 0x0C]);
+                // A pointer has 14 bits: later owners past that are
+                // written out again.
+                self.owner_at = u16::try_from(at).ok().filter(|a| *a < 0x4000);
+                self.owner.clear();
+                self.owner.extend_from_slice(owner);
             }
             None => self.bytes.extend_from_slice(owner),
         }
-        self.bytes.extend_from_slice(rest);
+        self.bytes.extend_from_slice(body);
         self.count += 1;
-        true
     }
 
     fn clear(&mut self) {
         self.bytes.clear();
         self.count = 0;
+        self.owner_at = None;
     }
 }
 
@@ -592,7 +656,7 @@ impl Stream {
             checked,
             signer: self.signer.as_ref(),
             mac: None,
-            time: self.time,
+            clock: &self.clock,
             packed: Packed::new(snapshot.apex().as_bytes().len()),
             message: Vec::with_capacity(MESSAGE_TARGET + 2048),
             batch: Vec::with_capacity(4 * MESSAGE_TARGET),
@@ -604,7 +668,16 @@ impl Stream {
         match &self.body {
             Body::Whole(s) => {
                 w.push(&first);
-                s.for_each_record(|rr| w.push(rr));
+                // From the hot tier's own bytes: no record is decoded or
+                // copied on the way but into the message.
+                let mut cut = Vec::new();
+                s.for_each_set(
+                    |owner, set| w.push_set(owner, &set.bytes),
+                    |rr| cut.push(rr.to_vec()),
+                );
+                for rr in &cut {
+                    w.push(rr);
+                }
                 w.push(&first);
             }
             Body::Incremental {
@@ -629,7 +702,7 @@ struct Writer<'q, 's> {
     signer: Option<&'s (TsigKey, Vec<u8>)>,
     /// The MAC of the last message sent (the next one covers it).
     mac: Option<Vec<u8>>,
-    time: u64,
+    clock: &'s Clock,
     packed: Packed,
     message: Vec<u8>,
     batch: Vec<u8>,
@@ -657,6 +730,33 @@ impl Writer<'_, '_> {
         }
     }
 
+    /// Adds the records of prepared answer bytes (each: a 2-byte owner
+    /// pointer, type, class, TTL, length, RDATA) with `owner`.
+    fn push_set(&mut self, owner: &[u8], prepared: &[u8]) {
+        let mut rest = prepared;
+        while let Some(len) = rest.get(10..12) {
+            let rdlen = usize::from(u16::from_be_bytes([
+                len.first().copied().unwrap_or(0),
+                len.get(1).copied().unwrap_or(0),
+            ]));
+            let (Some(body), Some(next)) = (rest.get(2..12 + rdlen), rest.get(12 + rdlen..)) else {
+                return;
+            };
+            if !self.open {
+                return;
+            }
+            if self.packed.len() + owner.len() + body.len() + 512 > usize::from(u16::MAX) {
+                self.emit();
+            }
+            self.packed.push_owned(owner, body);
+            self.records += 1;
+            if self.packed.len() >= MESSAGE_TARGET || self.packed.count == u16::MAX {
+                self.emit();
+            }
+            rest = next;
+        }
+    }
+
     fn emit(&mut self) {
         if self.packed.count == 0 || !self.open {
             return;
@@ -669,7 +769,7 @@ impl Writer<'_, '_> {
                 None => Chain::Response(request_mac),
                 Some(previous) => Chain::Continued(previous),
             };
-            self.mac = Some(tsig::sign(&mut self.message, key, chain, self.time));
+            self.mac = Some(tsig::sign(&mut self.message, key, chain, self.clock.now()));
         }
         self.packed.clear();
         if !super::tcp::push_framed(&mut self.batch, &self.message) {
@@ -704,7 +804,15 @@ impl super::server::Responder for Transfers {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> super::server::Now {
-        match super::engine::respond(&self.zone, msg, transport, out) {
+        let summary = super::engine::respond(&self.zone, msg, transport, out);
+        // Transfer requests go on to `tcp`/`udp`, which check their TSIG.
+        let summary = match summary {
+            Some(s) if s.signed && !matches!(s.qtype, rtype::AXFR | rtype::IXFR) => {
+                self.sign_answer(msg, transport, out, s)
+            }
+            other => other,
+        };
+        match summary {
             Some(s) => super::server::Now::Answered(s),
             None => super::server::Now::Drop,
         }

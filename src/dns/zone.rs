@@ -847,33 +847,50 @@ impl Snapshot {
     /// full: the data at every name (the apex first), then each cut's NS
     /// records and glue. The order of names is not canonical.
     pub fn for_each_record(&self, mut f: impl FnMut(&[u8])) {
-        let apex = self.hot.apex.as_bytes();
-        let mut at = |owner: &[u8], node: &Node| {
-            for rr in node_records(owner, node) {
-                if rr_type(&rr, owner.len()) != Some(rtype::SOA) || owner != apex {
-                    f(&rr);
+        let mut cuts = Vec::new();
+        self.for_each_set(
+            |owner, set| {
+                for (t, ttl, rdata) in decode_prepared(&set.bytes) {
+                    if let Ok(rr) = full_rr(owner, t, ttl, rdata) {
+                        f(&rr);
+                    }
                 }
-            }
-        };
+            },
+            |rr| cuts.push(rr.to_vec()),
+        );
+        for rr in &cuts {
+            f(rr);
+        }
+    }
+
+    /// What [`Snapshot::for_each_record`] walks, as the hot tier holds it:
+    /// `set` gets each name's RRsets (the apex first, without its SOA) as
+    /// prepared answer bytes (owner pointer `C0 0C`), `cut` each cut's
+    /// records in full. Nothing is copied: a transfer writes from these.
+    pub(super) fn for_each_set(
+        &self,
+        mut set: impl FnMut(&[u8], &Prepared),
+        mut cut: impl FnMut(&[u8]),
+    ) {
+        let apex = self.hot.apex.as_bytes();
         if let Some(node) = self.hot.names.get(apex) {
-            at(apex, node);
+            for s in node.rrsets.iter().filter(|s| s.rtype != rtype::SOA) {
+                set(apex, s);
+            }
         }
         for (owner, node) in self.hot.names.iter() {
             if &owner[..] != apex {
-                at(owner, node);
+                for s in node.rrsets.iter() {
+                    set(owner, s);
+                }
             }
         }
         for referral in self.hot.cuts.values() {
             for rr in &referral.transfer {
-                f(rr);
+                cut(rr);
             }
         }
     }
-}
-
-fn rr_type(rr: &[u8], owner_len: usize) -> Option<u16> {
-    let b = rr.get(owner_len..owner_len + 2)?;
-    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
 /// Splits prepared answer bytes (owner pointer, type, class, ttl, rdlength,

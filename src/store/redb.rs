@@ -172,8 +172,12 @@ impl Drop for RedbStore {
         if let Ok(mut q) = self.queue.lock() {
             q.take();
         }
+        // The last reference can go in a commit's done callback, on the
+        // writer itself: it cannot wait for itself, and ends on its own
+        // once the closed queue is drained.
         if let Ok(mut w) = self.writer.lock()
             && let Some(handle) = w.take()
+            && handle.thread().id() != std::thread::current().id()
         {
             let _ = handle.join();
         }

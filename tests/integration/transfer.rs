@@ -376,6 +376,66 @@ fn refusals_carry_the_rcode_and_tsig_error_knot_gives_and_change_nothing() {
     }
 }
 
+/// A secondary's SOA refresh is an ordinary query signed with its key:
+/// the answer is signed over the query's MAC (Knot drops an unsigned one,
+/// "failed to verify TSIG"), on UDP and on TCP; a query signed with a key
+/// the node does not have gets NOTAUTH with BADKEY, as from Knot.
+#[test]
+fn a_signed_soa_query_gets_a_signed_answer_and_a_bad_key_notauth() {
+    let spec = TsigSpec::random("cpid-xfr");
+    let node = node_with(&spec, "127.0.0.1", &[]);
+    let key = tsig_key(&spec);
+    let zone = node.zone_name();
+    let record = issue(&node, 1);
+    let check = |answer: &[u8], mac: &[u8]| {
+        assert_eq!(answer[3] & 0x0F, 0, "NOERROR");
+        let v = tsig::verify(
+            answer,
+            std::slice::from_ref(&key),
+            Chain::Response(mac),
+            cpid::clock::system_now(),
+        )
+        .expect("the answer's TSIG verifies");
+        assert!(v.is_some(), "the answer is signed");
+        let msg = Message::from_vec(answer).unwrap();
+        assert_eq!(msg.answers.len(), 1);
+        assert_eq!(msg.answers[0].record_type(), RecordType::SOA);
+        assert!(msg.metadata.authoritative);
+    };
+    let mut q = raw_query(21, &zone, 6, None);
+    let mac = signed(&mut q, &key);
+    check(&udp_raw(node.addr(), &q).unwrap(), &mac);
+    let mut q = raw_query(22, &zone, 6, crate::common::EDNS0);
+    let mac = signed(&mut q, &key);
+    check(&transfer(node.addr(), &q)[0], &mac);
+    // Any question, not only the SOA: the identifier's records, signed.
+    let name = node.dns_name(&record.record().identifier);
+    let mut q = raw_query(23, &name, 16, crate::common::EDNS0);
+    let mac = signed(&mut q, &key);
+    let answer = udp_raw(node.addr(), &q).unwrap();
+    assert!(
+        tsig::verify(
+            &answer,
+            std::slice::from_ref(&key),
+            Chain::Response(&mac),
+            cpid::clock::system_now()
+        )
+        .unwrap()
+        .is_some()
+    );
+    assert!(!Message::from_vec(&answer).unwrap().answers.is_empty());
+
+    let mut q = raw_query(24, &zone, 6, None);
+    signed(&mut q, &tsig_key(&TsigSpec::random("someone-else")));
+    let a = udp_raw(node.addr(), &q).unwrap();
+    assert_eq!(a[3] & 0x0F, 9);
+    assert_eq!(tsig_of(&a), Some((17, 0)));
+    // Unsigned queries are answered as ever, without a TSIG.
+    let a = udp_raw(node.addr(), &raw_query(25, &zone, 6, None)).unwrap();
+    assert_eq!(a[3] & 0x0F, 0);
+    assert_eq!(tsig_of(&a), None);
+}
+
 #[test]
 fn the_right_key_from_the_wrong_address_is_notauth_signed() {
     let spec = TsigSpec::random("cpid-xfr");
