@@ -183,9 +183,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
             }
             Ok(())
         }
-        AdminCommand::Risk { key, server, json } => {
-            super::doctor::admin_risk(&server, &key, json)
-        }
+        AdminCommand::Risk { key, server, json } => super::doctor::admin_risk(&server, &key, json),
         AdminCommand::Revoke { prefix, api } => {
             let prefix = Prefix::parse(&prefix)?;
             let admin = load_key(&api.key)?;

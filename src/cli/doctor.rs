@@ -81,7 +81,8 @@ pub(crate) fn run(opts: &DoctorOpts) -> Result<()> {
 
 /// `GET /v1/admin/risk` signed by `admin`.
 pub(crate) fn ask(server: &str, admin: &NodeKey) -> Result<Report> {
-    let r = cpid::api::client::ApiClient::new(server).signed("GET", "/v1/admin/risk", None, admin)?;
+    let r =
+        cpid::api::client::ApiClient::new(server).signed("GET", "/v1/admin/risk", None, admin)?;
     if r.status != 200 {
         bail!("GET /v1/admin/risk: {} {}", r.status, r.text.trim());
     }

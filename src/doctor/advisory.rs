@@ -58,7 +58,11 @@ pub fn packages(lock: &str) -> Result<Vec<Package>, AdvisoryError> {
     let file: LockFile = toml::from_str(lock).map_err(|e| AdvisoryError::Lock(e.to_string()))?;
     file.package
         .into_iter()
-        .filter(|p| p.source.as_deref().is_some_and(|s| s.starts_with("registry+")))
+        .filter(|p| {
+            p.source
+                .as_deref()
+                .is_some_and(|s| s.starts_with("registry+"))
+        })
         .map(|p| {
             let version = Version::parse(&p.version)
                 .map_err(|e| AdvisoryError::Lock(format!("{} {}: {e}", p.name, p.version)))?;
@@ -122,14 +126,18 @@ impl Advisory {
             .trim_start()
             .strip_prefix("```toml")
             .ok_or("does not start with a ```toml block")?;
-        let (front, body) = rest.split_once("\n```").ok_or("the ```toml block is not closed")?;
+        let (front, body) = rest
+            .split_once("\n```")
+            .ok_or("the ```toml block is not closed")?;
         let front: Front = toml::from_str(front).map_err(|e| e.to_string())?;
         if front.advisory.withdrawn.is_some() {
             return Ok(None);
         }
         let reqs = |list: &[String]| -> Result<Vec<VersionReq>, String> {
             list.iter()
-                .map(|r| VersionReq::parse(r).map_err(|e| format!("version requirement {r:?}: {e}")))
+                .map(|r| {
+                    VersionReq::parse(r).map_err(|e| format!("version requirement {r:?}: {e}"))
+                })
                 .collect()
         };
         let title = body
