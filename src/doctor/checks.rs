@@ -110,25 +110,25 @@ pub(super) fn key_files(config: &Config, out: &mut Vec<Finding>) {
             format!("chmod 700 {}", config.node.data_dir.display()),
         ));
     }
-    if let (Ok(node), Ok(admin_public)) = (PublicKey::load(&node_key), PublicKey::load(&admin)) {
-        if node.key_id() == admin_public.key_id() {
-            out.push(Finding::new(
-                "key.admin-is-node",
-                None,
-                Severity::High,
-                format!(
-                    "the admin key {} is the node's record-signing key {} (key id {}): \
-                     the node refuses to start, and one stolen key would both sign records \
-                     and approve providers",
-                    admin.display(),
-                    node_key.display(),
-                    node.key_id()
-                ),
-                "on the operator's machine: cpid key generate -o admin-key.pem > admin.pub; \
-                 set [registration] admin_public_key_file = \"admin.pub\""
-                    .into(),
-            ));
-        }
+    if let (Ok(node), Ok(admin_public)) = (PublicKey::load(&node_key), PublicKey::load(&admin))
+        && node.key_id() == admin_public.key_id()
+    {
+        out.push(Finding::new(
+            "key.admin-is-node",
+            None,
+            Severity::High,
+            format!(
+                "the admin key {} is the node's record-signing key {} (key id {}): \
+                 the node refuses to start, and one stolen key would both sign records \
+                 and approve providers",
+                admin.display(),
+                node_key.display(),
+                node.key_id()
+            ),
+            "on the operator's machine: cpid key generate -o admin-key.pem > admin.pub; \
+             set [registration] admin_public_key_file = \"admin.pub\""
+                .into(),
+        ));
     }
 }
 

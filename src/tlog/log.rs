@@ -91,6 +91,11 @@ pub struct Lag {
     pub oldest: Option<u64>,
 }
 
+/// Reads a log's leaves from an index on, until the callback answers
+/// false (`Store::log_entries`, or a read-only store's).
+pub type LeavesFrom<'a> =
+    dyn FnMut(u64, &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<(), StoreError> + 'a;
+
 /// How many uncovered leaves [`Lag`] looks at for a dated one.
 const LAG_SCAN: usize = 1024;
 
@@ -101,7 +106,7 @@ impl Lag {
     pub fn measure(
         checkpoint_size: u64,
         log_size: u64,
-        entries: &mut dyn FnMut(u64, &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<(), StoreError>,
+        entries: &mut LeavesFrom<'_>,
     ) -> Result<Lag, StoreError> {
         let mut oldest = None;
         if log_size > checkpoint_size {
