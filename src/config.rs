@@ -51,6 +51,35 @@ pub struct Config {
     /// Zone transfer to secondaries (DESIGN §7): TSIG keys, who may
     /// transfer, where NOTIFY goes.
     pub transfer: TransferConfig,
+    /// The risk assessment (`cpid doctor`, `GET /v1/admin/risk`).
+    pub risk: RiskConfig,
+    /// The file this configuration was read from, if any: the risk
+    /// assessment checks its mode when it holds TSIG secrets.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// What the risk assessment (`crate::doctor`) measures against.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// A delegation ending within this many days is a finding.
+    pub expiry_window_days: u64,
+    /// How long committed leaves may wait for a checkpoint, seconds.
+    pub checkpoint_max_age_secs: u64,
+    /// An offline RustSec advisory database; `../shared/advisory-db`
+    /// relative to the working directory when unset and present.
+    pub advisory_db: Option<PathBuf>,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            expiry_window_days: 7,
+            checkpoint_max_age_secs: 3600,
+            advisory_db: None,
+        }
+    }
 }
 
 /// Zone transfer to stock secondaries (AXFR, IXFR, NOTIFY, TSIG).
@@ -516,8 +545,9 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Confi
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = load_toml(path)?;
+        let mut config: Config = load_toml(path)?;
         config.validate()?;
+        config.source = Some(path.to_owned());
         Ok(config)
     }
 
@@ -608,6 +638,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "http.max_body_bytes",
                 reason: "must be 1024 bytes to 64 MiB".into(),
+            });
+        }
+        if !(1..=3650).contains(&self.risk.expiry_window_days) {
+            return Err(ConfigError::Invalid {
+                key: "risk.expiry_window_days",
+                reason: "must be 1 to 3650 days".into(),
+            });
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.risk.checkpoint_max_age_secs) {
+            return Err(ConfigError::Invalid {
+                key: "risk.checkpoint_max_age_secs",
+                reason: "must be a minute to 30 days".into(),
             });
         }
         self.http

@@ -26,6 +26,8 @@
 //! - [`agent`]: the provider's agent (`cpid agent`): its inventory, live
 //!   host figures, durable sequence numbers and the reporting loop.
 //! - [`clock`]: the one clock, injectable in tests.
+//! - [`doctor`]: the risk assessment (`cpid doctor`, `GET /v1/admin/risk`):
+//!   unsafe configuration and state, each finding with its fix.
 //! - [`config`], [`node`]: configuration and a node put together.
 //! - [`telemetry`]: Prometheus metrics, named once.
 //! - [`testkit`]: the loopback federation behind `cpid demo`, benchmark
@@ -38,6 +40,7 @@ pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod dns;
+pub mod doctor;
 pub mod events;
 pub mod ident;
 pub mod node;

@@ -15,7 +15,8 @@
 //! This file is the router. The handlers live with their resource:
 //! [`providers`], [`identifiers`], [`delegations`], [`handles`] (Handle.Net
 //! reads), [`node`] (health, metrics, `/v1/node`), [`backup`] (the
-//! admin's copy of the whole store) and [`page`] (the situation page a
+//! admin's copy of the whole store), [`risk`] (the admin's risk
+//! assessment) and [`page`] (the situation page a
 //! browser opens at `/situation`); [`state`] is what
 //! they share, [`respond`] how their work becomes an answer, [`body`] the
 //! request bodies, [`client`] the signing client that sends those same
@@ -41,6 +42,7 @@ mod providers;
 mod quality;
 mod reports;
 pub mod respond;
+mod risk;
 mod select;
 mod server;
 mod situation;
@@ -90,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/events"),
     ("POST", "/v1/events"),
     ("POST", "/v1/admin/backup"),
+    ("GET", "/v1/admin/risk"),
     ("GET", "/log/checkpoint"),
     ("GET", "/log/tile/{path}"),
     ("GET", "/v1/log"),
@@ -154,6 +157,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/handles/{prefix}/{suffix}", get(handles::read))
         .route("/v1/events", get(events::list).post(events::forwarded))
         .route("/v1/admin/backup", post(backup::backup))
+        .route("/v1/admin/risk", get(risk::read))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/tile/{*path}", get(log::tile))
         .route("/v1/log", get(log::info))

@@ -55,6 +55,8 @@ pub struct ApiState {
     pub dns_addr: Option<SocketAddr>,
     /// The delegations from the root to this node (root first).
     pub chain: Vec<SignedRecord>,
+    /// The node's configuration, as the risk assessment reads it.
+    pub config: Arc<crate::config::Config>,
     /// Other nodes' records, resolved from the root key (foreign buyers,
     /// federated selection); `None` when the node cannot reach a root.
     pub directory: Option<Arc<Directory>>,
@@ -92,6 +94,7 @@ impl ApiState {
             data_dir: config.node.data_dir.clone(),
             dns_addr: None,
             chain: node.chain.clone(),
+            config: Arc::new(config.clone()),
             directory: None,
             provider_lock: tokio::sync::Mutex::new(()),
             batcher: Arc::new(batch::Batcher::default()),

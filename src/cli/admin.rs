@@ -61,6 +61,19 @@ pub(crate) enum AdminCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// The node's risk assessment (GET /v1/admin/risk, signed by the admin
+    /// key): findings with severity and fix; exits 2 on a high finding.
+    Risk {
+        /// The admin key (PKCS#8 PEM), e.g. ./cpid-data/admin-key.pem.
+        #[arg(long, short = 'k')]
+        key: PathBuf,
+        /// The node's HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        server: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve a pending provider or buyer (signed by the admin key, e.g. ./cpid-data/admin-key.pem).
     Approve {
         /// Provider or buyer identifier, e.g. 86/PV-000001-X or 86/US-000001-Y
@@ -170,6 +183,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<()> {
             }
             Ok(())
         }
+        AdminCommand::Risk { key, server, json } => super::doctor::admin_risk(&server, &key, json),
         AdminCommand::Revoke { prefix, api } => {
             let prefix = Prefix::parse(&prefix)?;
             let admin = load_key(&api.key)?;

@@ -6,6 +6,7 @@ mod agent;
 mod audit;
 mod bench;
 mod demo;
+mod doctor;
 mod gateway;
 mod key;
 mod node;
@@ -219,6 +220,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         opts: audit::AuditOpts,
     },
+    /// Risk assessment: what in a node's configuration and state is unsafe,
+    /// each finding with its severity and fix; exits 2 on a high finding.
+    ///
+    /// Reads the configuration, the files it names and a stopped node's
+    /// store (read-only); a running node is asked over GET /v1/admin/risk
+    /// with its admin key. Example: cpid doctor -c national.toml --json
+    Doctor {
+        #[command(flatten)]
+        opts: doctor::DoctorOpts,
+    },
     /// The live situation of a node (GET /v1/situation) as tables, or its JSON.
     Situation {
         #[command(flatten)]
@@ -294,6 +305,7 @@ pub fn run() -> Result<()> {
             ),
         },
         Command::Situation { opts } => situation::run(&opts),
+        Command::Doctor { opts } => doctor::run(&opts),
         Command::Audit { opts } => audit::run(&opts),
         Command::Bench { command } => bench::run(command),
     }

@@ -601,6 +601,78 @@ pub fn verify_file(path: &Path) -> Result<BackupInfo, StoreError> {
     Ok(info)
 }
 
+/// A stopped node's store, opened read-only (`cpid doctor`): nothing is
+/// written, not even a repair. A store a running node holds is
+/// [`StoreError::InUse`]; ask that node over its API instead.
+pub struct ReadOnly {
+    db: redb::ReadOnlyDatabase,
+}
+
+impl ReadOnly {
+    pub fn open(path: &Path) -> Result<ReadOnly, StoreError> {
+        let db = Database::builder()
+            .open_read_only(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::InUse(path.display().to_string())
+                }
+                other => db_err(other),
+            })?;
+        Ok(ReadOnly { db })
+    }
+
+    /// Every stored record, in key order.
+    pub fn for_each_record(
+        &self,
+        f: &mut dyn FnMut(SignedRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(RECORDS).map_err(db_err)?;
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            f(decode(k.value(), v.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// A row of another system's table.
+    pub fn row(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let rows = txn.open_table(ROWS).map_err(db_err)?;
+        Ok(rows
+            .get((table.name(), key))
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Leaves of the transparency log.
+    pub fn log_size(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        Ok(meta
+            .get("log_size")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// The log's leaves from `start` on, until `f` answers false.
+    pub fn log_entries(
+        &self,
+        start: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let log = txn.open_table(LOG).map_err(db_err)?;
+        for item in log.range(start..).map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            if !f(k.value(), v.value()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Whether another process (a running node) holds the store file at
 /// `path` open. A file that is missing or does not open is not in use.
 pub fn in_use(path: &Path) -> bool {

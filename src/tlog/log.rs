@@ -36,7 +36,7 @@ pub const CHECKPOINT: Table = Table::new("log.checkpoint");
 /// `<identifier> 0x00 <version u64 BE>` → its leaf index (u64 BE).
 pub const INDEX: Table = Table::new("log.index");
 
-const LATEST: &[u8] = b"latest";
+pub const LATEST: &[u8] = b"latest";
 const ORIGIN: &[u8] = b"origin";
 /// Most leaves one integration takes (bounds its batch).
 const PER_ROUND: usize = 4096;
@@ -77,6 +77,68 @@ pub struct Signed {
     pub root: Hash,
     /// The whole C2SP signed note, as served at `/log/checkpoint`.
     pub note: String,
+}
+
+/// Committed leaves the latest checkpoint does not cover yet (the risk
+/// assessment's "old checkpoint").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lag {
+    pub checkpoint_size: u64,
+    pub log_size: u64,
+    /// When the oldest uncovered leaf that carries a record was committed
+    /// (the record's `updated`); `None` when no leaf is uncovered, or the
+    /// first ones looked at are private (they carry no time).
+    pub oldest: Option<u64>,
+}
+
+/// Reads a log's leaves from an index on, until the callback answers
+/// false (`Store::log_entries`, or a read-only store's).
+pub type LeavesFrom<'a> =
+    dyn FnMut(u64, &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<(), StoreError> + 'a;
+
+/// How many uncovered leaves [`Lag`] looks at for a dated one.
+const LAG_SCAN: usize = 1024;
+
+impl Lag {
+    /// The lag of a log of `log_size` leaves whose checkpoint covers
+    /// `checkpoint_size`, reading leaves through `entries` (from an index
+    /// on, until the callback answers false).
+    pub fn measure(
+        checkpoint_size: u64,
+        log_size: u64,
+        entries: &mut LeavesFrom<'_>,
+    ) -> Result<Lag, StoreError> {
+        let mut oldest = None;
+        if log_size > checkpoint_size {
+            let mut seen = 0usize;
+            entries(checkpoint_size, &mut |_, leaf| {
+                seen += 1;
+                if let Ok(super::entry::Entry::Record(r)) = super::entry::Entry::parse(leaf) {
+                    oldest = Some(r.record().updated);
+                    return false;
+                }
+                seen < LAG_SCAN
+            })?;
+        }
+        Ok(Lag {
+            checkpoint_size,
+            log_size,
+            oldest,
+        })
+    }
+
+    /// Leaves not covered by the checkpoint.
+    pub fn uncovered(&self) -> u64 {
+        self.log_size.saturating_sub(self.checkpoint_size)
+    }
+}
+
+/// The tree size of a stored checkpoint note (signature not checked: for
+/// reading a stopped node's store, which the node itself wrote).
+pub fn stored_size(note: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(note).ok()?;
+    let (body, _) = text.split_once("\n\n")?;
+    Checkpoint::parse(&format!("{body}\n")).ok().map(|c| c.size)
 }
 
 /// The node's transparency log.
@@ -230,6 +292,16 @@ impl Log {
     /// The latest signed checkpoint.
     pub fn latest(&self) -> Arc<Signed> {
         self.latest.borrow().clone()
+    }
+
+    /// The committed leaves the latest checkpoint does not cover yet.
+    pub fn lag(&self) -> Result<Lag, LogError> {
+        let checkpoint_size = self.latest().size;
+        let log_size = self.store.log_size()?;
+        let store = self.store.clone();
+        Ok(Lag::measure(checkpoint_size, log_size, &mut |start, f| {
+            store.log_entries(start, f)
+        })?)
     }
 
     /// Changes of the latest checkpoint.

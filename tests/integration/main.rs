@@ -14,6 +14,7 @@ mod cli;
 mod common;
 mod conformance;
 mod dns_protocol;
+mod doctor;
 mod durability;
 mod events;
 mod federation;
