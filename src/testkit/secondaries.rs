@@ -61,8 +61,6 @@ fn tool(name: &str) -> PathBuf {
     find_tool(name).unwrap_or_else(|| panic!("{name} is not installed"))
 }
 
-/// Knot (`knotd`, `knotc`) and NSD present; probes all before returning so a
-
 // ---------------------------------------------------------------------------
 // Keys and ports
 // ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ pub fn require_daemon(tool: &str, apt_package: &str) -> bool {
     )
 }
 
+/// Knot (`knotd`, `knotc`) and NSD present; probes all before returning so a
 /// skip names every missing tool.
 pub fn require_knot_and_nsd() -> bool {
     let knotd = require_daemon("knotd", "knot");
