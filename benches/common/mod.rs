@@ -25,7 +25,10 @@ pub struct Node {
     pub addr: SocketAddr,
     /// The zone it serves and where it answers DNS (UDP and TCP), from its
     /// ready line; `None` for a node not started here.
+    // Read by the transfer bench only; the other benches share this module.
+    #[allow(dead_code)]
     pub zone: Option<String>,
+    #[allow(dead_code)]
     pub dns: Option<SocketAddr>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
