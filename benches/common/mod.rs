@@ -23,6 +23,13 @@ use serde_json::json;
 pub struct Node {
     pub http: String,
     pub addr: SocketAddr,
+    /// The zone it serves and where it answers DNS (UDP and TCP), from its
+    /// ready line; `None` for a node not started here.
+    // Read by the transfer bench only; the other benches share this module.
+    #[allow(dead_code)]
+    pub zone: Option<String>,
+    #[allow(dead_code)]
+    pub dns: Option<SocketAddr>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -37,6 +44,8 @@ impl Node {
                 Node {
                     addr: http.trim_start_matches("http://").parse().unwrap(),
                     http,
+                    zone: None,
+                    dns: None,
                     child: None,
                     _dir: tempfile::tempdir().unwrap(),
                 }
@@ -48,10 +57,18 @@ impl Node {
     /// Starts `binary serve --policy open` (this build of cpid, or another
     /// one to compare with) on a fresh data directory.
     pub fn spawn(binary: &Path) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::spawn_in(binary, tempfile::tempdir().unwrap(), "127.0.0.1:0", &[])
+    }
+
+    /// Starts `binary serve --policy open` over the data directory `dir`
+    /// (which may hold a seeded store), DNS on `dns`, with `args` added
+    /// (e.g. `--config FILE`); `dir` is removed when the node is dropped.
+    pub fn spawn_in(binary: &Path, dir: tempfile::TempDir, dns: &str, args: &[&str]) -> Node {
         let mut c = Command::new(binary)
-            .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(["--policy", "open", "--udp-workers", "1", "--data"])
+            .args(["serve", "--dns", dns, "--http", "127.0.0.1:0"])
+            .args(["--policy", "open", "--udp-workers", "1"])
+            .args(args)
+            .arg("--data")
             .arg(dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -59,17 +76,32 @@ impl Node {
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
         let mut lines = BufReader::new(c.stderr.take().unwrap()).lines();
-        let http = loop {
+        let (http, ready) = loop {
             let line = lines.next().expect("cpid serve exited").unwrap();
             if let Some(at) = line.find("http://") {
                 let rest = &line[at..];
-                break rest[..rest.find(' ').unwrap_or(rest.len())].to_string();
+                break (
+                    rest[..rest.find(' ').unwrap_or(rest.len())].to_string(),
+                    line.clone(),
+                );
             }
         };
         std::thread::spawn(move || lines.for_each(drop));
+        // "cpid serving zone ZONE (… names, …) on udp+tcp ADDR, http://…"
+        let word_after = |marker: &str| {
+            ready.find(marker).map(|at| {
+                ready[at + marker.len()..]
+                    .split([' ', ','])
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+        };
         Node {
             addr: http.trim_start_matches("http://").parse().unwrap(),
             http,
+            zone: word_after("serving zone "),
+            dns: word_after("on udp+tcp ").and_then(|a| a.parse().ok()),
             child: Some(c),
             _dir: dir,
         }

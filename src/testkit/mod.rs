@@ -8,6 +8,8 @@
 //! - [`seed`]: synthetic records for benchmarks.
 //! - [`knot`]: a Knot DNS secondary of a node, as a child process (the
 //!   demo's national zone when `knotd` is installed).
+//! - [`secondaries`]: Knot and NSD secondaries (and a Knot primary) in
+//!   temporary directories, for the zone-transfer tests and benchmark.
 //! - [`fuzzing`]: fuzz entry points, replayed over their corpora by the tests.
 
 pub mod federation;
@@ -21,4 +23,12 @@ pub mod federation;
 pub mod fuzzing;
 pub mod knot;
 pub mod providers;
+// A harness for tests and benchmarks: a daemon that does not start stops the run with a message.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+pub mod secondaries;
 pub mod seed;
