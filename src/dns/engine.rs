@@ -120,9 +120,18 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> Summary {
             .authoritative()
             .write(out, &Empty, &soa, &Empty);
     };
-    let answers = Answers {
-        rrsets: &node.rrsets,
-        qtype,
+    // ANY over UDP gets one RRset, the smallest (RFC 8482 §4.1): an
+    // identifier's name holds its signed record, which would make a small
+    // query a large answer; TCP, where the source is proven, gets them all.
+    let answers = match node.rrsets.iter().min_by_key(|set| set.bytes.len()) {
+        Some(set) if qtype == rtype::ANY && c.transport == Transport::Udp => Answers {
+            rrsets: std::slice::from_ref(set),
+            qtype: set.rtype,
+        },
+        _ => Answers {
+            rrsets: &node.rrsets,
+            qtype,
+        },
     };
     // Glue for an in-zone NS is optional when the answer itself fits.
     let glue = answers.iter().find_map(|set| {

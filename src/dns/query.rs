@@ -53,6 +53,7 @@ pub struct Checked<'a> {
     qname_len: usize,
     /// The largest response that may be sent.
     pub(super) limit: usize,
+    pub(super) transport: Transport,
 }
 
 impl Checked<'_> {
@@ -139,6 +140,7 @@ fn check_as<'a>(
         qname,
         qname_len,
         limit,
+        transport,
     };
     let q = &checked.query;
     let refusal = if q.flags & OPCODE_MASK != 0 {
