@@ -68,10 +68,10 @@ impl Class {
 /// What RRL did with an answer, for `cpid_rrl_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Action {
-    /// Not looked at: RRL off, or TCP.
+    /// Not looked at: RRL off, TCP, or a whitelisted client.
     #[default]
     Off,
-    /// Sent as decided (also whitelisted and valid-cookie answers).
+    /// Sent as decided (also answers to a valid server cookie).
     Passed,
     /// Sent truncated with empty sections.
     Slipped,
@@ -176,10 +176,11 @@ impl Rrl {
 
     /// Decides an answer of `class` about `name` (lower-case wire form) to
     /// `addr`, received at `at`: [`Action::Passed`], or over the rate
-    /// [`Action::Slipped`] or [`Action::Dropped`].
+    /// [`Action::Slipped`] or [`Action::Dropped`]; [`Action::Off`] for a
+    /// whitelisted client (not counted at all).
     pub fn decide(&self, addr: IpAddr, class: Class, name: &[u8], at: Instant) -> Action {
         if !self.whitelist.is_empty() && self.whitelist.iter().any(|n| n.contains(addr)) {
-            return Action::Passed;
+            return Action::Off;
         }
         let mut h = SipHasher13::new_with_key(&self.key);
         h.write_u8(class.code());
@@ -246,7 +247,7 @@ mod tests {
                 Action::Passed => seen[0] += 1,
                 Action::Slipped => seen[1] += 1,
                 Action::Dropped => seen[2] += 1,
-                Action::Off => unreachable!(),
+                Action::Off => panic!("not whitelisted"),
             }
         }
         seen
@@ -318,7 +319,7 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(
                 rrl.decide(ip("10.1.2.3"), Class::Error, b"\x00", at),
-                Action::Passed
+                Action::Off
             );
         }
     }
