@@ -212,7 +212,7 @@ impl Rrl {
             }
         }
         let n = self.limited.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.slip > 0 && n % self.slip == 0 {
+        if self.slip > 0 && n.is_multiple_of(self.slip) {
             Action::Slipped
         } else {
             Action::Dropped
