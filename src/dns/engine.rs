@@ -106,14 +106,16 @@ pub fn respond(
             Some(summary)
         }
         Err(Some(mut summary)) => {
-            // Refused while being read: an error with nothing but header
-            // and question, which a slip could not shrink; sent as is.
+            // Refused while being read: an error with no records, which a
+            // slip only marks TC.
             if let Some(rrl) = &guards.rrl
                 && client.transport == Transport::Udp
             {
                 summary.rrl = rrl.decide(client.addr, rrl::Class::Error, ROOT, client.received);
-                if summary.rrl == Action::Dropped {
-                    out.clear();
+                match summary.rrl {
+                    Action::Slipped => response::slip_refusal(out, &mut summary),
+                    Action::Dropped => out.clear(),
+                    Action::Passed | Action::Off => {}
                 }
             }
             Some(summary)

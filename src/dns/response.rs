@@ -310,6 +310,15 @@ pub(super) fn slip(query: &Checked<'_>, out: &mut Vec<u8>, summary: &mut Summary
     summary.truncated = true;
 }
 
+/// [`slip`] for a response written while the query was being read (a
+/// refusal with no records, perhaps no question): it only gains TC.
+pub(super) fn slip_refusal(out: &mut [u8], summary: &mut Summary) {
+    if let Some(flags) = out.get_mut(2) {
+        *flags |= (FLAG_TC >> 8) as u8;
+        summary.truncated = true;
+    }
+}
+
 /// The OPT record's length in a response to `query` (0 without EDNS).
 fn opt_len(query: &Checked<'_>) -> usize {
     match (&query.query.edns, &query.reply_cookie) {
