@@ -1356,12 +1356,17 @@ pub fn tsig(data: &[u8]) {
 fn fuzz_safeguards() -> &'static engine::Safeguards {
     static GUARDS: OnceLock<engine::Safeguards> = OnceLock::new();
     GUARDS.get_or_init(|| {
-        let mut dns = crate::config::DnsConfig::default();
-        dns.cookie_secret = Some("e5e973e5a6b2a43f48e7dc849e37bfcf".into());
-        dns.rrl.rate_limit = 2;
-        dns.rrl.slip = 2;
-        dns.rrl.table_size = 7;
-        dns.rrl.whitelist = vec!["10.0.0.0/8".into()];
+        let dns = crate::config::DnsConfig {
+            cookie_secret: Some("e5e973e5a6b2a43f48e7dc849e37bfcf".into()),
+            rrl: crate::config::RrlConfig {
+                rate_limit: 2,
+                slip: 2,
+                table_size: 7,
+                whitelist: vec!["10.0.0.0/8".into()],
+                ..crate::config::RrlConfig::default()
+            },
+            ..crate::config::DnsConfig::default()
+        };
         engine::Safeguards::from_config(&dns).expect("constant fuzz safeguards")
     })
 }
@@ -1406,7 +1411,11 @@ pub fn cookie_rrl(data: &[u8]) {
         }
         if s.cookie == Verdict::Malformed {
             use engine::Rcode::{BadVers, FormErr, NotImp};
-            assert!(matches!(s.rcode, FormErr | BadVers | NotImp), "{:?}", s.rcode);
+            assert!(
+                matches!(s.rcode, FormErr | BadVers | NotImp),
+                "{:?}",
+                s.rcode
+            );
         }
     }
     let tcp = engine::Client::new(addr, Transport::Tcp);
