@@ -467,6 +467,47 @@ pub struct DnsConfig {
     /// Mailbox of the zone's SOA, relative to the zone.
     pub hostmaster: String,
     pub soa: SoaConfig,
+    /// DNS cookies (RFC 7873, server cookies per RFC 9018).
+    pub cookies: bool,
+    /// The cookie secret, 32 hex digits (16 bytes); a random one each
+    /// start when unset. Nodes behind one anycast address share one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_secret: Option<String>,
+    /// Response-rate limiting on UDP (`[dns.rrl]`).
+    pub rrl: RrlConfig,
+}
+
+/// Response-rate limiting on UDP (`dns::rrl`, Knot's `rrl` module).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RrlConfig {
+    pub enabled: bool,
+    /// Answers a second per flow (source network, kind of answer, name).
+    pub rate_limit: u32,
+    /// 0: drop every limited answer; 1: send every one truncated; N:
+    /// every Nth truncated, the others dropped.
+    pub slip: u32,
+    /// Buckets in the fixed table (about 8 bytes each).
+    pub table_size: usize,
+    /// Source addresses are counted by network of this many bits.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Networks never limited (`192.0.2.0/24`, `2001:db8::/32`, an address).
+    pub whitelist: Vec<String>,
+}
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rate_limit: 20,
+            slip: 2,
+            table_size: 393_241,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            whitelist: Vec::new(),
+        }
+    }
 }
 
 impl Default for DnsConfig {
@@ -483,6 +524,9 @@ impl Default for DnsConfig {
             }],
             hostmaster: "hostmaster".into(),
             soa: SoaConfig::default(),
+            cookies: true,
+            cookie_secret: None,
+            rrl: RrlConfig::default(),
         }
     }
 }
@@ -561,6 +605,18 @@ impl Config {
                 reason,
             }
         })?;
+        crate::dns::rrl::Rrl::check(&self.dns.rrl).map_err(|e| ConfigError::Invalid {
+            key: "dns.rrl",
+            reason: e.to_string(),
+        })?;
+        if let Some(secret) = &self.dns.cookie_secret {
+            crate::dns::cookie::Cookies::from_config(Some(secret)).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "dns.cookie_secret",
+                    reason: e.to_string(),
+                }
+            })?;
+        }
         if self.dns.name_servers.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "dns.name_servers",

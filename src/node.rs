@@ -512,11 +512,17 @@ impl Node {
                 key: key.and_then(|k| policy.key(k)).cloned(),
             })
             .collect();
-        let transfers = Arc::new(crate::dns::xfr::Transfers::new(
-            self.registry.zone().clone(),
-            policy,
-            clock.clone(),
-        ));
+        let safeguards =
+            crate::dns::engine::Safeguards::from_config(&self.config.dns).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "dns",
+                    reason: e.to_string(),
+                }
+            })?;
+        let transfers = Arc::new(
+            crate::dns::xfr::Transfers::new(self.registry.zone().clone(), policy, clock.clone())
+                .with_safeguards(safeguards),
+        );
         let dns = DnsServer::start(transfers, &self.config.dns_listen()).await?;
         let notifiers = crate::dns::notify::start(
             self.registry.zone(),

@@ -76,6 +76,13 @@ pub const LOG_PROOFS: &str = "cpid_log_proofs_total";
 /// (`[http.limits]`), by `limit`: `address`, `key`, `connections`,
 /// `header_timeout`, `body_timeout`, `body_size`.
 pub const HTTP_LIMITED: &str = "cpid_http_limited_total";
+/// UDP answers response-rate limiting looked at (`[dns.rrl]`), by
+/// `action`: `passed`, `slipped` (sent truncated), `dropped`.
+pub const RRL: &str = "cpid_rrl_total";
+/// Queries with a COOKIE option (RFC 7873), by `result`: `new` (client
+/// cookie only), `valid`, `invalid` (a new server cookie was sent),
+/// `malformed` (FORMERR).
+pub const DNS_COOKIES: &str = "cpid_dns_cookies_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -126,6 +133,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(DNS_QUERIES, "DNS queries answered, by query type and rcode");
+    describe_counter!(
+        RRL,
+        "UDP answers seen by response-rate limiting, by action (passed, slipped, dropped)"
+    );
+    describe_counter!(
+        DNS_COOKIES,
+        "Queries with a DNS COOKIE option, by result (new, valid, invalid, malformed)"
+    );
     describe_counter!(TRANSFERS, "Zone transfers served, by kind");
     describe_counter!(TRANSFER_MESSAGES, "Messages sent in zone-transfer streams");
     describe_counter!(

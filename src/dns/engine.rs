@@ -8,31 +8,127 @@
 //! one [`Response`] writer, which applies EDNS(0) (RFC 6891) and truncation
 //! (RFC 1035 §4.2.1); what is left here is deciding the answer. Both the
 //! UDP fast path and the TCP handler call [`respond`], so there is exactly
-//! one place where a node's answer is decided. It never panics on any
-//! input, never allocates beyond the output buffer, and never blocks: the
-//! only shared state it touches is the hot tier's read lock, held for the
-//! copy.
+//! one place where a node's answer is decided. The node's [`Safeguards`]
+//! apply there too: the query's DNS cookie is judged before the answer
+//! ([`super::cookie`]), and over UDP the decided answer — its *logical*
+//! kind and name, known only here — goes through response-rate limiting
+//! ([`super::rrl`]), which may send it truncated or not at all. It never
+//! panics on any input, never allocates beyond the output buffer, and
+//! never blocks: the shared state it touches is the hot tier's read lock,
+//! held for the copy, and one RRL bucket (an atomic).
 
-pub use super::query::Transport;
+use super::cookie::{self, CookieError, Cookies, Verdict};
 use super::query::{self, Checked};
-use super::response::{Empty, Ready, Response, Section};
+pub use super::query::{Client, Transport};
+use super::response::{self, Empty, Ready, Response, Section};
 pub use super::response::{MAX_UDP_PAYLOAD, Rcode, Summary};
+use super::rrl::{self, Action, Rrl, RrlError};
 use super::wire::{MAX_NAME_LEN, is_within, rtype};
 use super::zone::{HotZone, Prepared, Referral, Zone};
 
+/// What a node applies to its answers beyond the zone's data: DNS cookies
+/// and response-rate limiting (`[dns]` `cookies`, `[dns.rrl]`).
+#[derive(Debug, Default)]
+pub struct Safeguards {
+    pub cookies: Option<Cookies>,
+    pub rrl: Option<Rrl>,
+}
+
+/// Why the safeguards could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SafeguardError {
+    #[error(transparent)]
+    Cookie(#[from] CookieError),
+    #[error(transparent)]
+    Rrl(#[from] RrlError),
+}
+
+impl Safeguards {
+    /// Neither cookies nor RRL.
+    pub const NONE: Safeguards = Safeguards {
+        cookies: None,
+        rrl: None,
+    };
+
+    /// From the node's `[dns]` section.
+    pub fn from_config(dns: &crate::config::DnsConfig) -> Result<Safeguards, SafeguardError> {
+        let cookies = if dns.cookies {
+            Some(Cookies::from_config(dns.cookie_secret.as_deref())?)
+        } else {
+            None
+        };
+        Ok(Safeguards {
+            cookies,
+            rrl: Rrl::from_config(&dns.rrl)?,
+        })
+    }
+}
+
+/// The root name: the RRL bucket name of errors.
+const ROOT: &[u8] = &[0];
+
 /// Answers one query. Returns `None` when the message must be dropped
 /// (shorter than a header, or itself a response); otherwise `out` holds the
-/// response.
+/// response — unless response-rate limiting dropped it: then `out` is
+/// empty, nothing must be sent, and the summary says [`Action::Dropped`].
 pub fn respond(
     zone: &Zone,
+    guards: &Safeguards,
     msg: &[u8],
-    transport: Transport,
+    client: &Client,
     out: &mut Vec<u8>,
 ) -> Option<Summary> {
-    match query::check(msg, transport, out) {
-        Ok(c) => Some(zone.read(|z| answer(z, &c, out))),
-        Err(done) => done,
+    match query::check(msg, client.transport, out) {
+        Ok(mut c) => {
+            if let Some(cookies) = &guards.cookies
+                && let Some(received) = c.cookie()
+            {
+                let (verdict, reply) = cookies.judge(received, client.addr, cookie::unix_now());
+                c.set_cookie(verdict, reply);
+            }
+            let (mut summary, bucket) = zone.read(|z| answer(z, &c, out));
+            if let Some(rrl) = &guards.rrl
+                && client.transport == Transport::Udp
+            {
+                summary.rrl = if c.cookie_verdict() == Verdict::Valid {
+                    Action::Passed
+                } else {
+                    let name = c.qname().get(bucket.name_at..).unwrap_or(ROOT);
+                    rrl.decide(client.addr, bucket.class, name, client.received)
+                };
+                match summary.rrl {
+                    Action::Slipped => response::slip(&c, out, &mut summary),
+                    Action::Dropped => out.clear(),
+                    Action::Passed | Action::Off => {}
+                }
+            }
+            Some(summary)
+        }
+        Err(Some(mut summary)) => {
+            // Refused while being read: an error with no records, which a
+            // slip only marks TC.
+            if let Some(rrl) = &guards.rrl
+                && client.transport == Transport::Udp
+            {
+                summary.rrl = rrl.decide(client.addr, rrl::Class::Error, ROOT, client.received);
+                match summary.rrl {
+                    Action::Slipped => response::slip_refusal(out, &mut summary),
+                    Action::Dropped => out.clear(),
+                    Action::Passed | Action::Off => {}
+                }
+            }
+            Some(summary)
+        }
+        Err(None) => None,
     }
+}
+
+/// The RRL flow of an answer: its kind, and where in the question name
+/// the name it is counted under starts.
+struct Bucket {
+    class: rrl::Class,
+    name_at: usize,
 }
 
 /// The records of the asked type among a name's RRsets (all for ANY).
@@ -96,18 +192,26 @@ impl Section for AtQuestion<'_> {
     }
 }
 
-fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> Summary {
+fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) {
     let qname = c.qname();
     let qtype = c.qtype();
     let apex = z.apex.as_bytes();
     if !is_within(qname, apex) {
-        return Response::new(c, Rcode::Refused).empty(out);
+        let bucket = Bucket {
+            class: rrl::Class::Error,
+            name_at: qname.len().saturating_sub(1),
+        };
+        return (Response::new(c, Rcode::Refused).empty(out), bucket);
     }
     if !z.cuts.is_empty()
         && let Some((offset, referral)) = find_cut(z, qname, apex.len())
         && !(offset == 0 && qtype == rtype::CPREC)
     {
-        return write_referral(c, referral, offset, out);
+        let bucket = Bucket {
+            class: rrl::Class::Referral,
+            name_at: offset,
+        };
+        return (write_referral(c, referral, offset, out), bucket);
     }
     // The apex is a suffix of the question name, so the SOA owner can be a
     // pointer into the question.
@@ -116,9 +220,15 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> Summary {
         std::slice::from_ref(&z.negative_soa),
     );
     let Some(node) = z.names.get(qname) else {
-        return Response::new(c, Rcode::NxDomain)
+        // A missing name counts per zone: every made-up name is one flow.
+        let bucket = Bucket {
+            class: rrl::Class::NxDomain,
+            name_at: qname.len().saturating_sub(apex.len()),
+        };
+        let summary = Response::new(c, Rcode::NxDomain)
             .authoritative()
             .write(out, &Empty, &soa, &Empty);
+        return (summary, bucket);
     };
     // ANY over UDP gets one RRset, the smallest (RFC 8482 §4.1): an
     // identifier's name holds its signed record, which would make a small
@@ -141,9 +251,15 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> Summary {
         })
     });
     let nodata = answers.iter().next().is_none().then_some(soa);
-    Response::new(c, Rcode::NoError)
+    let class = match (nodata.is_some(), qtype) {
+        (true, _) => rrl::Class::NoData,
+        (false, rtype::ANY) => rrl::Class::Any,
+        (false, _) => rrl::Class::Positive,
+    };
+    let summary = Response::new(c, Rcode::NoError)
         .authoritative()
-        .write(out, &answers, &nodata, &glue)
+        .write(out, &answers, &nodata, &glue);
+    (summary, Bucket { class, name_at: 0 })
 }
 
 /// The topmost zone cut at or above `qname` (below the apex), and its

@@ -1,5 +1,7 @@
 //! The DNS answer tally: answers counted by question type and rcode under
-//! [`DNS_QUERIES`], and answer time under [`DNS_ANSWER_SECONDS`].
+//! [`DNS_QUERIES`], answer time under [`DNS_ANSWER_SECONDS`], what
+//! response-rate limiting did under [`RRL`] and DNS cookies under
+//! [`DNS_COOKIES`]. An answer RRL dropped counts there only.
 //!
 //! The UDP fast path never looks a metric up by name: [`DnsTally`] counts
 //! answers in a plain local table and flushes it into pre-resolved handles
@@ -11,9 +13,11 @@ use std::time::Duration;
 
 use metrics::{Counter, Histogram};
 
+use super::cookie::Verdict;
 use super::response::{Rcode, Summary};
+use super::rrl::Action;
 use super::wire::rtype;
-use crate::telemetry::{DNS_ANSWER_SECONDS, DNS_QUERIES};
+use crate::telemetry::{DNS_ANSWER_SECONDS, DNS_COOKIES, DNS_QUERIES, RRL};
 
 const TYPES: [(u16, &str); 10] = [
     (rtype::A, "A"),
@@ -44,6 +48,15 @@ fn rcode_slot(rcode: Rcode) -> usize {
 /// Counts one answer directly (TCP, where a lookup per query is cheap
 /// next to the connection).
 pub fn count_answer(summary: &Summary, took: Duration) {
+    if let Some(result) = summary.cookie.label() {
+        metrics::counter!(DNS_COOKIES, "result" => result).increment(1);
+    }
+    if let Some(action) = summary.rrl.label() {
+        metrics::counter!(RRL, "action" => action).increment(1);
+    }
+    if summary.rrl == Action::Dropped {
+        return;
+    }
     let t = TYPES
         .get(type_slot(summary.qtype))
         .map_or(OTHER, |&(_, label)| label);
@@ -57,6 +70,43 @@ pub struct DnsTally {
     counters: Vec<Option<Counter>>,
     counts: Vec<u64>,
     latency: Histogram,
+    /// By [`Action::COUNTED`] and [`Verdict::COUNTED`], flushed likewise.
+    rrl: Side<3>,
+    cookies: Side<4>,
+}
+
+/// A few counts of one metric by one label, flushed like the main table.
+struct Side<const N: usize> {
+    counts: [u64; N],
+    counters: [Option<Counter>; N],
+}
+
+impl<const N: usize> Side<N> {
+    fn new() -> Self {
+        Side {
+            counts: [0; N],
+            counters: std::array::from_fn(|_| None),
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, slot: Option<usize>) {
+        if let Some(c) = slot.and_then(|i| self.counts.get_mut(i)) {
+            *c += 1;
+        }
+    }
+
+    fn flush(&mut self, name: &'static str, label: &'static str, values: [&'static str; N]) {
+        for ((count, counter), value) in self.counts.iter_mut().zip(&mut self.counters).zip(values)
+        {
+            if *count > 0 {
+                counter
+                    .get_or_insert_with(|| metrics::counter!(name, label => value))
+                    .increment(*count);
+                *count = 0;
+            }
+        }
+    }
 }
 
 impl Default for DnsTally {
@@ -73,12 +123,25 @@ impl DnsTally {
             counts: vec![0; slots],
             counters: vec![None; slots],
             latency: metrics::histogram!(DNS_ANSWER_SECONDS),
+            rrl: Side::new(),
+            cookies: Side::new(),
         }
     }
 
-    /// Counts one answer.
+    /// Counts one answer (one that RRL dropped under [`RRL`] only).
     #[inline]
     pub fn count(&mut self, summary: &Summary) {
+        if summary.cookie != Verdict::Absent {
+            self.cookies
+                .count(Verdict::COUNTED.iter().position(|v| *v == summary.cookie));
+        }
+        if summary.rrl != Action::Off {
+            self.rrl
+                .count(Action::COUNTED.iter().position(|a| *a == summary.rrl));
+            if summary.rrl == Action::Dropped {
+                return;
+            }
+        }
         let slot = type_slot(summary.qtype) * RCODES.len() + rcode_slot(summary.rcode);
         if let Some(c) = self.counts.get_mut(slot) {
             *c += 1;
@@ -103,6 +166,16 @@ impl DnsTally {
                 *count = 0;
             }
         }
+        self.rrl.flush(
+            RRL,
+            "action",
+            Action::COUNTED.map(|a| a.label().unwrap_or("")),
+        );
+        self.cookies.flush(
+            DNS_COOKIES,
+            "result",
+            Verdict::COUNTED.map(|v| v.label().unwrap_or("")),
+        );
         if answered > 0 {
             self.latency
                 .record_many(took.as_secs_f64(), answered as usize);

@@ -7,14 +7,20 @@
 //! socket. Nothing on that path touches disk. The gateway answers through
 //! the same [`query::check`] and [`response::Response`]. [`xfr`] serves zone
 //! transfers to secondaries, [`notify`] tells them of changes, and
-//! [`tsig`] signs and checks both (RFC 8945).
+//! [`tsig`] signs and checks both (RFC 8945). [`cookie`] (RFC 7873/9018)
+//! and [`rrl`] (response-rate limiting on UDP) are the node's safeguards
+//! on that path; [`network`] is the one address-network type of the
+//! configuration (transfer ACLs, the RRL whitelist).
 
+pub mod cookie;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
+pub mod network;
 pub mod notify;
 pub mod query;
 pub mod response;
+pub mod rrl;
 pub mod server;
 pub mod tcp;
 pub mod tsig;

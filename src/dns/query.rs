@@ -8,11 +8,16 @@
 //! no question to echo, a bare header, as Knot and NSD send); a missing or
 //! malformed question FORMERR; EDNS versions above 0 BADVERS; meta and
 //! transfer types and classes other than IN what RFC 1035, RFC 5936 and
-//! RFC 6895 say. What passes is a [`Checked`] query for the node's
+//! RFC 6895 say; a COOKIE option of the wrong length FORMERR (RFC 7873
+//! §5.2.2; the first COOKIE option counts). What passes is a [`Checked`] query for the node's
 //! [`engine`](super::engine) or the gateway to answer through the one
 //! [`Response`] writer. It never panics on any input and writes only into
 //! the caller's buffer.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::cookie::{self, Received, Verdict};
 use super::response::{
     FLAG_QR, MAX_UDP_PAYLOAD, OPCODE_MASK, Rcode, Response, Summary, bare_header,
 };
@@ -23,6 +28,37 @@ use super::wire::{CLASS_ANY, CLASS_IN, MAX_NAME_LEN, Reader, WireError, rtype};
 pub enum Transport {
     Udp,
     Tcp,
+}
+
+/// Who sent a query and how: what an answerer needs beyond the message
+/// (the response size limit, the address cookies are bound to and
+/// response-rate limiting counts by). The cookie state of a query is in
+/// the message and read into its [`Checked`] form.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: IpAddr,
+    pub transport: Transport,
+    /// When the query was received (one clock reading per receive batch).
+    pub received: Instant,
+}
+
+impl Client {
+    pub fn new(addr: IpAddr, transport: Transport) -> Client {
+        Client {
+            addr,
+            transport,
+            received: Instant::now(),
+        }
+    }
+
+    /// A UDP client, received at `received`.
+    pub fn udp(addr: IpAddr, received: Instant) -> Client {
+        Client {
+            addr,
+            transport: Transport::Udp,
+            received,
+        }
+    }
 }
 
 /// The parts of a query an answer needs.
@@ -43,6 +79,15 @@ pub(super) struct Query<'a> {
 pub(super) struct Edns {
     payload: u16,
     version: u8,
+    cookie: CookieOption,
+}
+
+/// The query's COOKIE option.
+#[derive(Clone, Copy)]
+enum CookieOption {
+    Absent,
+    Malformed,
+    Present(Received),
 }
 
 /// A query that passed the protocol checks, ready to be answered.
@@ -54,9 +99,33 @@ pub struct Checked<'a> {
     /// The largest response that may be sent.
     pub(super) limit: usize,
     pub(super) transport: Transport,
+    /// What the COOKIE option was, and the option data of the answer.
+    pub(super) cookie: Verdict,
+    pub(super) reply_cookie: Option<[u8; cookie::REPLY_LEN]>,
 }
 
 impl Checked<'_> {
+    /// The COOKIE option the query carried, when well-formed.
+    pub fn cookie(&self) -> Option<&Received> {
+        match &self.query.edns.as_ref()?.cookie {
+            CookieOption::Present(r) => Some(r),
+            CookieOption::Absent | CookieOption::Malformed => None,
+        }
+    }
+
+    /// Sets what the query's cookie was judged and the COOKIE option data
+    /// of the answer (client cookie and a fresh server cookie).
+    pub fn set_cookie(&mut self, verdict: Verdict, reply: [u8; cookie::REPLY_LEN]) {
+        self.cookie = verdict;
+        self.reply_cookie = Some(reply);
+    }
+
+    /// What the query's cookie was judged ([`Verdict::Absent`] until
+    /// [`Checked::set_cookie`], or [`Verdict::Malformed`]).
+    pub fn cookie_verdict(&self) -> Verdict {
+        self.cookie
+    }
+
     /// The question name, lower-cased, uncompressed wire form.
     pub fn qname(&self) -> &[u8] {
         self.qname.get(..self.qname_len).unwrap_or_default()
@@ -135,18 +204,29 @@ fn check_as<'a>(
         (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
     }
     .saturating_sub(query.tsig.unwrap_or(0));
+    let malformed_cookie = query
+        .edns
+        .is_some_and(|e| matches!(e.cookie, CookieOption::Malformed));
     let checked = Checked {
         query,
         qname,
         qname_len,
         limit,
         transport,
+        cookie: if malformed_cookie {
+            Verdict::Malformed
+        } else {
+            Verdict::Absent
+        },
+        reply_cookie: None,
     };
     let q = &checked.query;
     let refusal = if q.flags & OPCODE_MASK != 0 {
         Some(Rcode::NotImp)
     } else if q.edns.is_some_and(|e| e.version > 0) {
         Some(Rcode::BadVers)
+    } else if malformed_cookie {
+        Some(Rcode::FormErr)
     } else {
         match q.qtype {
             rtype::OPT => Some(Rcode::FormErr),
@@ -209,10 +289,11 @@ fn parse<'a>(
             if !owner_is_root {
                 return Err(WireError::BadOpt);
             }
-            check_options(rdata)?;
+            let cookie = check_options(rdata)?;
             edns = Some(Edns {
                 payload: class,
                 version: (ttl >> 16) as u8,
+                cookie,
             });
         }
     }
@@ -237,16 +318,24 @@ fn skip_rr(r: &mut Reader<'_>) -> Result<(), WireError> {
     Ok(())
 }
 
-/// EDNS options must tile the RDATA exactly (RFC 6891 §6.1.2).
-fn check_options(mut rdata: &[u8]) -> Result<(), WireError> {
+/// EDNS options must tile the RDATA exactly (RFC 6891 §6.1.2). Returns
+/// the first COOKIE option.
+fn check_options(mut rdata: &[u8]) -> Result<CookieOption, WireError> {
+    let mut cookie = CookieOption::Absent;
     while !rdata.is_empty() {
         let mut r = Reader::new(rdata);
-        r.u16().map_err(|_| WireError::BadOpt)?;
+        let code = r.u16().map_err(|_| WireError::BadOpt)?;
         let len = r.u16().map_err(|_| WireError::BadOpt)?;
-        r.take(usize::from(len)).map_err(|_| WireError::BadOpt)?;
+        let data = r.take(usize::from(len)).map_err(|_| WireError::BadOpt)?;
+        if code == cookie::OPTION_CODE && matches!(cookie, CookieOption::Absent) {
+            cookie = match Received::parse(data) {
+                Some(c) => CookieOption::Present(c),
+                None => CookieOption::Malformed,
+            };
+        }
         rdata = rdata.get(r.position()..).unwrap_or_default();
     }
-    Ok(())
+    Ok(cookie)
 }
 
 #[cfg(test)]

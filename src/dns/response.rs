@@ -7,22 +7,27 @@
 //! copied from the query, QR, the caller's flags, the rcode), the question
 //! exactly as received, the three sections, and the OPT record when the
 //! query carried one (RFC 6891 §6.1.1; its extended-rcode bits for
-//! BADVERS). It applies the size limit the checked query allows
+//! BADVERS; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
+//! query's cookie). It applies the size limit the checked query allows
 //! (RFC 1035 §4.2.1, RFC 6891 §7): when the answer and authority sections
 //! do not fit, header and question go out with TC and no records; an
 //! additional section that alone does not fit is left out unless the
 //! caller marked it required (glue that a referral cannot be followed
 //! without). A section is anything that knows its byte length, its record
 //! count and how to copy itself ([`Section`]), so a node's answer stays a
-//! copy of ready bytes and the gateway can patch TTLs as it copies. It
-//! never allocates: it writes into the caller's buffer.
+//! copy of ready bytes and the gateway can patch TTLs as it copies. A
+//! response that response-rate limiting lets "slip" is turned into its
+//! truncated form here too ([`slip`]). It never allocates: it writes into
+//! the caller's buffer.
 //!
 //! This is the extension point for what is still to come: DNSSEC (the DO
 //! bit in the OPT, RRSIGs and NSEC as further section parts, AD) and zone
 //! transfer (several messages per query, no TC over TCP) extend this
 //! writer, not its callers.
 
+use super::cookie::{self, Verdict};
 use super::query::Checked;
+use super::rrl::Action;
 use super::wire::rtype;
 
 /// Response codes cpid sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS):
@@ -102,6 +107,10 @@ pub struct Summary {
     /// The query carried a TSIG: the answer must be signed (or refused)
     /// by whoever holds the keys before it goes out.
     pub signed: bool,
+    /// What the query's COOKIE option was judged.
+    pub cookie: Verdict,
+    /// What response-rate limiting did with the answer.
+    pub rrl: Action,
 }
 
 /// The largest UDP payload cpid sends or advertises (the DNS Flag Day 2020
@@ -115,8 +124,10 @@ const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
 const FLAG_CD: u16 = 0x0010;
-/// The OPT record cpid writes: root owner, type, payload, ttl, rdlength 0.
+/// The OPT record cpid writes: root owner, type, payload, ttl, rdlength.
 const OPT_LEN: usize = 11;
+/// A COOKIE option in it: code, length, client and server cookie.
+const COOKIE_OPTION_LEN: usize = 4 + cookie::REPLY_LEN;
 /// The query flags a response repeats (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
 const ECHOED: u16 = OPCODE_MASK | FLAG_RD | FLAG_CD;
 
@@ -235,7 +246,7 @@ impl<'c, 'q> Response<'c, 'q> {
     ) -> Summary {
         let q = &self.query.query;
         let edns = q.edns.is_some();
-        let base = 12 + q.question.len() + if edns { OPT_LEN } else { 0 };
+        let base = 12 + q.question.len() + opt_len(self.query);
         let needed = base + answer.len() + authority.len();
         let with_additional = needed + additional.len() <= self.query.limit;
         let truncated = needed > self.query.limit || (self.additional_required && !with_additional);
@@ -269,7 +280,7 @@ impl<'c, 'q> Response<'c, 'q> {
             }
         }
         if edns {
-            write_opt(out, self.rcode);
+            write_opt(out, self.rcode, self.query.reply_cookie.as_ref());
         }
         Summary {
             rcode: self.rcode,
@@ -277,7 +288,47 @@ impl<'c, 'q> Response<'c, 'q> {
             answers: if truncated { 0 } else { answer.count() },
             truncated,
             signed: q.tsig.is_some(),
+            cookie: self.query.cookie,
+            rrl: Action::Off,
         }
+    }
+}
+
+/// Turns the response to `query` in `out` (as [`Response::write`] left
+/// it) into its slipped form (response-rate limiting): the same header
+/// flags and rcode with TC, the question, no records, the OPT.
+pub(super) fn slip(query: &Checked<'_>, out: &mut Vec<u8>, summary: &mut Summary) {
+    let q = &query.query;
+    let flags = match out.get(2..4) {
+        Some(&[a, b]) => u16::from_be_bytes([a, b]),
+        _ => return,
+    };
+    let edns = q.edns.is_some();
+    out.clear();
+    write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, u16::from(edns));
+    out.extend_from_slice(q.question);
+    if edns {
+        write_opt(out, summary.rcode, query.reply_cookie.as_ref());
+    }
+    summary.answers = 0;
+    summary.truncated = true;
+}
+
+/// [`slip`] for a response written while the query was being read (a
+/// refusal with no records, perhaps no question): it only gains TC.
+pub(super) fn slip_refusal(out: &mut [u8], summary: &mut Summary) {
+    if let Some(flags) = out.get_mut(2) {
+        *flags |= (FLAG_TC >> 8) as u8;
+        summary.truncated = true;
+    }
+}
+
+/// The OPT record's length in a response to `query` (0 without EDNS).
+fn opt_len(query: &Checked<'_>) -> usize {
+    match (&query.query.edns, &query.reply_cookie) {
+        (None, _) => 0,
+        (Some(_), None) => OPT_LEN,
+        (Some(_), Some(_)) => OPT_LEN + COOKIE_OPTION_LEN,
     }
 }
 
@@ -293,6 +344,8 @@ pub(super) fn bare_header(out: &mut Vec<u8>, id: u16, query_flags: u16, rcode: R
         answers: 0,
         truncated: false,
         signed: false,
+        cookie: Verdict::Absent,
+        rrl: Action::Off,
     }
 }
 
@@ -302,14 +355,24 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u1
     }
 }
 
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode) {
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, cookie: Option<&[u8; cookie::REPLY_LEN]>) {
     out.push(0); // root owner
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
     out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
     out.push(0); // version
     out.extend_from_slice(&[0, 0]); // flags: DO clear, cpid does not sign zones
-    out.extend_from_slice(&[0, 0]); // no options
+    match cookie {
+        // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one
+        // for a well-formed option.
+        Some(c) => {
+            out.extend_from_slice(&(COOKIE_OPTION_LEN as u16).to_be_bytes());
+            out.extend_from_slice(&cookie::OPTION_CODE.to_be_bytes());
+            out.extend_from_slice(&(cookie::REPLY_LEN as u16).to_be_bytes());
+            out.extend_from_slice(c);
+        }
+        None => out.extend_from_slice(&[0, 0]), // no options
+    }
 }
 
 #[cfg(test)]

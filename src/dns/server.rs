@@ -1,8 +1,9 @@
 //! The DNS listeners (RFC 1035 §4.2): a UDP fast path on dedicated threads,
 //! and TCP on the runtime, one task per connection ([`super::tcp`]).
 //!
-//! Both hand the raw query bytes to a [`Responder`] (a node's
-//! [`engine::respond`] or the gateway), so there is one answer engine per
+//! Both hand the raw query bytes and the [`Client`] (address, transport,
+//! time of receipt) to a [`Responder`] (a node's [`engine::respond`] or the
+//! gateway), so there is one answer engine per
 //! kind of server, and count what was sent in [`metrics`](super::metrics)
 //! the same way. Neither decodes a message into another library's types:
 //! hickory-server spawned a task per datagram and decoded and re-encoded
@@ -26,7 +27,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
-use super::engine::{self, Transport};
+use super::engine::{self, Client, Safeguards, Transport};
 use super::metrics::{self as tally, DnsTally};
 use super::response::Rcode;
 use super::tcp::{TcpServer, TcpSettings};
@@ -78,6 +79,20 @@ pub enum Now {
     Drop,
     /// The answer needs upstream work: call [`Responder::respond_later`].
     Later,
+    /// Response-rate limiting dropped the answer: nothing is sent, the
+    /// summary is counted.
+    Limited(engine::Summary),
+}
+
+impl From<Option<engine::Summary>> for Now {
+    /// What [`engine::respond`] decided.
+    fn from(summary: Option<engine::Summary>) -> Now {
+        match summary {
+            Some(s) if s.rrl == super::rrl::Action::Dropped => Now::Limited(s),
+            Some(s) => Now::Answered(s),
+            None => Now::Drop,
+        }
+    }
 }
 
 /// Something that answers DNS queries: a node's hot tier, or the gateway.
@@ -86,7 +101,7 @@ pub enum Now {
 /// `respond_later` on the runtime.
 #[async_trait::async_trait]
 pub trait Responder: Send + Sync + 'static {
-    fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now;
+    fn respond_now(&self, msg: &[u8], client: &Client, out: &mut Vec<u8>) -> Now;
 
     /// The zone-transfer side, for a node that serves one: AXFR and IXFR
     /// requests (which `respond_now` refuses) are answered by it instead.
@@ -97,22 +112,20 @@ pub trait Responder: Send + Sync + 'static {
     async fn respond_later(
         &self,
         msg: Vec<u8>,
-        transport: Transport,
+        client: Client,
     ) -> Option<(Vec<u8>, engine::Summary)> {
         let mut out = Vec::new();
-        match self.respond_now(&msg, transport, &mut out) {
+        match self.respond_now(&msg, &client, &mut out) {
             Now::Answered(s) => Some((out, s)),
-            Now::Drop | Now::Later => None,
+            Now::Drop | Now::Later | Now::Limited(_) => None,
         }
     }
 }
 
+/// A bare zone: its answers without cookies or rate limiting.
 impl Responder for Zone {
-    fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now {
-        match engine::respond(self, msg, transport, out) {
-            Some(s) => Now::Answered(s),
-            None => Now::Drop,
-        }
+    fn respond_now(&self, msg: &[u8], client: &Client, out: &mut Vec<u8>) -> Now {
+        engine::respond(self, &Safeguards::NONE, msg, client, out).into()
     }
 }
 
@@ -258,8 +271,9 @@ fn later(
     to: SocketAddr,
 ) {
     let (zone, socket, query) = (zone.clone(), socket.clone(), query.to_vec());
+    let client = Client::new(to.ip(), Transport::Udp);
     runtime.spawn(async move {
-        if let Some((out, summary)) = zone.respond_later(query, Transport::Udp).await {
+        if let Some((out, summary)) = zone.respond_later(query, client).await {
             tally::count_answer(&summary, std::time::Duration::ZERO);
             // A datagram send does not block for long: the kernel queues it.
             if let Err(e) = socket.send_to(&out, to) {
@@ -321,11 +335,10 @@ fn udp_worker(
         let mut n = 0;
         for ((len, addr), buf) in got.iter().zip(&bufs) {
             // Port 0 cannot be answered; such datagrams are spoofed or broken.
-            let port = addr
-                .as_sockaddr_in()
-                .map(|a| a.port())
-                .or_else(|| addr.as_sockaddr_in6().map(|a| a.port()));
-            if port.unwrap_or(0) == 0 || addr.len() == 0 {
+            let Some(peer) = socket_addr(addr).filter(|a| a.port() != 0) else {
+                continue;
+            };
+            if addr.len() == 0 {
                 continue;
             }
             // A datagram longer than the buffer was cut to it.
@@ -334,11 +347,9 @@ fn udp_worker(
             let Some(out) = outs.get_mut(n) else {
                 break;
             };
-            match zone.respond_now(query, Transport::Udp, out) {
+            match zone.respond_now(query, &Client::udp(peer.ip(), received), out) {
                 Now::Answered(mut summary) => {
-                    if summary.qtype == rtype::IXFR
-                        && let Some(peer) = socket_addr(addr)
-                    {
+                    if summary.qtype == rtype::IXFR {
                         match transfer_udp(&**zone, query, peer, out, summary) {
                             Some(s) => summary = s,
                             None => continue,
@@ -348,15 +359,13 @@ fn udp_worker(
                     addrs.push(Some(*addr));
                     n += 1;
                 }
+                Now::Limited(summary) => tally.count(&summary),
                 Now::Drop => {}
-                Now::Later => {
-                    if let Some(to) = socket_addr(addr) {
-                        later(runtime, zone, &socket, query, to);
-                    }
-                }
+                Now::Later => later(runtime, zone, &socket, query, peer),
             }
         }
         if n == 0 {
+            tally.flush(received.elapsed(), 0);
             continue;
         }
         let slices: Vec<[IoSlice<'_>; 1]> =
@@ -397,7 +406,8 @@ fn udp_worker(
         if src.port() == 0 {
             continue;
         }
-        match zone.respond_now(&buf[..len], Transport::Udp, &mut out) {
+        let client = Client::udp(src.ip(), received);
+        match zone.respond_now(&buf[..len], &client, &mut out) {
             Now::Answered(mut summary) => {
                 if summary.qtype == rtype::IXFR {
                     match transfer_udp(&**zone, &buf[..len], src, &mut out, summary) {
@@ -408,6 +418,10 @@ fn udp_worker(
                 tally.count(&summary);
                 let _ = socket.send_to(&out, src);
                 tally.flush(received.elapsed(), 1);
+            }
+            Now::Limited(summary) => {
+                tally.count(&summary);
+                tally.flush(received.elapsed(), 0);
             }
             Now::Drop => {}
             Now::Later => later(runtime, zone, &socket, &buf[..len], src),
@@ -448,6 +462,7 @@ impl RequestHandler for Handler {
             Protocol::Udp => Transport::Udp,
             _ => Transport::Tcp,
         };
+        let client = Client::new(request.src().ip(), transport);
         let mut out = Vec::new();
         let failed = || {
             let mut metadata =
@@ -460,15 +475,16 @@ impl RequestHandler for Handler {
             })
         };
         let received = std::time::Instant::now();
-        let summary = match self
-            .zone
-            .respond_now(request.as_slice(), transport, &mut out)
-        {
+        let summary = match self.zone.respond_now(request.as_slice(), &client, &mut out) {
             Now::Answered(s) => s,
+            Now::Limited(s) => {
+                tally::count_answer(&s, received.elapsed());
+                return failed();
+            }
             Now::Drop => return failed(),
             Now::Later => match self
                 .zone
-                .respond_later(request.as_slice().to_vec(), transport)
+                .respond_later(request.as_slice().to_vec(), client)
                 .await
             {
                 Some((o, s)) => {

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::engine::Transport;
 use super::metrics::DnsTally;
+use super::query::Client;
 use super::server::{Now, Responder};
 use super::wire::rtype;
 use super::xfr::{self, Reply};
@@ -306,7 +307,8 @@ impl Connection {
                 Frame::Empty => return (answered, Some(Close::EmptyFrame)),
             };
             let taken = PREFIX + message.len();
-            match zone.respond_now(message, Transport::Tcp, &mut self.answer) {
+            let client = Client::new(self.peer, Transport::Tcp);
+            match zone.respond_now(message, &client, &mut self.answer) {
                 Now::Answered(summary)
                     if matches!(summary.qtype, rtype::AXFR | rtype::IXFR)
                         && let Some(transfers) = zone.transfers() =>
@@ -331,7 +333,8 @@ impl Connection {
                     }
                 }
                 Now::Answered(summary) => self.tally.count(&summary),
-                Now::Drop => return (answered, Some(Close::Dropped)),
+                // TCP is never rate-limited; a responder that did is dropped.
+                Now::Drop | Now::Limited(_) => return (answered, Some(Close::Dropped)),
                 Now::Later => {
                     // Upstream work: what is answered goes out first, then
                     // this connection waits for this answer (in order).
@@ -339,7 +342,7 @@ impl Connection {
                     if let Err(why) = self.flush(stream).await {
                         return (answered, Some(why));
                     }
-                    match zone.respond_later(query, Transport::Tcp).await {
+                    match zone.respond_later(query, client).await {
                         Some((out, summary)) => {
                             self.tally.count(&summary);
                             self.answer = out;

@@ -25,6 +25,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::network::Network;
 use super::query::{self, Checked, Transport};
 use super::response::{Empty, Rcode, Response, Section, Summary};
 use super::tsig::{self, Chain, TsigError, TsigKey};
@@ -50,54 +51,8 @@ pub struct Policy {
 
 #[derive(Debug, Clone)]
 struct Rule {
-    network: IpAddr,
-    bits: u8,
+    network: Network,
     key: Option<usize>,
-}
-
-impl Rule {
-    fn matches(&self, peer: IpAddr) -> bool {
-        fn masked(a: u128, bits: u8, width: u8) -> u128 {
-            let shift = u32::from(width.saturating_sub(bits));
-            if shift >= 128 { 0 } else { a >> shift }
-        }
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, peer) {
-            (IpAddr::V4(n), IpAddr::V4(p)) => {
-                masked(u128::from(u32::from(n)), self.bits, 32)
-                    == masked(u128::from(u32::from(p)), self.bits, 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(p)) => {
-                masked(u128::from(n), self.bits, 128) == masked(u128::from(p), self.bits, 128)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
-    let (addr, bits) = match text.split_once('/') {
-        Some((a, b)) => (a, Some(b)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr
-        .trim()
-        .parse()
-        .map_err(|e| format!("{text:?} is not an address or network: {e}"))?;
-    let width = if addr.is_ipv4() { 32 } else { 128 };
-    let bits = match bits {
-        Some(b) => b
-            .trim()
-            .parse::<u8>()
-            .ok()
-            .filter(|b| *b <= width)
-            .ok_or_else(|| format!("{text:?}: prefix length must be 0 to {width}"))?,
-        None => width,
-    };
-    Ok((addr, bits))
 }
 
 impl Policy {
@@ -133,14 +88,14 @@ impl Policy {
         let mut notify = Vec::new();
         for s in &c.secondaries {
             let key = s.key.as_deref().map(find).transpose()?;
-            let (network, bits) = match (&s.allow, s.notify) {
-                (Some(allow), _) => parse_network(allow)?,
-                (None, Some(addr)) => (addr.ip(), if addr.is_ipv4() { 32 } else { 128 }),
+            let network = match (&s.allow, s.notify) {
+                (Some(allow), _) => Network::parse(allow)?,
+                (None, Some(addr)) => Network::host(addr.ip()),
                 (None, None) => {
                     return Err("a secondary needs `allow` (who may transfer) or `notify`".into());
                 }
             };
-            rules.push(Rule { network, bits, key });
+            rules.push(Rule { network, key });
             if let Some(addr) = s.notify {
                 notify.push((addr, key));
             }
@@ -162,7 +117,7 @@ impl Policy {
     fn allows(&self, peer: IpAddr, key: Option<usize>) -> bool {
         self.rules
             .iter()
-            .any(|r| r.matches(peer) && (r.key.is_none() || r.key == key))
+            .any(|r| r.network.contains(peer) && (r.key.is_none() || r.key == key))
     }
 }
 
@@ -200,6 +155,8 @@ pub struct Transfers {
     zone: Arc<Zone>,
     policy: Policy,
     clock: Clock,
+    /// Cookies and RRL for the zone's answers.
+    safeguards: super::engine::Safeguards,
 }
 
 /// Why a request was refused, for the metric.
@@ -238,7 +195,14 @@ impl Transfers {
             zone,
             policy,
             clock,
+            safeguards: super::engine::Safeguards::NONE,
         }
+    }
+
+    /// The zone's answers with DNS cookies and response-rate limiting.
+    pub fn with_safeguards(mut self, safeguards: super::engine::Safeguards) -> Transfers {
+        self.safeguards = safeguards;
+        self
     }
 
     pub fn policy(&self) -> &Policy {
@@ -801,21 +765,23 @@ impl super::server::Responder for Transfers {
     fn respond_now(
         &self,
         msg: &[u8],
-        transport: Transport,
+        client: &query::Client,
         out: &mut Vec<u8>,
     ) -> super::server::Now {
-        let summary = super::engine::respond(&self.zone, msg, transport, out);
-        // Transfer requests go on to `tcp`/`udp`, which check their TSIG.
+        let summary = super::engine::respond(&self.zone, &self.safeguards, msg, client, out);
+        // Transfer requests go on to `tcp`/`udp`, which check their TSIG;
+        // an answer rate limiting dropped is not signed.
         let summary = match summary {
-            Some(s) if s.signed && !matches!(s.qtype, rtype::AXFR | rtype::IXFR) => {
-                self.sign_answer(msg, transport, out, s)
+            Some(s)
+                if s.signed
+                    && s.rrl != super::rrl::Action::Dropped
+                    && !matches!(s.qtype, rtype::AXFR | rtype::IXFR) =>
+            {
+                self.sign_answer(msg, client.transport, out, s)
             }
             other => other,
         };
-        match summary {
-            Some(s) => super::server::Now::Answered(s),
-            None => super::server::Now::Drop,
-        }
+        summary.into()
     }
 
     fn transfers(&self) -> Option<&Transfers> {

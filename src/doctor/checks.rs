@@ -176,35 +176,18 @@ fn describe(addr: SocketAddr) -> String {
 
 pub(super) fn listeners(config: &Config, out: &mut Vec<Finding>) {
     let dns = config.dns.listen;
-    if !is_loopback(dns.ip()) {
-        match rrl_enabled(config) {
-            Some(true) => {}
-            Some(false) => out.push(Finding::new(
-                "dns.rrl",
-                None,
-                Severity::High,
-                format!(
-                    "DNS listens on {} without response-rate limiting: the node can be \
-                     used to reflect and amplify traffic at a spoofed victim",
-                    describe(dns)
-                ),
-                "[dns.rrl] enabled = true".into(),
-            )),
-            None => out.push(Finding::new(
-                "dns.rrl",
-                None,
-                Severity::High,
-                format!(
-                    "DNS listens on {} and this build has no response-rate limiting: \
-                     the node can be used to reflect and amplify traffic at a spoofed victim",
-                    describe(dns)
-                ),
-                "[dns] listen = \"127.0.0.1:5300\" and serve the public from Knot or NSD \
-                 secondaries with their RRL on ([transfer], README \"Serving a zone from \
-                 stock secondaries\"); once this build has it: [dns.rrl] enabled = true"
-                    .into(),
-            )),
-        }
+    if !is_loopback(dns.ip()) && !rrl_enabled(config) {
+        out.push(Finding::new(
+            "dns.rrl",
+            None,
+            Severity::High,
+            format!(
+                "DNS listens on {} without response-rate limiting: the node can be \
+                 used to reflect and amplify traffic at a spoofed victim",
+                describe(dns)
+            ),
+            "[dns.rrl] enabled = true".into(),
+        ));
     }
     let http = config.http.listen;
     if !is_loopback(http.ip()) && config.http.limits.rate_per_address.per_second == 0 {

@@ -210,10 +210,9 @@ impl Report {
     }
 }
 
-/// Whether this build limits DNS response rates (`[dns.rrl] enabled`).
-/// `None`: this build has no response-rate limiting at all.
-pub fn rrl_enabled(_config: &Config) -> Option<bool> {
-    None
+/// Whether the node limits DNS response rates (`[dns.rrl] enabled`).
+pub fn rrl_enabled(config: &Config) -> bool {
+    config.dns.rrl.enabled
 }
 
 /// Whether this build signs the zone with DNSSEC. `None`: this build has

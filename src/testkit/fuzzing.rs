@@ -12,7 +12,7 @@ use crate::api::body::{self, IssueRequest, ProviderRequest, UpdateRequest, Value
 use crate::api::handles::Filter;
 use crate::api::httpsig::{self, Message, SignedRequest};
 use crate::capacity::report::{Report, ReportLimits};
-use crate::dns::engine::{self, Transport};
+use crate::dns::engine::{self, Summary, Transport};
 use crate::dns::mapping;
 use crate::dns::tcp::{self, Frame};
 use crate::dns::wire::WireName;
@@ -211,6 +211,12 @@ fn fuzz_zone() -> &'static Arc<Zone> {
     })
 }
 
+/// The answer engine without cookies or RRL, for a client on loopback.
+fn plain(zone: &Zone, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Option<Summary> {
+    let client = engine::Client::new(std::net::IpAddr::from([127, 0, 0, 1]), transport);
+    engine::respond(zone, &engine::Safeguards::NONE, msg, &client, out)
+}
+
 /// The DNS request path: the answer engine on a small zone, both
 /// transports. A response, when there is one, is never larger than allowed.
 /// The same bytes are then read as a TCP stream: split into frames as a
@@ -218,11 +224,11 @@ fn fuzz_zone() -> &'static Arc<Zone> {
 pub fn dns_query(data: &[u8]) {
     let zone = fuzz_zone();
     let mut out = Vec::new();
-    if engine::respond(zone, data, Transport::Udp, &mut out).is_some() {
+    if plain(zone, data, Transport::Udp, &mut out).is_some() {
         assert!(out.len() <= usize::from(engine::MAX_UDP_PAYLOAD));
         assert_eq!(out.get(0..2), data.get(0..2), "the id is echoed");
     }
-    let _ = engine::respond(zone, data, Transport::Tcp, &mut out);
+    let _ = plain(zone, data, Transport::Tcp, &mut out);
 
     let mut rest = data;
     let mut framed = Vec::new();
@@ -230,7 +236,7 @@ pub fn dns_query(data: &[u8]) {
         match tcp::next_frame(rest) {
             Frame::Message(m) => {
                 assert!(!m.is_empty() && m.len() + 2 <= rest.len());
-                if engine::respond(zone, m, Transport::Tcp, &mut out).is_some() {
+                if plain(zone, m, Transport::Tcp, &mut out).is_some() {
                     framed.clear();
                     assert!(
                         tcp::push_framed(&mut framed, &out),
@@ -1341,5 +1347,90 @@ pub fn tsig(data: &[u8]) {
         let mac = sign(&mut msg, key, Chain::Request, now);
         assert_eq!(mac.len(), 32);
         let _ = verify(&msg, keys, Chain::Request, now);
+    }
+}
+
+/// The node's safeguards the `cookie_rrl` target runs with: a fixed cookie
+/// secret (RFC 9018's example) and a tiny RRL table (rate 2, slip 2, seven
+/// buckets), so limiting, slipping and collisions all happen.
+fn fuzz_safeguards() -> &'static engine::Safeguards {
+    static GUARDS: OnceLock<engine::Safeguards> = OnceLock::new();
+    GUARDS.get_or_init(|| {
+        let dns = crate::config::DnsConfig {
+            cookie_secret: Some("e5e973e5a6b2a43f48e7dc849e37bfcf".into()),
+            rrl: crate::config::RrlConfig {
+                rate_limit: 2,
+                slip: 2,
+                table_size: 7,
+                whitelist: vec!["10.0.0.0/8".into()],
+                ..crate::config::RrlConfig::default()
+            },
+            ..crate::config::DnsConfig::default()
+        };
+        engine::Safeguards::from_config(&dns).expect("constant fuzz safeguards")
+    })
+}
+
+/// DNS cookies and response-rate limiting on the node's answer path: any
+/// bytes as a query from one of four clients (IPv4, IPv6, IPv4-mapped,
+/// whitelisted; the first byte picks) over UDP and TCP. An answer RRL
+/// dropped leaves nothing to send; a slipped one is TC with no records; a
+/// TCP answer is never limited; every answer keeps the ID and the UDP
+/// size limit. The COOKIE option parser on the same bytes: a server cookie
+/// made for a client cookie verifies for it, at its time, from its address.
+pub fn cookie_rrl(data: &[u8]) {
+    use crate::dns::cookie::{Received, Verdict};
+    use crate::dns::rrl::Action;
+    use std::net::IpAddr;
+
+    let zone = fuzz_zone();
+    let guards = fuzz_safeguards();
+    let addr = match data.first().map_or(0, |b| b & 3) {
+        0 => IpAddr::from([192, 0, 2, 1]),
+        1 => IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]),
+        2 => IpAddr::from([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201]),
+        _ => IpAddr::from([10, 1, 2, 3]),
+    };
+    let mut out = Vec::new();
+    let udp = engine::Client::new(addr, Transport::Udp);
+    if let Some(s) = engine::respond(zone, guards, data, &udp, &mut out) {
+        match s.rrl {
+            Action::Dropped => assert!(out.is_empty(), "a dropped answer is not sent"),
+            _ => {
+                assert!(out.len() <= usize::from(engine::MAX_UDP_PAYLOAD));
+                assert_eq!(out.get(0..2), data.get(0..2), "the id is echoed");
+            }
+        }
+        if s.rrl == Action::Slipped {
+            let flags = out.get(2..4).map(|f| u16::from_be_bytes([f[0], f[1]]));
+            assert_eq!(flags.map(|f| f & 0x0200), Some(0x0200), "slipped is TC");
+            assert_eq!(out.get(6..10), Some(&[0u8; 4][..]), "with no records");
+        }
+        if addr == IpAddr::from([10, 1, 2, 3]) {
+            assert!(s.rrl == Action::Off, "whitelisted");
+        }
+        if s.cookie == Verdict::Malformed {
+            use engine::Rcode::{BadVers, FormErr, NotImp};
+            assert!(
+                matches!(s.rcode, FormErr | BadVers | NotImp),
+                "{:?}",
+                s.rcode
+            );
+        }
+    }
+    let tcp = engine::Client::new(addr, Transport::Tcp);
+    if let Some(s) = engine::respond(zone, guards, data, &tcp, &mut out) {
+        assert_eq!(s.rrl, Action::Off, "TCP is never limited");
+        assert_eq!(out.get(0..2), data.get(0..2), "the id is echoed");
+    }
+
+    if let Some(received) = Received::parse(data)
+        && let Some(cookies) = &guards.cookies
+    {
+        let at = data.len() as u32 * 7919;
+        let (_, reply) = cookies.judge(&received, addr, at);
+        let server = reply.get(8..).unwrap_or_default();
+        assert!(cookies.verify(&received.client, server, addr, at));
+        assert!(!cookies.verify(&received.client, server, IpAddr::from([192, 0, 2, 99]), at));
     }
 }

@@ -30,6 +30,7 @@ mod record_vectors;
 mod registry;
 mod resource_vectors;
 mod rollup;
+mod rrl;
 mod scenarios;
 mod secondaries;
 mod select;

@@ -34,7 +34,7 @@ pub use self::config::GatewayConfig;
 use self::l2::{L2, Stored, StoredZone};
 use crate::clock::Clock;
 use crate::dns::mapping;
-use crate::dns::query::{self, Checked, Transport};
+use crate::dns::query::{self, Checked, Client, Transport};
 use crate::dns::response::{Rcode, Response, Summary};
 use crate::dns::server::{Now, Responder};
 use crate::dns::wire::{WireName, rtype};
@@ -852,9 +852,9 @@ pub struct GatewayResponder(pub Arc<Gateway>);
 
 #[async_trait::async_trait]
 impl Responder for GatewayResponder {
-    fn respond_now(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Now {
+    fn respond_now(&self, msg: &[u8], client: &Client, out: &mut Vec<u8>) -> Now {
         let g = &self.0;
-        let c = match query::check(msg, transport, out) {
+        let c = match query::check(msg, client.transport, out) {
             Ok(c) => c,
             Err(Some(s)) => return Now::Answered(s),
             Err(None) => return Now::Drop,
@@ -873,12 +873,8 @@ impl Responder for GatewayResponder {
         }
     }
 
-    async fn respond_later(
-        &self,
-        msg: Vec<u8>,
-        transport: Transport,
-    ) -> Option<(Vec<u8>, Summary)> {
-        self.0.answer(&msg, transport).await
+    async fn respond_later(&self, msg: Vec<u8>, client: Client) -> Option<(Vec<u8>, Summary)> {
+        self.0.answer(&msg, client.transport).await
     }
 }
 
