@@ -7,8 +7,10 @@
 //! socket. Nothing on that path touches disk. The gateway answers through
 //! the same [`query::check`] and [`response::Response`]. [`xfr`] serves zone
 //! transfers to secondaries, [`notify`] tells them of changes, and
-//! [`tsig`] signs and checks both (RFC 8945).
+//! [`tsig`] signs and checks both (RFC 8945). [`dnssec`] is the DNSSEC
+//! signing core (RFC 4034, RFC 8080, RFC 9824), not yet on the answer path.
 
+pub mod dnssec;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
