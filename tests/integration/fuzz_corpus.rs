@@ -41,6 +41,7 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("tsig", cpid::testkit::fuzzing::tsig) > 0);
     assert!(replay("transfer", cpid::testkit::fuzzing::transfer) > 0);
     assert!(replay("proof", cpid::testkit::fuzzing::proof) > 0);
+    assert!(replay("dnssec", cpid::testkit::fuzzing::dnssec) > 0);
 }
 
 /// The seed corpora of the transparency-log targets, as
