@@ -17,6 +17,8 @@ use crate::common::require_tool;
 
 /// One RR of the signed zone: owner, type, TTL, RDATA.
 type Rr = (WireName, u16, u32, Vec<u8>);
+/// The zone's RRsets by (owner bytes, type): owner, TTL, RDATA.
+type RrSets = BTreeMap<(Vec<u8>, u16), (WireName, u32, Vec<Vec<u8>>)>;
 
 fn sample_zone() -> (Zone, WireName) {
     let apex = WireName::parse("86.cpid.internal").unwrap();
@@ -107,7 +109,7 @@ fn sign(
     rrs.push((cut.clone(), rtype::DS, 3600, child_ds));
 
     let below_cut = |n: &WireName| n != cut && n.is_within(cut);
-    let mut sets: BTreeMap<(Vec<u8>, u16), (WireName, u32, Vec<Vec<u8>>)> = BTreeMap::new();
+    let mut sets = RrSets::new();
     for (owner, t, ttl, rdata) in &rrs {
         let entry = sets
             .entry((owner.as_bytes().to_vec(), *t))
