@@ -10,9 +10,12 @@
 //! [`tsig`] signs and checks both (RFC 8945). [`cookie`] (RFC 7873/9018)
 //! and [`rrl`] (response-rate limiting on UDP) are the node's safeguards
 //! on that path; [`network`] is the one address-network type of the
-//! configuration (transfer ACLs, the RRL whitelist).
+//! configuration (transfer ACLs, the RRL whitelist). [`dnssec`] is the
+//! DNSSEC signing core (RFC 4034, RFC 8080, RFC 9824), not yet on the
+//! answer path.
 
 pub mod cookie;
+pub mod dnssec;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;

@@ -16,6 +16,13 @@ pub mod rtype {
     pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const OPT: u16 = 41;
+    /// DNSSEC (RFC 4034): delegation signer, signature, next secure, key.
+    pub const DS: u16 = 43;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
+    pub const DNSKEY: u16 = 48;
+    /// Meta type of compact denial: "this name does not exist" (RFC 9824).
+    pub const NXNAME: u16 = 128;
     pub const URI: u16 = 256;
     pub const IXFR: u16 = 251;
     pub const AXFR: u16 = 252;
@@ -46,6 +53,10 @@ pub fn type_name(t: u16) -> String {
         rtype::TXT => "TXT".into(),
         rtype::AAAA => "AAAA".into(),
         rtype::URI => "URI".into(),
+        rtype::DS => "DS".into(),
+        rtype::RRSIG => "RRSIG".into(),
+        rtype::NSEC => "NSEC".into(),
+        rtype::DNSKEY => "DNSKEY".into(),
         other => format!("TYPE{other}"),
     }
 }

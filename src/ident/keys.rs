@@ -72,6 +72,9 @@ pub enum SigningContext {
     /// A C2SP signed note (a log checkpoint) or a C2SP `cosignature/v1`
     /// of one, signed as those specifications define.
     Note,
+    /// A DNSSEC RRSIG's signed data (RFC 4034 §3.1.8.1), signed as RFC 8080
+    /// defines (`dns::dnssec`).
+    Dnssec,
 }
 
 impl SigningContext {
@@ -83,6 +86,7 @@ impl SigningContext {
             SigningContext::HttpMessage => b"",
             SigningContext::Summary => b"cpid/summary/v1\0",
             SigningContext::Note => b"",
+            SigningContext::Dnssec => b"",
         }
     }
 

@@ -42,6 +42,7 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("transfer", cpid::testkit::fuzzing::transfer) > 0);
     assert!(replay("proof", cpid::testkit::fuzzing::proof) > 0);
     assert!(replay("cookie_rrl", cpid::testkit::fuzzing::cookie_rrl) > 0);
+    assert!(replay("dnssec", cpid::testkit::fuzzing::dnssec) > 0);
 }
 
 /// The seed corpora of the transparency-log targets, as

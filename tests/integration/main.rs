@@ -14,6 +14,7 @@ mod cli;
 mod common;
 mod conformance;
 mod dns_protocol;
+mod dnssec;
 mod doctor;
 mod durability;
 mod events;
