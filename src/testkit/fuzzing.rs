@@ -1432,6 +1432,8 @@ pub fn cookie_rrl(data: &[u8]) {
         let server = reply.get(8..).unwrap_or_default();
         assert!(cookies.verify(&received.client, server, addr, at));
         assert!(!cookies.verify(&received.client, server, IpAddr::from([192, 0, 2, 99]), at));
+    }
+}
 
 /// The DNSSEC signing core (`dns::dnssec`) on arbitrary names, types and
 /// RDATA. Input: `[owner length][owner][type: u16][length][RDATA]…`.
