@@ -864,9 +864,10 @@ impl Snapshot {
     }
 
     /// What [`Snapshot::for_each_record`] walks, as the hot tier holds it:
-    /// `set` gets each name's RRsets (the apex first, without its SOA) as
+    /// `set` gets each name's RRsets (the apex first, without its SOA, then
+    /// the names in DNSSEC canonical order, as Knot sends them) as
     /// prepared answer bytes (owner pointer `C0 0C`), `cut` each cut's
-    /// records in full. Nothing is copied: a transfer writes from these.
+    /// records in full. No record is copied: a transfer writes from these.
     pub(super) fn for_each_set(
         &self,
         mut set: impl FnMut(&[u8], &Prepared),
@@ -878,11 +879,19 @@ impl Snapshot {
                 set(apex, s);
             }
         }
-        for (owner, node) in self.hot.names.iter() {
-            if &owner[..] != apex {
-                for s in node.rrsets.iter() {
-                    set(owner, s);
-                }
+        // The hash map's order is random; a secondary builds its tree
+        // faster from sorted names, and the same zone is the same stream.
+        let mut names: Vec<(Vec<&[u8]>, &[u8], &Node)> = self
+            .hot
+            .names
+            .iter()
+            .filter(|(owner, _)| &owner[..] != apex)
+            .map(|(owner, node)| (labels_from_the_right(owner), &owner[..], node))
+            .collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, owner, node) in names {
+            for s in node.rrsets.iter() {
+                set(owner, s);
             }
         }
         for referral in self.hot.cuts.values() {
@@ -891,6 +900,23 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// The labels of a (lower-case) wire name, the rightmost first: compared
+/// as a list, names fall in DNSSEC canonical order (RFC 4034 §6.1).
+fn labels_from_the_right(name: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(8);
+    let mut pos = 0usize;
+    while let Some(&l) = name.get(pos) {
+        if l == 0 {
+            break;
+        }
+        let end = pos + 1 + usize::from(l);
+        out.push(name.get(pos + 1..end).unwrap_or_default());
+        pos = end;
+    }
+    out.reverse();
+    out
 }
 
 /// Splits prepared answer bytes (owner pointer, type, class, ttl, rdlength,
@@ -918,20 +944,7 @@ fn decode_prepared(bytes: &[u8]) -> Vec<(u16, u32, &[u8])> {
 /// DNSSEC canonical name order (RFC 4034 §6.1): compare label by label from
 /// the right.
 pub fn canonical_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    fn labels(n: &[u8]) -> Vec<&[u8]> {
-        let mut out = Vec::new();
-        let mut pos = 0usize;
-        while let Some(&l) = n.get(pos) {
-            if l == 0 {
-                break;
-            }
-            out.push(n.get(pos + 1..pos + 1 + usize::from(l)).unwrap_or_default());
-            pos += 1 + usize::from(l);
-        }
-        out
-    }
-    let (la, lb) = (labels(a), labels(b));
-    la.iter().rev().cmp(lb.iter().rev())
+    labels_from_the_right(a).cmp(&labels_from_the_right(b))
 }
 
 #[cfg(test)]
@@ -974,6 +987,41 @@ mod tests {
         let zone = Zone::new(sample_apex()).unwrap();
         let name = WireName::parse("x.87.cpid.internal").unwrap();
         assert!(matches!(zone.set(&name, &[]), Err(ZoneError::OutOfZone(_))));
+    }
+
+    #[test]
+    fn a_snapshot_walks_the_names_in_canonical_order_apex_first() {
+        let zone = Zone::new(sample_apex()).unwrap();
+        let txt = RrSet {
+            rtype: rtype::TXT,
+            ttl: 60,
+            rdatas: vec![b"\x01a".to_vec()],
+        };
+        for n in [
+            "zz.86.cpid.internal",
+            "a.31.86.cpid.internal",
+            "b.86.cpid.internal",
+            "a.b.86.cpid.internal",
+            "31.86.cpid.internal",
+        ] {
+            zone.set(&WireName::parse(n).unwrap(), std::slice::from_ref(&txt))
+                .unwrap();
+        }
+        let mut owners: Vec<Vec<u8>> = Vec::new();
+        zone.snapshot().for_each_set(
+            |owner, _| {
+                if owners.last().map(|o| &o[..]) != Some(owner) {
+                    owners.push(owner.to_vec());
+                }
+            },
+            |_| {},
+        );
+        let apex = WireName::parse("86.cpid.internal").unwrap();
+        assert_eq!(owners.first().map(|o| &o[..]), Some(apex.as_bytes()));
+        let mut sorted = owners.clone();
+        sorted.sort_by(|a, b| canonical_order(a, b));
+        assert_eq!(owners, sorted);
+        assert!(owners.len() >= 6, "{}", owners.len());
     }
 
     #[test]
