@@ -881,7 +881,7 @@ impl Snapshot {
         }
         // The hash map's order is random; a secondary builds its tree
         // faster from sorted names, and the same zone is the same stream.
-        let mut names: Vec<(Vec<&[u8]>, &[u8], &Node)> = self
+        let mut names: Vec<_> = self
             .hot
             .names
             .iter()
