@@ -512,13 +512,23 @@ impl Node {
                 key: key.and_then(|k| policy.key(k)).cloned(),
             })
             .collect();
-        let safeguards =
-            crate::dns::engine::Safeguards::from_config(&self.config.dns).map_err(|e| {
-                ConfigError::Invalid {
-                    key: "dns",
-                    reason: e.to_string(),
-                }
-            })?;
+        // The node's own secondaries are never rate-limited: their SOA
+        // queries after each NOTIFY come from one address, and limiting
+        // them would hold up every change (they share one flow).
+        let mut dns = self.config.dns.clone();
+        for secondary in &self.config.transfer.secondaries {
+            match (&secondary.allow, secondary.notify) {
+                (Some(allow), _) => dns.rrl.whitelist.push(allow.clone()),
+                (None, Some(notify)) => dns.rrl.whitelist.push(notify.ip().to_string()),
+                (None, None) => {}
+            }
+        }
+        let safeguards = crate::dns::engine::Safeguards::from_config(&dns).map_err(|e| {
+            ConfigError::Invalid {
+                key: "dns",
+                reason: e.to_string(),
+            }
+        })?;
         let transfers = Arc::new(
             crate::dns::xfr::Transfers::new(self.registry.zone().clone(), policy, clock.clone())
                 .with_safeguards(safeguards),

@@ -340,6 +340,32 @@ fn random_name_flood_is_one_flow_and_a_valid_cookie_is_fully_served() {
     );
 }
 
+/// A secondary of the node (here 127.0.0.1, allowed to transfer) asks for
+/// the SOA after every NOTIFY, from one address: never limited, while the
+/// same node limits everyone else.
+#[test]
+fn the_nodes_own_secondaries_are_never_limited() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let primary = TestNode::start_with(|c| {
+        c.dns.rrl.rate_limit = 1;
+        c.dns.rrl.slip = 0;
+        c.dns.rrl.whitelist = Vec::new();
+        c.transfer.secondaries = vec![cpid::config::SecondaryConfig {
+            notify: None,
+            allow: Some("127.0.0.1".into()),
+            key: None,
+        }];
+    });
+    let soa: Vec<Vec<u8>> = (0..40)
+        .map(|i| raw_query(i, &primary.zone_name(), 6, None))
+        .collect();
+    let seen = burst(primary.addr(), &soa);
+    assert_eq!(seen.replied, 40, "{seen:?}");
+    let other = node(1, 0, true, Vec::new());
+    let seen = burst(other.addr(), &missing_name_queries(&other, 10));
+    assert!(seen.replied <= 2, "{seen:?}");
+}
+
 #[test]
 fn tcp_is_never_limited() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
