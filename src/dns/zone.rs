@@ -886,7 +886,7 @@ impl Snapshot {
             .names
             .iter()
             .filter(|(owner, _)| &owner[..] != apex)
-            .map(|(owner, node)| (labels_from_the_right(owner), &owner[..], node))
+            .map(|(owner, node)| (canonical_key(owner, apex.len()), &owner[..], node))
             .collect();
         names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (_, owner, node) in names {
@@ -917,6 +917,32 @@ fn labels_from_the_right(name: &[u8]) -> Vec<&[u8]> {
     }
     out.reverse();
     out
+}
+
+/// A byte string whose order is the DNSSEC canonical order of names in
+/// one zone: the labels below the apex's (`apex_len` bytes, the same for
+/// all), rightmost first, each ended by 0 with 0 and 1 escaped as 1 1 and
+/// 1 2, so one comparison of flat bytes decides (a list of labels compared
+/// label by label costs five times as much at 100 000 names).
+fn canonical_key(name: &[u8], apex_len: usize) -> Vec<u8> {
+    let below = name
+        .get(..name.len().saturating_sub(apex_len))
+        .unwrap_or_default();
+    let mut labels = labels_from_the_right(below);
+    // `below` has no root label: it is the name's labels above the apex.
+    labels.retain(|l| !l.is_empty());
+    let mut key = Vec::with_capacity(below.len() + 4);
+    for label in labels {
+        for &b in label {
+            match b {
+                0 => key.extend_from_slice(&[1, 1]),
+                1 => key.extend_from_slice(&[1, 2]),
+                b => key.push(b),
+            }
+        }
+        key.push(0);
+    }
+    key
 }
 
 /// Splits prepared answer bytes (owner pointer, type, class, ttl, rdlength,
@@ -1022,6 +1048,77 @@ mod tests {
         sorted.sort_by(|a, b| canonical_order(a, b));
         assert_eq!(owners, sorted);
         assert!(owners.len() >= 6, "{}", owners.len());
+    }
+
+    /// Where an AXFR's time goes before its first message (run with
+    /// `cargo test --release --lib -- --ignored walk_and_sort --nocapture`).
+    #[test]
+    #[ignore]
+    fn walk_and_sort_timing() {
+        let zone = Zone::new(sample_apex()).unwrap();
+        let txt = RrSet {
+            rtype: rtype::TXT,
+            ttl: 60,
+            rdatas: vec![b"\x01a".to_vec()],
+        };
+        let edits = (0..100_000)
+            .map(|i| {
+                let name = format!(
+                    "ic-{i:06}-x.{}.{}.86.cpid.internal",
+                    1000 + i % 7,
+                    11 + i % 30
+                );
+                Edit::Set(WireName::parse(&name).unwrap(), vec![txt.clone(); 1])
+            })
+            .collect();
+        zone.apply(edits, None).unwrap();
+        let snap = zone.snapshot();
+        let t = std::time::Instant::now();
+        let mut n = 0usize;
+        for _ in snap.hot.names.iter() {
+            n += 1;
+        }
+        let walk = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut m = 0usize;
+        snap.for_each_set(|_, _| m += 1, |_| {});
+        let all = t.elapsed();
+        eprintln!("{n} names: walk {walk:?}, walk + sort + visit {all:?} ({m} sets)");
+    }
+
+    #[test]
+    fn the_flat_key_orders_names_as_canonical_order_does() {
+        let apex = WireName::parse("86.cpid.internal").unwrap();
+        let prepend = |label: &[u8], name: &[u8]| {
+            let mut n = vec![label.len() as u8];
+            n.extend_from_slice(label);
+            n.extend_from_slice(name);
+            n
+        };
+        let mut names = vec![apex.as_bytes().to_vec()];
+        for l in [
+            &b"a"[..],
+            b"A",
+            b"\x00",
+            b"\x01",
+            b"\x02",
+            b"a\x00",
+            b"ab",
+            b"b",
+            b"\xff",
+            b"31",
+        ] {
+            let one = prepend(l, apex.as_bytes());
+            for m in [&b"z"[..], b"\x00", b"a", b"\x01\x00"] {
+                names.push(prepend(m, &one));
+            }
+            names.push(one);
+        }
+        let mut by_key = names.clone();
+        by_key.sort_by_key(|n| canonical_key(n, apex.as_bytes().len()));
+        let mut by_order = names.clone();
+        by_order.sort_by(|a, b| canonical_order(a, b));
+        assert_eq!(by_key, by_order);
     }
 
     #[test]
