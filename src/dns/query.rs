@@ -6,7 +6,9 @@
 //! what no answerer should see itself: a message that is a response or
 //! shorter than a header is dropped; an unknown opcode gets NOTIMP (with
 //! no question to echo, a bare header, as Knot and NSD send); a missing or
-//! malformed question FORMERR; EDNS versions above 0 BADVERS; meta and
+//! malformed question FORMERR; EDNS versions above 0 BADVERS (the DO
+//! bit kept for the answer's OPT, RFC 3225; unknown EDNS flags and
+//! options ignored, RFC 6891 §6.1.2 and §6.1.4); meta and
 //! transfer types and classes other than IN what RFC 1035, RFC 5936 and
 //! RFC 6895 say; a COOKIE option of the wrong length FORMERR (RFC 7873
 //! §5.2.2; the first COOKIE option counts). What passes is a [`Checked`] query for the node's
@@ -79,6 +81,9 @@ pub(super) struct Query<'a> {
 pub(super) struct Edns {
     payload: u16,
     version: u8,
+    /// The DO bit (RFC 3225 §3): copied into the response's OPT. The other
+    /// EDNS flags are ignored and never echoed (RFC 6891 §6.1.4).
+    pub(super) dnssec_ok: bool,
     cookie: CookieOption,
 }
 
@@ -293,6 +298,7 @@ fn parse<'a>(
             edns = Some(Edns {
                 payload: class,
                 version: (ttl >> 16) as u8,
+                dnssec_ok: ttl & EDNS_FLAG_DO != 0,
                 cookie,
             });
         }
@@ -318,8 +324,12 @@ fn skip_rr(r: &mut Reader<'_>) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The DO bit in the OPT record's TTL field (RFC 3225 §3).
+const EDNS_FLAG_DO: u32 = 0x8000;
+
 /// EDNS options must tile the RDATA exactly (RFC 6891 §6.1.2). Returns
-/// the first COOKIE option.
+/// the first COOKIE option; every other option (NSID, ECS, EXPIRE,
+/// unknown codes) is ignored and not echoed (RFC 6891 §6.1.2).
 fn check_options(mut rdata: &[u8]) -> Result<CookieOption, WireError> {
     let mut cookie = CookieOption::Absent;
     while !rdata.is_empty() {

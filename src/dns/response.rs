@@ -7,8 +7,9 @@
 //! copied from the query, QR, the caller's flags, the rcode), the question
 //! exactly as received, the three sections, and the OPT record when the
 //! query carried one (RFC 6891 §6.1.1; its extended-rcode bits for
-//! BADVERS; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
-//! query's cookie). It applies the size limit the checked query allows
+//! BADVERS; the query's DO bit copied, RFC 3225 §3, other EDNS flags
+//! clear; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
+//! query's cookie, and no other option). It applies the size limit the checked query allows
 //! (RFC 1035 §4.2.1, RFC 6891 §7): when the answer and authority sections
 //! do not fit, header and question go out with TC and no records; an
 //! additional section that alone does not fit is left out unless the
@@ -20,8 +21,7 @@
 //! truncated form here too ([`slip`]). It never allocates: it writes into
 //! the caller's buffer.
 //!
-//! This is the extension point for what is still to come: DNSSEC (the DO
-//! bit in the OPT, RRSIGs and NSEC as further section parts, AD) and zone
+//! This is the extension point for what is still to come: DNSSEC (RRSIGs and NSEC as further section parts, AD) and zone
 //! transfer (several messages per query, no TC over TCP) extend this
 //! writer, not its callers.
 
@@ -124,6 +124,8 @@ const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
 const FLAG_CD: u16 = 0x0010;
+/// The DO bit among the OPT record's flags (RFC 3225 §3).
+const EDNS_FLAG_DO: u16 = 0x8000;
 /// The OPT record cpid writes: root owner, type, payload, ttl, rdlength.
 const OPT_LEN: usize = 11;
 /// A COOKIE option in it: code, length, client and server cookie.
@@ -280,7 +282,7 @@ impl<'c, 'q> Response<'c, 'q> {
             }
         }
         if edns {
-            write_opt(out, self.rcode, self.query.reply_cookie.as_ref());
+            write_opt(out, self.rcode, self.query);
         }
         Summary {
             rcode: self.rcode,
@@ -308,7 +310,7 @@ pub(super) fn slip(query: &Checked<'_>, out: &mut Vec<u8>, summary: &mut Summary
     write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, u16::from(edns));
     out.extend_from_slice(q.question);
     if edns {
-        write_opt(out, summary.rcode, query.reply_cookie.as_ref());
+        write_opt(out, summary.rcode, query);
     }
     summary.answers = 0;
     summary.truncated = true;
@@ -355,14 +357,19 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u1
     }
 }
 
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, cookie: Option<&[u8; cookie::REPLY_LEN]>) {
+/// The OPT record of a response to `query`: version 0, the DO bit as the
+/// query had it (RFC 3225 §3: "MUST be copied in the response", signed
+/// zone or not, as Knot does), every other flag clear, and the COOKIE
+/// option when one was judged.
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>) {
+    let dnssec_ok = query.query.edns.is_some_and(|e| e.dnssec_ok);
     out.push(0); // root owner
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
     out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
     out.push(0); // version
-    out.extend_from_slice(&[0, 0]); // flags: DO clear, cpid does not sign zones
-    match cookie {
+    out.extend_from_slice(&(if dnssec_ok { EDNS_FLAG_DO } else { 0 }).to_be_bytes());
+    match query.reply_cookie.as_ref() {
         // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one
         // for a well-formed option.
         Some(c) => {
