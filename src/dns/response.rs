@@ -9,7 +9,8 @@
 //! query carried one (RFC 6891 §6.1.1; its extended-rcode bits for
 //! BADVERS; the query's DO bit copied, RFC 3225 §3, other EDNS flags
 //! clear; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
-//! query's cookie, and no other option). It applies the size limit the checked query allows
+//! query's cookie; the EXPIRE option, RFC 7314, when the query asked for
+//! it and the answer comes from a zone; no other option). It applies the size limit the checked query allows
 //! (RFC 1035 §4.2.1, RFC 6891 §7): when the answer and authority sections
 //! do not fit, header and question go out with TC and no records; an
 //! additional section that alone does not fit is left out unless the
@@ -26,7 +27,7 @@
 //! writer, not its callers.
 
 use super::cookie::{self, Verdict};
-use super::query::Checked;
+use super::query::{Checked, OPTION_EXPIRE};
 use super::rrl::Action;
 use super::wire::rtype;
 
@@ -128,6 +129,8 @@ const FLAG_CD: u16 = 0x0010;
 const EDNS_FLAG_DO: u16 = 0x8000;
 /// The OPT record cpid writes: root owner, type, payload, ttl, rdlength.
 const OPT_LEN: usize = 11;
+/// An EXPIRE option in it: code, length, 32-bit seconds (RFC 7314 §2).
+const EXPIRE_OPTION_LEN: usize = 8;
 /// A COOKIE option in it: code, length, client and server cookie.
 const COOKIE_OPTION_LEN: usize = 4 + cookie::REPLY_LEN;
 /// The query flags a response repeats (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
@@ -201,6 +204,8 @@ pub struct Response<'c, 'q> {
     rcode: Rcode,
     flags: u16,
     additional_required: bool,
+    /// The EXPIRE option's value, when the query asked for it.
+    expire: Option<u32>,
 }
 
 impl<'c, 'q> Response<'c, 'q> {
@@ -210,7 +215,18 @@ impl<'c, 'q> Response<'c, 'q> {
             rcode,
             flags: 0,
             additional_required: false,
+            expire: None,
         }
+    }
+
+    /// The answer comes from a zone whose SOA EXPIRE is `seconds`: a query
+    /// with an EXPIRE option gets it back with that value (RFC 7314 §3.2,
+    /// a primary's answer, as Knot sends it).
+    pub fn zone_expire(mut self, seconds: u32) -> Self {
+        if self.query.query.edns.is_some_and(|e| e.expire) {
+            self.expire = Some(seconds);
+        }
+        self
     }
 
     /// AA: the answer comes from the zone's own data (a node, not a cache).
@@ -248,7 +264,12 @@ impl<'c, 'q> Response<'c, 'q> {
     ) -> Summary {
         let q = &self.query.query;
         let edns = q.edns.is_some();
-        let base = 12 + q.question.len() + opt_len(self.query);
+        let expire_len = if self.expire.is_some() {
+            EXPIRE_OPTION_LEN
+        } else {
+            0
+        };
+        let base = 12 + q.question.len() + opt_len(self.query) + expire_len;
         let needed = base + answer.len() + authority.len();
         let with_additional = needed + additional.len() <= self.query.limit;
         let truncated = needed > self.query.limit || (self.additional_required && !with_additional);
@@ -282,7 +303,7 @@ impl<'c, 'q> Response<'c, 'q> {
             }
         }
         if edns {
-            write_opt(out, self.rcode, self.query);
+            write_opt(out, self.rcode, self.query, self.expire);
         }
         Summary {
             rcode: self.rcode,
@@ -310,7 +331,7 @@ pub(super) fn slip(query: &Checked<'_>, out: &mut Vec<u8>, summary: &mut Summary
     write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, u16::from(edns));
     out.extend_from_slice(q.question);
     if edns {
-        write_opt(out, summary.rcode, query);
+        write_opt(out, summary.rcode, query, None);
     }
     summary.answers = 0;
     summary.truncated = true;
@@ -359,9 +380,9 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u1
 
 /// The OPT record of a response to `query`: version 0, the DO bit as the
 /// query had it (RFC 3225 §3: "MUST be copied in the response", signed
-/// zone or not, as Knot does), every other flag clear, and the COOKIE
-/// option when one was judged.
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>) {
+/// zone or not, as Knot does), every other flag clear, the COOKIE option
+/// when one was judged and the EXPIRE option when given.
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, expire: Option<u32>) {
     let dnssec_ok = query.query.edns.is_some_and(|e| e.dnssec_ok);
     out.push(0); // root owner
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
@@ -369,16 +390,21 @@ fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>) {
     out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
     out.push(0); // version
     out.extend_from_slice(&(if dnssec_ok { EDNS_FLAG_DO } else { 0 }).to_be_bytes());
-    match query.reply_cookie.as_ref() {
-        // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one
-        // for a well-formed option.
-        Some(c) => {
-            out.extend_from_slice(&(COOKIE_OPTION_LEN as u16).to_be_bytes());
-            out.extend_from_slice(&cookie::OPTION_CODE.to_be_bytes());
-            out.extend_from_slice(&(cookie::REPLY_LEN as u16).to_be_bytes());
-            out.extend_from_slice(c);
-        }
-        None => out.extend_from_slice(&[0, 0]), // no options
+    // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one for
+    // a well-formed option.
+    let cookie = query.reply_cookie.as_ref();
+    let rdlen = cookie.map_or(0, |_| COOKIE_OPTION_LEN)
+        + expire.map_or(0, |_| EXPIRE_OPTION_LEN);
+    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+    if let Some(c) = cookie {
+        out.extend_from_slice(&cookie::OPTION_CODE.to_be_bytes());
+        out.extend_from_slice(&(cookie::REPLY_LEN as u16).to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    if let Some(seconds) = expire {
+        out.extend_from_slice(&OPTION_EXPIRE.to_be_bytes());
+        out.extend_from_slice(&4u16.to_be_bytes());
+        out.extend_from_slice(&seconds.to_be_bytes());
     }
 }
 

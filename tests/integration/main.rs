@@ -15,6 +15,7 @@ mod common;
 mod conformance;
 mod dns_protocol;
 mod dnssec;
+mod edns;
 mod doctor;
 mod durability;
 mod events;
