@@ -20,7 +20,7 @@
 use super::cookie::{self, CookieError, Cookies, Verdict};
 use super::query::{self, Checked};
 pub use super::query::{Client, Transport};
-use super::response::{self, Empty, Ready, Response, Section};
+use super::response::{self, EDE_NOT_AUTHORITATIVE, Empty, Ready, Response, Section};
 pub use super::response::{MAX_UDP_PAYLOAD, Rcode, Summary};
 use super::rrl::{self, Action, Rrl, RrlError};
 use super::wire::{MAX_NAME_LEN, is_within, rtype};
@@ -201,7 +201,10 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
             class: rrl::Class::Error,
             name_at: qname.len().saturating_sub(1),
         };
-        return (Response::new(c, Rcode::Refused).empty(out), bucket);
+        // Outside the zone: REFUSED with Extended DNS Error 20, Not
+        // Authoritative (RFC 8914 §4.21), as Knot answers.
+        let refused = Response::new(c, Rcode::Refused).extended_error(EDE_NOT_AUTHORITATIVE);
+        return (refused.empty(out), bucket);
     }
     if !z.cuts.is_empty()
         && let Some((offset, referral)) = find_cut(z, qname, apex.len())

@@ -10,7 +10,8 @@
 //! BADVERS; the query's DO bit copied, RFC 3225 §3, other EDNS flags
 //! clear; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
 //! query's cookie; the EXPIRE option, RFC 7314, when the query asked for
-//! it and the answer comes from a zone; no other option). It applies the size limit the checked query allows
+//! it and the answer comes from a zone; an Extended DNS Error, RFC 8914,
+//! when the answerer gives one; no other option). It applies the size limit the checked query allows
 //! (RFC 1035 §4.2.1, RFC 6891 §7): when the answer and authority sections
 //! do not fit, header and question go out with TC and no records; an
 //! additional section that alone does not fit is left out unless the
@@ -131,6 +132,12 @@ const EDNS_FLAG_DO: u16 = 0x8000;
 const OPT_LEN: usize = 11;
 /// An EXPIRE option in it: code, length, 32-bit seconds (RFC 7314 §2).
 const EXPIRE_OPTION_LEN: usize = 8;
+/// The Extended DNS Error option code (RFC 8914 §2).
+const OPTION_EDE: u16 = 15;
+/// An Extended DNS Error in it: code, length, INFO-CODE, no EXTRA-TEXT.
+const EDE_OPTION_LEN: usize = 6;
+/// Extended DNS Error 20, Not Authoritative (RFC 8914 §4.21).
+pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 /// A COOKIE option in it: code, length, client and server cookie.
 const COOKIE_OPTION_LEN: usize = 4 + cookie::REPLY_LEN;
 /// The query flags a response repeats (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
@@ -206,6 +213,8 @@ pub struct Response<'c, 'q> {
     additional_required: bool,
     /// The EXPIRE option's value, when the query asked for it.
     expire: Option<u32>,
+    /// The Extended DNS Error INFO-CODE (RFC 8914), without EXTRA-TEXT.
+    extended_error: Option<u16>,
 }
 
 impl<'c, 'q> Response<'c, 'q> {
@@ -216,7 +225,15 @@ impl<'c, 'q> Response<'c, 'q> {
             flags: 0,
             additional_required: false,
             expire: None,
+            extended_error: None,
         }
+    }
+
+    /// An Extended DNS Error option with `info_code` (RFC 8914 §4) in the
+    /// OPT, when the query has EDNS.
+    pub fn extended_error(mut self, info_code: u16) -> Self {
+        self.extended_error = Some(info_code);
+        self
     }
 
     /// The answer comes from a zone whose SOA EXPIRE is `seconds`: a query
@@ -264,12 +281,12 @@ impl<'c, 'q> Response<'c, 'q> {
     ) -> Summary {
         let q = &self.query.query;
         let edns = q.edns.is_some();
-        let expire_len = if self.expire.is_some() {
-            EXPIRE_OPTION_LEN
-        } else {
-            0
+        // Options go in the OPT, so only when the query had EDNS.
+        let options = Options {
+            expire: self.expire.filter(|_| edns),
+            extended_error: self.extended_error.filter(|_| edns),
         };
-        let base = 12 + q.question.len() + opt_len(self.query) + expire_len;
+        let base = 12 + q.question.len() + opt_len(self.query) + options.len();
         let needed = base + answer.len() + authority.len();
         let with_additional = needed + additional.len() <= self.query.limit;
         let truncated = needed > self.query.limit || (self.additional_required && !with_additional);
@@ -303,7 +320,7 @@ impl<'c, 'q> Response<'c, 'q> {
             }
         }
         if edns {
-            write_opt(out, self.rcode, self.query, self.expire);
+            write_opt(out, self.rcode, self.query, options);
         }
         Summary {
             rcode: self.rcode,
@@ -331,7 +348,7 @@ pub(super) fn slip(query: &Checked<'_>, out: &mut Vec<u8>, summary: &mut Summary
     write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, u16::from(edns));
     out.extend_from_slice(q.question);
     if edns {
-        write_opt(out, summary.rcode, query, None);
+        write_opt(out, summary.rcode, query, Options::default());
     }
     summary.answers = 0;
     summary.truncated = true;
@@ -381,8 +398,8 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u1
 /// The OPT record of a response to `query`: version 0, the DO bit as the
 /// query had it (RFC 3225 §3: "MUST be copied in the response", signed
 /// zone or not, as Knot does), every other flag clear, the COOKIE option
-/// when one was judged and the EXPIRE option when given.
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, expire: Option<u32>) {
+/// when one was judged and the other `options` given.
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, options: Options) {
     let dnssec_ok = query.query.edns.is_some_and(|e| e.dnssec_ok);
     out.push(0); // root owner
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
@@ -393,18 +410,37 @@ fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, expire: Optio
     // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one for
     // a well-formed option.
     let cookie = query.reply_cookie.as_ref();
-    let rdlen = cookie.map_or(0, |_| COOKIE_OPTION_LEN)
-        + expire.map_or(0, |_| EXPIRE_OPTION_LEN);
+    let rdlen = cookie.map_or(0, |_| COOKIE_OPTION_LEN) + options.len();
     out.extend_from_slice(&(rdlen as u16).to_be_bytes());
     if let Some(c) = cookie {
         out.extend_from_slice(&cookie::OPTION_CODE.to_be_bytes());
         out.extend_from_slice(&(cookie::REPLY_LEN as u16).to_be_bytes());
         out.extend_from_slice(c);
     }
-    if let Some(seconds) = expire {
+    if let Some(seconds) = options.expire {
         out.extend_from_slice(&OPTION_EXPIRE.to_be_bytes());
         out.extend_from_slice(&4u16.to_be_bytes());
         out.extend_from_slice(&seconds.to_be_bytes());
+    }
+    if let Some(info_code) = options.extended_error {
+        out.extend_from_slice(&OPTION_EDE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&info_code.to_be_bytes());
+    }
+}
+
+/// The OPT options a response carries besides the COOKIE.
+#[derive(Default, Clone, Copy)]
+struct Options {
+    expire: Option<u32>,
+    extended_error: Option<u16>,
+}
+
+impl Options {
+    /// Their bytes in the OPT RDATA.
+    fn len(&self) -> usize {
+        self.expire.map_or(0, |_| EXPIRE_OPTION_LEN)
+            + self.extended_error.map_or(0, |_| EDE_OPTION_LEN)
     }
 }
 

@@ -91,11 +91,7 @@ fn with_cookie(query: &[u8], cookie: &[u8]) -> Vec<u8> {
     let opt = raw_opt(query).expect("the query has an OPT");
     let mut options = Vec::new();
     for (code, data) in &opt.options {
-        let data = if *code == OPTION_COOKIE {
-            cookie
-        } else {
-            data
-        };
+        let data = if *code == OPTION_COOKIE { cookie } else { data };
         options.extend_from_slice(&code.to_be_bytes());
         options.extend_from_slice(&(data.len() as u16).to_be_bytes());
         options.extend_from_slice(data);
