@@ -543,6 +543,77 @@ mod tests {
         assert_eq!(flags(&out) & FLAG_TC, FLAG_TC);
     }
 
+    /// `query()` with an OPT: `flags` and the options in `options`.
+    fn edns_query(flags: u16, options: &[u8]) -> Vec<u8> {
+        let mut m = query();
+        m[11] = 1; // ARCOUNT
+        m.extend_from_slice(&[0, 0, 41, 0x10, 0]); // root, OPT, payload 4096
+        m.extend_from_slice(&[0, 0]); // extended rcode, version
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        m.extend_from_slice(options);
+        m
+    }
+
+    /// The OPT at the end of a response without records: flags, RDATA.
+    fn opt_of(out: &[u8], question_end: usize) -> (u16, &[u8]) {
+        let opt = &out[question_end..];
+        assert_eq!(&opt[..3], &[0, 0, 41], "an OPT follows the question");
+        (u16::from_be_bytes([opt[7], opt[8]]), &opt[11..])
+    }
+
+    #[test]
+    fn do_is_copied_and_unknown_edns_flags_and_options_are_not() {
+        let question_end = query().len();
+        for (flags, want) in [(0x8000, 0x8000), (0x0080, 0), (0xFFFF, 0x8000), (0, 0)] {
+            let msg = edns_query(flags, b"\x00\x64\x00\x02ab");
+            let mut out = Vec::new();
+            let Ok(c) = check(&msg, Transport::Udp, &mut out) else {
+                panic!("a valid query");
+            };
+            Response::new(&c, Rcode::NoError).empty(&mut out);
+            let (got, rdata) = opt_of(&out, question_end);
+            assert_eq!(got, want, "query flags {flags:#06x}");
+            assert!(rdata.is_empty(), "option 100 is not echoed");
+        }
+    }
+
+    #[test]
+    fn expire_is_answered_only_when_asked_and_extended_errors_only_with_edns() {
+        let question_end = query().len();
+        let mut out = Vec::new();
+        let asked = edns_query(0, b"\x00\x09\x00\x00");
+        let Ok(c) = check(&asked, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        Response::new(&c, Rcode::NoError)
+            .zone_expire(1_209_600)
+            .empty(&mut out);
+        let (_, rdata) = opt_of(&out, question_end);
+        assert_eq!(rdata, b"\x00\x09\x00\x04\x00\x12\x75\x00");
+
+        let plain = edns_query(0, b"");
+        let Ok(c) = check(&plain, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        Response::new(&c, Rcode::Refused)
+            .zone_expire(1_209_600)
+            .extended_error(EDE_NOT_AUTHORITATIVE)
+            .empty(&mut out);
+        let (_, rdata) = opt_of(&out, question_end);
+        assert_eq!(rdata, b"\x00\x0f\x00\x02\x00\x14", "EDE only");
+
+        let no_edns = query();
+        let Ok(c) = check(&no_edns, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        Response::new(&c, Rcode::Refused)
+            .extended_error(EDE_NOT_AUTHORITATIVE)
+            .empty(&mut out);
+        assert_eq!(out.len(), question_end, "no OPT without EDNS");
+        assert_eq!(count(&out, 3), 0);
+    }
+
     #[test]
     fn rcodes_round_trip_through_their_codes() {
         for r in Rcode::ALL {

@@ -44,8 +44,11 @@ struct Seen {
     counts: [u16; 3],
     /// The OPT: version, flags, options (COOKIE without its data, NSID
     /// left out).
-    opt: Option<(u8, u16, Vec<(u16, Vec<u8>)>)>,
+    opt: Option<(u8, u16, Vec<EdnsOption>)>,
 }
+
+/// An EDNS option: code and data.
+type EdnsOption = (u16, Vec<u8>);
 
 /// The CD header bit, which Knot does not copy (see the module doc).
 const FLAG_CD: u16 = 0x0010;
