@@ -20,7 +20,7 @@
 use super::cookie::{self, CookieError, Cookies, Verdict};
 use super::query::{self, Checked};
 pub use super::query::{Client, Transport};
-use super::response::{self, Empty, Ready, Response, Section};
+use super::response::{self, EDE_NOT_AUTHORITATIVE, Empty, Ready, Response, Section};
 pub use super::response::{MAX_UDP_PAYLOAD, Rcode, Summary};
 use super::rrl::{self, Action, Rrl, RrlError};
 use super::wire::{MAX_NAME_LEN, is_within, rtype};
@@ -201,7 +201,10 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
             class: rrl::Class::Error,
             name_at: qname.len().saturating_sub(1),
         };
-        return (Response::new(c, Rcode::Refused).empty(out), bucket);
+        // Outside the zone: REFUSED with Extended DNS Error 20, Not
+        // Authoritative (RFC 8914 §4.21), as Knot answers.
+        let refused = Response::new(c, Rcode::Refused).extended_error(EDE_NOT_AUTHORITATIVE);
+        return (refused.empty(out), bucket);
     }
     if !z.cuts.is_empty()
         && let Some((offset, referral)) = find_cut(z, qname, apex.len())
@@ -211,7 +214,8 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
             class: rrl::Class::Referral,
             name_at: offset,
         };
-        return (write_referral(c, referral, offset, out), bucket);
+        let expire = soa_expire(&z.negative_soa);
+        return (write_referral(c, referral, offset, expire, out), bucket);
     }
     // The apex is a suffix of the question name, so the SOA owner can be a
     // pointer into the question.
@@ -219,6 +223,7 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
         qname.len().saturating_sub(apex.len()),
         std::slice::from_ref(&z.negative_soa),
     );
+    let expire = soa_expire(&z.negative_soa);
     let Some(node) = z.names.get(qname) else {
         // A missing name counts per zone: every made-up name is one flow.
         let bucket = Bucket {
@@ -227,6 +232,7 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
         };
         let summary = Response::new(c, Rcode::NxDomain)
             .authoritative()
+            .zone_expire(expire)
             .write(out, &Empty, &soa, &Empty);
         return (summary, bucket);
     };
@@ -258,6 +264,7 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
     };
     let summary = Response::new(c, Rcode::NoError)
         .authoritative()
+        .zone_expire(expire)
         .write(out, &answers, &nodata, &glue);
     (summary, Bucket { class, name_at: 0 })
 }
@@ -287,7 +294,13 @@ fn find_cut<'z>(z: &'z HotZone, qname: &[u8], apex_len: usize) -> Option<(usize,
 /// record in authority, glue in additional. Glue for the child's own name
 /// servers is needed to follow the referral, so a referral that cannot
 /// carry it is truncated.
-fn write_referral(c: &Checked<'_>, r: &Referral, offset: usize, out: &mut Vec<u8>) -> Summary {
+fn write_referral(
+    c: &Checked<'_>,
+    r: &Referral,
+    offset: usize,
+    expire: u32,
+    out: &mut Vec<u8>,
+) -> Summary {
     let authority = AtQuestion::new(offset, &r.authority);
     let glue = Ready {
         bytes: &r.glue.1,
@@ -295,5 +308,17 @@ fn write_referral(c: &Checked<'_>, r: &Referral, offset: usize, out: &mut Vec<u8
     };
     Response::new(c, Rcode::NoError)
         .additional_required()
+        .zone_expire(expire)
         .write(out, &Empty, &authority, &glue)
+}
+
+/// The EXPIRE field of the zone's SOA, read from the negative SOA record
+/// (its RDATA ends with serial, refresh, retry, expire, minimum); 0 if it
+/// were ever shorter.
+fn soa_expire(negative_soa: &[u8]) -> u32 {
+    let n = negative_soa.len();
+    match negative_soa.get(n.saturating_sub(8)..n.saturating_sub(4)) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => 0,
+    }
 }

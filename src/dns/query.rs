@@ -6,7 +6,10 @@
 //! what no answerer should see itself: a message that is a response or
 //! shorter than a header is dropped; an unknown opcode gets NOTIMP (with
 //! no question to echo, a bare header, as Knot and NSD send); a missing or
-//! malformed question FORMERR; EDNS versions above 0 BADVERS; meta and
+//! malformed question FORMERR; EDNS versions above 0 BADVERS (the DO
+//! bit kept for the answer's OPT, RFC 3225; an EXPIRE option noted, RFC
+//! 7314; unknown EDNS flags and options ignored, RFC 6891 §6.1.2 and
+//! §6.1.4); meta and
 //! transfer types and classes other than IN what RFC 1035, RFC 5936 and
 //! RFC 6895 say; a COOKIE option of the wrong length FORMERR (RFC 7873
 //! §5.2.2; the first COOKIE option counts). What passes is a [`Checked`] query for the node's
@@ -79,6 +82,12 @@ pub(super) struct Query<'a> {
 pub(super) struct Edns {
     payload: u16,
     version: u8,
+    /// The DO bit (RFC 3225 §3): copied into the response's OPT. The other
+    /// EDNS flags are ignored and never echoed (RFC 6891 §6.1.4).
+    pub(super) dnssec_ok: bool,
+    /// The query carried an EXPIRE option (RFC 7314): an answer from the
+    /// zone carries one back with the SOA EXPIRE.
+    pub(super) expire: bool,
     cookie: CookieOption,
 }
 
@@ -289,10 +298,12 @@ fn parse<'a>(
             if !owner_is_root {
                 return Err(WireError::BadOpt);
             }
-            let cookie = check_options(rdata)?;
+            let (cookie, expire) = check_options(rdata)?;
             edns = Some(Edns {
                 payload: class,
                 version: (ttl >> 16) as u8,
+                dnssec_ok: ttl & EDNS_FLAG_DO != 0,
+                expire,
                 cookie,
             });
         }
@@ -318,10 +329,19 @@ fn skip_rr(r: &mut Reader<'_>) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The DO bit in the OPT record's TTL field (RFC 3225 §3).
+const EDNS_FLAG_DO: u32 = 0x8000;
+
+/// The EXPIRE option code (RFC 7314).
+pub(super) const OPTION_EXPIRE: u16 = 9;
+
 /// EDNS options must tile the RDATA exactly (RFC 6891 §6.1.2). Returns
-/// the first COOKIE option.
-fn check_options(mut rdata: &[u8]) -> Result<CookieOption, WireError> {
+/// the first COOKIE option and whether an EXPIRE option was there; every
+/// other option (NSID, ECS, unknown codes) is ignored and not echoed
+/// (RFC 6891 §6.1.2).
+fn check_options(mut rdata: &[u8]) -> Result<(CookieOption, bool), WireError> {
     let mut cookie = CookieOption::Absent;
+    let mut expire = false;
     while !rdata.is_empty() {
         let mut r = Reader::new(rdata);
         let code = r.u16().map_err(|_| WireError::BadOpt)?;
@@ -333,9 +353,10 @@ fn check_options(mut rdata: &[u8]) -> Result<CookieOption, WireError> {
                 None => CookieOption::Malformed,
             };
         }
+        expire |= code == OPTION_EXPIRE;
         rdata = rdata.get(r.position()..).unwrap_or_default();
     }
-    Ok(cookie)
+    Ok((cookie, expire))
 }
 
 #[cfg(test)]

@@ -7,8 +7,11 @@
 //! copied from the query, QR, the caller's flags, the rcode), the question
 //! exactly as received, the three sections, and the OPT record when the
 //! query carried one (RFC 6891 §6.1.1; its extended-rcode bits for
-//! BADVERS; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
-//! query's cookie). It applies the size limit the checked query allows
+//! BADVERS; the query's DO bit copied, RFC 3225 §3, other EDNS flags
+//! clear; the COOKIE option, RFC 7873 §5.2, when the answerer judged the
+//! query's cookie; the EXPIRE option, RFC 7314, when the query asked for
+//! it and the answer comes from a zone; an Extended DNS Error, RFC 8914,
+//! when the answerer gives one; no other option). It applies the size limit the checked query allows
 //! (RFC 1035 §4.2.1, RFC 6891 §7): when the answer and authority sections
 //! do not fit, header and question go out with TC and no records; an
 //! additional section that alone does not fit is left out unless the
@@ -20,13 +23,12 @@
 //! truncated form here too ([`slip`]). It never allocates: it writes into
 //! the caller's buffer.
 //!
-//! This is the extension point for what is still to come: DNSSEC (the DO
-//! bit in the OPT, RRSIGs and NSEC as further section parts, AD) and zone
+//! This is the extension point for what is still to come: DNSSEC (RRSIGs and NSEC as further section parts, AD) and zone
 //! transfer (several messages per query, no TC over TCP) extend this
 //! writer, not its callers.
 
 use super::cookie::{self, Verdict};
-use super::query::Checked;
+use super::query::{Checked, OPTION_EXPIRE};
 use super::rrl::Action;
 use super::wire::rtype;
 
@@ -124,8 +126,18 @@ const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
 const FLAG_CD: u16 = 0x0010;
+/// The DO bit among the OPT record's flags (RFC 3225 §3).
+const EDNS_FLAG_DO: u16 = 0x8000;
 /// The OPT record cpid writes: root owner, type, payload, ttl, rdlength.
 const OPT_LEN: usize = 11;
+/// An EXPIRE option in it: code, length, 32-bit seconds (RFC 7314 §2).
+const EXPIRE_OPTION_LEN: usize = 8;
+/// The Extended DNS Error option code (RFC 8914 §2).
+const OPTION_EDE: u16 = 15;
+/// An Extended DNS Error in it: code, length, INFO-CODE, no EXTRA-TEXT.
+const EDE_OPTION_LEN: usize = 6;
+/// Extended DNS Error 20, Not Authoritative (RFC 8914 §4.21).
+pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 /// A COOKIE option in it: code, length, client and server cookie.
 const COOKIE_OPTION_LEN: usize = 4 + cookie::REPLY_LEN;
 /// The query flags a response repeats (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
@@ -199,6 +211,10 @@ pub struct Response<'c, 'q> {
     rcode: Rcode,
     flags: u16,
     additional_required: bool,
+    /// The EXPIRE option's value, when the query asked for it.
+    expire: Option<u32>,
+    /// The Extended DNS Error INFO-CODE (RFC 8914), without EXTRA-TEXT.
+    extended_error: Option<u16>,
 }
 
 impl<'c, 'q> Response<'c, 'q> {
@@ -208,7 +224,26 @@ impl<'c, 'q> Response<'c, 'q> {
             rcode,
             flags: 0,
             additional_required: false,
+            expire: None,
+            extended_error: None,
         }
+    }
+
+    /// An Extended DNS Error option with `info_code` (RFC 8914 §4) in the
+    /// OPT, when the query has EDNS.
+    pub fn extended_error(mut self, info_code: u16) -> Self {
+        self.extended_error = Some(info_code);
+        self
+    }
+
+    /// The answer comes from a zone whose SOA EXPIRE is `seconds`: a query
+    /// with an EXPIRE option gets it back with that value (RFC 7314 §3.2,
+    /// a primary's answer, as Knot sends it).
+    pub fn zone_expire(mut self, seconds: u32) -> Self {
+        if self.query.query.edns.is_some_and(|e| e.expire) {
+            self.expire = Some(seconds);
+        }
+        self
     }
 
     /// AA: the answer comes from the zone's own data (a node, not a cache).
@@ -246,7 +281,12 @@ impl<'c, 'q> Response<'c, 'q> {
     ) -> Summary {
         let q = &self.query.query;
         let edns = q.edns.is_some();
-        let base = 12 + q.question.len() + opt_len(self.query);
+        // Options go in the OPT, so only when the query had EDNS.
+        let options = Options {
+            expire: self.expire.filter(|_| edns),
+            extended_error: self.extended_error.filter(|_| edns),
+        };
+        let base = 12 + q.question.len() + opt_len(self.query) + options.len();
         let needed = base + answer.len() + authority.len();
         let with_additional = needed + additional.len() <= self.query.limit;
         let truncated = needed > self.query.limit || (self.additional_required && !with_additional);
@@ -280,7 +320,7 @@ impl<'c, 'q> Response<'c, 'q> {
             }
         }
         if edns {
-            write_opt(out, self.rcode, self.query.reply_cookie.as_ref());
+            write_opt(out, self.rcode, self.query, options);
         }
         Summary {
             rcode: self.rcode,
@@ -308,7 +348,7 @@ pub(super) fn slip(query: &Checked<'_>, out: &mut Vec<u8>, summary: &mut Summary
     write_header(out, q.id, flags | FLAG_TC, 1, 0, 0, u16::from(edns));
     out.extend_from_slice(q.question);
     if edns {
-        write_opt(out, summary.rcode, query.reply_cookie.as_ref());
+        write_opt(out, summary.rcode, query, Options::default());
     }
     summary.answers = 0;
     summary.truncated = true;
@@ -355,23 +395,52 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u1
     }
 }
 
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, cookie: Option<&[u8; cookie::REPLY_LEN]>) {
+/// The OPT record of a response to `query`: version 0, the DO bit as the
+/// query had it (RFC 3225 §3: "MUST be copied in the response", signed
+/// zone or not, as Knot does), every other flag clear, the COOKIE option
+/// when one was judged and the other `options` given.
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, options: Options) {
+    let dnssec_ok = query.query.edns.is_some_and(|e| e.dnssec_ok);
     out.push(0); // root owner
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
     out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
     out.push(0); // version
-    out.extend_from_slice(&[0, 0]); // flags: DO clear, cpid does not sign zones
-    match cookie {
-        // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one
-        // for a well-formed option.
-        Some(c) => {
-            out.extend_from_slice(&(COOKIE_OPTION_LEN as u16).to_be_bytes());
-            out.extend_from_slice(&cookie::OPTION_CODE.to_be_bytes());
-            out.extend_from_slice(&(cookie::REPLY_LEN as u16).to_be_bytes());
-            out.extend_from_slice(c);
-        }
-        None => out.extend_from_slice(&[0, 0]), // no options
+    out.extend_from_slice(&(if dnssec_ok { EDNS_FLAG_DO } else { 0 }).to_be_bytes());
+    // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one for
+    // a well-formed option.
+    let cookie = query.reply_cookie.as_ref();
+    let rdlen = cookie.map_or(0, |_| COOKIE_OPTION_LEN) + options.len();
+    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+    if let Some(c) = cookie {
+        out.extend_from_slice(&cookie::OPTION_CODE.to_be_bytes());
+        out.extend_from_slice(&(cookie::REPLY_LEN as u16).to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    if let Some(seconds) = options.expire {
+        out.extend_from_slice(&OPTION_EXPIRE.to_be_bytes());
+        out.extend_from_slice(&4u16.to_be_bytes());
+        out.extend_from_slice(&seconds.to_be_bytes());
+    }
+    if let Some(info_code) = options.extended_error {
+        out.extend_from_slice(&OPTION_EDE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&info_code.to_be_bytes());
+    }
+}
+
+/// The OPT options a response carries besides the COOKIE.
+#[derive(Default, Clone, Copy)]
+struct Options {
+    expire: Option<u32>,
+    extended_error: Option<u16>,
+}
+
+impl Options {
+    /// Their bytes in the OPT RDATA.
+    fn len(&self) -> usize {
+        self.expire.map_or(0, |_| EXPIRE_OPTION_LEN)
+            + self.extended_error.map_or(0, |_| EDE_OPTION_LEN)
     }
 }
 
@@ -472,6 +541,77 @@ mod tests {
             .write(&mut out, &answer, &Empty, &glue);
         assert!(s.truncated);
         assert_eq!(flags(&out) & FLAG_TC, FLAG_TC);
+    }
+
+    /// `query()` with an OPT: `flags` and the options in `options`.
+    fn edns_query(flags: u16, options: &[u8]) -> Vec<u8> {
+        let mut m = query();
+        m[11] = 1; // ARCOUNT
+        m.extend_from_slice(&[0, 0, 41, 0x10, 0]); // root, OPT, payload 4096
+        m.extend_from_slice(&[0, 0]); // extended rcode, version
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        m.extend_from_slice(options);
+        m
+    }
+
+    /// The OPT at the end of a response without records: flags, RDATA.
+    fn opt_of(out: &[u8], question_end: usize) -> (u16, &[u8]) {
+        let opt = &out[question_end..];
+        assert_eq!(&opt[..3], &[0, 0, 41], "an OPT follows the question");
+        (u16::from_be_bytes([opt[7], opt[8]]), &opt[11..])
+    }
+
+    #[test]
+    fn do_is_copied_and_unknown_edns_flags_and_options_are_not() {
+        let question_end = query().len();
+        for (flags, want) in [(0x8000, 0x8000), (0x0080, 0), (0xFFFF, 0x8000), (0, 0)] {
+            let msg = edns_query(flags, b"\x00\x64\x00\x02ab");
+            let mut out = Vec::new();
+            let Ok(c) = check(&msg, Transport::Udp, &mut out) else {
+                panic!("a valid query");
+            };
+            Response::new(&c, Rcode::NoError).empty(&mut out);
+            let (got, rdata) = opt_of(&out, question_end);
+            assert_eq!(got, want, "query flags {flags:#06x}");
+            assert!(rdata.is_empty(), "option 100 is not echoed");
+        }
+    }
+
+    #[test]
+    fn expire_is_answered_only_when_asked_and_extended_errors_only_with_edns() {
+        let question_end = query().len();
+        let mut out = Vec::new();
+        let asked = edns_query(0, b"\x00\x09\x00\x00");
+        let Ok(c) = check(&asked, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        Response::new(&c, Rcode::NoError)
+            .zone_expire(1_209_600)
+            .empty(&mut out);
+        let (_, rdata) = opt_of(&out, question_end);
+        assert_eq!(rdata, b"\x00\x09\x00\x04\x00\x12\x75\x00");
+
+        let plain = edns_query(0, b"");
+        let Ok(c) = check(&plain, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        Response::new(&c, Rcode::Refused)
+            .zone_expire(1_209_600)
+            .extended_error(EDE_NOT_AUTHORITATIVE)
+            .empty(&mut out);
+        let (_, rdata) = opt_of(&out, question_end);
+        assert_eq!(rdata, b"\x00\x0f\x00\x02\x00\x14", "EDE only");
+
+        let no_edns = query();
+        let Ok(c) = check(&no_edns, Transport::Udp, &mut out) else {
+            panic!("a valid query");
+        };
+        Response::new(&c, Rcode::Refused)
+            .extended_error(EDE_NOT_AUTHORITATIVE)
+            .empty(&mut out);
+        assert_eq!(out.len(), question_end, "no OPT without EDNS");
+        assert_eq!(count(&out, 3), 0);
     }
 
     #[test]

@@ -800,15 +800,26 @@ pub fn knot_primary(
     key: Option<&TsigSpec>,
     notify: &[SocketAddr],
 ) -> Primary {
+    knot_primary_with(zone, zonefile_text, key, notify, "")
+}
+
+/// [`knot_primary`] with `zone_lines` added to the zone's section of the
+/// configuration (e.g. `    module: mod-cookies\n`, for DNS cookies as
+/// cpid answers them by default).
+pub fn knot_primary_with(
+    zone: &str,
+    zonefile_text: &str,
+    key: Option<&TsigSpec>,
+    notify: &[SocketAddr],
+    zone_lines: &str,
+) -> Primary {
     let port = reserve_port();
     let dir = tempdir("knot-primary");
     std::fs::write(dir.path().join("zone.db"), zonefile_text).unwrap();
     let conf = dir.path().join("knot.conf");
-    std::fs::write(
-        &conf,
-        knot_primary_conf(dir.path(), port, zone, key, notify),
-    )
-    .unwrap();
+    let mut text = knot_primary_conf(dir.path(), port, zone, key, notify);
+    text.push_str(zone_lines);
+    std::fs::write(&conf, text).unwrap();
     let server = start_knot(zone, port, dir, conf);
     // Loading a large zone takes a while after the sockets are up.
     let serial = server.wait_serial(0, Duration::from_secs(300));

@@ -406,3 +406,110 @@ pub fn a800_pool(cards: u64) -> String {
         r#"{{"schema":"cpid.resource/1","class":"IC","region":"31","unit":"card","units_total":{cards},"devices":[{{"model":"A800","count":{cards},"peak_tflops":{{"fp64":19.5,"fp32":19.5,"tf32":156,"bf16":312,"fp16":312,"int8":624}}}}],"price_per_unit_hour":{{"amount":12.5,"currency":"CNY"}}}}"#
     )
 }
+
+// ---------------------------------------------------------------------------
+// EDNS details of raw messages
+// ---------------------------------------------------------------------------
+
+/// Sets the EDNS flags of the OPT record `raw_query_with` ended `query`
+/// with and appends `options` (code, length, data, as on the wire) to its
+/// RDATA.
+pub fn set_edns_extras(query: &mut Vec<u8>, flags: u16, options: &[u8]) {
+    let n = query.len();
+    assert!(n >= 23, "the query carries no OPT");
+    query[n - 4..n - 2].copy_from_slice(&flags.to_be_bytes());
+    let rdlen = u16::from_be_bytes([query[n - 2], query[n - 1]]) + options.len() as u16;
+    query[n - 2..n].copy_from_slice(&rdlen.to_be_bytes());
+    query.extend_from_slice(options);
+}
+
+/// The OPT record of a message, read field by field (hickory's `Edns`
+/// hides the flags other than DO).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOpt {
+    pub payload: u16,
+    /// The upper 8 bits of the extended rcode.
+    pub ext_rcode: u8,
+    pub version: u8,
+    pub flags: u16,
+    /// (code, data) in order.
+    pub options: Vec<(u16, Vec<u8>)>,
+}
+
+impl RawOpt {
+    pub fn dnssec_ok(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+
+    pub fn codes(&self) -> Vec<u16> {
+        self.options.iter().map(|o| o.0).collect()
+    }
+}
+
+/// The header flags word of a message.
+pub fn header_flags(msg: &[u8]) -> u16 {
+    u16::from_be_bytes([msg[2], msg[3]])
+}
+
+/// Section count `i` of a message's header (0 question … 3 additional).
+pub fn header_count(msg: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]])
+}
+
+fn skip_wire_name(msg: &[u8], mut at: usize) -> usize {
+    loop {
+        let len = msg[at];
+        if len == 0 {
+            return at + 1;
+        }
+        if len & 0xC0 == 0xC0 {
+            return at + 2;
+        }
+        at += 1 + usize::from(len);
+    }
+}
+
+/// The OPT record among the additional records of `msg`, if any.
+pub fn raw_opt(msg: &[u8]) -> Option<RawOpt> {
+    let mut at = 12;
+    for _ in 0..header_count(msg, 0) {
+        at = skip_wire_name(msg, at) + 4;
+    }
+    let records = (1..4).map(|i| usize::from(header_count(msg, i))).sum();
+    for i in 0..records {
+        at = skip_wire_name(msg, at);
+        let rtype = u16::from_be_bytes([msg[at], msg[at + 1]]);
+        let class = u16::from_be_bytes([msg[at + 2], msg[at + 3]]);
+        let ttl = &msg[at + 4..at + 8];
+        let rdlen = usize::from(u16::from_be_bytes([msg[at + 8], msg[at + 9]]));
+        let rdata = &msg[at + 10..at + 10 + rdlen];
+        at += 10 + rdlen;
+        let additional = i >= records - usize::from(header_count(msg, 3));
+        if rtype != 41 || !additional {
+            continue;
+        }
+        let mut options = Vec::new();
+        let mut o = 0;
+        while o + 4 <= rdata.len() {
+            let code = u16::from_be_bytes([rdata[o], rdata[o + 1]]);
+            let len = usize::from(u16::from_be_bytes([rdata[o + 2], rdata[o + 3]]));
+            options.push((code, rdata[o + 4..o + 4 + len].to_vec()));
+            o += 4 + len;
+        }
+        return Some(RawOpt {
+            payload: class,
+            ext_rcode: ttl[0],
+            version: ttl[1],
+            flags: u16::from_be_bytes([ttl[2], ttl[3]]),
+            options,
+        });
+    }
+    None
+}
+
+/// The full rcode of a message: the header's four bits and the OPT's
+/// upper eight (RFC 6891 §6.1.3).
+pub fn full_rcode(msg: &[u8]) -> u16 {
+    let low = header_flags(msg) & 0x000F;
+    raw_opt(msg).map_or(low, |o| u16::from(o.ext_rcode) << 4 | low)
+}

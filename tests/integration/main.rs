@@ -17,6 +17,7 @@ mod dns_protocol;
 mod dnssec;
 mod doctor;
 mod durability;
+mod edns;
 mod events;
 mod federation;
 mod fuzz_corpus;

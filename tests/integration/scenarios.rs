@@ -10,16 +10,26 @@
 //! ```text
 //! query NAME TYPE [+tcp] [+edns[=PAYLOAD]] [+ednsver=N] [+class=N] [+opcode=N] [+nord]
 //!       [+qdcount=0]        (the message carries no question; NAME TYPE are ignored)
+//!       [+do] [+ednsflags=HEX] [+ednsopt=CODE[:HEX]]...   (each implies +edns)
+//!       [+aaflag] [+tcflag] [+raflag] [+zflag] [+adflag] [+cdflag]  (header bits)
 //! rcode NOERROR|NXDOMAIN|REFUSED|FORMERR|NOTIMP|NOTAUTH|BADVERS (by number)
 //! opcode N                    the opcode of the response
 //! question N                  N entries in the question section
-//! flags qr aa rd ...          exact set of header flags among qr aa tc rd ra
+//! flags qr aa rd ...          exact set of header flags among qr aa tc rd ra z ad cd
 //! answer N [TYPE]             N records, all of TYPE
 //! authority N [TYPE] [OWNER]  N records, all of TYPE, owned by OWNER
 //! additional N [TYPE]         N records besides the OPT, all of TYPE
 //! edns PAYLOAD | noedns       the OPT the server sent back, or none
+//! ednsversion N               the OPT's version
+//! do | nodo                   the OPT's DO bit set / clear
+//! ednsflags HEX               the OPT's whole flags field (DO included)
+//! ednsopts N [CODE...]        N options in the OPT, with these codes in order
 //! ttl N                       every answer and authority record has TTL N
 //! ```
+//!
+//! The same files drive the differential EDNS test against Knot
+//! (`edns.rs`), which sends every query of `edns.scn` to cpid and to a
+//! local `knotd` serving the same zone.
 
 use std::path::Path;
 
@@ -28,11 +38,11 @@ use hickory_proto::rr::{Record, RecordType};
 
 use crate::common::*;
 
-struct Case {
-    line: usize,
-    query: Vec<u8>,
-    tcp: bool,
-    expect: Vec<(usize, String)>,
+pub struct Case {
+    pub line: usize,
+    pub query: Vec<u8>,
+    pub tcp: bool,
+    pub expect: Vec<(usize, String)>,
 }
 
 fn type_code(s: &str) -> u16 {
@@ -42,6 +52,7 @@ fn type_code(s: &str) -> u16 {
         "SOA" => 6,
         "TXT" => 16,
         "AAAA" => 28,
+        "DNSKEY" => 48,
         "OPT" => 41,
         "URI" => 256,
         "AXFR" => 252,
@@ -54,7 +65,7 @@ fn type_code(s: &str) -> u16 {
     }
 }
 
-fn parse_cases(text: &str) -> Vec<Case> {
+pub fn parse_cases(text: &str) -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -68,7 +79,14 @@ fn parse_cases(text: &str) -> Vec<Case> {
             let qtype = type_code(words.next().expect("query NAME TYPE"));
             let (mut tcp, mut edns, mut class, mut flags) = (false, None, 1u16, 0x0100u16);
             let mut no_question = false;
+            let (mut edns_flags, mut options) = (0u16, Vec::new());
             for opt in words {
+                let need_edns = |edns: Option<Edns>| {
+                    edns.or(Some(Edns {
+                        payload: 1232,
+                        version: 0,
+                    }))
+                };
                 let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
                 match k {
                     "+tcp" => tcp = true,
@@ -94,11 +112,40 @@ fn parse_cases(text: &str) -> Vec<Case> {
                     "+opcode" => flags |= v.parse::<u16>().unwrap() << 11,
                     "+nord" => flags &= !0x0100,
                     "+qdcount" if v == "0" => no_question = true,
+                    "+do" => {
+                        edns = need_edns(edns);
+                        edns_flags |= 0x8000;
+                    }
+                    "+ednsflags" => {
+                        edns = need_edns(edns);
+                        let hex = v.trim_start_matches("0x");
+                        edns_flags |= u16::from_str_radix(hex, 16).unwrap();
+                    }
+                    "+ednsopt" => {
+                        edns = need_edns(edns);
+                        let (code, data) = v.split_once(':').unwrap_or((v, ""));
+                        let data: Vec<u8> = (0..data.len())
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(&data[i..i + 2], 16).unwrap())
+                            .collect();
+                        options.extend_from_slice(&code.parse::<u16>().unwrap().to_be_bytes());
+                        options.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                        options.extend_from_slice(&data);
+                    }
+                    "+aaflag" => flags |= 0x0400,
+                    "+tcflag" => flags |= 0x0200,
+                    "+raflag" => flags |= 0x0080,
+                    "+zflag" => flags |= 0x0040,
+                    "+adflag" => flags |= 0x0020,
+                    "+cdflag" => flags |= 0x0010,
                     other => panic!("line {}: unknown query option {other}", i + 1),
                 }
             }
             let id = 0x5C00 + cases.len() as u16;
             let mut query = raw_query_with(id, flags, name, qtype, class, edns);
+            if edns.is_some() {
+                set_edns_extras(&mut query, edns_flags, &options);
+            }
             if no_question {
                 // Header with QDCOUNT 0, then whatever followed the question.
                 let question_len = name_wire(name).len() + 4;
@@ -168,9 +215,31 @@ fn check_section(records: &[Record], words: &[&str], what: &str) -> Result<(), S
     Ok(())
 }
 
-fn check(msg: &Message, expectation: &str) -> Result<(), String> {
+/// The header flags of `raw` by name, sorted.
+pub fn flag_names(raw: &[u8]) -> Vec<&'static str> {
+    let bits = header_flags(raw);
+    let mut got: Vec<&str> = [
+        (0x8000, "qr"),
+        (0x0400, "aa"),
+        (0x0200, "tc"),
+        (0x0100, "rd"),
+        (0x0080, "ra"),
+        (0x0040, "z"),
+        (0x0020, "ad"),
+        (0x0010, "cd"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, name)| name)
+    .collect();
+    got.sort();
+    got
+}
+
+fn check(msg: &Message, raw: &[u8], expectation: &str) -> Result<(), String> {
     let words: Vec<&str> = expectation.split_whitespace().collect();
     let m = &msg.metadata;
+    let opt = || raw_opt(raw).ok_or_else(|| "no OPT".to_string());
     match words[0] {
         "rcode" => {
             // By number, so BADVERS and BADSIG (both 16) read the same.
@@ -194,21 +263,9 @@ fn check(msg: &Message, expectation: &str) -> Result<(), String> {
                 .ok_or(format!("{} questions, expected {want}", msg.queries.len()))
         }
         "flags" => {
-            let mut got = Vec::new();
-            for (set, name) in [
-                (true, "qr"),
-                (m.authoritative, "aa"),
-                (m.truncation, "tc"),
-                (m.recursion_desired, "rd"),
-                (m.recursion_available, "ra"),
-            ] {
-                if set {
-                    got.push(name);
-                }
-            }
+            let got = flag_names(raw);
             let mut want: Vec<&str> = words[1..].to_vec();
             want.sort();
-            got.sort();
             (got == want)
                 .then_some(())
                 .ok_or(format!("flags {got:?}, expected {want:?}"))
@@ -221,6 +278,35 @@ fn check(msg: &Message, expectation: &str) -> Result<(), String> {
             other => Err(format!("edns {other:?}, expected payload {}", words[1])),
         },
         "noedns" => msg.edns.is_none().then_some(()).ok_or("OPT present".into()),
+        "ednsversion" => {
+            let got = opt()?.version;
+            (got.to_string() == words[1])
+                .then_some(())
+                .ok_or(format!("EDNS version {got}, expected {}", words[1]))
+        }
+        "do" | "nodo" => {
+            let got = opt()?.dnssec_ok();
+            (got == (words[0] == "do"))
+                .then_some(())
+                .ok_or(format!("DO bit {got}, expected {}", words[0]))
+        }
+        "ednsflags" => {
+            let got = opt()?.flags;
+            let want = u16::from_str_radix(words[1].trim_start_matches("0x"), 16)
+                .map_err(|_| "bad flags")?;
+            (got == want)
+                .then_some(())
+                .ok_or(format!("EDNS flags {got:#06x}, expected {want:#06x}"))
+        }
+        "ednsopts" => {
+            let got = opt()?.codes();
+            let n: usize = words[1].parse().map_err(|_| "bad count")?;
+            let codes: Result<Vec<u16>, _> = words[2..].iter().map(|c| c.parse()).collect();
+            let codes = codes.map_err(|_| "bad option code")?;
+            (got.len() == n && (codes.is_empty() || got == codes))
+                .then_some(())
+                .ok_or(format!("EDNS options {got:?}, expected {n} {codes:?}"))
+        }
         "ttl" => {
             let want: u32 = words[1].parse().map_err(|_| "bad ttl")?;
             match msg
@@ -262,7 +348,7 @@ fn dns_scenarios() {
             };
             let msg = Message::from_vec(&raw).unwrap();
             for (line, e) in &case.expect {
-                if let Err(why) = check(&msg, e) {
+                if let Err(why) = check(&msg, &raw, e) {
                     failures.push(format!(
                         "{}:{line} (query at line {}): {why}",
                         file.file_name().unwrap().to_string_lossy(),
