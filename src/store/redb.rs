@@ -105,15 +105,31 @@ impl RedbStore {
 
     /// Opens or creates the database file.
     pub fn open_with(path: &Path, options: Options) -> Result<RedbStore, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(options.cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StoreError::InUse(path.display().to_string())
+        // The file's lock can be held for a moment by someone who is not
+        // an owner: a store whose last handle went in one of its own commit
+        // callbacks closes when its writer thread ends, and a child process
+        // forked by another thread holds the parent's open files (and so
+        // redb's flock) until it execs. Seen as a spurious "in use" on a
+        // fresh file under a test run that spawns tools; an open waits up
+        // to a second before calling the file in use.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let db = loop {
+            match Database::builder()
+                .set_cache_size(options.cache_bytes)
+                .create(path)
+            {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                other => db_err(other),
-            })?;
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::InUse(path.display().to_string()));
+                }
+                Err(other) => return Err(db_err(other)),
+            }
+        };
         let db = Arc::new(db);
         {
             let txn = db.begin_write().map_err(db_err)?;
