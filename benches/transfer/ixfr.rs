@@ -3,12 +3,10 @@
 //! B), then `IXFR=A` signed with TSIG over TCP, every byte of the answer
 //! attributed to one part.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use cpid::dns::tsig::{self, Chain, TsigKey};
-use cpid::testkit::secondaries::udp_query;
+use cpid::testkit::secondaries::{tcp_exchange, udp_query};
 use serde_json::json;
 
 use crate::primary::{Primary, Seeded, register};
@@ -16,28 +14,6 @@ use crate::primary::{Primary, Seeded, register};
 const IXFR: u16 = 251;
 const SOA: u16 = 6;
 const TSIG: u16 = 250;
-
-/// Every message the server sends for `query` over one TCP connection,
-/// until it has been quiet for `quiet`.
-pub fn exchange(addr: SocketAddr, query: &[u8], quiet: Duration) -> Vec<Vec<u8>> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(query);
-    s.write_all(&framed).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let mut len = [0u8; 2];
-        if s.read_exact(&mut len).is_err() {
-            break;
-        }
-        let mut msg = vec![0; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut msg).unwrap();
-        out.push(msg);
-        s.set_read_timeout(Some(quiet)).unwrap();
-    }
-    out
-}
 
 /// A transfer request for `zone`, signed with `key`; IXFR carries `serial`
 /// in an authority SOA.
@@ -160,7 +136,7 @@ fn measure(seeded: &Seeded) -> Breakdown {
     let to = node.wait_serial_after(from);
     let key = TsigKey::new(&node.key.name, &node.key.secret_b64).unwrap();
     let q = request(&node.zone, IXFR, Some(from), &key);
-    let messages = exchange(node.dns, &q, Duration::from_millis(500));
+    let messages = tcp_exchange(node.dns, &q, Duration::from_millis(500));
     let b = breakdown(&messages);
     println!(
         "IXFR {from} → {to} in a zone of {} identifiers: {} B in {} message(s): \

@@ -12,7 +12,9 @@ use cpid::dns::tsig::TsigKey;
 use cpid::testkit::secondaries::{QTYPE_TXT, udp_query};
 
 use crate::common::cpu_seconds;
-use crate::ixfr::{exchange, request};
+use cpid::testkit::secondaries::tcp_exchange;
+
+use crate::ixfr::request;
 use crate::primary::{Primary, Seeded, txt_owners};
 use crate::{Options, median};
 
@@ -90,7 +92,7 @@ fn axfr_loop(node: &Primary, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u
         let mut n = 0;
         while !stop.load(Ordering::Relaxed) {
             let q = request(&zone, AXFR, None, &key);
-            let m = exchange(dns, &q, Duration::from_millis(200));
+            let m = tcp_exchange(dns, &q, Duration::from_millis(200));
             assert!(m.len() > 1, "an AXFR came back in {} message(s)", m.len());
             n += 1;
         }

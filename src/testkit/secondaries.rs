@@ -26,7 +26,8 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -357,6 +358,28 @@ pub fn query_raw(addr: SocketAddr, name: &str, qtype: u16) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// Every message the server sends for `query` over one TCP connection,
+/// until it has been quiet for `quiet`.
+pub fn tcp_exchange(addr: SocketAddr, query: &[u8], quiet: Duration) -> Vec<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    s.write_all(&framed).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut msg = vec![0; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut msg).unwrap();
+        out.push(msg);
+        s.set_read_timeout(Some(quiet)).unwrap();
+    }
+    out
 }
 
 /// A query for `name`/`qtype` as [`query_raw`] sends it, with message ID `id`.

@@ -96,23 +96,7 @@ fn request(id: u16, zone: &str, qtype: u16, serial: Option<u32>) -> Vec<u8> {
 /// Every message the server sends for `query` over one TCP connection,
 /// until it has been quiet for a second.
 fn transfer(addr: SocketAddr, query: &[u8]) -> Vec<Vec<u8>> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(query);
-    s.write_all(&framed).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let mut len = [0u8; 2];
-        if s.read_exact(&mut len).is_err() {
-            break;
-        }
-        let mut msg = vec![0; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut msg).unwrap();
-        out.push(msg);
-        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    }
-    out
+    cpid::testkit::secondaries::tcp_exchange(addr, query, Duration::from_secs(1))
 }
 
 fn records(messages: &[Vec<u8>]) -> Vec<Record> {
