@@ -475,6 +475,50 @@ pub struct DnsConfig {
     pub cookie_secret: Option<String>,
     /// Response-rate limiting on UDP (`[dns.rrl]`).
     pub rrl: RrlConfig,
+    /// DNSSEC online signing (`[dns.dnssec]`).
+    pub dnssec: DnssecConfig,
+}
+
+/// DNSSEC online signing with the node key (`dns::signing`): RRSIGs for
+/// queries with DO, compact denial (RFC 9824), DS for delegated children.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnssecConfig {
+    pub enabled: bool,
+    /// Days a signature is valid after it is made.
+    pub signature_days: u32,
+    /// A signature with fewer days than this left is made again on its
+    /// next use.
+    pub refresh_days: u32,
+    /// Slots of the denial-signature cache (about 200 bytes each when
+    /// full).
+    pub denial_cache: usize,
+}
+
+impl Default for DnssecConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signature_days: 14,
+            refresh_days: 7,
+            denial_cache: 65_536,
+        }
+    }
+}
+
+impl DnssecConfig {
+    /// The signer's policy; `None` when the numbers do not make one.
+    pub fn policy(&self) -> Option<crate::dns::signing::Policy> {
+        let day = 86_400u32;
+        let lifetime = self.signature_days.checked_mul(day)?;
+        let refresh = self.refresh_days.checked_mul(day)?;
+        (self.signature_days <= 365 && refresh < lifetime && self.denial_cache <= 1 << 24)
+            .then_some(crate::dns::signing::Policy {
+                lifetime,
+                refresh,
+                denial_cache: self.denial_cache,
+            })
+    }
 }
 
 /// Response-rate limiting on UDP (`dns::rrl`, Knot's `rrl` module).
@@ -527,6 +571,7 @@ impl Default for DnsConfig {
             cookies: true,
             cookie_secret: None,
             rrl: RrlConfig::default(),
+            dnssec: DnssecConfig::default(),
         }
     }
 }
@@ -609,6 +654,14 @@ impl Config {
             key: "dns.rrl",
             reason: e.to_string(),
         })?;
+        if self.dns.dnssec.policy().is_none() {
+            return Err(ConfigError::Invalid {
+                key: "dns.dnssec",
+                reason: "refresh_days must be below signature_days (at most 365), \
+                         denial_cache at most 16777216"
+                    .into(),
+            });
+        }
         if let Some(secret) = &self.dns.cookie_secret {
             crate::dns::cookie::Cookies::from_config(Some(secret)).map_err(|e| {
                 ConfigError::Invalid {

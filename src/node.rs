@@ -13,8 +13,10 @@ use crate::api::{ApiState, HttpServer};
 use crate::capacity::Capacity;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::dns::dnssec::{self, ZoneKey};
 use crate::dns::mapping;
 use crate::dns::server::{DnsServer, ServerError};
+use crate::dns::signing::Signer;
 use crate::dns::wire::{WireError, WireName};
 use crate::dns::zone::{ApexData, Zone, ZoneError};
 use crate::events::{Feed, Sink};
@@ -339,6 +341,20 @@ impl Node {
             },
             config.transfer.history_bytes,
         )?);
+        if config.dns.dnssec.enabled {
+            let policy = config.dns.dnssec.policy().ok_or(ConfigError::Invalid {
+                key: "dns.dnssec",
+                reason: "refresh_days must be below signature_days".into(),
+            })?;
+            let zone_key = ZoneKey::from_node_key(zone.apex().as_bytes(), &key, dnssec::FLAGS_CSK)
+                .map_err(|e| {
+                    NodeError::Config(ConfigError::Invalid {
+                        key: "dns.dnssec",
+                        reason: e.to_string(),
+                    })
+                })?;
+            zone.sign_with(Arc::new(Signer::new(zone_key, policy)))?;
+        }
         let capacity = Arc::new(Capacity::open(
             store.clone(),
             clock.clone(),

@@ -83,6 +83,9 @@ pub const RRL: &str = "cpid_rrl_total";
 /// cookie only), `valid`, `invalid` (a new server cookie was sent),
 /// `malformed` (FORMERR).
 pub const DNS_COOKIES: &str = "cpid_dns_cookies_total";
+/// DNSSEC signatures made on line (`dns::signing`): RRsets on first use
+/// or renewal, and denial NSECs the cache did not hold.
+pub const DNSSEC_SIGNATURES: &str = "cpid_dnssec_signatures_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -140,6 +143,10 @@ fn describe() {
     describe_counter!(
         DNS_COOKIES,
         "Queries with a DNS COOKIE option, by result (new, valid, invalid, malformed)"
+    );
+    describe_counter!(
+        DNSSEC_SIGNATURES,
+        "DNSSEC signatures made on line (RRsets on first use or renewal, uncached denials)"
     );
     describe_counter!(TRANSFERS, "Zone transfers served, by kind");
     describe_counter!(TRANSFER_MESSAGES, "Messages sent in zone-transfer streams");

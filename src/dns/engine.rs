@@ -18,13 +18,15 @@
 //! held for the copy, and one RRL bucket (an atomic).
 
 use super::cookie::{self, CookieError, Cookies, Verdict};
+use super::dnssec;
 use super::query::{self, Checked};
 pub use super::query::{Client, Transport};
-use super::response::{self, EDE_NOT_AUTHORITATIVE, Empty, Ready, Response, Section};
+use super::response::{self, Both, EDE_NOT_AUTHORITATIVE, Empty, Ready, Response, Section};
 pub use super::response::{MAX_UDP_PAYLOAD, Rcode, Summary};
 use super::rrl::{self, Action, Rrl, RrlError};
-use super::wire::{MAX_NAME_LEN, is_within, rtype};
-use super::zone::{HotZone, Prepared, Referral, Zone};
+use super::signing::{SigRecord, Signer};
+use super::wire::{CLASS_IN, MAX_NAME_LEN, is_within, rtype};
+use super::zone::{HotZone, Node, Prepared, Referral, Zone};
 
 /// What a node applies to its answers beyond the zone's data: DNS cookies
 /// and response-rate limiting (`[dns]` `cookies`, `[dns.rrl]`).
@@ -87,22 +89,38 @@ pub fn respond(
                 let (verdict, reply) = cookies.judge(received, client.addr, cookie::unix_now());
                 c.set_cookie(verdict, reply);
             }
-            let (mut summary, bucket) = zone.read(|z| answer(z, &c, out));
-            if let Some(rrl) = &guards.rrl
-                && client.transport == Transport::Udp
-            {
-                summary.rrl = if c.cookie_verdict() == Verdict::Valid {
-                    Action::Passed
-                } else {
-                    let name = c.qname().get(bucket.name_at..).unwrap_or(ROOT);
-                    rrl.decide(client.addr, bucket.class, name, client.received)
+            let now = cookie::unix_now();
+            let valid_cookie = c.cookie_verdict() == Verdict::Valid;
+            let rrl = guards
+                .rrl
+                .as_ref()
+                .filter(|_| client.transport == Transport::Udp);
+            let summary = zone.read(|z| {
+                let plan = plan(z, &c);
+                // RRL decides before anything is signed: an answer it drops
+                // or slips costs no signature.
+                let action = match rrl {
+                    None => Action::Off,
+                    Some(_) if valid_cookie => Action::Passed,
+                    Some(rrl) => {
+                        let bucket = plan.bucket(z, &c);
+                        let name = c.qname().get(bucket.name_at..).unwrap_or(ROOT);
+                        rrl.decide(client.addr, bucket.class, name, client.received)
+                    }
                 };
-                match summary.rrl {
+                let signer = z
+                    .signer
+                    .as_deref()
+                    .filter(|_| c.dnssec_ok() && matches!(action, Action::Passed | Action::Off));
+                let mut summary = write(z, &c, plan, signer, now, out);
+                summary.rrl = action;
+                match action {
                     Action::Slipped => response::slip(&c, out, &mut summary),
                     Action::Dropped => out.clear(),
                     Action::Passed | Action::Off => {}
                 }
-            }
+                summary
+            });
             Some(summary)
         }
         Err(Some(mut summary)) => {
@@ -192,54 +210,82 @@ impl Section for AtQuestion<'_> {
     }
 }
 
-fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) {
+/// What the zone holds for a query, decided before anything is written
+/// (so response-rate limiting can look at it first).
+enum Plan<'z> {
+    /// Outside the zone.
+    Refused,
+    /// At or below a zone cut, `offset` into the question name.
+    Referral {
+        offset: usize,
+        referral: &'z Referral,
+    },
+    /// No such name.
+    Missing,
+    /// The name's data.
+    Node(&'z Node),
+}
+
+fn plan<'z>(z: &'z HotZone, c: &Checked<'_>) -> Plan<'z> {
     let qname = c.qname();
     let qtype = c.qtype();
     let apex = z.apex.as_bytes();
     if !is_within(qname, apex) {
-        let bucket = Bucket {
-            class: rrl::Class::Error,
-            name_at: qname.len().saturating_sub(1),
-        };
-        // Outside the zone: REFUSED with Extended DNS Error 20, Not
-        // Authoritative (RFC 8914 §4.21), as Knot answers.
-        let refused = Response::new(c, Rcode::Refused).extended_error(EDE_NOT_AUTHORITATIVE);
-        return (refused.empty(out), bucket);
+        return Plan::Refused;
     }
+    // The parent answers for the cut itself what is its own there: the
+    // signed delegation record and the DS (RFC 4035 §3.1.4.1).
     if !z.cuts.is_empty()
         && let Some((offset, referral)) = find_cut(z, qname, apex.len())
-        && !(offset == 0 && qtype == rtype::CPREC)
+        && !(offset == 0 && matches!(qtype, rtype::CPREC | rtype::DS))
     {
-        let bucket = Bucket {
-            class: rrl::Class::Referral,
-            name_at: offset,
-        };
-        let expire = soa_expire(&z.negative_soa);
-        return (write_referral(c, referral, offset, expire, out), bucket);
+        return Plan::Referral { offset, referral };
     }
-    // The apex is a suffix of the question name, so the SOA owner can be a
-    // pointer into the question.
-    let soa = AtQuestion::new(
-        qname.len().saturating_sub(apex.len()),
-        std::slice::from_ref(&z.negative_soa),
-    );
-    let expire = soa_expire(&z.negative_soa);
-    let Some(node) = z.names.get(qname) else {
-        // A missing name counts per zone: every made-up name is one flow.
-        let bucket = Bucket {
-            class: rrl::Class::NxDomain,
-            name_at: qname.len().saturating_sub(apex.len()),
-        };
-        let summary = Response::new(c, Rcode::NxDomain)
-            .authoritative()
-            .zone_expire(expire)
-            .write(out, &Empty, &soa, &Empty);
-        return (summary, bucket);
-    };
-    // ANY over UDP gets one RRset, the smallest (RFC 8482 §4.1): an
-    // identifier's name holds its signed record, which would make a small
-    // query a large answer; TCP, where the source is proven, gets them all.
-    let answers = match node.rrsets.iter().min_by_key(|set| set.bytes.len()) {
+    match z.names.get(qname) {
+        Some(node) => Plan::Node(node),
+        None => Plan::Missing,
+    }
+}
+
+impl Plan<'_> {
+    /// The RRL flow of the answer.
+    fn bucket(&self, z: &HotZone, c: &Checked<'_>) -> Bucket {
+        let qname = c.qname();
+        let apex_at = qname.len().saturating_sub(z.apex.as_bytes().len());
+        match self {
+            Plan::Refused => Bucket {
+                class: rrl::Class::Error,
+                name_at: qname.len().saturating_sub(1),
+            },
+            Plan::Referral { offset, .. } => Bucket {
+                class: rrl::Class::Referral,
+                name_at: *offset,
+            },
+            // A missing name counts per zone: every made-up name is one
+            // flow, whether it goes out as NXDOMAIN or compact NODATA.
+            Plan::Missing => Bucket {
+                class: rrl::Class::NxDomain,
+                name_at: apex_at,
+            },
+            Plan::Node(node) => {
+                let class = match (answers(node, c).iter().next().is_some(), c.qtype()) {
+                    (false, _) => rrl::Class::NoData,
+                    (true, rtype::ANY) => rrl::Class::Any,
+                    (true, _) => rrl::Class::Positive,
+                };
+                Bucket { class, name_at: 0 }
+            }
+        }
+    }
+}
+
+/// The RRsets a query for `node` gets. ANY over UDP gets one RRset, the
+/// smallest (RFC 8482 §4.1): an identifier's name holds its signed record,
+/// which would make a small query a large answer; TCP, where the source is
+/// proven, gets them all.
+fn answers<'z>(node: &'z Node, c: &Checked<'_>) -> Answers<'z> {
+    let qtype = c.qtype();
+    match node.rrsets.iter().min_by_key(|set| set.bytes.len()) {
         Some(set) if qtype == rtype::ANY && c.transport == Transport::Udp => Answers {
             rrsets: std::slice::from_ref(set),
             qtype: set.rtype,
@@ -248,7 +294,69 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
             rrsets: &node.rrsets,
             qtype,
         },
+    }
+}
+
+/// Writes the answer `plan` decided; with a `signer`, signed (the query
+/// set DO and the zone is signed).
+fn write(
+    z: &HotZone,
+    c: &Checked<'_>,
+    plan: Plan<'_>,
+    signer: Option<&Signer>,
+    now: u32,
+    out: &mut Vec<u8>,
+) -> Summary {
+    let qname = c.qname();
+    let apex_at = qname.len().saturating_sub(z.apex.as_bytes().len());
+    let expire = soa_expire(&z.negative_soa);
+    let node = match plan {
+        // Outside the zone: REFUSED with Extended DNS Error 20, Not
+        // Authoritative (RFC 8914 §4.21), as Knot answers.
+        Plan::Refused => {
+            return Response::new(c, Rcode::Refused)
+                .extended_error(EDE_NOT_AUTHORITATIVE)
+                .empty(out);
+        }
+        Plan::Referral { offset, referral } => {
+            return write_referral(z, c, referral, offset, expire, signer, now, out);
+        }
+        Plan::Missing => None,
+        Plan::Node(node) => Some(node),
     };
+    // The apex is a suffix of the question name, so the SOA owner can be a
+    // pointer into the question.
+    let soa = AtQuestion::new(apex_at, std::slice::from_ref(&z.negative_soa));
+    let Some(node) = node else {
+        let Some(signer) = signer else {
+            return Response::new(c, Rcode::NxDomain)
+                .authoritative()
+                .zone_expire(expire)
+                .write(out, &Empty, &soa, &Empty);
+        };
+        // Compact denial (RFC 9824): the name "exists" with nothing but
+        // its NSEC, so the answer is NODATA, or NXDOMAIN for a client
+        // that set CO.
+        let denial = dnssec::compact_nxdomain_nsec(qname)
+            .ok()
+            .and_then(|nsec| denial(z, signer, qname, &nsec, apex_at, now));
+        let response = match &denial {
+            Some(_) if !c.compact_ok() => Response::new(c, Rcode::NoError),
+            Some(_) => Response::new(c, Rcode::NxDomain).compact_answers(),
+            None => Response::new(c, Rcode::NxDomain),
+        };
+        let proof = denial.as_ref().map(|(bytes, count)| Ready {
+            bytes,
+            count: *count,
+        });
+        return response.authoritative().zone_expire(expire).write(
+            out,
+            &Empty,
+            &Both(soa, proof),
+            &Empty,
+        );
+    };
+    let answers = answers(node, c);
     // Glue for an in-zone NS is optional when the answer itself fits.
     let glue = answers.iter().find_map(|set| {
         set.additional.as_ref().map(|(count, bytes)| Ready {
@@ -256,17 +364,147 @@ fn answer(z: &HotZone, c: &Checked<'_>, out: &mut Vec<u8>) -> (Summary, Bucket) 
             count: *count,
         })
     });
-    let nodata = answers.iter().next().is_none().then_some(soa);
-    let class = match (nodata.is_some(), qtype) {
-        (true, _) => rrl::Class::NoData,
-        (false, rtype::ANY) => rrl::Class::Any,
-        (false, _) => rrl::Class::Positive,
+    if answers.iter().next().is_none() {
+        let proof = signer.and_then(|signer| {
+            let mut types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
+            // The parent's NSEC at a cut shows the delegation (NS) and no
+            // DS: an insecure delegation (RFC 4035 §3.1.4.1).
+            if z.cuts.contains_key(qname) {
+                types.push(rtype::NS);
+            }
+            let nsec = dnssec::compact_nodata_nsec(qname, &types).ok()?;
+            denial(z, signer, qname, &nsec, apex_at, now)
+        });
+        let proof = proof.as_ref().map(|(bytes, count)| Ready {
+            bytes,
+            count: *count,
+        });
+        return Response::new(c, Rcode::NoError)
+            .authoritative()
+            .zone_expire(expire)
+            .write(out, &Empty, &Both(soa, proof), &glue);
+    }
+    let sigs: Vec<SigRecord> = match signer {
+        Some(signer) => answers
+            .iter()
+            .filter_map(|set| set.sig.get(signer, qname, set.rtype, &set.bytes, now))
+            .collect(),
+        None => Vec::new(),
     };
-    let summary = Response::new(c, Rcode::NoError)
+    let sigs = Sigs {
+        pointer: QUESTION,
+        sigs: &sigs,
+        ttl: None,
+    };
+    Response::new(c, Rcode::NoError)
         .authoritative()
         .zone_expire(expire)
-        .write(out, &answers, &nodata, &glue);
-    (summary, Bucket { class, name_at: 0 })
+        .write(out, &Both(answers, sigs), &Empty, &glue)
+}
+
+/// A compression pointer to the question name (offset 12).
+const QUESTION: [u8; 2] = [0xC0, 0x0C];
+
+/// A compression pointer to `offset` octets into the question name.
+fn pointer_into_question(offset: usize) -> [u8; 2] {
+    (0xC000 | (12 + offset) as u16).to_be_bytes()
+}
+
+/// RRSIG records (owner-less, from [`super::signing`]) written with one
+/// owner pointer, their TTL replaced by `ttl` when given.
+struct Sigs<'a> {
+    pointer: [u8; 2],
+    sigs: &'a [SigRecord],
+    ttl: Option<u32>,
+}
+
+impl Section for Sigs<'_> {
+    fn len(&self) -> usize {
+        self.sigs.iter().map(|s| 2 + s.len()).sum()
+    }
+    fn count(&self) -> u16 {
+        self.sigs.len() as u16
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        for sig in self.sigs {
+            out.extend_from_slice(&self.pointer);
+            write_with_ttl(out, sig, self.ttl);
+        }
+    }
+}
+
+/// An owner-less record (type, class, TTL, …) with its TTL replaced.
+fn write_with_ttl(out: &mut Vec<u8>, record: &[u8], ttl: Option<u32>) {
+    match (ttl, record.get(..4), record.get(8..)) {
+        (Some(ttl), Some(head), Some(tail)) => {
+            out.extend_from_slice(head);
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(tail);
+        }
+        _ => out.extend_from_slice(record),
+    }
+}
+
+/// The negative TTL (RFC 9077): the TTL of the negative SOA record
+/// (owner-less: type, class, TTL …).
+fn negative_ttl(z: &HotZone) -> Option<u32> {
+    match z.negative_soa.get(4..8) {
+        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
+        _ => None,
+    }
+}
+
+/// The signed part of an authenticated denial of the question name: the
+/// SOA's RRSIG (the SOA itself is written by the caller), then
+/// [`nsec_proof`], all at the negative TTL. `None` when a signature
+/// could not be made: the answer then goes out unsigned.
+fn denial(
+    z: &HotZone,
+    signer: &Signer,
+    qname: &[u8],
+    nsec: &[u8],
+    apex_at: usize,
+    now: u32,
+) -> Option<(Vec<u8>, u16)> {
+    let apex = z.apex.as_bytes();
+    let soa = z
+        .names
+        .get(apex)?
+        .rrsets
+        .iter()
+        .find(|set| set.rtype == rtype::SOA)?;
+    let soa_sig = soa.sig.get(signer, apex, rtype::SOA, &soa.bytes, now)?;
+    let ttl = negative_ttl(z)?;
+    let mut out = Vec::with_capacity(2 * soa_sig.len() + 2 * nsec.len() + 32);
+    out.extend_from_slice(&pointer_into_question(apex_at));
+    write_with_ttl(&mut out, &soa_sig, Some(ttl));
+    nsec_proof(signer, qname, 0, nsec, ttl, now, &mut out)?;
+    Some((out, 3))
+}
+
+/// An NSEC with RDATA `nsec` at `owner` (`owner_at` octets into the
+/// question name) and its RRSIG, appended to `out`.
+fn nsec_proof(
+    signer: &Signer,
+    owner: &[u8],
+    owner_at: usize,
+    nsec: &[u8],
+    ttl: u32,
+    now: u32,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let sig = signer.denial(owner, nsec, ttl, now)?;
+    let rdlen = u16::try_from(nsec.len()).ok()?;
+    let at = pointer_into_question(owner_at);
+    out.extend_from_slice(&at);
+    out.extend_from_slice(&rtype::NSEC.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&rdlen.to_be_bytes());
+    out.extend_from_slice(nsec);
+    out.extend_from_slice(&at);
+    out.extend_from_slice(&sig);
+    Some(())
 }
 
 /// The topmost zone cut at or above `qname` (below the apex), and its
@@ -293,12 +531,18 @@ fn find_cut<'z>(z: &'z HotZone, qname: &[u8], apex_len: usize) -> Option<(usize,
 /// A referral: no answer, not authoritative, the cut's NS and delegation
 /// record in authority, glue in additional. Glue for the child's own name
 /// servers is needed to follow the referral, so a referral that cannot
-/// carry it is truncated.
+/// carry it is truncated. Signed, the authority also carries the parent's
+/// DS for the child with its RRSIG (RFC 4035 §3.1.4), or, without a DS,
+/// the NSEC that proves there is none.
+#[allow(clippy::too_many_arguments)]
 fn write_referral(
+    z: &HotZone,
     c: &Checked<'_>,
     r: &Referral,
     offset: usize,
     expire: u32,
+    signer: Option<&Signer>,
+    now: u32,
     out: &mut Vec<u8>,
 ) -> Summary {
     let authority = AtQuestion::new(offset, &r.authority);
@@ -306,10 +550,78 @@ fn write_referral(
         bytes: &r.glue.1,
         count: r.glue.0,
     };
+    let signed = signer.and_then(|signer| {
+        let qname = c.qname();
+        let cut = qname.get(offset..)?;
+        let node = z.names.get(cut);
+        let at = pointer_into_question(offset);
+        match node.and_then(|n| n.rrsets.iter().find(|set| set.rtype == rtype::DS)) {
+            Some(ds) => {
+                let sig = ds.sig.get(signer, cut, rtype::DS, &ds.bytes, now)?;
+                let mut bytes = Vec::with_capacity(ds.bytes.len() + sig.len() + 2);
+                Moved {
+                    pointer: at,
+                    bytes: &ds.bytes,
+                }
+                .write_to(&mut bytes);
+                bytes.extend_from_slice(&at);
+                bytes.extend_from_slice(&sig);
+                Some((bytes, ds.count + 1))
+            }
+            None => {
+                let mut types: Vec<u16> = node
+                    .map(|n| n.rrsets.iter().map(|s| s.rtype).collect())
+                    .unwrap_or_default();
+                types.push(rtype::NS);
+                let nsec = dnssec::compact_nodata_nsec(cut, &types).ok()?;
+                let mut bytes = Vec::new();
+                nsec_proof(
+                    signer,
+                    cut,
+                    offset,
+                    &nsec,
+                    negative_ttl(z)?,
+                    now,
+                    &mut bytes,
+                )?;
+                Some((bytes, 2))
+            }
+        }
+    });
+    let signed = signed.as_ref().map(|(bytes, count)| Ready {
+        bytes,
+        count: *count,
+    });
     Response::new(c, Rcode::NoError)
         .additional_required()
         .zone_expire(expire)
-        .write(out, &Empty, &authority, &glue)
+        .write(out, &Empty, &Both(authority, signed), &glue)
+}
+
+/// Prepared records (each with a two-octet owner pointer) written with
+/// another owner pointer.
+struct Moved<'a> {
+    pointer: [u8; 2],
+    bytes: &'a [u8],
+}
+
+impl Moved<'_> {
+    fn write_to(&self, out: &mut Vec<u8>) {
+        let mut rest = self.bytes;
+        while let Some((head, tail)) = rest.split_at_checked(12) {
+            let rdlen = match head.get(10..12) {
+                Some(&[a, b]) => usize::from(u16::from_be_bytes([a, b])),
+                _ => break,
+            };
+            let Some((rdata, next)) = tail.split_at_checked(rdlen) else {
+                break;
+            };
+            out.extend_from_slice(&self.pointer);
+            out.extend_from_slice(head.get(2..).unwrap_or_default());
+            out.extend_from_slice(rdata);
+            rest = next;
+        }
+    }
 }
 
 /// The EXPIRE field of the zone's SOA, read from the negative SOA record

@@ -11,8 +11,9 @@
 //! and [`rrl`] (response-rate limiting on UDP) are the node's safeguards
 //! on that path; [`network`] is the one address-network type of the
 //! configuration (transfer ACLs, the RRL whitelist). [`dnssec`] is the
-//! DNSSEC signing core (RFC 4034, RFC 8080, RFC 9824), not yet on the
-//! answer path.
+//! DNSSEC arithmetic (RFC 4034, RFC 8080, RFC 9824) and [`signing`] puts
+//! it on the answer path: RRSIGs kept beside the prepared RRsets, compact
+//! denial, DS in referrals.
 
 pub mod cookie;
 pub mod dnssec;
@@ -25,6 +26,7 @@ pub mod query;
 pub mod response;
 pub mod rrl;
 pub mod server;
+pub mod signing;
 pub mod tcp;
 pub mod tsig;
 pub mod wire;

@@ -85,6 +85,9 @@ pub(super) struct Edns {
     /// The DO bit (RFC 3225 §3): copied into the response's OPT. The other
     /// EDNS flags are ignored and never echoed (RFC 6891 §6.1.4).
     pub(super) dnssec_ok: bool,
+    /// The CO bit (RFC 9824 §4): the client takes a compact-denial
+    /// NXDOMAIN with its real rcode.
+    pub(super) compact_ok: bool,
     /// The query carried an EXPIRE option (RFC 7314): an answer from the
     /// zone carries one back with the SOA EXPIRE.
     pub(super) expire: bool,
@@ -143,6 +146,16 @@ impl Checked<'_> {
     /// The question type.
     pub fn qtype(&self) -> u16 {
         self.query.qtype
+    }
+
+    /// The query set DO (RFC 3225): it wants RRSIGs and signed denial.
+    pub fn dnssec_ok(&self) -> bool {
+        self.query.edns.is_some_and(|e| e.dnssec_ok)
+    }
+
+    /// The query set DO and CO (RFC 9824 §4).
+    pub fn compact_ok(&self) -> bool {
+        self.query.edns.is_some_and(|e| e.dnssec_ok && e.compact_ok)
     }
 }
 
@@ -238,7 +251,9 @@ fn check_as<'a>(
         Some(Rcode::FormErr)
     } else {
         match q.qtype {
-            rtype::OPT => Some(Rcode::FormErr),
+            // NXNAME is only a marker in compact denial's NSEC bitmaps;
+            // asking for it is an error (RFC 9824 §3.5).
+            rtype::OPT | rtype::NXNAME => Some(Rcode::FormErr),
             rtype::MAILA | rtype::MAILB => Some(Rcode::NotImp),
             // AXFR over UDP is not implemented anywhere (Knot: NOTIMP).
             rtype::AXFR if transport == Transport::Udp => Some(Rcode::NotImp),
@@ -251,6 +266,13 @@ fn check_as<'a>(
         }
     };
     match refusal {
+        // An explicit NXNAME query gets EDE 30, Invalid Query Type
+        // (RFC 9824 §3.5).
+        Some(rcode) if checked.query.qtype == rtype::NXNAME => Err(Some(
+            Response::new(&checked, rcode)
+                .extended_error(EDE_INVALID_QUERY_TYPE)
+                .empty(out),
+        )),
         Some(rcode) => Err(Some(Response::new(&checked, rcode).empty(out))),
         None => Ok(checked),
     }
@@ -303,6 +325,7 @@ fn parse<'a>(
                 payload: class,
                 version: (ttl >> 16) as u8,
                 dnssec_ok: ttl & EDNS_FLAG_DO != 0,
+                compact_ok: ttl & EDNS_FLAG_CO != 0,
                 expire,
                 cookie,
             });
@@ -331,6 +354,10 @@ fn skip_rr(r: &mut Reader<'_>) -> Result<(), WireError> {
 
 /// The DO bit in the OPT record's TTL field (RFC 3225 §3).
 const EDNS_FLAG_DO: u32 = 0x8000;
+/// Extended DNS Error 30, Invalid Query Type (RFC 9824 §9).
+const EDE_INVALID_QUERY_TYPE: u16 = 30;
+/// The CO bit beside it (RFC 9824 §4).
+const EDNS_FLAG_CO: u32 = 0x4000;
 
 /// The EXPIRE option code (RFC 7314).
 pub(super) const OPTION_EXPIRE: u16 = 9;

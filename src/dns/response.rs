@@ -128,6 +128,8 @@ const FLAG_RA: u16 = 0x0080;
 const FLAG_CD: u16 = 0x0010;
 /// The DO bit among the OPT record's flags (RFC 3225 §3).
 const EDNS_FLAG_DO: u16 = 0x8000;
+/// The CO bit (Compact Answers OK, RFC 9824 §4) beside it.
+pub(super) const EDNS_FLAG_CO: u16 = 0x4000;
 /// The OPT record cpid writes: root owner, type, payload, ttl, rdlength.
 const OPT_LEN: usize = 11;
 /// An EXPIRE option in it: code, length, 32-bit seconds (RFC 7314 §2).
@@ -189,6 +191,22 @@ impl Section for Ready<'_> {
     }
 }
 
+/// Two sections' records one after the other (an RRset, then its RRSIG).
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: Section, B: Section> Section for Both<A, B> {
+    fn len(&self) -> usize {
+        self.0.len() + self.1.len()
+    }
+    fn count(&self) -> u16 {
+        self.0.count() + self.1.count()
+    }
+    fn write_to(&self, out: &mut Vec<u8>) {
+        self.0.write_to(out);
+        self.1.write_to(out);
+    }
+}
+
 impl<S: Section> Section for Option<S> {
     fn len(&self) -> usize {
         self.as_ref().map_or(0, S::len)
@@ -215,6 +233,8 @@ pub struct Response<'c, 'q> {
     expire: Option<u32>,
     /// The Extended DNS Error INFO-CODE (RFC 8914), without EXTRA-TEXT.
     extended_error: Option<u16>,
+    /// The CO flag goes back in the OPT (RFC 9824 §4).
+    compact: bool,
 }
 
 impl<'c, 'q> Response<'c, 'q> {
@@ -226,7 +246,16 @@ impl<'c, 'q> Response<'c, 'q> {
             additional_required: false,
             expire: None,
             extended_error: None,
+            compact: false,
         }
+    }
+
+    /// The answer is DNSSEC-signed with compact denial and the query set
+    /// DO and CO: the OPT carries CO back (RFC 9824 §4), so the client
+    /// knows a missing name came as NXDOMAIN.
+    pub fn compact_answers(mut self) -> Self {
+        self.compact = true;
+        self
     }
 
     /// An Extended DNS Error option with `info_code` (RFC 8914 §4) in the
@@ -285,6 +314,7 @@ impl<'c, 'q> Response<'c, 'q> {
         let options = Options {
             expire: self.expire.filter(|_| edns),
             extended_error: self.extended_error.filter(|_| edns),
+            compact: self.compact,
         };
         let base = 12 + q.question.len() + opt_len(self.query) + options.len();
         let needed = base + answer.len() + authority.len();
@@ -406,7 +436,9 @@ fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, options: Opti
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
     out.push((rcode.code() >> 4) as u8); // extended RCODE, upper 8 bits
     out.push(0); // version
-    out.extend_from_slice(&(if dnssec_ok { EDNS_FLAG_DO } else { 0 }).to_be_bytes());
+    let flags =
+        if dnssec_ok { EDNS_FLAG_DO } else { 0 } | if options.compact { EDNS_FLAG_CO } else { 0 };
+    out.extend_from_slice(&flags.to_be_bytes());
     // No cookie in a FORMERR (RFC 7873 §5.2.2); callers only set one for
     // a well-formed option.
     let cookie = query.reply_cookie.as_ref();
@@ -434,6 +466,8 @@ fn write_opt(out: &mut Vec<u8>, rcode: Rcode, query: &Checked<'_>, options: Opti
 struct Options {
     expire: Option<u32>,
     extended_error: Option<u16>,
+    /// The CO flag (not an option, but set with them).
+    compact: bool,
 }
 
 impl Options {

@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
+use super::signing::{SigCell, Signer};
 use super::wire::{CLASS_IN, Soa, WireName, rtype};
 
 /// One RRset in structured form: what the registry hands to the zone.
@@ -52,6 +53,8 @@ pub(super) struct Prepared {
     pub bytes: Box<[u8]>,
     /// Additional-section records (glue), owners written out in full.
     pub additional: Option<(u16, Box<[u8]>)>,
+    /// Its RRSIG, made when a query with DO first asks (`dns::signing`).
+    pub sig: SigCell,
 }
 
 /// The data at one name. Cloned when a snapshot shares it, so the RRsets
@@ -223,6 +226,8 @@ pub(super) struct HotZone {
     /// SOA record without owner, TTL already the negative TTL:
     /// type, class, ttl, rdlength, rdata.
     pub negative_soa: Box<[u8]>,
+    /// The online signer when the zone is signed (`[dns.dnssec]`).
+    pub signer: Option<Arc<Signer>>,
     apex_data: ApexData,
 }
 
@@ -275,6 +280,7 @@ fn prepare(set: &RrSet) -> Result<Prepared, ZoneError> {
         count: set.rdatas.len() as u16,
         bytes: bytes.into_boxed_slice(),
         additional: None,
+        sig: SigCell::default(),
     })
 }
 
@@ -358,6 +364,7 @@ impl HotZone {
             names: imbl::HashMap::new(),
             cuts: imbl::HashMap::new(),
             negative_soa: Box::default(),
+            signer: None,
             apex_data,
         };
         zone.names
@@ -415,6 +422,13 @@ impl HotZone {
             });
         }
         sets.extend(d.extra.iter().cloned());
+        if let Some(signer) = &self.signer {
+            sets.push(RrSet {
+                rtype: rtype::DNSKEY,
+                ttl: d.timers.ttl,
+                rdatas: vec![signer.key().dnskey().to_vec()],
+            });
+        }
         let mut prepared = sets.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
 
         // Addresses of in-zone name servers: their own names, and glue.
@@ -579,6 +593,22 @@ impl Zone {
                 },
             }),
         })
+    }
+
+    /// Signs the zone on line with `signer` from now on: the apex gains
+    /// its DNSKEY, and answers to queries with DO their RRSIGs and
+    /// authenticated denial. Not part of the change history: a zone is
+    /// signed (or not) from start-up.
+    pub fn sign_with(&self, signer: Arc<Signer>) -> Result<(), ZoneError> {
+        self.write(|g| {
+            g.hot.signer = Some(signer);
+            g.hot.rebuild_apex()
+        })
+    }
+
+    /// The zone's signer, when it is signed.
+    pub fn signer(&self) -> Option<Arc<Signer>> {
+        self.read(|z| z.signer.clone())
     }
 
     /// Runs `f` with read access; the closure must not block.

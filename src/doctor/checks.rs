@@ -257,8 +257,8 @@ pub(super) fn dnssec(config: &Config, out: &mut Vec<Finding>) {
         None,
         Severity::Medium,
         found.into(),
-        "resolve through a cpid gateway or cpid resolve --trust-anchor <root key>; when \
-         this build signs zones: [dns.dnssec] enabled = true"
+        "set [dns.dnssec] enabled = true (the default), or resolve through a cpid gateway \
+         or cpid resolve --trust-anchor <root key>"
             .into(),
     ));
 }

@@ -215,10 +215,10 @@ pub fn rrl_enabled(config: &Config) -> bool {
     config.dns.rrl.enabled
 }
 
-/// Whether this build signs the zone with DNSSEC. `None`: this build has
-/// no DNSSEC signing at all.
-pub fn dnssec_enabled(_config: &Config) -> Option<bool> {
-    None
+/// Whether the node signs its zone with DNSSEC (`[dns.dnssec] enabled`).
+/// `None` would mean a build without signing; every build signs now.
+pub fn dnssec_enabled(config: &Config) -> Option<bool> {
+    Some(config.dns.dnssec.enabled)
 }
 
 /// Assesses the node `config` describes, with the store's `state` when

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::{Change, NewRecord, Plan, Publisher, Registry, RegistryError, Step};
+use crate::dns::dnssec;
 use crate::dns::wire::{WireName, rtype};
 use crate::dns::zone::{CutSpec, Edit, RrSet, ZoneError};
 use crate::ident::delegation::{DELEGATION_INDEX, DELEGATION_TYPE, Delegation};
@@ -30,6 +31,14 @@ fn delegation_value(delegation: &Delegation, at: u64) -> Result<Value, RegistryE
         ttl: 0,
         timestamp: at,
     })
+}
+
+/// The DS RDATA (SHA-256) for a child zone `cut` whose node key is `key`
+/// (64 hex digits); `None` for a key that does not parse.
+fn child_ds(cut: &WireName, key: &str) -> Option<Vec<u8>> {
+    let raw = crate::ident::delegation::hex32(key)?;
+    let dnskey = dnssec::dnskey_rdata(dnssec::FLAGS_CSK, &raw);
+    dnssec::ds_rdata(cut.as_bytes(), &dnskey).ok()
 }
 
 impl Publisher {
@@ -82,7 +91,20 @@ impl Publisher {
             ttl,
             rdatas: vec![signed.as_bytes().to_vec()],
         };
-        edits.push(Edit::Set(cut.clone(), vec![record_set.clone()]));
+        // The DS of the child's key (its node key signs its zone, flags
+        // 257) beside the record at the cut, so a validator follows the
+        // chain from this zone into the child's (RFC 4035 §2.4).
+        let mut at_cut = vec![record_set.clone()];
+        if delegation.revoked.is_none()
+            && let Some(ds) = child_ds(&cut, &delegation.key)
+        {
+            at_cut.push(RrSet {
+                rtype: rtype::DS,
+                ttl,
+                rdatas: vec![ds],
+            });
+        }
+        edits.push(Edit::Set(cut.clone(), at_cut));
         edits.push(Edit::Set(
             self.alias_name(&prefix)?,
             vec![record_set.clone()],

@@ -98,6 +98,10 @@ impl KnotSecondary {
         key: Option<(&str, &str)>,
     ) -> std::io::Result<KnotSecondary> {
         std::fs::create_dir_all(dir)?;
+        // knotd runs in `dir` and reads every path in its configuration
+        // from there: a relative data directory (`cpid demo` in
+        // ./cpid-demo) must not be taken twice.
+        let dir = &dir.canonicalize()?;
         let conf = dir.join("knot.conf");
         std::fs::write(&conf, secondary_conf(dir, listen, zone, primary, key))?;
         let out = std::fs::File::create(dir.join("knotd.out"))?;

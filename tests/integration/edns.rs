@@ -123,12 +123,20 @@ fn every_isc_edns_compliance_query_is_answered_as_knot_answers_it() {
     let mut text = Vec::new();
     cpid::registry::zonefile::export(node.node.registry.zone(), &mut text).unwrap();
     let apex = node.zone_name();
+    // Both sign on line: Knot with its own key (mod-onlinesign), so cpid's
+    // DNSKEY stays out of Knot's copy of the zone.
+    let text: String = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\tDNSKEY\t") && !l.contains(" DNSKEY "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let knot = knot_primary_with(
         &apex,
-        &String::from_utf8(text).unwrap(),
+        &text,
         None,
         &[],
-        "    module: mod-cookies\n",
+        "    module: [mod-cookies, mod-onlinesign]\n",
     );
 
     let mut diffs = Vec::new();

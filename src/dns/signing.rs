@@ -1,0 +1,379 @@
+//! Online DNSSEC signing of a node's answers (`[dns.dnssec]`): the zone's
+//! [`Signer`], the signature kept beside each prepared RRset of the hot
+//! tier ([`SigCell`]), and the cache of denial signatures.
+//!
+//! Nothing is signed ahead of time: an RRset is signed the first time a
+//! query with DO asks for it, and the RRSIG is kept with the RRset's ready
+//! bytes (so start-up costs nothing more, and a signed positive answer is
+//! still a copy). A change to the data replaces the RRset and with it its
+//! signature. A signature is valid from an hour before it was made (clock
+//! skew) for `signature_days`, and is made again on first use once less
+//! than `refresh_days` remain.
+//!
+//! Compact denial (RFC 9824) needs one NSEC per query name, so a negative
+//! answer's NSEC signature is made per name. Three things keep a flood of
+//! made-up names from costing one Ed25519 signature per query: the
+//! signatures are cached by (name, NSEC RDATA) in a fixed table, so a name
+//! asked again is a lookup; response-rate limiting decides before anything
+//! is signed, so an answer it drops or slips costs no signature; and the
+//! SOA's signature, in every negative answer, is the apex RRset's own.
+//!
+//! The key is the node key (a combined key-signing and zone-signing key,
+//! flags 257): the parent derives the child's DS from the key in the
+//! delegation record, so there is no separate zone-signing key to
+//! publish, roll or lose.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use siphasher::sip::SipHasher13;
+
+use super::dnssec::{DnssecError, RrSetRef, Validity, ZoneKey};
+use super::wire::{CLASS_IN, rtype};
+
+/// What `[dns.dnssec]` sets.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Seconds a signature is valid after it is made.
+    pub lifetime: u32,
+    /// A signature with less than this left is made again on first use.
+    pub refresh: u32,
+    /// Slots in the denial-signature cache.
+    pub denial_cache: usize,
+}
+
+/// How far before "now" a signature's validity starts, for validators
+/// whose clocks are behind.
+const SKEW: u32 = 3600;
+
+/// The zone's signer: its key, the validity policy and the denial cache.
+pub struct Signer {
+    key: ZoneKey,
+    policy: Policy,
+    denials: DenialCache,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key", &self.key)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// An RRSIG record without its owner (type, class, TTL, RDATA length,
+/// RDATA): the writer puts the owner pointer it needs in front.
+pub(super) type SigRecord = Arc<[u8]>;
+
+/// Where the expiration sits in a [`SigRecord`]: after type, class, TTL
+/// and length (10), type covered, algorithm, labels and original TTL (8).
+const EXPIRATION_AT: usize = 18;
+
+impl Signer {
+    pub fn new(key: ZoneKey, policy: Policy) -> Signer {
+        Signer {
+            key,
+            denials: DenialCache::new(policy.denial_cache),
+            policy,
+        }
+    }
+
+    pub fn key(&self) -> &ZoneKey {
+        &self.key
+    }
+
+    fn validity(&self, now: u32) -> Validity {
+        Validity {
+            inception: now.wrapping_sub(SKEW),
+            expiration: now.wrapping_add(self.policy.lifetime),
+        }
+    }
+
+    /// A signature made earlier is still good to send.
+    fn fresh(&self, record: &[u8], now: u32) -> bool {
+        match record.get(EXPIRATION_AT..EXPIRATION_AT + 4) {
+            Some(&[a, b, c, d]) => {
+                let left = u32::from_be_bytes([a, b, c, d]).wrapping_sub(now);
+                left < 1 << 31 && left > self.policy.refresh
+            }
+            _ => false,
+        }
+    }
+
+    /// Signs one RRset and returns its RRSIG record (TTL = the set's TTL).
+    fn sign(&self, set: &RrSetRef<'_>, now: u32) -> Result<SigRecord, DnssecError> {
+        let rdata = self.key.sign_rrset(set, self.validity(now))?;
+        metrics::counter!(crate::telemetry::DNSSEC_SIGNATURES).increment(1);
+        Ok(sig_record(set.ttl, &rdata))
+    }
+
+    /// The RRSIG record of the denial NSEC `nsec_rdata` at `owner`, from
+    /// the cache when it holds a fresh one.
+    pub(super) fn denial(
+        &self,
+        owner: &[u8],
+        nsec_rdata: &[u8],
+        ttl: u32,
+        now: u32,
+    ) -> Option<SigRecord> {
+        let slot = self.denials.slot(owner, nsec_rdata)?;
+        {
+            let entry = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = entry.as_ref()
+                && e.matches(owner, nsec_rdata)
+                && self.fresh(&e.rrsig, now)
+            {
+                return Some(e.rrsig.clone());
+            }
+        }
+        let set = RrSetRef {
+            owner,
+            rtype: rtype::NSEC,
+            ttl,
+            rdatas: &[nsec_rdata],
+        };
+        let rrsig = self.sign(&set, now).ok()?;
+        let mut key = Vec::with_capacity(owner.len() + nsec_rdata.len());
+        key.extend_from_slice(owner);
+        key.extend_from_slice(nsec_rdata);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Denial {
+            owner_len: owner.len(),
+            key: key.into(),
+            rrsig: rrsig.clone(),
+        });
+        Some(rrsig)
+    }
+}
+
+/// An RRSIG record without owner, from the RRSIG RDATA.
+fn sig_record(ttl: u32, rdata: &[u8]) -> SigRecord {
+    let mut out = Vec::with_capacity(10 + rdata.len());
+    out.extend_from_slice(&rtype::RRSIG.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    // An Ed25519 RRSIG is 18 octets, a name and 64: always fits.
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+    out.into()
+}
+
+/// The signature of one prepared RRset, made on first use and kept with
+/// it; empty until then, so an unsigned zone pays one empty lock.
+#[derive(Debug, Default)]
+pub(super) struct SigCell(RwLock<Option<SigRecord>>);
+
+impl SigCell {
+    /// The RRSIG record over the records `bytes` (each with a two-octet
+    /// owner pointer, as the hot tier prepares them) at `owner`.
+    pub(super) fn get(
+        &self,
+        signer: &Signer,
+        owner: &[u8],
+        rtype: u16,
+        bytes: &[u8],
+        now: u32,
+    ) -> Option<SigRecord> {
+        if let Some(sig) = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && signer.fresh(sig, now)
+        {
+            return Some(sig.clone());
+        }
+        let (ttl, rdatas) = records(bytes)?;
+        let set = RrSetRef {
+            owner,
+            rtype,
+            ttl,
+            rdatas: &rdatas,
+        };
+        let sig = signer.sign(&set, now).ok()?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(sig.clone());
+        Some(sig)
+    }
+}
+
+/// The TTL and RDATAs of prepared records (two-octet owner, type, class,
+/// TTL, length, RDATA each).
+fn records(bytes: &[u8]) -> Option<(u32, Vec<&[u8]>)> {
+    let mut r = super::wire::Reader::new(bytes);
+    let mut ttl = None;
+    let mut rdatas = Vec::new();
+    while r.remaining() > 0 {
+        r.take(6).ok()?;
+        let t = r.u32().ok()?;
+        ttl.get_or_insert(t);
+        let len = r.u16().ok()?;
+        rdatas.push(r.take(usize::from(len)).ok()?);
+    }
+    Some((ttl?, rdatas))
+}
+
+/// One cached denial signature: the NSEC it covers (owner and RDATA, as
+/// one key) and its RRSIG record.
+struct Denial {
+    owner_len: usize,
+    key: Box<[u8]>,
+    rrsig: SigRecord,
+}
+
+impl Denial {
+    fn matches(&self, owner: &[u8], nsec_rdata: &[u8]) -> bool {
+        self.owner_len == owner.len()
+            && self.key.get(..self.owner_len) == Some(owner)
+            && self.key.get(self.owner_len..) == Some(nsec_rdata)
+    }
+}
+
+/// A fixed table of denial signatures, one per slot by a keyed hash of the
+/// NSEC: a newer one replaces whatever held its slot, so memory is bounded
+/// by the slot count whatever is asked.
+struct DenialCache {
+    slots: Box<[Mutex<Option<Denial>>]>,
+    hasher: SipHasher13,
+}
+
+impl DenialCache {
+    fn new(size: usize) -> DenialCache {
+        let mut seed = [0u8; 16];
+        // A fixed seed only makes slot collisions predictable, which costs
+        // a signature, never a wrong answer.
+        let _ = getrandom::fill(&mut seed);
+        DenialCache {
+            slots: (0..size).map(|_| Mutex::new(None)).collect(),
+            hasher: SipHasher13::new_with_key(&seed),
+        }
+    }
+
+    fn slot(&self, owner: &[u8], nsec_rdata: &[u8]) -> Option<&Mutex<Option<Denial>>> {
+        use std::hash::Hasher;
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut h = self.hasher;
+        h.write(owner);
+        h.write(nsec_rdata);
+        let i = (h.finish() % self.slots.len() as u64) as usize;
+        self.slots.get(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::dnssec::{self, FLAGS_CSK};
+    use crate::dns::wire::WireName;
+
+    fn signer(refresh: u32) -> Signer {
+        let apex = WireName::parse("86.cpid.internal").unwrap();
+        let key = ZoneKey::new(
+            apex.as_bytes(),
+            ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+            FLAGS_CSK,
+        )
+        .unwrap();
+        Signer::new(
+            key,
+            Policy {
+                lifetime: 14 * 86_400,
+                refresh,
+                denial_cache: 4,
+            },
+        )
+    }
+
+    fn prepared(ttl: u32, rdatas: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for rdata in rdatas {
+            out.extend_from_slice(&[0xC0, 0x0C]);
+            out.extend_from_slice(&rtype::TXT.to_be_bytes());
+            out.extend_from_slice(&CLASS_IN.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(rdata);
+        }
+        out
+    }
+
+    fn rdata_of(record: &[u8]) -> &[u8] {
+        &record[10..]
+    }
+
+    #[test]
+    fn a_cell_signs_once_verifies_and_renews_when_old() {
+        let s = signer(7 * 86_400);
+        let owner = WireName::parse("x.86.cpid.internal").unwrap();
+        let bytes = prepared(300, &[b"\x02hi", b"\x03two"]);
+        let cell = SigCell::default();
+        let now = 1_800_000_000;
+        let first = cell
+            .get(&s, owner.as_bytes(), rtype::TXT, &bytes, now)
+            .unwrap();
+        let again = cell
+            .get(&s, owner.as_bytes(), rtype::TXT, &bytes, now + 60)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "made once, then copied");
+        let set = RrSetRef {
+            owner: owner.as_bytes(),
+            rtype: rtype::TXT,
+            ttl: 300,
+            rdatas: &[b"\x03two", b"\x02hi"],
+        };
+        dnssec::verify_rrset(
+            s.key().apex(),
+            s.key().dnskey(),
+            &set,
+            rdata_of(&first),
+            now,
+        )
+        .unwrap();
+        assert_eq!(u32::from_be_bytes(first[4..8].try_into().unwrap()), 300);
+        // Eight days on, less than the refresh margin is left: made again.
+        let later = now + 8 * 86_400;
+        let renewed = cell
+            .get(&s, owner.as_bytes(), rtype::TXT, &bytes, later)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &renewed));
+        dnssec::verify_rrset(
+            s.key().apex(),
+            s.key().dnskey(),
+            &set,
+            rdata_of(&renewed),
+            later,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn denial_signatures_are_cached_per_name_and_bitmap_and_bounded() {
+        let s = signer(7 * 86_400);
+        let now = 1_800_000_000;
+        let a = WireName::parse("a.86.cpid.internal").unwrap();
+        let nx = dnssec::compact_nxdomain_nsec(a.as_bytes()).unwrap();
+        let one = s.denial(a.as_bytes(), &nx, 300, now).unwrap();
+        let two = s.denial(a.as_bytes(), &nx, 300, now).unwrap();
+        assert!(Arc::ptr_eq(&one, &two));
+        let set = RrSetRef {
+            owner: a.as_bytes(),
+            rtype: rtype::NSEC,
+            ttl: 300,
+            rdatas: &[&nx],
+        };
+        dnssec::verify_rrset(s.key().apex(), s.key().dnskey(), &set, rdata_of(&one), now).unwrap();
+        // The same name with another bitmap is another signature.
+        let nodata = dnssec::compact_nodata_nsec(a.as_bytes(), &[rtype::TXT]).unwrap();
+        let three = s.denial(a.as_bytes(), &nodata, 300, now).unwrap();
+        assert!(!Arc::ptr_eq(&one, &three));
+        // Many names: the table never holds more than its slots.
+        for i in 0..100 {
+            let n = WireName::parse(&format!("n{i}.86.cpid.internal")).unwrap();
+            let nsec = dnssec::compact_nxdomain_nsec(n.as_bytes()).unwrap();
+            assert!(s.denial(n.as_bytes(), &nsec, 300, now).is_some());
+        }
+        let held = s
+            .denials
+            .slots
+            .iter()
+            .filter(|m| m.lock().unwrap().is_some())
+            .count();
+        assert!(held <= 4);
+    }
+}
