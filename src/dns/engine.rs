@@ -634,3 +634,390 @@ fn soa_expire(negative_soa: &[u8]) -> u32 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{RData, Record};
+
+    use super::*;
+    use crate::config::RrlConfig;
+    use crate::dns::dnssec::{FLAGS_CSK, RrSetRef, ZoneKey, parse_nsec, verify_rrset};
+    use crate::dns::signing::{Policy, Signer};
+    use crate::dns::wire::{WireName, txt_rdata};
+    use crate::dns::zone::{ApexData, CutSpec, RrSet, SoaTimers};
+
+    const APEX: &str = "86.cpid.internal";
+
+    fn name(s: &str) -> WireName {
+        WireName::parse(s).unwrap()
+    }
+
+    /// A signed zone: an identifier's TXT and URI, a child `31` with a DS
+    /// and glue, a child `44` without one.
+    fn signed_zone() -> (Zone, Arc<Signer>) {
+        let apex = name(APEX);
+        let zone = Zone::new(ApexData {
+            name_servers: vec![(
+                apex.prepend("ns1").unwrap(),
+                vec!["192.0.2.53".parse().unwrap()],
+            )],
+            hostmaster: apex.prepend("hostmaster").unwrap(),
+            apex: apex.clone(),
+            timers: SoaTimers::default(),
+            serial: 7,
+            extra: vec![],
+        })
+        .unwrap();
+        let key = ZoneKey::new(
+            apex.as_bytes(),
+            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+            FLAGS_CSK,
+        )
+        .unwrap();
+        let signer = Arc::new(Signer::new(
+            key,
+            Policy {
+                lifetime: 14 * 86_400,
+                refresh: 7 * 86_400,
+                denial_cache: 64,
+            },
+        ));
+        zone.sign_with(signer.clone()).unwrap();
+        zone.set(
+            &name("ic-1.86.cpid.internal"),
+            &[
+                RrSet {
+                    rtype: rtype::TXT,
+                    ttl: 300,
+                    rdatas: vec![txt_rdata(&["id=86/IC-1"]), txt_rdata(&["index=1"])],
+                },
+                RrSet {
+                    rtype: rtype::URI,
+                    ttl: 300,
+                    rdatas: vec![crate::dns::wire::uri_rdata(10, 1, "https://x.example/")],
+                },
+            ],
+        )
+        .unwrap();
+        for (child, ds) in [("31", true), ("44", false)] {
+            let cut = apex.prepend(child).unwrap();
+            let ns = cut.prepend("ns1").unwrap();
+            let record = RrSet {
+                rtype: rtype::CPREC,
+                ttl: 3600,
+                rdatas: vec![b"delegation".to_vec()],
+            };
+            let mut at_cut = vec![record.clone()];
+            if ds {
+                at_cut.push(RrSet {
+                    rtype: rtype::DS,
+                    ttl: 3600,
+                    rdatas: vec![vec![0x12, 0x34, 15, 2, 0xAA, 0xBB]],
+                });
+            }
+            zone.set(&cut, &at_cut).unwrap();
+            zone.set_cut(
+                &cut,
+                Some(CutSpec {
+                    authority: vec![
+                        RrSet {
+                            rtype: rtype::NS,
+                            ttl: 3600,
+                            rdatas: vec![ns.as_bytes().to_vec()],
+                        },
+                        record,
+                    ],
+                    glue: vec![(ns, "192.0.2.31".parse().unwrap())],
+                    ttl: 3600,
+                }),
+            )
+            .unwrap();
+        }
+        (zone, signer)
+    }
+
+    /// A query without RD; with EDNS flags (DO 0x8000, CO 0x4000) when given.
+    fn query(qname: &str, qtype: u16, edns: Option<u16>) -> Vec<u8> {
+        let mut m = vec![
+            0x42,
+            0x42,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            u8::from(edns.is_some()),
+        ];
+        m.extend_from_slice(name(qname).as_bytes());
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&CLASS_IN.to_be_bytes());
+        if let Some(flags) = edns {
+            m.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0]);
+            m.extend_from_slice(&flags.to_be_bytes());
+            m.extend_from_slice(&[0, 0]);
+        }
+        m
+    }
+
+    const DO: Option<u16> = Some(0x8000);
+    const DO_CO: Option<u16> = Some(0xC000);
+
+    fn ask_with(zone: &Zone, guards: &Safeguards, msg: &[u8]) -> (Vec<u8>, Summary) {
+        let client = Client::new("192.0.2.1".parse().unwrap(), Transport::Udp);
+        let mut out = Vec::new();
+        let summary = respond(zone, guards, msg, &client, &mut out).unwrap();
+        (out, summary)
+    }
+
+    fn ask(zone: &Zone, msg: &[u8]) -> Message {
+        let (out, _) = ask_with(zone, &Safeguards::NONE, msg);
+        Message::from_vec(&out).unwrap()
+    }
+
+    fn rtype_of(r: &Record) -> u16 {
+        u16::from(r.record_type())
+    }
+
+    fn types(records: &[Record]) -> Vec<u16> {
+        records.iter().map(rtype_of).collect()
+    }
+
+    fn raw(r: &Record) -> Vec<u8> {
+        match &r.data {
+            RData::Unknown { rdata, .. } => rdata.anything.clone(),
+            other => panic!("{other:?} is not a raw record"),
+        }
+    }
+
+    fn owner(r: &Record) -> WireName {
+        name(&r.name.to_ascii())
+    }
+
+    /// Checks an RRSIG from an answer against the zone's own copy of the
+    /// RRset it covers.
+    fn verify_against_zone(zone: &Zone, signer: &Signer, rrsig: &Record) {
+        let sig = raw(rrsig);
+        let covered = u16::from_be_bytes([sig[0], sig[1]]);
+        let at = owner(rrsig);
+        let (ttl, rdatas): (Vec<u32>, Vec<Vec<u8>>) = zone
+            .records()
+            .into_iter()
+            .filter(|(o, t, _, _)| *o == at && *t == covered)
+            .map(|(_, _, ttl, rdata)| (ttl, rdata))
+            .unzip();
+        assert!(!rdatas.is_empty(), "no {covered} RRset at {at} in the zone");
+        let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
+        let set = RrSetRef {
+            owner: at.as_bytes(),
+            rtype: covered,
+            ttl: ttl[0],
+            rdatas: &refs,
+        };
+        verify_rrset(
+            signer.key().apex(),
+            signer.key().dnskey(),
+            &set,
+            &sig,
+            cookie::unix_now(),
+        )
+        .unwrap_or_else(|e| panic!("RRSIG over {covered} at {at}: {e}"));
+    }
+
+    fn verify_nsec(signer: &Signer, nsec: &Record, rrsig: &Record) {
+        let rdata = raw(nsec);
+        let at = owner(nsec);
+        let set = RrSetRef {
+            owner: at.as_bytes(),
+            rtype: rtype::NSEC,
+            ttl: nsec.ttl,
+            rdatas: &[&rdata],
+        };
+        verify_rrset(
+            signer.key().apex(),
+            signer.key().dnskey(),
+            &set,
+            &raw(rrsig),
+            cookie::unix_now(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_query_with_do_gets_each_rrset_with_an_rrsig_that_verifies() {
+        let (zone, signer) = signed_zone();
+        let m = ask(&zone, &query("IC-1.86.cpid.internal", rtype::TXT, DO));
+        assert_eq!(types(&m.answers), [rtype::TXT, rtype::TXT, rtype::RRSIG]);
+        verify_against_zone(&zone, &signer, &m.answers[2]);
+        // The apex: DNSKEY and SOA are signed by the same key.
+        for t in [rtype::DNSKEY, rtype::SOA, rtype::NS] {
+            let m = ask(&zone, &query(APEX, t, DO));
+            assert_eq!(types(&m.answers), [t, rtype::RRSIG]);
+            verify_against_zone(&zone, &signer, &m.answers[1]);
+        }
+        // Made once: asking again signs nothing.
+        let made = signer.signatures_made();
+        ask(&zone, &query("ic-1.86.cpid.internal", rtype::TXT, DO));
+        assert_eq!(signer.signatures_made(), made);
+        // Without DO: the unsigned answer, byte for byte as before.
+        let m = ask(&zone, &query("ic-1.86.cpid.internal", rtype::TXT, Some(0)));
+        assert_eq!(types(&m.answers), [rtype::TXT, rtype::TXT]);
+        // ANY over UDP: the smallest RRset, with its signature.
+        let m = ask(&zone, &query("ic-1.86.cpid.internal", rtype::ANY, DO));
+        assert_eq!(types(&m.answers), [rtype::URI, rtype::RRSIG]);
+    }
+
+    #[test]
+    fn a_missing_name_is_compact_nodata_with_nxname_and_nxdomain_when_co_is_set() {
+        let (zone, signer) = signed_zone();
+        let q = query("nothere.86.cpid.internal", rtype::TXT, DO);
+        let (out, summary) = ask_with(&zone, &Safeguards::NONE, &q);
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(summary.rcode, Rcode::NoError);
+        assert!(m.answers.is_empty());
+        assert_eq!(
+            types(&m.authorities),
+            [rtype::SOA, rtype::RRSIG, rtype::NSEC, rtype::RRSIG]
+        );
+        verify_against_zone(&zone, &signer, &m.authorities[1]);
+        let nsec = &m.authorities[2];
+        assert_eq!(owner(nsec), name("nothere.86.cpid.internal"));
+        let (next, bitmap) = parse_nsec(&raw(nsec)).unwrap();
+        let successor = [&[1u8, 0][..], name("nothere.86.cpid.internal").as_bytes()].concat();
+        assert_eq!(next, successor, "the next name is \\000.nothere…");
+        assert_eq!(bitmap, [rtype::RRSIG, rtype::NSEC, rtype::NXNAME]);
+        verify_nsec(&signer, nsec, &m.authorities[3]);
+        // Every denial record at the negative TTL (RFC 9077).
+        assert!(m.authorities.iter().all(|r| r.ttl == 300));
+        assert_eq!(m.edns.as_ref().map(|e| e.flags().dnssec_ok), Some(true));
+
+        // With CO: NXDOMAIN, the same proof, CO in the reply's OPT.
+        let (out, summary) = ask_with(
+            &zone,
+            &Safeguards::NONE,
+            &query("nothere.86.cpid.internal", rtype::TXT, DO_CO),
+        );
+        assert_eq!(summary.rcode, Rcode::NxDomain);
+        let opt_flags = u16::from_be_bytes([out[out.len() - 4], out[out.len() - 3]]);
+        assert_eq!(opt_flags, 0xC000, "DO and CO come back");
+        // Without DO: the unsigned NXDOMAIN.
+        let (_, summary) = ask_with(
+            &zone,
+            &Safeguards::NONE,
+            &query("nothere.86.cpid.internal", rtype::TXT, None),
+        );
+        assert_eq!(summary.rcode, Rcode::NxDomain);
+    }
+
+    #[test]
+    fn nodata_lists_exactly_the_types_the_name_has() {
+        let (zone, signer) = signed_zone();
+        let m = ask(&zone, &query("ic-1.86.cpid.internal", rtype::A, DO));
+        let nsec = &m.authorities[2];
+        let (_, bitmap) = parse_nsec(&raw(nsec)).unwrap();
+        assert_eq!(bitmap, [rtype::TXT, rtype::RRSIG, rtype::NSEC, rtype::URI]);
+        verify_nsec(&signer, nsec, &m.authorities[3]);
+        // An empty non-terminal has nothing but the NSEC itself.
+        zone.set(
+            &name("a.b.86.cpid.internal"),
+            &[RrSet {
+                rtype: rtype::TXT,
+                ttl: 60,
+                rdatas: vec![txt_rdata(&["x"])],
+            }],
+        )
+        .unwrap();
+        let m = ask(&zone, &query("b.86.cpid.internal", rtype::TXT, DO));
+        let (_, bitmap) = parse_nsec(&raw(&m.authorities[2])).unwrap();
+        assert_eq!(bitmap, [rtype::RRSIG, rtype::NSEC]);
+    }
+
+    #[test]
+    fn a_referral_carries_the_signed_ds_or_the_nsec_that_proves_there_is_none() {
+        let (zone, signer) = signed_zone();
+        let m = ask(&zone, &query("x.31.86.cpid.internal", rtype::TXT, DO));
+        assert!(!m.metadata.authoritative);
+        assert_eq!(
+            types(&m.authorities),
+            [rtype::NS, rtype::CPREC, rtype::DS, rtype::RRSIG]
+        );
+        assert_eq!(owner(&m.authorities[2]), name("31.86.cpid.internal"));
+        verify_against_zone(&zone, &signer, &m.authorities[3]);
+        // The DS itself is the parent's, answered with authority.
+        let m = ask(&zone, &query("31.86.cpid.internal", rtype::DS, DO));
+        assert!(m.metadata.authoritative);
+        assert_eq!(types(&m.answers), [rtype::DS, rtype::RRSIG]);
+        // No DS: the NSEC at the cut shows NS and no DS (insecure).
+        let m = ask(&zone, &query("x.44.86.cpid.internal", rtype::TXT, DO));
+        assert_eq!(
+            types(&m.authorities),
+            [rtype::NS, rtype::CPREC, rtype::NSEC, rtype::RRSIG]
+        );
+        let (_, bitmap) = parse_nsec(&raw(&m.authorities[2])).unwrap();
+        assert_eq!(bitmap, [rtype::NS, rtype::RRSIG, rtype::NSEC, rtype::CPREC]);
+        verify_nsec(&signer, &m.authorities[2], &m.authorities[3]);
+        let m = ask(&zone, &query("44.86.cpid.internal", rtype::DS, DO));
+        assert!(m.metadata.authoritative && m.answers.is_empty());
+        let (_, bitmap) = parse_nsec(&raw(&m.authorities[2])).unwrap();
+        assert!(bitmap.contains(&rtype::NS) && !bitmap.contains(&rtype::DS));
+        // Glue goes unsigned, as glue does.
+        assert_eq!(
+            types(&ask(&zone, &query("x.31.86.cpid.internal", rtype::TXT, DO)).additionals),
+            [rtype::A]
+        );
+    }
+
+    #[test]
+    fn an_explicit_nxname_query_is_formerr_with_ede_30() {
+        let (zone, _) = signed_zone();
+        let (out, summary) = ask_with(
+            &zone,
+            &Safeguards::NONE,
+            &query("ic-1.86.cpid.internal", rtype::NXNAME, DO),
+        );
+        assert_eq!(summary.rcode, Rcode::FormErr);
+        // EDE option: code 15, length 2, info code 30.
+        assert!(out.ends_with(&[0, 15, 0, 2, 0, 30]));
+    }
+
+    #[test]
+    fn a_name_asked_again_costs_no_signature_and_neither_does_an_answer_rrl_withholds() {
+        let (zone, signer) = signed_zone();
+        let q = query("gone.86.cpid.internal", rtype::TXT, DO);
+        ask(&zone, &q);
+        let made = signer.signatures_made();
+        for _ in 0..10 {
+            ask(&zone, &q);
+        }
+        assert_eq!(signer.signatures_made(), made, "cached denial");
+        // RRL at one answer a second, slip 2: after the first answer each
+        // made-up name is slipped or dropped, and none is signed.
+        let guards = Safeguards {
+            cookies: None,
+            rrl: Rrl::from_config(&RrlConfig {
+                rate_limit: 1,
+                slip: 2,
+                ..RrlConfig::default()
+            })
+            .unwrap(),
+        };
+        let mut passed = 0;
+        for i in 0..50 {
+            let q = query(&format!("r{i}.86.cpid.internal"), rtype::TXT, DO);
+            let (_, summary) = ask_with(&zone, &guards, &q);
+            passed += usize::from(summary.rrl == Action::Passed);
+        }
+        assert!(passed < 50, "RRL limited the flood");
+        assert_eq!(
+            signer.signatures_made() - made,
+            passed as u64,
+            "one signature per answer that went out, none for the rest"
+        );
+    }
+}

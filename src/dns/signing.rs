@@ -23,6 +23,7 @@
 //! delegation record, so there is no separate zone-signing key to
 //! publish, roll or lose.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use siphasher::sip::SipHasher13;
@@ -50,6 +51,8 @@ pub struct Signer {
     key: ZoneKey,
     policy: Policy,
     denials: DenialCache,
+    /// Signatures made so far.
+    made: AtomicU64,
 }
 
 impl std::fmt::Debug for Signer {
@@ -75,11 +78,18 @@ impl Signer {
             key,
             denials: DenialCache::new(policy.denial_cache),
             policy,
+            made: AtomicU64::new(0),
         }
     }
 
     pub fn key(&self) -> &ZoneKey {
         &self.key
+    }
+
+    /// Ed25519 signatures made since start-up (each RRset's first, its
+    /// renewals, and every denial the cache did not hold).
+    pub fn signatures_made(&self) -> u64 {
+        self.made.load(Ordering::Relaxed)
     }
 
     fn validity(&self, now: u32) -> Validity {
@@ -103,6 +113,7 @@ impl Signer {
     /// Signs one RRset and returns its RRSIG record (TTL = the set's TTL).
     fn sign(&self, set: &RrSetRef<'_>, now: u32) -> Result<SigRecord, DnssecError> {
         let rdata = self.key.sign_rrset(set, self.validity(now))?;
+        self.made.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::telemetry::DNSSEC_SIGNATURES).increment(1);
         Ok(sig_record(set.ttl, &rdata))
     }

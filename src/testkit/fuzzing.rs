@@ -199,6 +199,19 @@ fn fuzz_zone() -> &'static Arc<Zone> {
             extra: vec![],
         })
         .expect("constant fuzz zone");
+        // Signed, so a query with DO goes through the signing and denial
+        // paths too.
+        let key = crate::dns::dnssec::ZoneKey::new(
+            apex.as_bytes(),
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+            crate::dns::dnssec::FLAGS_CSK,
+        )
+        .expect("constant fuzz key");
+        let policy = crate::config::DnssecConfig::default()
+            .policy()
+            .expect("the default policy");
+        zone.sign_with(Arc::new(crate::dns::signing::Signer::new(key, policy)))
+            .expect("constant fuzz zone");
         let name =
             WireName::parse("ic-000001-0.1005.31.86.cpid.internal").expect("constant fuzz zone");
         let sets = [RrSet {

@@ -141,9 +141,9 @@ fn a_clean_loopback_node_has_no_high_finding_and_exits_0() {
     assert!(highs(&report).is_empty(), "{report:#}");
     assert_eq!(report["basis"], "store");
     assert_eq!(report["counts"]["high"], 0);
-    // What every node of this build has: no DNSSEC yet, and the admin
-    // key the node made beside it.
-    assert_eq!(severity(&report, "dnssec.off").as_deref(), Some("medium"));
+    // DNSSEC is on by default; what every node has is the admin key the
+    // node made beside it.
+    assert!(severity(&report, "dnssec.off").is_none(), "{report:#}");
     assert_eq!(
         severity(&report, "key.admin-on-node").as_deref(),
         Some("low")
@@ -157,7 +157,18 @@ fn a_clean_loopback_node_has_no_high_finding_and_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("0 high"), "{text}");
-    assert!(text.contains("MEDIUM dnssec.off"), "{text}");
+    assert!(!text.contains("dnssec.off"), "{text}");
+}
+
+#[test]
+fn dnssec_turned_off_is_a_medium_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = empty_db(dir.path());
+    let config = config_file(dir.path(), &db, "[dns.dnssec]\nenabled = false\n");
+    open_and_close(&config);
+    let (code, report) = doctor_config(&config);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(severity(&report, "dnssec.off").as_deref(), Some("medium"));
 }
 
 #[test]
