@@ -10,6 +10,9 @@
 //!   demo's national zone when `knotd` is installed).
 //! - [`secondaries`]: Knot and NSD secondaries (and a Knot primary) in
 //!   temporary directories, for the zone-transfer tests and benchmark.
+//! - [`validators`]: Unbound and `delv` validating signed answers from
+//!   servers on loopback under a private trust anchor, and Knot's online
+//!   signer as the reference (the DNSSEC interop tests).
 //! - [`fuzzing`]: fuzz entry points, replayed over their corpora by the tests.
 
 pub mod federation;
@@ -32,3 +35,11 @@ pub mod providers;
 )]
 pub mod secondaries;
 pub mod seed;
+// A harness for tests, as `secondaries`: a validator that does not start stops the test with a message.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+pub mod validators;

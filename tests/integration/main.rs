@@ -40,5 +40,6 @@ mod store;
 mod tlog_vectors;
 mod trade;
 mod transfer;
+mod validators;
 mod vectors;
 mod witness;
