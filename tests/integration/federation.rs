@@ -21,14 +21,14 @@ fn any() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-struct Fed {
+pub(crate) struct Fed {
     fed: Option<Federation>,
     rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
-    ids: Vec<Identifier>,
+    pub(crate) ids: Vec<Identifier>,
 }
 
-fn start(ttl: Option<u32>, gateway: fn(&mut GatewayConfig)) -> Fed {
+pub(crate) fn start(ttl: Option<u32>, gateway: fn(&mut GatewayConfig)) -> Fed {
     start_with_knot(ttl, gateway, None)
 }
 
@@ -72,7 +72,7 @@ fn start_with_knot(
 }
 
 impl Fed {
-    fn f(&self) -> &Federation {
+    pub(crate) fn f(&self) -> &Federation {
         self.fed.as_ref().unwrap()
     }
 
@@ -84,7 +84,7 @@ impl Fed {
         &self.f().gateway.gateway
     }
 
-    fn name(&self, id: &Identifier) -> String {
+    pub(crate) fn name(&self, id: &Identifier) -> String {
         id.to_dns_name(&Apex::parse("cpid.internal").unwrap())
     }
 

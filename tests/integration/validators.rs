@@ -9,6 +9,8 @@
 //! packages `knot`, `unbound` and `bind9-dnsutils`.
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cpid::testkit::secondaries::{Primary, small_zone};
 use cpid::testkit::validators::*;
@@ -195,4 +197,144 @@ fn unbound_follows_the_chain_of_trust_across_a_delegation_between_servers() {
         "{missing:?}; log:\n{}",
         unbound.log()
     );
+}
+
+// ---------------------------------------------------------------------------
+// cpid's own signed zones: the federation national → Shanghai → industry
+// ---------------------------------------------------------------------------
+
+/// The federation's zones and the server of each, for Unbound's stubs.
+fn federation_stubs(fed: &crate::federation::Fed) -> Vec<(&'static str, std::net::SocketAddr)> {
+    let f = fed.f();
+    vec![
+        ("86.cpid.internal.", f.national.running.dns_addr()),
+        ("31.86.cpid.internal.", f.shanghai.running.dns_addr()),
+        ("1005.31.86.cpid.internal.", f.industry.running.dns_addr()),
+    ]
+}
+
+/// An identifier the industry node issued, as a DNS name.
+fn industry_name(fed: &crate::federation::Fed) -> String {
+    let id = fed
+        .ids
+        .iter()
+        .find(|id| id.prefix().to_string() == "86.31.1005")
+        .expect("the federation issues records at the industry node");
+    fed.name(id)
+}
+
+#[test]
+fn unbound_trusting_only_the_national_key_validates_an_industry_nodes_answers() {
+    if !(require_daemon("unbound", "unbound") && require_daemon("delv", "bind9-dnsutils")) {
+        return;
+    }
+    let fed = crate::federation::start(None, |_| {});
+    let national = fed.f().national.running.dns_addr();
+    let anchor = TrustAnchor::fetch(national, "86.cpid.internal.").unwrap();
+    let unbound = Unbound::start(std::slice::from_ref(&anchor), &federation_stubs(&fed));
+
+    // Positive: the chain national → DS → Shanghai → DS → industry.
+    let name = industry_name(&fed);
+    let txt = unbound.query(&name, QTYPE_TXT);
+    assert_eq!(txt.rcode, ResponseCode::NoError, "{txt:?}");
+    assert!(txt.has(QTYPE_TXT), "{txt:?}");
+    assert!(
+        txt.authentic_data,
+        "no AD on {txt:?}; log:\n{}",
+        unbound.log()
+    );
+
+    // Negative, as compact denial: NODATA for a missing name, AD set.
+    let missing = unbound.query("nothere.1005.31.86.cpid.internal.", QTYPE_TXT);
+    assert!(
+        matches!(
+            missing.rcode,
+            ResponseCode::NoError | ResponseCode::NXDomain
+        ) && missing.answers.is_empty(),
+        "{missing:?}"
+    );
+    assert!(
+        missing.authentic_data,
+        "no AD on the denial {missing:?}; log:\n{}",
+        unbound.log()
+    );
+    // NODATA at an existing name.
+    let nodata = unbound.query(&name, QTYPE_A);
+    assert!(
+        nodata.answers.is_empty() && nodata.authentic_data,
+        "{nodata:?}"
+    );
+
+    // delv, asking the national node only: its DS for Shanghai, and a denial.
+    let ds = delv(national, &anchor, "31.86.cpid.internal.", QTYPE_DS);
+    assert!(matches!(ds.verdict, Verdict::Validated), "{}", ds.output);
+    let gone = delv(national, &anchor, "nothere.86.cpid.internal.", QTYPE_TXT);
+    assert!(
+        matches!(gone.verdict, Verdict::NegativeValidated),
+        "{}",
+        gone.output
+    );
+
+    // Another key as the anchor: nothing validates.
+    let wrong = TrustAnchor::unrelated_ed25519("86.cpid.internal.");
+    let unbound = Unbound::start(&[wrong], &federation_stubs(&fed));
+    let bogus = unbound.query(&name, QTYPE_TXT);
+    assert_eq!(bogus.rcode, ResponseCode::ServFail, "{bogus:?}");
+}
+
+/// A UDP relay to `upstream` that changes `from` into `to` (same length)
+/// in every answer: an on-path forger. Counts the answers it changed.
+fn tampering_relay(
+    upstream: std::net::SocketAddr,
+    from: &'static [u8],
+    to: &'static [u8],
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let forged = Arc::new(AtomicUsize::new(0));
+    let count = forged.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65_535];
+        while let Ok((n, client)) = socket.recv_from(&mut buf) {
+            let out = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            out.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            out.send_to(&buf[..n], upstream).unwrap();
+            let mut answer = [0u8; 65_535];
+            let Ok(m) = out.recv(&mut answer) else {
+                continue;
+            };
+            let mut answer = answer[..m].to_vec();
+            if let Some(at) = answer.windows(from.len()).position(|w| w == from) {
+                answer[at..at + to.len()].copy_from_slice(to);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = socket.send_to(&answer, client);
+        }
+    });
+    (addr, forged)
+}
+
+#[test]
+fn a_tampered_answer_from_the_industry_node_fails_validation() {
+    if !require_daemon("unbound", "unbound") {
+        return;
+    }
+    let fed = crate::federation::start(None, |_| {});
+    let national = fed.f().national.running.dns_addr();
+    let anchor = TrustAnchor::fetch(national, "86.cpid.internal.").unwrap();
+    let mut stubs = federation_stubs(&fed);
+    let (relay, forged) = tampering_relay(stubs[2].1, b"version=", b"versioN=");
+    stubs[2].1 = relay;
+    let unbound = Unbound::start(&[anchor], &stubs);
+    let name = industry_name(&fed);
+    let txt = unbound.query(&name, QTYPE_TXT);
+    assert_eq!(txt.rcode, ResponseCode::ServFail, "{txt:?}");
+    assert!(txt.answers.is_empty(), "{txt:?}");
+    assert!(
+        forged.load(Ordering::Relaxed) > 0,
+        "the relay changed no answer"
+    );
+    let log = unbound.log();
+    assert!(log.contains("validation failure"), "{log}");
 }
