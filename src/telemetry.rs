@@ -53,6 +53,8 @@ pub const GATEWAY_UPSTREAM_SECONDS: &str = "cpid_gateway_upstream_seconds";
 pub const GATEWAY_CACHE: &str = "cpid_gateway_cache_total";
 /// Gateway: records or delegations that failed verification, by reason.
 pub const GATEWAY_VERIFY_FAILURES: &str = "cpid_gateway_verification_failures_total";
+/// Gateway: negative answers refused for want of a valid DNSSEC denial.
+pub const GATEWAY_DENIAL_FAILURES: &str = "cpid_gateway_denial_failures_total";
 /// Gateway: answers served stale (RFC 8767).
 pub const GATEWAY_STALE: &str = "cpid_gateway_stale_answers_total";
 /// Gateway: entries and bytes held in L1 (gauges).
@@ -215,6 +217,10 @@ fn describe() {
     describe_counter!(
         GATEWAY_VERIFY_FAILURES,
         "Gateway: records or delegations that failed verification, by reason"
+    );
+    describe_counter!(
+        GATEWAY_DENIAL_FAILURES,
+        "Gateway: negative answers refused for want of a valid DNSSEC denial"
     );
     describe_counter!(GATEWAY_STALE, "Gateway: answers served stale (RFC 8767)");
     describe_gauge!(GATEWAY_L1_ENTRIES, "Gateway: entries held in the L1 cache");

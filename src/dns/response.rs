@@ -125,6 +125,7 @@ const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
+const FLAG_AD: u16 = 0x0020;
 const FLAG_CD: u16 = 0x0010;
 /// The DO bit among the OPT record's flags (RFC 3225 §3).
 const EDNS_FLAG_DO: u16 = 0x8000;
@@ -284,6 +285,15 @@ impl<'c, 'q> Response<'c, 'q> {
     /// RA: the server resolves on the client's behalf (the gateway).
     pub fn recursion_available(mut self) -> Self {
         self.flags |= FLAG_RA;
+        self
+    }
+
+    /// AD (RFC 4035 §3.2.3, RFC 6840 §5.8): the gateway verified every
+    /// record of the answer, and the query asked (DO or AD set).
+    pub fn authentic_data(mut self) -> Self {
+        if self.query.dnssec_ok() || self.query.query.flags & FLAG_AD != 0 {
+            self.flags |= FLAG_AD;
+        }
         self
     }
 

@@ -5,9 +5,11 @@
 //! servers, and follows referrals down: each referral's delegation record
 //! must verify against the key of the zone that sent it before its servers
 //! are asked anything. A record is accepted only if the key of the zone
-//! that served it signed it. Negative answers carry no signature (there is
-//! no NSEC here); they are accepted only from the servers a verified chain
-//! led to. Used by `cpid resolve --trust-anchor` and by the gateway.
+//! that served it signed it. A negative answer is accepted only from the
+//! servers a verified chain led to and, when the resolver validates denial
+//! (the gateway's default), only with a DNSSEC NSEC at the name signed by
+//! the zone's key ([`verify_denial`]). Used by `cpid resolve
+//! --trust-anchor` and by the gateway.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -57,11 +59,18 @@ pub enum ResolveError {
     /// checkpoint (a gateway with `require_witnessed`).
     #[error("not witnessed: {0}")]
     Unwitnessed(String),
+    /// A negative answer without a valid DNSSEC denial (a resolver that
+    /// validates denial): an unsigned NXDOMAIN could be a forger's.
+    #[error("denial of {name} not proven: {why}")]
+    Denial { name: String, why: String },
 }
 
 impl ResolveError {
     pub fn is_verification(&self) -> bool {
-        matches!(self, ResolveError::Trust(_) | ResolveError::Unwitnessed(_))
+        matches!(
+            self,
+            ResolveError::Trust(_) | ResolveError::Unwitnessed(_) | ResolveError::Denial { .. }
+        )
     }
 }
 
@@ -79,7 +88,8 @@ impl From<&ResolveError> for Rcode {
             | ResolveError::Decode { .. }
             | ResolveError::NoTrustedParent(_)
             | ResolveError::Unencodable(_)
-            | ResolveError::Unwitnessed(_) => Rcode::ServFail,
+            | ResolveError::Unwitnessed(_)
+            | ResolveError::Denial { .. } => Rcode::ServFail,
         }
     }
 }
@@ -117,6 +127,9 @@ pub struct Resolver {
     learned: AtomicU64,
     /// Decides delegation expiry and validity.
     clock: Clock,
+    /// Ask with DO and accept a negative answer only with a valid DNSSEC
+    /// denial signed by the zone's key.
+    validate_denial: bool,
 }
 
 impl Resolver {
@@ -130,7 +143,23 @@ impl Resolver {
             queries: AtomicU64::new(0),
             learned: AtomicU64::new(0),
             clock: Clock::system(),
+            validate_denial: false,
         }
+    }
+
+    /// The same resolver accepting a negative answer only with a DNSSEC
+    /// denial (an NSEC at the name, RFC 9824 compact denial as cpid nodes
+    /// send it) whose RRSIG verifies under the zone's key — the key the
+    /// chain of trust already vouched for — and that does not list the
+    /// asked type.
+    pub fn validating_denial(mut self, on: bool) -> Resolver {
+        self.validate_denial = on;
+        self
+    }
+
+    /// Whether negative answers need a valid DNSSEC denial.
+    pub fn validates_denial(&self) -> bool {
+        self.validate_denial
     }
 
     /// The same resolver deciding expiry and validity by `clock` (tests
@@ -292,6 +321,21 @@ impl Resolver {
             .cloned()
             .unwrap_or_else(|| self.root.clone());
         let outcome = identifier_outcome(&zone, id, &answer.message)?;
+        // A withdrawn record is a verified record, not a denial.
+        if self.validate_denial
+            && matches!(outcome, Outcome::Negative { .. })
+            && private_records(&answer.message.answers, rtype::CPREC).is_empty()
+        {
+            let zone_name = zone.prefix.zone_name(&self.apex);
+            verify_denial(
+                &zone_name,
+                &zone.key.to_bytes(),
+                &name,
+                rtype::CPREC,
+                &answer.message,
+                self.clock.now() as u32,
+            )?;
+        }
         Ok((outcome, answer.path))
     }
 
@@ -334,7 +378,7 @@ impl Resolver {
         for &server in order {
             self.queries.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
-            let result = exchange(server, name, qtype, self.timeout).await;
+            let result = exchange(server, name, qtype, self.timeout, self.validate_denial).await;
             metrics::histogram!(crate::telemetry::GATEWAY_UPSTREAM_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             match result {
@@ -540,6 +584,77 @@ pub fn identifier_outcome(
     Ok(Outcome::Record { record, ttl })
 }
 
+/// Checks the DNSSEC denial in `m` of `name`/`qtype` in the zone `zone_name`
+/// signed by the Ed25519 key `key` (its DNSKEY, flags 257): an NSEC at the
+/// name whose RRSIG verifies at `now` and whose bitmap does not list
+/// `qtype` (compact denial, RFC 9824: NXNAME for a missing name, the
+/// name's types for NODATA). Returns whether the name does not exist at
+/// all (NXNAME), which a compact answer sends as NOERROR.
+pub fn verify_denial(
+    zone_name: &str,
+    key: &[u8; 32],
+    name: &Name,
+    qtype: u16,
+    m: &Message,
+    now: u32,
+) -> Result<bool, ResolveError> {
+    use crate::dns::dnssec;
+    let fail = |why: &str| ResolveError::Denial {
+        name: name.to_string(),
+        why: why.into(),
+    };
+    let owner =
+        crate::dns::wire::WireName::parse(&name.to_ascii()).map_err(|e| fail(&e.to_string()))?;
+    let apex = crate::dns::wire::WireName::parse(zone_name).map_err(|e| fail(&e.to_string()))?;
+    let at_name = |r: &&Record| r.name.to_lowercase() == name.to_lowercase();
+    let (nsec_ttl, nsec) = m
+        .authorities
+        .iter()
+        .filter(at_name)
+        .find_map(|r| raw_of(r, rtype::NSEC).map(|d| (r.ttl, d)))
+        .ok_or_else(|| fail("no NSEC at the name (an unsigned negative answer)"))?;
+    let rrsigs: Vec<&[u8]> = m
+        .authorities
+        .iter()
+        .filter(at_name)
+        .filter_map(|r| raw_of(r, rtype::RRSIG))
+        .filter(|d| d.get(..2) == Some(&rtype::NSEC.to_be_bytes()[..]))
+        .collect();
+    let dnskey = dnssec::dnskey_rdata(dnssec::FLAGS_CSK, key);
+    let set = dnssec::RrSetRef {
+        owner: owner.as_bytes(),
+        rtype: rtype::NSEC,
+        ttl: nsec_ttl,
+        rdatas: &[nsec],
+    };
+    let mut last = String::from("no RRSIG over the NSEC");
+    let verified = rrsigs.iter().any(|sig| {
+        match dnssec::verify_rrset(apex.as_bytes(), &dnskey, &set, sig, now) {
+            Ok(()) => true,
+            Err(e) => {
+                last = e.to_string();
+                false
+            }
+        }
+    });
+    if !verified {
+        return Err(fail(&last));
+    }
+    let (_, types) = dnssec::parse_nsec(nsec).map_err(|e| fail(&e.to_string()))?;
+    if types.contains(&qtype) {
+        return Err(fail("the NSEC says the asked type exists there"));
+    }
+    Ok(types.contains(&rtype::NXNAME))
+}
+
+/// The RDATA of `r` when it is of the (private or DNSSEC) type `t`.
+fn raw_of(r: &Record, t: u16) -> Option<&[u8]> {
+    match &r.data {
+        RData::Unknown { code, rdata } if u16::from(*code) == t => Some(&rdata.anything),
+        _ => None,
+    }
+}
+
 /// `(owner, (ttl, rdata))` of the private-type records in `records`.
 fn private_records(records: &[Record], t: u16) -> Vec<(Name, (u32, Vec<u8>))> {
     records
@@ -559,13 +674,15 @@ fn random_id() -> u16 {
     u16::from_be_bytes(b)
 }
 
-/// One query over UDP (TCP when truncated). Only a response with our id
-/// and our question is taken; anything else on the socket is ignored.
+/// One query over UDP (TCP when truncated), with DO when `dnssec`. Only a
+/// response with our id and our question is taken; anything else on the
+/// socket is ignored.
 pub async fn exchange(
     server: SocketAddr,
     name: &Name,
     qtype: u16,
     timeout: Duration,
+    dnssec: bool,
 ) -> Result<Message, String> {
     let id = random_id();
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
@@ -573,6 +690,7 @@ pub async fn exchange(
     msg.add_query(query.clone());
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
+    edns.set_dnssec_ok(dnssec);
     msg.edns = Some(edns);
     let bytes = msg.to_vec().map_err(|e| e.to_string())?;
     let matches = |m: &Message| {

@@ -159,6 +159,7 @@ pub async fn soa_serial(addr: SocketAddr, zone: &str) -> Option<u32> {
         &name,
         crate::dns::wire::rtype::SOA,
         Duration::from_millis(500),
+        false,
     )
     .await
     .ok()?;

@@ -37,6 +37,15 @@ fn start_with_knot(
     gateway: fn(&mut GatewayConfig),
     knot: Option<std::path::PathBuf>,
 ) -> Fed {
+    start_with(ttl, gateway, |_| {}, knot)
+}
+
+fn start_with(
+    ttl: Option<u32>,
+    gateway: fn(&mut GatewayConfig),
+    node: fn(&mut cpid::config::Config),
+    knot: Option<std::path::PathBuf>,
+) -> Fed {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -53,7 +62,7 @@ fn start_with_knot(
         },
         ttl,
         gateway,
-        node: |_| {},
+        node,
         knot,
     };
     let fed = rt.block_on(Federation::start(&opts)).unwrap();
@@ -802,4 +811,69 @@ fn a_gateway_behind_a_knot_secondary_resolves_while_the_national_node_stays_hidd
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{id}");
         assert!(!m.answers.is_empty(), "{id}");
     }
+}
+
+/// A missing name and a NODATA through the gateway, as (rcode, answers).
+fn negatives(fed: &Fed) -> [(ResponseCode, usize); 2] {
+    let nx = query(
+        fed.gw(),
+        "zz-nothing.1005.31.86.cpid.internal",
+        rtype::TXT,
+        false,
+    )
+    .unwrap();
+    let nodata = fed.ask(&fed.ids[1], rtype::AAAA);
+    [nx, nodata].map(|m| (m.metadata.response_code, m.answers.len()))
+}
+
+#[test]
+fn the_gateway_takes_a_negative_answer_only_with_a_signed_denial() {
+    // Signed nodes (the default): denials verify, the gateway answers them
+    // and a verified record with AD to a client that sets DO.
+    let fed = start(None, |_| {});
+    assert_eq!(
+        negatives(&fed),
+        [(ResponseCode::NXDomain, 0), (ResponseCode::NoError, 0)]
+    );
+    let m = cpid::testkit::validators::query_dnssec(fed.gw(), &fed.name(&fed.ids[1]), rtype::TXT)
+        .unwrap();
+    assert!(m.authentic_data, "AD on a verified record: {m:?}");
+    let m = fed.ask(&fed.ids[1], rtype::TXT);
+    assert!(!m.metadata.authentic_data, "no AD without DO");
+    drop(fed);
+
+    // Nodes that do not sign: an unsigned negative answer could be a
+    // forger's, so it is SERVFAIL, counted, and not cached.
+    let fed = start_with(None, |_| {}, |c| c.dns.dnssec.enabled = false, None);
+    let failures = || {
+        fed.gateway()
+            .stats
+            .verification_failures
+            .load(Ordering::Relaxed)
+    };
+    let before = failures();
+    // (A NODATA at an identifier's name needs no NSEC: the gateway answers
+    // it from the identifier's verified record, which shows every type.)
+    assert_eq!(
+        negatives(&fed),
+        [(ResponseCode::ServFail, 0), (ResponseCode::NoError, 0)]
+    );
+    assert_eq!(negatives(&fed)[0].0, ResponseCode::ServFail);
+    assert_eq!(failures() - before, 2, "each refused, none cached");
+    // Records still resolve: their own signatures carry them.
+    let m = fed.ask(&fed.ids[1], rtype::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    drop(fed);
+
+    // The same with validation off: the gateway takes them as before.
+    let fed = start_with(
+        None,
+        |g| g.upstream.validate_denial = false,
+        |c| c.dns.dnssec.enabled = false,
+        None,
+    );
+    assert_eq!(
+        negatives(&fed),
+        [(ResponseCode::NXDomain, 0), (ResponseCode::NoError, 0)]
+    );
 }

@@ -301,8 +301,10 @@ impl Entry {
                 };
                 let nodata = answers.iter().next().is_none();
                 let authority = soa.filter(|_| nodata).map(|b| b.with_ttl(ttl));
+                // A record entry was verified through the chain of trust.
                 Response::new(c, Rcode::NoError)
                     .recursion_available()
+                    .authentic_data()
                     .write(out, &answers, &authority, &Empty)
             }
             Body::Message {

@@ -83,6 +83,10 @@ pub struct UpstreamConfig {
     pub require_witnessed: bool,
     /// The national node's HTTP API, for `require_witnessed`.
     pub root_api: Option<String>,
+    /// Ask with DO and accept a negative answer only with a valid DNSSEC
+    /// denial signed by its zone's key; an unsigned NXDOMAIN (a forger's,
+    /// or from a zone with `[dns.dnssec]` off) is SERVFAIL and counted.
+    pub validate_denial: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -95,6 +99,7 @@ impl Default for UpstreamConfig {
             timeout_ms: 1500,
             require_witnessed: false,
             root_api: None,
+            validate_denial: true,
         }
     }
 }

@@ -231,7 +231,8 @@ impl Gateway {
             Duration::from_millis(config.upstream.timeout_ms),
             config.cache.max_ttl,
         )
-        .with_clock(clock.clone());
+        .with_clock(clock.clone())
+        .validating_denial(config.upstream.validate_denial);
         let l2 = if config.cache.l2 {
             let dir = &config.data_dir;
             std::fs::create_dir_all(dir).map_err(|e| GatewayError::DataDir(dir.clone(), e))?;
@@ -439,6 +440,9 @@ impl Gateway {
         let entry = match result {
             Ok(e) => Arc::new(e),
             Err(e) => {
+                if matches!(e, ResolveError::Denial { .. }) {
+                    metrics::counter!(telemetry::GATEWAY_DENIAL_FAILURES).increment(1);
+                }
                 if e.is_verification() {
                     self.stats.verification_failed();
                     self.report_failure(key, &e.to_string());
@@ -640,7 +644,14 @@ impl Gateway {
             || self.resolver.root().prefix.to_string(),
             |z| z.prefix.to_string(),
         );
-        let enc = |rs: &[Record]| -> Vec<Vec<u8>> { rs.iter().filter_map(encode_rr).collect() };
+        // The gateway validated what it keeps; the DNSSEC records it asked
+        // for are not passed on.
+        let enc = |rs: &[Record]| -> Vec<Vec<u8>> {
+            rs.iter()
+                .filter(|r| !matches!(u16::from(r.record_type()), rtype::RRSIG | rtype::NSEC))
+                .filter_map(encode_rr)
+                .collect()
+        };
         let code = u16::from(m.metadata.response_code);
         let rcode = match Rcode::from_code(code) {
             Some(r @ (Rcode::NoError | Rcode::NxDomain)) => r.code() as u8,
@@ -651,6 +662,27 @@ impl Gateway {
                 });
             }
         };
+        let mut rcode = rcode;
+        if self.resolver.validates_denial() && m.answers.is_empty() {
+            let owner = answer
+                .path
+                .last()
+                .cloned()
+                .unwrap_or_else(|| self.resolver.root().clone());
+            let missing = crate::resolution::resolver::verify_denial(
+                &owner.prefix.zone_name(self.resolver.apex()),
+                &owner.key.to_bytes(),
+                name,
+                qtype,
+                m,
+                self.clock.now() as u32,
+            )?;
+            // A compact denial of a missing name comes as NOERROR; the
+            // gateway's clients are told NXDOMAIN (RFC 9824 §3.2).
+            if missing {
+                rcode = Rcode::NxDomain.code() as u8;
+            }
+        }
         // TTL: the smallest of the records; a negative answer's from its
         // SOA (RFC 2308 §5).
         let mut ttl = m.answers.iter().chain(&m.additionals).map(|r| r.ttl).min();
