@@ -90,11 +90,14 @@ pub fn run(dir: PathBuf) -> Result<()> {
                 fed.industry.http_url()
             );
             println!("what the national node says about it (a referral, not data):");
-            println!(
-                "  dig @{} -p {} {name} TXT +norec",
+            let (nip, nport) = (
                 fed.national.running.dns_addr().ip(),
-                fed.national.running.dns_addr().port()
+                fed.national.running.dns_addr().port(),
             );
+            println!("  dig @{nip} -p {nport} {name} TXT +norec");
+            println!("the same signed (DNSSEC: the referral's DS for Shanghai, and a denial):");
+            println!("  dig @{nip} -p {nport} {name} TXT +norec +dnssec");
+            println!("  dig @{nip} -p {nport} nothere.86.cpid.internal. TXT +norec +dnssec");
         }
         let national = NodeAccess {
             url: fed.national.http_url(),

@@ -198,6 +198,10 @@ pub(crate) enum Command {
         /// checkpoint signed by the node key).
         #[arg(long, value_name = "URL")]
         verify_log: Option<String>,
+        /// With --trust-anchor: take a negative answer without a DNSSEC
+        /// denial (a federation whose nodes run with [dns.dnssec] off).
+        #[arg(long, requires = "trust_anchor")]
+        accept_unsigned_denial: bool,
     },
     /// Run a caching gateway: DNS (UDP/TCP) and HTTP reads for any identifier
     /// in the federation, starting from the national node alone.
@@ -290,10 +294,17 @@ pub fn run() -> Result<()> {
             json,
             trust_anchor,
             verify_log,
+            accept_unsigned_denial,
         } => match trust_anchor {
-            Some(anchor) => {
-                resolve::chain(&id, server, &apex, &anchor, json, verify_log.as_deref())
-            }
+            Some(anchor) => resolve::chain(
+                &id,
+                server,
+                &apex,
+                &anchor,
+                json,
+                verify_log.as_deref(),
+                !accept_unsigned_denial,
+            ),
             None => resolve::direct(
                 &id,
                 server,

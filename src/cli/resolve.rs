@@ -93,7 +93,8 @@ fn log_inclusion(
     }
 }
 
-/// `cpid resolve --trust-anchor`: from the root down, printing each link.
+/// `cpid resolve --trust-anchor`: from the root down, printing each link;
+/// a negative answer only with a DNSSEC denial when `validate_denial`.
 pub(crate) fn chain(
     id: &str,
     root: SocketAddr,
@@ -101,6 +102,7 @@ pub(crate) fn chain(
     anchor: &std::path::Path,
     json: bool,
     verify_log: Option<&str>,
+    validate_denial: bool,
 ) -> Result<()> {
     use cpid::ident::delegation::TrustedZone;
     let id = Identifier::parse(id)?;
@@ -117,7 +119,8 @@ pub(crate) fn chain(
         apex.clone(),
         std::time::Duration::from_secs(3),
         3600,
-    );
+    )
+    .validating_denial(validate_denial);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
