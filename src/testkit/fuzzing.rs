@@ -203,7 +203,7 @@ fn fuzz_zone() -> &'static Arc<Zone> {
         // paths too.
         let key = crate::dns::dnssec::ZoneKey::new(
             apex.as_bytes(),
-            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+            ed25519_dalek::SigningKey::from_bytes(&FUZZ_DNSSEC_SEED),
             crate::dns::dnssec::FLAGS_CSK,
         )
         .expect("constant fuzz key");
@@ -1548,5 +1548,80 @@ pub fn dnssec(data: &[u8]) {
             *last ^= 0x80;
         }
         assert!(sec::verify_rrset(&[0], key.dnskey(), &rrset, &rrsig, now).is_err());
+    }
+}
+
+/// The fuzz zone's DNSSEC key (see [`fuzz_zone`]).
+const FUZZ_DNSSEC_SEED: [u8; 32] = [3; 32];
+
+/// The gateway's DNSSEC denial check (`resolver::verify_denial`) on an
+/// upstream message: never a panic, and never accepted without a valid
+/// signature. Then cpid's own compact denial of a missing name made from
+/// the input verifies under the fuzz zone's key and says the name is
+/// missing, and with one byte of its NSEC changed it no longer verifies.
+pub fn denial(data: &[u8]) {
+    use crate::resolution::resolver::verify_denial;
+    let key = ed25519_dalek::SigningKey::from_bytes(&FUZZ_DNSSEC_SEED)
+        .verifying_key()
+        .to_bytes();
+    let now = crate::dns::cookie::unix_now();
+    if let Ok(m) = hickory_proto::op::Message::from_vec(data)
+        && let Some(q) = m.queries.first()
+    {
+        let _ = verify_denial(
+            "86.cpid.internal",
+            &key,
+            q.name(),
+            u16::from(q.query_type()),
+            &m,
+            now,
+        );
+    }
+
+    // A label only of letters: never a name the fuzz zone holds.
+    let label: String = data
+        .iter()
+        .take(40)
+        .map(|b| char::from(b'a' + b % 26))
+        .collect();
+    if label.is_empty() {
+        return;
+    }
+    let qname = format!("{label}.86.cpid.internal.");
+    let Ok(name) = hickory_proto::rr::Name::from_ascii(&qname) else {
+        return;
+    };
+    let mut msg = hickory_proto::op::Message::new(
+        0x1234,
+        hickory_proto::op::MessageType::Query,
+        hickory_proto::op::OpCode::Query,
+    );
+    msg.add_query(hickory_proto::op::Query::query(
+        name.clone(),
+        hickory_proto::rr::RecordType::TXT,
+    ));
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.set_dnssec_ok(true);
+    msg.edns = Some(edns);
+    let query = msg.to_vec().expect("a query encodes");
+    let mut out = Vec::new();
+    plain(fuzz_zone(), &query, Transport::Tcp, &mut out).expect("an answer");
+    let answer = hickory_proto::op::Message::from_vec(&out).expect("cpid's answer decodes");
+    let missing = verify_denial("86.cpid.internal", &key, &name, rtype::TXT, &answer, now)
+        .unwrap_or_else(|e| panic!("cpid's own denial of {qname} does not verify: {e}"));
+    assert!(missing, "the NSEC of {qname} says NXNAME");
+    // Change one byte of the NSEC's next name (`\000.<label>…`, written
+    // out in full): the signature no longer holds.
+    let next: Vec<u8> = [&[1u8, 0, label.len() as u8][..], label.as_bytes()].concat();
+    let at = out
+        .windows(next.len())
+        .position(|w| w == next.as_slice())
+        .expect("the NSEC's next name");
+    out[at + 1] = 1;
+    if let Ok(forged) = hickory_proto::op::Message::from_vec(&out) {
+        assert!(
+            verify_denial("86.cpid.internal", &key, &name, rtype::TXT, &forged, now).is_err(),
+            "a changed NSEC verified"
+        );
     }
 }

@@ -43,6 +43,7 @@ fn fuzz_corpora_replay_without_panics() {
     assert!(replay("proof", cpid::testkit::fuzzing::proof) > 0);
     assert!(replay("cookie_rrl", cpid::testkit::fuzzing::cookie_rrl) > 0);
     assert!(replay("dnssec", cpid::testkit::fuzzing::dnssec) > 0);
+    assert!(replay("denial", cpid::testkit::fuzzing::denial) > 0);
 }
 
 /// The seed corpora of the transparency-log targets, as
