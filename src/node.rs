@@ -465,6 +465,32 @@ impl Node {
                 }
             }
         });
+        // A signed zone's secondaries keep its signatures until the serial
+        // moves: move it while they have days left (`signing::refresh_due`).
+        let resign = self.registry.zone().signer().map(|signer| {
+            let registry = self.registry.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(600));
+                loop {
+                    every.tick().await;
+                    let serial = registry.zone().serial();
+                    if !signer.serial_due(serial, crate::dns::cookie::unix_now()) {
+                        continue;
+                    }
+                    let plan = crate::registry::Plan {
+                        serial_floor: Some(u64::from(serial)),
+                        ..Default::default()
+                    };
+                    match registry.commit_async(plan).await {
+                        Ok(_) => tracing::info!(
+                            serial = registry.zone().serial(),
+                            "serial moved so secondaries take fresh signatures"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "serial not moved for re-signing"),
+                    }
+                }
+            })
+        });
         let trades = self.trades.clone();
         // Proposals expire on their own: a cheap look at the earliest
         // deadline each second.
@@ -579,6 +605,7 @@ impl Node {
             log: self.log.clone(),
             events: self.events.clone(),
             rollup,
+            resign,
         })
     }
 
@@ -714,6 +741,8 @@ pub struct Running {
     log: Arc<Log>,
     events: Arc<Feed>,
     rollup: Option<tokio::task::JoinHandle<()>>,
+    /// Moves the serial of a signed zone before signatures grow old.
+    resign: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -749,6 +778,9 @@ impl Running {
             Ok(Ok(_)) => {}
         }
         if let Some(r) = self.rollup {
+            r.abort();
+        }
+        if let Some(r) = self.resign {
             r.abort();
         }
         // What the last requests committed gets its checkpoint now rather

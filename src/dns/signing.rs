@@ -99,6 +99,16 @@ impl Signer {
         }
     }
 
+    /// Whether the zone at `serial` (a Unix time under the `unixtime`
+    /// serial policy: the time of its last change) should move to a new
+    /// serial at `now`, so that secondaries, which keep the signatures of
+    /// their last transfer until the serial moves, transfer again while
+    /// those still have at least half the refresh margin left.
+    pub fn serial_due(&self, serial: u32, now: u32) -> bool {
+        let age = now.wrapping_sub(serial);
+        age < 1 << 31 && age > self.policy.refresh / 2
+    }
+
     /// A signature made earlier is still good to send.
     fn fresh(&self, record: &[u8], now: u32) -> bool {
         match record.get(EXPIRATION_AT..EXPIRATION_AT + 4) {
@@ -351,6 +361,16 @@ mod tests {
             later,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn the_serial_moves_before_secondaries_hold_stale_signatures() {
+        let s = signer(7 * 86_400);
+        let serial = 1_800_000_000;
+        assert!(!s.serial_due(serial, serial + 3 * 86_400));
+        assert!(s.serial_due(serial, serial + 4 * 86_400));
+        // A serial ahead of the clock (a floor from an import) is not due.
+        assert!(!s.serial_due(serial, serial - 60));
     }
 
     #[test]

@@ -240,6 +240,12 @@ impl Transfers {
                     count("ixfr_current");
                     return Some(Reply::One(single_soa(&allowed, &now, time, out)));
                 }
+                // A signed zone's difference would have to carry the NSEC
+                // chain's and the signatures' changes too: it goes whole.
+                Changes::Incremental { to, .. } if to.signer().is_some() => {
+                    count("ixfr_full");
+                    Body::Whole(to)
+                }
                 Changes::Incremental {
                     from,
                     removed,
@@ -288,6 +294,8 @@ impl Transfers {
         };
         let (now, records) = match self.zone.changes_since(serial) {
             Changes::UpToDate(now) | Changes::Full(now) => (now, None),
+            // Signed: only the SOA, so the secondary comes over TCP.
+            Changes::Incremental { to, .. } if to.signer().is_some() => (to, None),
             Changes::Incremental {
                 from,
                 removed,
@@ -630,6 +638,12 @@ impl Stream {
             open: true,
         };
         match &self.body {
+            Body::Whole(s) if s.signer().is_some() => {
+                w.push(&first);
+                w.signed_zone(s);
+                s.for_each_cut_record(|rr| w.push(rr));
+                w.push(&first);
+            }
             Body::Whole(s) => {
                 w.push(&first);
                 // From the hot tier's own bytes: no record is decoded or
@@ -694,6 +708,76 @@ impl Writer<'_, '_> {
         }
     }
 
+    /// The zone signed in full, for secondaries that cannot sign on line
+    /// (RFC 4035 §2): every authoritative RRset with its RRSIG (at a cut
+    /// only the DS is the parent's to sign), and at every name of the chain
+    /// an NSEC to the next one (RFC 4034 §4), signed. The SOA itself is
+    /// the caller's, first and last; its RRSIG goes with the apex.
+    fn signed_zone(&mut self, s: &Snapshot) {
+        let Some(signer) = s.signer() else { return };
+        let now = super::cookie::unix_now();
+        let ttl = s.negative_ttl();
+        let chain = s.chain();
+        let apex = s.apex().as_bytes();
+        for (i, link) in chain.iter().enumerate() {
+            let mut types = Vec::with_capacity(link.rrsets.len() + 3);
+            for set in link.rrsets {
+                // At a cut only NS and DS are the parent's: other data
+                // there is occluded, left out of the bitmap as BIND's
+                // and Knot's signers leave it (RFC 4035 §2.3).
+                if !link.cut || set.rtype == rtype::DS {
+                    types.push(set.rtype);
+                }
+                if set.rtype != rtype::SOA {
+                    self.push_set(link.owner, &set.bytes);
+                }
+                if link.cut && set.rtype != rtype::DS {
+                    continue;
+                }
+                if let Some(sig) = set.sig.get(signer, link.owner, set.rtype, &set.bytes, now) {
+                    self.push_record(link.owner, &sig);
+                }
+            }
+            if link.cut {
+                types.push(rtype::NS);
+            }
+            types.extend_from_slice(&[rtype::RRSIG, rtype::NSEC]);
+            let next = chain.get(i + 1).map_or(apex, |n| n.owner);
+            let Ok(rdata) = super::dnssec::nsec_rdata(next, &types) else {
+                continue;
+            };
+            let Ok(rdlen) = u16::try_from(rdata.len()) else {
+                continue;
+            };
+            let mut nsec = Vec::with_capacity(rdata.len() + 10);
+            nsec.extend_from_slice(&rtype::NSEC.to_be_bytes());
+            nsec.extend_from_slice(&super::wire::CLASS_IN.to_be_bytes());
+            nsec.extend_from_slice(&ttl.to_be_bytes());
+            nsec.extend_from_slice(&rdlen.to_be_bytes());
+            nsec.extend_from_slice(&rdata);
+            self.push_record(link.owner, &nsec);
+            if let Some(sig) = signer.denial(link.owner, &rdata, ttl, now) {
+                self.push_record(link.owner, &sig);
+            }
+        }
+    }
+
+    /// Adds one record: `owner`, then `body` (type, class, TTL, length,
+    /// RDATA).
+    fn push_record(&mut self, owner: &[u8], body: &[u8]) {
+        if !self.open {
+            return;
+        }
+        if self.packed.len() + owner.len() + body.len() + 512 > usize::from(u16::MAX) {
+            self.emit();
+        }
+        self.packed.push_owned(owner, body);
+        self.records += 1;
+        if self.packed.len() >= MESSAGE_TARGET || self.packed.count == u16::MAX {
+            self.emit();
+        }
+    }
+
     /// Adds the records of prepared answer bytes (each: a 2-byte owner
     /// pointer, type, class, TTL, length, RDATA) with `owner`.
     fn push_set(&mut self, owner: &[u8], prepared: &[u8]) {
@@ -709,14 +793,7 @@ impl Writer<'_, '_> {
             if !self.open {
                 return;
             }
-            if self.packed.len() + owner.len() + body.len() + 512 > usize::from(u16::MAX) {
-                self.emit();
-            }
-            self.packed.push_owned(owner, body);
-            self.records += 1;
-            if self.packed.len() >= MESSAGE_TARGET || self.packed.count == u16::MAX {
-                self.emit();
-            }
+            self.push_record(owner, body);
             rest = next;
         }
     }

@@ -932,6 +932,65 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The zone's signer, when it is signed.
+    pub(super) fn signer(&self) -> Option<&Arc<Signer>> {
+        self.hot.signer.as_ref()
+    }
+
+    /// The negative TTL: the TTL of NSEC records (RFC 9077).
+    pub(super) fn negative_ttl(&self) -> u32 {
+        match self.hot.negative_soa.get(4..8) {
+            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+            _ => 0,
+        }
+    }
+
+    /// Every name that holds data or is a zone cut, apex first, then in
+    /// canonical order (RFC 4034 §6.1): the names an NSEC chain links.
+    /// Empty non-terminals are left out, as the chain leaves them out.
+    pub(super) fn chain(&self) -> Vec<ChainLink<'_>> {
+        let apex_len = self.hot.apex.as_bytes().len();
+        let mut names: Vec<(Vec<u8>, ChainLink<'_>)> = self
+            .hot
+            .names
+            .iter()
+            .filter_map(|(owner, node)| {
+                let cut = self.hot.cuts.contains_key(&owner[..]);
+                (cut || !node.rrsets.is_empty()).then(|| {
+                    (
+                        canonical_key(owner, apex_len),
+                        ChainLink {
+                            owner: &owner[..],
+                            rrsets: &node.rrsets,
+                            cut,
+                        },
+                    )
+                })
+            })
+            .collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        names.into_iter().map(|(_, link)| link).collect()
+    }
+
+    /// The NS and glue records of every zone cut (what a transfer sends
+    /// for them besides the data at the cut's name).
+    pub(super) fn for_each_cut_record(&self, mut f: impl FnMut(&[u8])) {
+        for referral in self.hot.cuts.values() {
+            for rr in &referral.transfer {
+                f(rr);
+            }
+        }
+    }
+}
+
+/// One name of an NSEC chain: its RRsets and whether it is a zone cut.
+pub(super) struct ChainLink<'a> {
+    pub owner: &'a [u8],
+    pub rrsets: &'a [Prepared],
+    pub cut: bool,
+}
+
 /// The labels of a (lower-case) wire name, the rightmost first: compared
 /// as a list, names fall in DNSSEC canonical order (RFC 4034 §6.1).
 fn labels_from_the_right(name: &[u8]) -> Vec<&[u8]> {

@@ -40,7 +40,7 @@ fn start_with_knot(
     start_with(ttl, gateway, |_| {}, knot)
 }
 
-fn start_with(
+pub(crate) fn start_with(
     ttl: Option<u32>,
     gateway: fn(&mut GatewayConfig),
     node: fn(&mut cpid::config::Config),

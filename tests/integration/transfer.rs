@@ -38,8 +38,16 @@ fn tsig_key(spec: &TsigSpec) -> TsigKey {
 /// A node whose zone 127.0.0.1 may transfer with `key` (and nobody else),
 /// notifying `notify`.
 fn node_with(key: &TsigSpec, allow: &str, notify: &[SocketAddr]) -> TestNode {
+    node_signed(key, allow, notify, true)
+}
+
+/// [`node_with`], its zone signed with DNSSEC or not. A signed zone goes
+/// whole to every transfer (IXFR included): the condensed difference is
+/// the unsigned zone's.
+fn node_signed(key: &TsigSpec, allow: &str, notify: &[SocketAddr], dnssec: bool) -> TestNode {
     let (key, allow, notify) = (key.clone(), allow.to_string(), notify.to_vec());
     TestNode::start_with(move |c| {
+        c.dns.dnssec.enabled = dnssec;
         c.transfer.keys = vec![key_config(&key)];
         c.transfer.secondaries = vec![SecondaryConfig {
             notify: None,
@@ -175,19 +183,40 @@ fn axfr_streams_the_whole_zone_in_signed_messages_soa_first_and_last() {
             .count(),
         2
     );
-    // The same records `cpid zone export` writes (the export's SOA once).
+    // The same records `cpid zone export` writes (the export's SOA once),
+    // and the zone is signed: an NSEC at every name, an RRSIG over every
+    // RRset (dnssec-verify checks the chain in tests/integration/dnssec.rs).
+    let dnssec = |r: &Record| matches!(u16::from(r.record_type()), 46 | 47);
     let exported = node.node.registry.zone().records();
-    assert_eq!(rrs.len(), exported.len() + 1);
-    let mut names: Vec<String> = rrs.iter().map(|r| r.name.to_string()).collect();
+    let data: Vec<&Record> = rrs.iter().filter(|r| !dnssec(r)).collect();
+    assert_eq!(data.len(), exported.len() + 1);
+    let mut names: Vec<String> = data.iter().map(|r| r.name.to_string()).collect();
     names.sort();
     names.dedup();
     assert!(names.len() > 400);
+    let nsecs = rrs
+        .iter()
+        .filter(|r| u16::from(r.record_type()) == 47)
+        .count();
+    assert_eq!(nsecs, names.len(), "one NSEC per name");
+    let mut sets: Vec<(String, RecordType)> = data
+        .iter()
+        .map(|r| (r.name.to_string(), r.record_type()))
+        .collect();
+    sets.sort();
+    sets.dedup();
+    let rrsigs = rrs
+        .iter()
+        .filter(|r| u16::from(r.record_type()) == 46)
+        .count();
+    assert_eq!(rrsigs, sets.len() + nsecs, "one RRSIG per RRset and NSEC");
 }
 
 #[test]
 fn ixfr_sends_the_condensed_difference_a_single_soa_when_current_and_the_zone_when_too_old() {
     let spec = TsigSpec::random("cpid-xfr");
-    let node = node_with(&spec, "127.0.0.1", &[]);
+    // Unsigned: a signed zone goes whole (see `node_signed`).
+    let node = node_signed(&spec, "127.0.0.1", &[], false);
     let key = tsig_key(&spec);
     let zone = node.zone_name();
     let kept = issue(&node, 1);
@@ -497,10 +526,13 @@ fn knot_and_nsd_secondaries_serve_exactly_what_cpid_serves() {
     let spec = TsigSpec::random("cpid-xfr");
     let (knot_port, nsd_port) = (reserve_port(), reserve_port());
     let loopback = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-    let node = node_with(
+    // Unsigned, so the changes go by IXFR (the signed zone's secondaries
+    // are checked with validators in tests/integration/validators.rs).
+    let node = node_signed(
         &spec,
         "127.0.0.1",
         &[loopback(knot_port), loopback(nsd_port)],
+        false,
     );
     let zone = node.zone_name();
     let mut recs: Vec<SignedRecord> = (0..20).map(|i| issue(&node, i)).collect();

@@ -338,3 +338,169 @@ fn a_tampered_answer_from_the_industry_node_fails_validation() {
     let log = unbound.log();
     assert!(log.contains("validation failure"), "{log}");
 }
+
+// ---------------------------------------------------------------------------
+// A signed zone served by a stock secondary
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_knot_secondary_of_a_signed_node_serves_answers_and_denials_that_validate() {
+    if !(require_daemon("knotd", "knot")
+        && require_daemon("unbound", "unbound")
+        && require_daemon("delv", "bind9-dnsutils"))
+    {
+        return;
+    }
+    use cpid::config::SecondaryConfig;
+    use cpid::ident::identifier::Class;
+    use cpid::testkit::secondaries::{DEADLINE, knot_secondary_on, reserve_port};
+
+    let port = reserve_port();
+    let node = crate::common::TestNode::start_with(move |c| {
+        c.transfer.secondaries = vec![SecondaryConfig {
+            notify: Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+            allow: Some("127.0.0.1".into()),
+            key: None,
+        }];
+    });
+    let record = node.issue(
+        Class::Ic,
+        Some("86.31.1005"),
+        &[("DESC", "a signed pool", 0)],
+    );
+    let zone = node.zone_name();
+    let knot = knot_secondary_on(port, &zone, node.addr(), None);
+    let serial = node.node.registry.zone().serial();
+    assert_eq!(
+        knot.wait_serial(serial, DEADLINE),
+        Ok(serial),
+        "{}",
+        knot.log()
+    );
+
+    // The anchor from the primary; every answer from the secondary alone.
+    let anchor = TrustAnchor::fetch(node.addr(), &zone).unwrap();
+    let name = node.dns_name(&record.record().identifier);
+    let unbound = Unbound::start(
+        std::slice::from_ref(&anchor),
+        &[(zone.as_str(), knot.addr())],
+    );
+    let txt = unbound.query(&name, QTYPE_TXT);
+    assert!(
+        txt.has(QTYPE_TXT) && txt.authentic_data,
+        "{txt:?}\n{}",
+        unbound.log()
+    );
+    // Knot proves a missing name with the transferred NSEC chain.
+    let missing = format!("zz-nothing.{zone}");
+    let nx = unbound.query(&missing, QTYPE_TXT);
+    assert_eq!(nx.rcode, ResponseCode::NXDomain, "{nx:?}");
+    assert!(
+        nx.authentic_data,
+        "no AD on Knot's denial {nx:?}\n{}",
+        unbound.log()
+    );
+    let nodata = unbound.query(&name, QTYPE_A);
+    assert!(
+        nodata.answers.is_empty() && nodata.authentic_data,
+        "{nodata:?}"
+    );
+    let v = delv(knot.addr(), &anchor, &name, QTYPE_TXT);
+    assert!(matches!(v.verdict, Verdict::Validated), "{}", v.output);
+    let v = delv(knot.addr(), &anchor, &missing, QTYPE_TXT);
+    assert!(
+        matches!(v.verdict, Verdict::NegativeValidated),
+        "{}",
+        v.output
+    );
+
+    // A change reaches the secondary signed too (the zone goes whole).
+    let second = node.issue(Class::Ic, Some("86.31.1005"), &[("DESC", "another", 0)]);
+    let serial = node.node.registry.zone().serial();
+    assert_eq!(
+        knot.wait_serial(serial, DEADLINE),
+        Ok(serial),
+        "{}",
+        knot.log()
+    );
+    let v = delv(
+        knot.addr(),
+        &anchor,
+        &node.dns_name(&second.record().identifier),
+        QTYPE_TXT,
+    );
+    assert!(matches!(v.verdict, Verdict::Validated), "{}", v.output);
+}
+
+#[test]
+fn dnssec_verify_accepts_the_zone_a_signed_node_transfers_cut_included() {
+    if !(require_daemon("dnssec-verify", "bind9-utils") && require_daemon("kdig", "knot-dnsutils"))
+    {
+        return;
+    }
+    // The national node of a federation: identifiers, a delegation (NS,
+    // glue, DS) and the delegation record under its alias name.
+    let fed = crate::federation::start_with(
+        None,
+        |_| {},
+        |c| {
+            c.transfer.secondaries = vec![cpid::config::SecondaryConfig {
+                notify: None,
+                allow: Some("127.0.0.1".into()),
+                key: None,
+            }];
+        },
+        None,
+    );
+    let national = fed.f().national.running.dns_addr();
+    let out = Command::new(find_tool("kdig").unwrap())
+        .args([
+            &format!("@{}", national.ip()),
+            "-p",
+            &national.port().to_string(),
+            "AXFR",
+            "86.cpid.internal.",
+        ])
+        .output()
+        .unwrap();
+    let text: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        text.contains("\tNSEC\t") && text.contains("\tDS\t"),
+        "{text}"
+    );
+    let verify = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zone.signed");
+        std::fs::write(&path, text).unwrap();
+        Command::new(find_tool("dnssec-verify").unwrap())
+            .args(["-z", "-o", "86.cpid.internal."])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&text);
+    let report =
+        String::from_utf8_lossy(&ok.stderr).to_string() + &String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "dnssec-verify refused:\n{report}\n{text}"
+    );
+    // One NSEC dropped: the chain is broken and dnssec-verify says so.
+    let broken: String = {
+        let mut dropped = false;
+        text.lines()
+            .filter(|l| {
+                let drop =
+                    !dropped && l.contains("\tNSEC\t") && !l.starts_with("86.cpid.internal.");
+                dropped |= drop;
+                !drop
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert!(!verify(&broken).status.success(), "a broken chain passed");
+}
