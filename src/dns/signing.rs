@@ -24,7 +24,7 @@
 //! publish, roll or lose.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use siphasher::sip::SipHasher13;
 
@@ -65,8 +65,9 @@ impl std::fmt::Debug for Signer {
 }
 
 /// An RRSIG record without its owner (type, class, TTL, RDATA length,
-/// RDATA): the writer puts the owner pointer it needs in front.
-pub(super) type SigRecord = Arc<[u8]>;
+/// RDATA): the writer puts the owner pointer it needs in front. A thin
+/// pointer, so the cell beside every RRset stays 16 bytes.
+pub(super) type SigRecord = Arc<Vec<u8>>;
 
 /// Where the expiration sits in a [`SigRecord`]: after type, class, TTL
 /// and length (10), type covered, algorithm, labels and original TTL (8).
@@ -175,13 +176,15 @@ fn sig_record(ttl: u32, rdata: &[u8]) -> SigRecord {
     // An Ed25519 RRSIG is 18 octets, a name and 64: always fits.
     out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     out.extend_from_slice(rdata);
-    out.into()
+    Arc::new(out)
 }
 
 /// The signature of one prepared RRset, made on first use and kept with
-/// it; empty until then, so an unsigned zone pays one empty lock.
+/// it; empty until then. 16 bytes beside every RRset (a million
+/// identifiers hold about four million), so a mutex around a thin pointer:
+/// it is held only to clone the pointer.
 #[derive(Debug, Default)]
-pub(super) struct SigCell(RwLock<Option<SigRecord>>);
+pub(super) struct SigCell(Mutex<Option<SigRecord>>);
 
 impl SigCell {
     /// The RRSIG record over the records `bytes` (each with a two-octet
@@ -194,7 +197,7 @@ impl SigCell {
         bytes: &[u8],
         now: u32,
     ) -> Option<SigRecord> {
-        if let Some(sig) = self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+        if let Some(sig) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && signer.fresh(sig, now)
         {
             return Some(sig.clone());
@@ -207,7 +210,7 @@ impl SigCell {
             rdatas: &rdatas,
         };
         let sig = signer.sign(&set, now).ok()?;
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(sig.clone());
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sig.clone());
         Some(sig)
     }
 }
@@ -361,6 +364,11 @@ mod tests {
             later,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn the_cell_beside_every_rrset_is_two_words() {
+        assert_eq!(std::mem::size_of::<SigCell>(), 16);
     }
 
     #[test]
