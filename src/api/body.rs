@@ -31,6 +31,27 @@ pub struct ProviderRequest {
     pub public_key: String,
 }
 
+/// `POST /v1/identifiers/{PV or US id}/key`: the party's new key, signed
+/// by its current key (or by the admin when that key is lost).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    /// The new Ed25519 public key, SPKI PEM.
+    pub public_key: String,
+}
+
+impl KeyRequest {
+    /// The new key, checked.
+    pub fn key(&self) -> Result<PublicKey, ApiError> {
+        let key = PublicKey::from_public_pem(&self.public_key)
+            .map_err(|e| invalid(format!("public_key: {e}")))?;
+        if key.is_weak() {
+            return Err(invalid("public_key is a small-order (weak) Ed25519 key"));
+        }
+        Ok(key)
+    }
+}
+
 /// `POST /v1/admin/delegations`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -624,6 +624,22 @@ impl ApiClient {
         self.call("PUT", &format!("/v1/identifiers/{id}"), Some(request), key)
     }
 
+    /// `POST /v1/identifiers/{id}/key`: a provider or buyer replaces its
+    /// key, signed by the current one (or by the admin's).
+    pub fn replace_key(
+        &self,
+        id: &Identifier,
+        request: &crate::api::body::KeyRequest,
+        key: &NodeKey,
+    ) -> Result<RecordReply, ClientError> {
+        self.call(
+            "POST",
+            &format!("/v1/identifiers/{id}/key"),
+            Some(request),
+            key,
+        )
+    }
+
     /// `DELETE /v1/identifiers/{id}`: the owner withdraws it.
     pub fn withdraw(&self, id: &Identifier, key: &NodeKey) -> Result<RecordReply, ClientError> {
         self.call::<()>("DELETE", &format!("/v1/identifiers/{id}"), None, key)

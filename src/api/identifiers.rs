@@ -16,8 +16,9 @@ use super::respond::{IdPath, answered, blocking, mutation, not_found, record_jso
 use super::situation::CheckedQuery;
 use super::state::{ApiState, Shared};
 use crate::capacity::LiveStatus;
-use crate::ident::identifier::Identifier;
+use crate::ident::identifier::{Class, Identifier};
 use crate::ident::record::{RecordStatus, SignedRecord};
+use crate::ident::values::HS_PUBKEY_INDEX;
 use crate::registry::{Change, NewRecord, is_private};
 
 pub(super) async fn register(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
@@ -93,6 +94,63 @@ pub(super) async fn update(
         .await
     };
     mutation(state, "update", false, work).await
+}
+
+/// `POST /v1/identifiers/{id}/key`: a provider or buyer replaces its key.
+/// Signed by its current key, or by the node's admin when that key is
+/// lost; the record's HS_PUBKEY value becomes the new key in one commit
+/// (version + 1, in the transparency log), and from then on the old key
+/// is unknown here. A key another party holds is refused.
+pub(super) async fn replace_key(
+    State(state): Shared,
+    IdPath(id): IdPath,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    mutation(state, "replace_key", false, move |s| async move {
+        if !matches!(id.class(), Class::Pv | Class::Us) {
+            return Err(ApiError::new(
+                Code::ClassNotAllowed,
+                format!("{id}: only a provider's (PV) or buyer's (US) key is replaced here"),
+            ));
+        }
+        let (signer, verified) = auth::verify_party(&s, &req).await?;
+        match &signer {
+            auth::Signer::Admin => {}
+            auth::Signer::Party(p) if *p == id => {}
+            auth::Signer::Party(p) => {
+                return Err(ApiError::new(
+                    Code::NotOwner,
+                    format!("{p} cannot replace the key of {id}: its own key or the admin's signs"),
+                ));
+            }
+        }
+        let body: body::KeyRequest = body::parse_json(&req.body)?;
+        let new = body.key()?;
+        if let Some(holder) = s.registry.provider_key(&new.key_id()) {
+            return Err(ApiError::new(
+                Code::KeyRegistered,
+                format!("the new key is already {}'s", holder.provider),
+            ));
+        }
+        let current = s.registry.get(&id)?.ok_or_else(|| not_found(&id))?;
+        let now = s.registry.clock().now();
+        let mut values = current.record().values.clone();
+        let Some(slot) = values.iter_mut().find(|v| v.index == HS_PUBKEY_INDEX) else {
+            return Err(ApiError::new(
+                Code::NotAProvider,
+                format!("{id} holds no key to replace"),
+            ));
+        };
+        slot.data = new.to_public_pem();
+        slot.timestamp = now;
+        let key = verified.nonce.key.clone();
+        let result = s
+            .registry
+            .change_async(&id, Change::Values(values), Some(verified.nonce))
+            .await;
+        answered(&s, &key, result)
+    })
+    .await
 }
 
 pub(super) async fn withdraw(

@@ -69,6 +69,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/identifiers/{prefix}/{suffix}"),
     ("PUT", "/v1/identifiers/{prefix}/{suffix}"),
     ("DELETE", "/v1/identifiers/{prefix}/{suffix}"),
+    ("POST", "/v1/identifiers/{prefix}/{suffix}/key"),
     ("POST", "/v1/admin/providers/{prefix}/{suffix}/approve"),
     ("POST", "/v1/users"),
     ("POST", "/v1/admin/users/{prefix}/{suffix}/approve"),
@@ -143,6 +144,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(identifiers::read)
                 .put(identifiers::update)
                 .delete(identifiers::withdraw),
+        )
+        .route(
+            "/v1/identifiers/{prefix}/{suffix}/key",
+            post(identifiers::replace_key),
         )
         .route(
             "/v1/admin/providers/{prefix}/{suffix}/approve",

@@ -322,6 +322,19 @@ fn provider_resource_lifecycle_through_the_cli() {
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_value"));
+
+    // The provider replaces its key, signing with the old one; the old key
+    // is refused from then on, the new one works.
+    let new_key = dir.path().join("provider-2.pem");
+    let new_key = new_key.to_str().unwrap();
+    ok(cpid(&["key", "generate", "-o", new_key]));
+    ok(with(&["key", "replace", &pv, "--new", new_key], key));
+    let old = with(&["register", "--class", "IC", "--value", "DESC=x"], key);
+    assert!(String::from_utf8_lossy(&old.stderr).contains("unknown_key"));
+    ok(with(
+        &["register", "--class", "IC", "--value", "DESC=y"],
+        new_key,
+    ));
 }
 
 /// Keys are PKCS#8 / SPKI PEM that other ecosystems read, and requests

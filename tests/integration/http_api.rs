@@ -935,3 +935,64 @@ fn a_client_whose_connection_drops_gets_the_original_answer_on_retry() {
     let direct = node.api().get(&format!("/v1/identifiers/{id}")).unwrap();
     assert_eq!(direct.body["encoded"], r.body["encoded"]);
 }
+
+#[test]
+fn a_provider_replaces_its_key_with_the_old_one_and_the_admin_replaces_a_lost_one() {
+    let node = TestNode::open_policy();
+    let (old, pv) = active_provider(&node, "rolling");
+    let (other, other_pv) = active_provider(&node, "bystander");
+    let path = format!("/v1/identifiers/{pv}/key");
+    let body = |k: &NodeKey| json!({ "public_key": k.public().to_public_pem() });
+    let api = node.api();
+
+    // Refusals change nothing: another party's signature, a key another
+    // party holds, a resource identifier.
+    let before = node.records();
+    let new = NodeKey::generate().unwrap();
+    let r = api
+        .signed("POST", &path, Some(&body(&new)), &other)
+        .unwrap();
+    assert_error(&r, 403, "not_owner");
+    let r = api
+        .signed("POST", &path, Some(&body(&other)), &old)
+        .unwrap();
+    assert_error(&r, 409, "key_registered");
+    let resource = register(&node, &old);
+    let ic = resource.body["identifier"].as_str().unwrap().to_string();
+    let r = api
+        .signed(
+            "POST",
+            &format!("/v1/identifiers/{ic}/key"),
+            Some(&body(&new)),
+            &old,
+        )
+        .unwrap();
+    assert_error(&r, 403, "class_not_allowed");
+    assert_eq!(node.records(), before + 1, "only the resource was written");
+
+    // Signed by the old key: version + 1, the record holds the new key.
+    let r = api.signed("POST", &path, Some(&body(&new)), &old).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["version"], 2);
+    assert!(
+        r.text
+            .contains(&new.public().to_public_pem().replace('\n', "\\n")),
+        "{}",
+        r.text
+    );
+    // The old key is unknown from now on; the new one acts for the provider.
+    assert_error(&register(&node, &old), 401, "unknown_key");
+    assert_eq!(register(&node, &new).status, 201);
+
+    // The key lost: the admin replaces it.
+    let newer = NodeKey::generate().unwrap();
+    let r = api
+        .signed("POST", &path, Some(&body(&newer)), &node.admin_key())
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_error(&register(&node, &new), 401, "unknown_key");
+    assert_eq!(register(&node, &newer).status, 201);
+    // The bystander was never touched.
+    assert_eq!(register(&node, &other).status, 201);
+    let _ = other_pv;
+}
