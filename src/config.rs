@@ -501,7 +501,7 @@ impl Default for DnssecConfig {
             enabled: true,
             signature_days: 14,
             refresh_days: 7,
-            denial_cache: 65_536,
+            denial_cache: 262_144,
         }
     }
 }
