@@ -585,11 +585,12 @@ pub fn identifier_outcome(
 }
 
 /// Checks the DNSSEC denial in `m` of `name`/`qtype` in the zone `zone_name`
-/// signed by the Ed25519 key `key` (its DNSKEY, flags 257): an NSEC at the
-/// name whose RRSIG verifies at `now` and whose bitmap does not list
-/// `qtype` (compact denial, RFC 9824: NXNAME for a missing name, the
-/// name's types for NODATA). Returns whether the name does not exist at
-/// all (NXNAME), which a compact answer sends as NOERROR.
+/// signed by the Ed25519 key `key` (its DNSKEY, flags 257): an NSEC whose
+/// RRSIG verifies at `now`, either at the name with a bitmap that does not
+/// list `qtype` (compact denial, RFC 9824: NXNAME for a missing name, the
+/// name's types for NODATA) or covering the name (an NSEC chain, RFC 4035
+/// §5.4). Returns whether the name does not exist at all (NXNAME or a
+/// covering NSEC), which a compact answer sends as NOERROR.
 pub fn verify_denial(
     zone_name: &str,
     key: &[u8; 32],
@@ -606,25 +607,48 @@ pub fn verify_denial(
     let owner =
         crate::dns::wire::WireName::parse(&name.to_ascii()).map_err(|e| fail(&e.to_string()))?;
     let apex = crate::dns::wire::WireName::parse(zone_name).map_err(|e| fail(&e.to_string()))?;
-    let at_name = |r: &&Record| r.name.to_lowercase() == name.to_lowercase();
-    let (nsec_ttl, nsec) = m
-        .authorities
-        .iter()
-        .filter(at_name)
-        .find_map(|r| raw_of(r, rtype::NSEC).map(|d| (r.ttl, d)))
-        .ok_or_else(|| fail("no NSEC at the name (an unsigned negative answer)"))?;
+    // The NSEC at the name (compact denial, as cpid nodes answer), or one
+    // whose span covers it (the NSEC chain a stock secondary serves after
+    // a signed transfer: the name does not exist). cpid zones hold no
+    // wildcards, so no wildcard proof is asked for.
+    let wire = |n: &Name| crate::dns::wire::WireName::parse(&n.to_ascii()).ok();
+    let mut chosen = None;
+    for r in &m.authorities {
+        let (Some(rdata), Some(at)) = (raw_of(r, rtype::NSEC), wire(&r.name)) else {
+            continue;
+        };
+        if at == owner {
+            chosen = Some((r, at, rdata, false));
+            break;
+        }
+        let Ok((next, _)) = dnssec::parse_nsec(rdata) else {
+            continue;
+        };
+        let Ok(next) = dnssec::canonical_name(&next) else {
+            continue;
+        };
+        use std::cmp::Ordering::Less;
+        let order = crate::dns::zone::canonical_order;
+        if order(at.as_bytes(), owner.as_bytes()) == Less
+            && (order(owner.as_bytes(), &next) == Less || next == apex.as_bytes())
+        {
+            chosen = Some((r, at, rdata, true));
+        }
+    }
+    let (record, at, nsec, covering) =
+        chosen.ok_or_else(|| fail("no NSEC at or over the name (an unsigned negative answer)"))?;
     let rrsigs: Vec<&[u8]> = m
         .authorities
         .iter()
-        .filter(at_name)
+        .filter(|r| wire(&r.name).as_ref() == Some(&at))
         .filter_map(|r| raw_of(r, rtype::RRSIG))
         .filter(|d| d.get(..2) == Some(&rtype::NSEC.to_be_bytes()[..]))
         .collect();
     let dnskey = dnssec::dnskey_rdata(dnssec::FLAGS_CSK, key);
     let set = dnssec::RrSetRef {
-        owner: owner.as_bytes(),
+        owner: at.as_bytes(),
         rtype: rtype::NSEC,
-        ttl: nsec_ttl,
+        ttl: record.ttl,
         rdatas: &[nsec],
     };
     let mut last = String::from("no RRSIG over the NSEC");
@@ -639,6 +663,9 @@ pub fn verify_denial(
     });
     if !verified {
         return Err(fail(&last));
+    }
+    if covering {
+        return Ok(true);
     }
     let (_, types) = dnssec::parse_nsec(nsec).map_err(|e| fail(&e.to_string()))?;
     if types.contains(&qtype) {

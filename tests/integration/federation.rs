@@ -811,6 +811,10 @@ fn a_gateway_behind_a_knot_secondary_resolves_while_the_national_node_stays_hidd
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{id}");
         assert!(!m.answers.is_empty(), "{id}");
     }
+    // A missing name in the national zone: Knot proves it with the signed
+    // NSEC chain it was transferred, and the gateway takes that proof.
+    let nx = query(fed.gw(), "zz-nothing.86.cpid.internal", rtype::TXT, false).unwrap();
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain, "{nx:?}");
 }
 
 /// A missing name and a NODATA through the gateway, as (rcode, answers).
