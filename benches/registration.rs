@@ -27,6 +27,8 @@
     clippy::indexing_slicing
 )]
 
+// Shared with the DNS benches too; not every helper is used here.
+#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

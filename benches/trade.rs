@@ -34,6 +34,8 @@
     clippy::indexing_slicing
 )]
 
+// Shared with the DNS benches too; not every helper is used here.
+#[allow(dead_code)]
 mod common;
 
 use std::time::Duration;

@@ -268,3 +268,27 @@ pub fn expect_all(answers: &[Answer], status: u16, what: &str) -> Vec<Duration> 
     lat.sort();
     lat
 }
+
+/// Runs a command to completion; its stderr in the panic when it fails.
+pub fn run(c: &mut Command) {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies a directory tree (a seeded data directory, for one node to run on).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}

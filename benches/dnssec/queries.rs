@@ -12,6 +12,7 @@ use std::time::Instant;
 use cpid::testkit::secondaries::ScratchDir;
 
 use crate::Mix;
+use crate::common::{copy_dir, run};
 
 pub const CPID: &str = env!("CARGO_BIN_EXE_cpid");
 
@@ -128,28 +129,6 @@ fn apex_of(data: &Path) -> String {
         .unwrap_or_else(|| panic!("cpid node info names no zone: {text}"))
         .trim();
     format!("{}.", zone.trim_end_matches('.'))
-}
-
-fn run(c: &mut Command) {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The names of an exported zone and the types each one has.

@@ -15,7 +15,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RData;
 use serde_json::json;
 
-use crate::common::Node;
+use crate::common::{Node, copy_dir, run};
 
 const CPID: &str = env!("CARGO_BIN_EXE_cpid");
 
@@ -65,28 +65,6 @@ impl Seeded {
         let to = tempfile::tempdir().unwrap();
         copy_dir(&self.dir.path().join("data"), to.path());
         to
-    }
-}
-
-fn run(c: &mut Command) {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
     }
 }
 

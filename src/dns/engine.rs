@@ -83,13 +83,13 @@ pub fn respond(
 ) -> Option<Summary> {
     match query::check(msg, client.transport, out) {
         Ok(mut c) => {
+            let now = cookie::unix_now();
             if let Some(cookies) = &guards.cookies
                 && let Some(received) = c.cookie()
             {
-                let (verdict, reply) = cookies.judge(received, client.addr, cookie::unix_now());
+                let (verdict, reply) = cookies.judge(received, client.addr, now);
                 c.set_cookie(verdict, reply);
             }
-            let now = cookie::unix_now();
             let valid_cookie = c.cookie_verdict() == Verdict::Valid;
             let rrl = guards
                 .rrl
@@ -457,15 +457,6 @@ fn write_with_ttl(out: &mut Vec<u8>, record: &[u8], ttl: Option<u32>) {
     }
 }
 
-/// The negative TTL (RFC 9077): the TTL of the negative SOA record
-/// (owner-less: type, class, TTL …).
-fn negative_ttl(z: &HotZone) -> Option<u32> {
-    match z.negative_soa.get(4..8) {
-        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
-        _ => None,
-    }
-}
-
 /// The signed part of an authenticated denial of the question name: the
 /// SOA's RRSIG (the SOA itself is written by the caller), then
 /// [`nsec_proof`], all at the negative TTL. `None` when a signature
@@ -486,7 +477,7 @@ fn denial(
         .iter()
         .find(|set| set.rtype == rtype::SOA)?;
     let soa_sig = soa.sig.get(signer, apex, rtype::SOA, &soa.bytes, now)?;
-    let ttl = negative_ttl(z)?;
+    let ttl = z.negative_ttl();
     let mut out = Vec::with_capacity(2 * soa_sig.len() + 2 * nsec.len() + 32);
     out.extend_from_slice(&pointer_into_question(apex_at));
     write_with_ttl(&mut out, &soa_sig, Some(ttl));
@@ -589,7 +580,7 @@ fn write_referral(
                     cut,
                     offset,
                     &nsec,
-                    negative_ttl(z)?,
+                    z.negative_ttl(),
                     now,
                     &mut bytes,
                 )?;

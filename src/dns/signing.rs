@@ -202,7 +202,9 @@ impl SigCell {
         {
             return Some(sig.clone());
         }
-        let (ttl, rdatas) = records(bytes)?;
+        let records = super::zone::decode_prepared(bytes);
+        let ttl = records.first()?.1;
+        let rdatas: Vec<&[u8]> = records.iter().map(|r| r.2).collect();
         let set = RrSetRef {
             owner,
             rtype,
@@ -213,22 +215,6 @@ impl SigCell {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sig.clone());
         Some(sig)
     }
-}
-
-/// The TTL and RDATAs of prepared records (two-octet owner, type, class,
-/// TTL, length, RDATA each).
-fn records(bytes: &[u8]) -> Option<(u32, Vec<&[u8]>)> {
-    let mut r = super::wire::Reader::new(bytes);
-    let mut ttl = None;
-    let mut rdatas = Vec::new();
-    while r.remaining() > 0 {
-        r.take(6).ok()?;
-        let t = r.u32().ok()?;
-        ttl.get_or_insert(t);
-        let len = r.u16().ok()?;
-        rdatas.push(r.take(usize::from(len)).ok()?);
-    }
-    Some((ttl?, rdatas))
 }
 
 /// One cached denial signature: the NSEC it covers (owner and RDATA, as

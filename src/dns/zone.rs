@@ -373,6 +373,15 @@ impl HotZone {
         Ok(zone)
     }
 
+    /// The negative TTL (RFC 9077), read from the negative SOA record
+    /// (owner-less: type, class, TTL …): the TTL of every denial record.
+    pub(super) fn negative_ttl(&self) -> u32 {
+        match self.negative_soa.get(4..8) {
+            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+            _ => 0,
+        }
+    }
+
     fn soa(&self) -> Soa {
         let d = &self.apex_data;
         Soa {
@@ -940,10 +949,7 @@ impl Snapshot {
 
     /// The negative TTL: the TTL of NSEC records (RFC 9077).
     pub(super) fn negative_ttl(&self) -> u32 {
-        match self.hot.negative_soa.get(4..8) {
-            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
-            _ => 0,
-        }
+        self.hot.negative_ttl()
     }
 
     /// Every name that holds data or is a zone cut, apex first, then in
@@ -1036,7 +1042,7 @@ fn canonical_key(name: &[u8], apex_len: usize) -> Vec<u8> {
 
 /// Splits prepared answer bytes (owner pointer, type, class, ttl, rdlength,
 /// rdata) back into records.
-fn decode_prepared(bytes: &[u8]) -> Vec<(u16, u32, &[u8])> {
+pub(super) fn decode_prepared(bytes: &[u8]) -> Vec<(u16, u32, &[u8])> {
     let mut out = Vec::new();
     let mut r = super::wire::Reader::new(bytes);
     while r.remaining() > 0 {
