@@ -246,7 +246,7 @@ impl CapacityConfig {
 /// Where this node sits in the hierarchy. A node with a chain checks it at
 /// start and refuses to run if it does not lead from the root key to this
 /// node's prefix and key.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FederationConfig {
     /// The national root node's public key (SPKI PEM).
@@ -264,6 +264,23 @@ pub struct FederationConfig {
     /// parent's API named in the chain (the grandparent's delegation) is
     /// used; a child of the root node needs it set.
     pub parent_api: Option<String>,
+    /// How often (seconds) a node with a chain asks its parent's API for
+    /// the chain as it stands and takes a newer one that verifies (it
+    /// follows a key rollover above it), and a parent revokes delegations
+    /// whose rollover overlap has ended. 0: never.
+    pub chain_refresh_secs: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            trust_anchor_file: None,
+            chain_file: None,
+            root_servers: Vec::new(),
+            parent_api: None,
+            chain_refresh_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

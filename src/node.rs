@@ -105,7 +105,7 @@ pub struct Node {
     pub admin_key_created: bool,
     /// The delegations from the root to this node, verified at open
     /// (empty for the root or a stand-alone node).
-    pub chain: Vec<SignedRecord>,
+    pub chain: crate::ident::delegation::LiveChain,
 }
 
 /// A node's parent: the log it witnesses and the witness it submits to.
@@ -163,10 +163,23 @@ fn parent_of(
                 .zone_name(apex)
                 .trim_end_matches('.')
                 .to_string(),
-            key,
+            keys: vec![key],
         },
         api,
     }))
+}
+
+impl Parent {
+    /// The parent's log with the key the live chain names now: a parent
+    /// that rolled its key is followed once this node's chain is
+    /// refreshed (a child of the root keeps the trust anchor).
+    pub fn log_now(&self, chain: &crate::ident::delegation::LiveChain) -> KnownLog {
+        let mut log = self.log.clone();
+        if let Some(key) = chain.parent_key() {
+            log.keys = vec![key];
+        }
+        log
+    }
 }
 
 /// The children whose delegations are valid at `now`, as logs to witness,
@@ -176,21 +189,34 @@ pub fn children_logs(
     apex: &Apex,
     now: u64,
 ) -> Vec<(KnownLog, Option<String>)> {
-    registry
+    // Two delegations of one prefix are a key rollover's overlap: one log
+    // whose checkpoints either key may sign, the newest key first.
+    let mut by_prefix: std::collections::BTreeMap<
+        String,
+        Vec<crate::ident::delegation::Delegation>,
+    > = std::collections::BTreeMap::new();
+    for d in registry
         .delegations()
         .iter()
         .filter_map(|r| crate::ident::delegation::Delegation::from_record(r).ok())
         .filter(|d| d.revoked.is_none() && d.not_before <= now && now <= d.not_after)
-        .filter_map(|d| {
-            let prefix = d.prefix().ok()?;
-            let key = d.public_key().ok()?;
+    {
+        by_prefix.entry(d.prefix.clone()).or_default().push(d);
+    }
+    by_prefix
+        .into_values()
+        .filter_map(|mut ds| {
+            ds.sort_by_key(|d| std::cmp::Reverse(d.not_before));
+            let newest = ds.first()?;
+            let prefix = newest.prefix().ok()?;
+            let keys = ds.iter().filter_map(|d| d.public_key().ok()).collect();
             Some((
                 KnownLog {
                     prefix: prefix.to_string(),
                     zone: prefix.zone_name(apex).trim_end_matches('.').to_string(),
-                    key,
+                    keys,
                 },
-                d.api,
+                newest.api.clone(),
             ))
         })
         .collect()
@@ -204,27 +230,105 @@ fn load_chain(
     now: u64,
 ) -> Result<Vec<SignedRecord>, NodeError> {
     let f = &config.federation;
-    let (Some(chain_path), Some(anchor_path)) = (&f.chain_file, &f.trust_anchor_file) else {
+    let (Some(chain_path), Some(_)) = (&f.chain_file, &f.trust_anchor_file) else {
         return Ok(Vec::new());
     };
-    let fail = |path: &Path, reason: String| NodeError::Chain {
-        path: path.to_owned(),
+    let fail = |reason: String| NodeError::Chain {
+        path: chain_path.to_owned(),
         reason,
     };
-    let anchor = PublicKey::load(anchor_path).map_err(|e| fail(anchor_path, e.to_string()))?;
-    let text = std::fs::read_to_string(chain_path).map_err(|e| fail(chain_path, e.to_string()))?;
-    let file: ChainFile =
-        serde_json::from_str(&text).map_err(|e| fail(chain_path, e.to_string()))?;
-    let chain = file.records().map_err(|e| fail(chain_path, e))?;
+    let text = std::fs::read_to_string(chain_path).map_err(|e| fail(e.to_string()))?;
+    let file: ChainFile = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let chain = file.records().map_err(fail)?;
+    check_chain(config, &chain, prefix, key, now)?;
+    Ok(chain)
+}
+
+/// Checks `chain` from the configured trust anchor down to this node's
+/// prefix and key.
+fn check_chain(
+    config: &Config,
+    chain: &[SignedRecord],
+    prefix: &Prefix,
+    key: &PublicKey,
+    now: u64,
+) -> Result<(), NodeError> {
+    let f = &config.federation;
+    let chain_path = f.chain_file.clone().unwrap_or_default();
+    let Some(anchor_path) = &f.trust_anchor_file else {
+        return Err(NodeError::Chain {
+            path: chain_path,
+            reason: "no trust anchor is configured".into(),
+        });
+    };
+    let anchor = PublicKey::load(anchor_path).map_err(|e| NodeError::Chain {
+        path: anchor_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let fail = |reason: String| NodeError::Chain {
+        path: chain_path.clone(),
+        reason,
+    };
     let root_prefix = prefix
         .segments()
         .next()
         .and_then(|s| Prefix::parse(s).ok())
-        .ok_or_else(|| fail(chain_path, "node prefix has no root".into()))?;
+        .ok_or_else(|| fail("node prefix has no root".into()))?;
     let root = TrustedZone::root(root_prefix, anchor, Vec::new());
-    verify_node_chain(&root, &chain, prefix, key, now)
-        .map_err(|e| fail(chain_path, e.to_string()))?;
-    Ok(chain)
+    verify_node_chain(&root, chain, prefix, key, now).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+/// Asks the parent's API at `api` for this node's chain as it stands
+/// (`GET /v1/delegations/{prefix}/chain`) and takes it when it verifies
+/// from the trust anchor to this node's prefix and key and differs from
+/// the one held: the chain file is replaced (written aside, then renamed)
+/// and so is the live chain. This is how a node follows a key rollover
+/// above it: its own delegation, signed again by its parent's new key,
+/// and the parent's new delegation. Returns whether the chain changed.
+pub fn refresh_chain(
+    config: &Config,
+    api: &str,
+    key: &PublicKey,
+    chain: &crate::ident::delegation::LiveChain,
+    now: u64,
+) -> Result<bool, NodeError> {
+    let prefix = config.prefix()?;
+    let path = format!("/v1/delegations/{prefix}/chain");
+    let chain_path = config.federation.chain_file.clone().unwrap_or_default();
+    let fail = |reason: String| NodeError::Chain {
+        path: chain_path.clone(),
+        reason,
+    };
+    let r = crate::api::client::ApiClient::with_timeout(api, Duration::from_secs(10))
+        .get(&path)
+        .map_err(|e| fail(format!("GET {api}{path}: {e}")))?;
+    if r.status != 200 {
+        return Err(fail(format!(
+            "GET {api}{path}: {} {}",
+            r.status,
+            r.text.trim()
+        )));
+    }
+    let file: ChainFile = serde_json::from_value(serde_json::json!({
+        "chain": r.body.get("chain").cloned().unwrap_or_default()
+    }))
+    .map_err(|e| fail(format!("GET {api}{path}: {e}")))?;
+    let fetched = file.records().map_err(fail)?;
+    if fetched == chain.get() {
+        return Ok(false);
+    }
+    check_chain(config, &fetched, &prefix, key, now)?;
+    if let Some(p) = &config.federation.chain_file {
+        let text = serde_json::to_string_pretty(&ChainFile::from_records(&fetched))
+            .map_err(|e| fail(e.to_string()))?;
+        let aside = p.with_extension("json.new");
+        std::fs::write(&aside, text)
+            .and_then(|()| std::fs::rename(&aside, p))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    chain.set(fetched);
+    Ok(true)
 }
 
 /// Creates the data directory (mode 0700) unless it exists.
@@ -440,7 +544,7 @@ impl Node {
             key_created,
             admin_key,
             admin_key_created,
-            chain,
+            chain: crate::ident::delegation::LiveChain::new(chain),
         })
     }
 
@@ -491,6 +595,7 @@ impl Node {
                 }
             })
         });
+        let keys = self.rollover_task();
         let trades = self.trades.clone();
         // Proposals expire on their own: a cheap look at the earliest
         // deadline each second.
@@ -506,6 +611,7 @@ impl Node {
         let integrator = tokio::spawn(self.log.clone().run());
         let submitter = {
             let (registry, parent) = (self.registry.clone(), self.parent.clone());
+            let chain = self.chain.clone();
             let apex = self.registry.apex().clone();
             let clock = self.capacity.clock().clone();
             let targets = move || {
@@ -515,17 +621,18 @@ impl Node {
                         Some(Target {
                             api: api?,
                             zone: log.zone,
-                            key: log.key,
+                            keys: log.keys,
                         })
                     })
                     .collect();
                 if let Some(p) = &parent
                     && let Some(api) = &p.api
                 {
+                    let log = p.log_now(&chain);
                     out.push(Target {
                         api: api.clone(),
-                        zone: p.log.zone.clone(),
-                        key: p.log.key,
+                        zone: log.zone,
+                        keys: log.keys,
                     });
                 }
                 out
@@ -606,6 +713,65 @@ impl Node {
             events: self.events.clone(),
             rollup,
             resign,
+            keys,
+        })
+    }
+
+    /// Key rollover upkeep (DESIGN §6). Once at start: records another key
+    /// signed (the node key before a rollover) are signed again with the
+    /// node key. Then every `chain_refresh_secs`: delegations whose
+    /// rollover overlap ended are revoked, and the chain is fetched afresh
+    /// from the parent so a rollover above this node is followed.
+    fn rollover_task(&self) -> tokio::task::JoinHandle<()> {
+        let registry = self.registry.clone();
+        let chain = self.chain.clone();
+        let config = self.config.clone();
+        let parent_api = self.parent.as_ref().and_then(|p| p.api.clone());
+        let key = self.registry.key().public();
+        tokio::spawn(async move {
+            match registry.resign_foreign(1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, key = %key.key_id(),
+                    "records signed by another key signed again with the node key"),
+                Err(e) => tracing::error!(error = %e, "records not signed again with the node key"),
+            }
+            let secs = config.federation.chain_refresh_secs;
+            if secs == 0 {
+                return;
+            }
+            let mut every = tokio::time::interval(Duration::from_secs(secs));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match registry.retire_rolled().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        delegations = n,
+                        "rolled-over delegations revoked at the end of their overlap"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "rolled-over delegations not revoked"),
+                }
+                let Some(api) = parent_api.clone() else {
+                    continue;
+                };
+                if chain.is_empty() {
+                    continue;
+                }
+                let (config, chain) = (config.clone(), chain.clone());
+                let now = registry.clock().now();
+                let refreshed = tokio::task::spawn_blocking(move || {
+                    refresh_chain(&config, &api, &key, &chain, now)
+                })
+                .await;
+                match refreshed {
+                    Ok(Ok(true)) => {
+                        tracing::info!("chain replaced by the newer one the parent serves")
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "chain not refreshed"),
+                    Err(e) => tracing::warn!(error = %e, "chain refresh failed"),
+                }
+            }
         })
     }
 
@@ -743,6 +909,8 @@ pub struct Running {
     rollup: Option<tokio::task::JoinHandle<()>>,
     /// Moves the serial of a signed zone before signatures grow old.
     resign: Option<tokio::task::JoinHandle<()>>,
+    /// Key rollover upkeep (`Node::rollover_task`).
+    keys: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -783,6 +951,7 @@ impl Running {
         if let Some(r) = self.resign {
             r.abort();
         }
+        self.keys.abort();
         // What the last requests committed gets its checkpoint now rather
         // than at the next start.
         let log = self.log;

@@ -52,6 +52,40 @@ impl KeyRequest {
     }
 }
 
+/// `POST /v1/delegations/{prefix}/key`: a child's key rollover.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollRequest {
+    /// The child's new Ed25519 public key, SPKI PEM.
+    pub public_key: String,
+    /// Seconds the old key stays in force beside the new one (default
+    /// 86 400, at most 30 days); 0 revokes it at once (a compromised key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_secs: Option<u64>,
+}
+
+/// The overlap a rollover gets unless the request names one: a day, well
+/// beyond the TTL a gateway or validator caches a delegation for.
+pub const DEFAULT_OVERLAP_SECS: u64 = 86_400;
+const MAX_OVERLAP_SECS: u64 = 30 * 86_400;
+
+impl RollRequest {
+    /// The new key, checked, and the overlap.
+    pub fn checked(&self) -> Result<(PublicKey, u64), ApiError> {
+        let key = KeyRequest {
+            public_key: self.public_key.clone(),
+        }
+        .key()?;
+        let overlap = self.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
+        if overlap > MAX_OVERLAP_SECS {
+            return Err(invalid(format!(
+                "overlap_secs is at most {MAX_OVERLAP_SECS} (30 days)"
+            )));
+        }
+        Ok((key, overlap))
+    }
+}
+
 /// `POST /v1/admin/delegations`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

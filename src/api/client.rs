@@ -674,6 +674,34 @@ impl ApiClient {
         })
     }
 
+    /// `POST /v1/delegations/{prefix}/key`: the child's new node key,
+    /// signed by its key in force (or the parent's admin key); the answer
+    /// carries the child's new chain, root first.
+    pub fn roll(
+        &self,
+        prefix: &Prefix,
+        request: &crate::api::body::RollRequest,
+        signer: &NodeKey,
+    ) -> Result<Delegated, ClientError> {
+        let path = format!("/v1/delegations/{prefix}/key");
+        let name = format!("POST {path}");
+        let r = success(
+            &name,
+            self.signed_body("POST", &path, Some(request), signer)?,
+        )?;
+        let chain: Vec<String> = serde_json::from_value(
+            r.body.get("chain").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| ClientError::Answer {
+            request: name.clone(),
+            reason: format!("chain: {e}"),
+        })?;
+        Ok(Delegated {
+            reply: record_reply(&name, r)?,
+            chain: ChainFile { chain },
+        })
+    }
+
     /// `DELETE /v1/admin/delegations/{prefix}`, signed by the admin key.
     pub fn revoke(&self, prefix: &Prefix, admin: &NodeKey) -> Result<RecordReply, ClientError> {
         let path = format!("/v1/admin/delegations/{prefix}");

@@ -1,7 +1,11 @@
 //! Delegations: `GET /v1/delegations` (every delegation this node made and
 //! its state), `POST /v1/admin/delegations` (the admin delegates a child
-//! prefix; the answer carries the child's chain, root first) and
-//! `DELETE /v1/admin/delegations/{prefix}` (the admin revokes one).
+//! prefix; the answer carries the child's chain, root first),
+//! `DELETE /v1/admin/delegations/{prefix}` (the admin revokes one),
+//! `POST /v1/delegations/{prefix}/key` (a child rolls its node key, signed
+//! by its key in force or by the admin) and
+//! `GET /v1/delegations/{prefix}/chain` (the child's chain as it stands,
+//! which children fetch to follow a rollover above them).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,7 +13,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::auth::{self, SignedBody};
-use super::body::{self, DelegationRequest};
+use super::body::{self, DelegationRequest, RollRequest};
 use super::error::{ApiError, Code};
 use super::respond::{answered, created_with, mutation, record_json, run_mutation};
 use super::state::Shared;
@@ -27,7 +31,7 @@ pub(super) async fn create(State(state): Shared, req: SignedBody) -> Result<Resp
         answered(&s, &key, result)
     };
     let signed = run_mutation("delegate", work).await?;
-    let mut chain = state.chain.clone();
+    let mut chain = state.chain.get();
     chain.push(signed.clone());
     let mut body = record_json(&state, &signed);
     if let Some(obj) = body.as_object_mut() {
@@ -59,6 +63,97 @@ pub(super) async fn revoke(
         answered(&s, &key, result)
     })
     .await
+}
+
+/// `POST /v1/delegations/{prefix}/key`: the child's new node key takes
+/// effect now; the old one stays in force for the overlap.
+pub(super) async fn roll(
+    State(state): Shared,
+    Path(prefix): Path<String>,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    let prefix =
+        Prefix::parse(&prefix).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))?;
+    let s = state.clone();
+    let p = prefix.clone();
+    let work = async move {
+        let in_force = s.registry.delegations_in_force(&p);
+        if in_force.is_empty() {
+            return Err(ApiError::new(
+                Code::NotDelegated,
+                format!("{p} has no delegation in force at this node"),
+            ));
+        }
+        let admin_id = s.admin_key.key_id().to_string();
+        let verified = auth::verify(&s, &req, |keyid| {
+            if keyid == admin_id {
+                return Ok(s.admin_key);
+            }
+            in_force
+                .iter()
+                .filter_map(|(_, d)| d.public_key().ok())
+                .find(|k| k.key_id().to_string() == keyid)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        Code::UnknownKey,
+                        format!(
+                            "keyid {keyid:?} is neither {p}'s node key in force nor this node's admin key"
+                        ),
+                    )
+                })
+        })
+        .await?;
+        let body: RollRequest = body::parse_json(&req.body)?;
+        let (key, overlap) = body.checked()?;
+        let hex = crate::ident::keys::to_hex(&key.to_bytes());
+        let nonce_key = verified.nonce.key.clone();
+        let result = s
+            .registry
+            .roll(&p, &hex, overlap, Some(verified.nonce))
+            .await;
+        answered(&s, &nonce_key, result)
+    };
+    let signed = run_mutation("roll", work).await?;
+    let mut chain = state.chain.get();
+    chain.push(signed.clone());
+    let mut body = record_json(&state, &signed);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(
+            "chain".into(),
+            serde_json::to_value(ChainFile::from_records(&chain).chain).unwrap_or_default(),
+        );
+        let retiring = state
+            .registry
+            .delegations_in_force(&prefix)
+            .into_iter()
+            .skip(1)
+            .map(|(r, d)| json!({"identifier": r.record().identifier.to_string(), "key": d.key, "not_after": d.not_after}))
+            .collect::<Vec<_>>();
+        obj.insert("retiring".into(), retiring.into());
+    }
+    Ok(created_with(&signed, body))
+}
+
+/// `GET /v1/delegations/{prefix}/chain`: this node's chain and its newest
+/// delegation in force for `prefix`, root first.
+pub(super) async fn chain(
+    State(state): Shared,
+    Path(prefix): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let prefix =
+        Prefix::parse(&prefix).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))?;
+    let (newest, _) = state.registry.delegation(&prefix).ok_or_else(|| {
+        ApiError::new(
+            Code::NotDelegated,
+            format!("{prefix} has no delegation in force at this node"),
+        )
+    })?;
+    let mut chain = state.chain.get();
+    chain.push(newest);
+    Ok(Json(json!({
+        "prefix": prefix.to_string(),
+        "chain": ChainFile::from_records(&chain).chain,
+    })))
 }
 
 pub(super) async fn list(State(state): Shared) -> Json<serde_json::Value> {

@@ -116,6 +116,8 @@ codes! {
     NotPending => (CONFLICT, "not_pending"),
     NotAProvider => (UNPROCESSABLE_ENTITY, "not_a_provider"),
     NotDelegated => (NOT_FOUND, "not_delegated"),
+    /// A child's key rollover is already in its overlap.
+    Rolling => (CONFLICT, "rollover_in_progress"),
     NotFound => (NOT_FOUND, "not_found"),
     Withdrawn => (GONE, "withdrawn"),
     Taken => (CONFLICT, "taken"),
@@ -421,6 +423,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Withdrawn(_) => Code::Withdrawn,
             RegistryError::Taken(_) => Code::Taken,
             RegistryError::Delegation(_) => Code::InvalidDelegation,
+            RegistryError::Rolling { .. } => Code::Rolling,
             RegistryError::Record(_) => Code::InvalidRecord,
             RegistryError::SerialsExhausted(_) => Code::SerialsExhausted,
             RegistryError::Store(s) => return s.into(),

@@ -268,7 +268,7 @@ pub(super) async fn add_checkpoint(State(state): Shared, body: axum::body::Bytes
                 .into_iter()
                 .map(|(log, _)| log)
                 .collect();
-        known.extend(s.parent.iter().map(|p| p.log.clone()));
+        known.extend(s.parent.iter().map(|p| p.log_now(&s.chain)));
         Ok(s.witness.add(&body, &known))
     })
     .await;

@@ -82,6 +82,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/delegations"),
     ("POST", "/v1/admin/delegations"),
     ("DELETE", "/v1/admin/delegations/{prefix}"),
+    ("POST", "/v1/delegations/{prefix}/key"),
+    ("GET", "/v1/delegations/{prefix}/chain"),
     ("GET", "/api/handles/{prefix}/{suffix}"),
     ("POST", "/v1/reports"),
     ("GET", "/v1/situation"),
@@ -154,6 +156,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(providers::approve),
         )
         .route("/v1/delegations", get(delegations::list))
+        .route("/v1/delegations/{prefix}/key", post(delegations::roll))
+        .route("/v1/delegations/{prefix}/chain", get(delegations::chain))
         .route("/v1/admin/delegations", post(delegations::create))
         .route(
             "/v1/admin/delegations/{prefix}",

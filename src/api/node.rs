@@ -25,7 +25,7 @@ pub(super) async fn info(State(state): Shared) -> Json<serde_json::Value> {
         "policy": state.policy.as_str(),
         "signature_window_secs": state.signature_window_secs,
         "dns": state.dns_addr.map(|a| a.to_string()),
-        "chain": crate::ident::delegation::ChainFile::from_records(&state.chain).chain,
+        "chain": crate::ident::delegation::ChainFile::from_records(&state.chain.get()).chain,
     }))
 }
 

@@ -11,7 +11,6 @@ use crate::capacity::Capacity;
 use crate::config::Policy;
 use crate::events::{Feed, Kind, Sink};
 use crate::ident::keys::PublicKey;
-use crate::ident::record::SignedRecord;
 use crate::node::{Node, Parent};
 use crate::registry::Registry;
 use crate::resolution::directory::Directory;
@@ -54,7 +53,7 @@ pub struct ApiState {
     /// Where DNS is served, for `/v1/node`.
     pub dns_addr: Option<SocketAddr>,
     /// The delegations from the root to this node (root first).
-    pub chain: Vec<SignedRecord>,
+    pub chain: crate::ident::delegation::LiveChain,
     /// The node's configuration, as the risk assessment reads it.
     pub config: Arc<crate::config::Config>,
     /// Other nodes' records, resolved from the root key (foreign buyers,

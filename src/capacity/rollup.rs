@@ -28,7 +28,9 @@ use crate::ident::keys::{PublicKey, to_hex};
 #[derive(Debug, Clone)]
 pub struct Target {
     pub prefix: String,
-    pub key: PublicKey,
+    /// The child's keys in force, newest first: two during its key
+    /// rollover's overlap, when its summary may be signed by either.
+    pub keys: Vec<PublicKey>,
     pub api: String,
 }
 
@@ -56,7 +58,10 @@ impl PullError {
 
 #[derive(Debug, Clone)]
 struct Child {
+    /// The key that verified the last summary (the newest key before one did).
     key: String,
+    /// Every key in force for the child, newest first.
+    keys: Vec<String>,
     api: Option<String>,
     /// The last summary that verified, verbatim, and what it held.
     signed: Option<SignedSummary>,
@@ -130,32 +135,46 @@ impl Rollup {
         let mut children = self.write();
         let mut live = BTreeSet::new();
         let mut targets = Vec::new();
+        // Two delegations of a prefix in force are its key rollover's
+        // overlap: one child, either key.
+        let mut by_prefix: BTreeMap<&str, Vec<&Delegation>> = BTreeMap::new();
         for d in delegations {
             if d.revoked.is_some() || now < d.not_before || now > d.not_after {
                 continue;
             }
-            let Ok(key) = d.public_key() else { continue };
-            live.insert(d.prefix.clone());
+            by_prefix.entry(d.prefix.as_str()).or_default().push(d);
+        }
+        for (prefix, mut ds) in by_prefix {
+            ds.sort_by_key(|d| std::cmp::Reverse(d.not_before));
+            let keys: Vec<PublicKey> = ds.iter().filter_map(|d| d.public_key().ok()).collect();
+            let (Some(newest), Some(key)) = (ds.first(), keys.first()) else {
+                continue;
+            };
+            live.insert(prefix.to_string());
+            let hex: Vec<String> = keys.iter().map(|k| to_hex(&k.to_bytes())).collect();
             let fresh = Child {
                 key: to_hex(&key.to_bytes()),
-                api: d.api.clone(),
+                keys: hex.clone(),
+                api: newest.api.clone(),
                 signed: None,
                 figures: Vec::new(),
-                error: d
+                error: newest
                     .api
                     .is_none()
                     .then(|| "the delegation names no API to pull from".to_string()),
             };
             let entry = children
-                .entry(d.prefix.clone())
+                .entry(prefix.to_string())
                 .or_insert_with(|| fresh.clone());
-            if entry.key != fresh.key || entry.api != fresh.api {
+            if !hex.contains(&entry.key) || entry.api != fresh.api {
                 *entry = fresh;
+            } else {
+                entry.keys = hex;
             }
-            if let Some(api) = &d.api {
+            if let Some(api) = &newest.api {
                 targets.push(Target {
-                    prefix: d.prefix.clone(),
-                    key,
+                    prefix: prefix.to_string(),
+                    keys,
                     api: api.clone(),
                 });
             }
@@ -176,18 +195,20 @@ impl Rollup {
     pub fn settle(
         &self,
         target: &Target,
-        outcome: Result<(SignedSummary, Vec<NodeFigures>), PullError>,
+        outcome: Result<(SignedSummary, Vec<NodeFigures>, PublicKey), PullError>,
         now: u64,
     ) {
         let mut children = self.write();
         let Some(child) = children.get_mut(&target.prefix) else {
             return; // revoked while the pull was in flight
         };
-        if child.key != to_hex(&target.key.to_bytes()) {
+        let keys: Vec<String> = target.keys.iter().map(|k| to_hex(&k.to_bytes())).collect();
+        if child.keys != keys {
             return;
         }
         match outcome {
-            Ok((signed, mut figures)) => {
+            Ok((signed, mut figures, key)) => {
+                child.key = to_hex(&key.to_bytes());
                 // Age by this node's clock: a child's clock running ahead
                 // must not keep its figures fresh once it falls silent.
                 for f in &mut figures {
@@ -350,14 +371,15 @@ impl Rollup {
 }
 
 /// What a pull of `target` answered (`status`, `body`), checked: a usable
-/// summary and the figures it holds, or why not. The HTTP request itself
+/// summary, the figures it holds and the child key that signed it, or why
+/// not. The HTTP request itself
 /// is the caller's (the node's), so this module needs no client.
 pub fn check(
     target: &Target,
     answer: Result<(u16, Vec<u8>), String>,
     last: Option<u64>,
     now: u64,
-) -> Result<(SignedSummary, Vec<NodeFigures>), PullError> {
+) -> Result<(SignedSummary, Vec<NodeFigures>, PublicKey), PullError> {
     let (status, body) = answer.map_err(PullError::Transport)?;
     if status != 200 {
         return Err(PullError::Status {
@@ -366,6 +388,17 @@ pub fn check(
         });
     }
     let signed = SignedSummary::parse(&body)?;
-    let figures = signed.verify(&target.key, &target.prefix, last, now)?;
-    Ok((signed, figures))
+    let mut first_error = None;
+    for key in &target.keys {
+        match signed.verify(key, &target.prefix, last, now) {
+            Ok(figures) => return Ok((signed, figures, *key)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(match first_error {
+        Some(e) => e.into(),
+        None => PullError::Transport(format!("{} has no key in force", target.prefix)),
+    })
 }

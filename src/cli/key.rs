@@ -26,13 +26,93 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         api: super::provider::ApiOpts,
     },
+    /// Roll this node's key: the parent delegates the node again under the
+    /// new key (signed with the key in force), the old key staying in force
+    /// for the overlap; the new key and chain are installed, the old ones
+    /// kept beside them as `*.old`. Restart the node afterwards: it signs
+    /// with the new key and signs its records again.
+    Roll {
+        #[command(flatten)]
+        node: super::NodeOpts,
+        /// The new key (PKCS#8 PEM, e.g. from `cpid key generate`).
+        #[arg(long, value_name = "FILE")]
+        new: PathBuf,
+        /// Seconds the old key stays in force (default 86400; 0 revokes
+        /// it at once, for a compromised key).
+        #[arg(long)]
+        overlap: Option<u64>,
+        /// The parent's HTTP API; defaults to federation.parent_api.
+        #[arg(long)]
+        parent: Option<String>,
+    },
 }
 
 pub(crate) fn run(command: KeyCommand) -> Result<()> {
     match command {
         KeyCommand::Generate { out } => key_generate(out),
         KeyCommand::Replace { id, new, api } => key_replace(&id, &new, &api),
+        KeyCommand::Roll {
+            node,
+            new,
+            overlap,
+            parent,
+        } => key_roll(&node.load()?, &new, overlap, parent),
     }
+}
+
+fn key_roll(
+    config: &cpid::config::Config,
+    new_file: &std::path::Path,
+    overlap: Option<u64>,
+    parent: Option<String>,
+) -> Result<()> {
+    let prefix = config.prefix()?;
+    let key_file = config.key_file();
+    let current = NodeKey::load(&key_file)
+        .with_context(|| format!("reading the node key {}", key_file.display()))?;
+    let new = NodeKey::load(new_file).with_context(|| format!("reading {}", new_file.display()))?;
+    anyhow::ensure!(
+        new.public().key_id() != current.public().key_id(),
+        "{} is the node key in force already",
+        new_file.display()
+    );
+    let chain_file = config
+        .federation
+        .chain_file
+        .clone()
+        .context("federation.chain_file is not set: only a delegated node rolls its key")?;
+    let parent = parent
+        .or_else(|| config.federation.parent_api.clone())
+        .context("the parent's API: --parent or federation.parent_api")?;
+    let request = cpid::api::body::RollRequest {
+        public_key: new.public().to_public_pem(),
+        overlap_secs: overlap,
+    };
+    let rolled = cpid::api::client::ApiClient::new(&parent).roll(&prefix, &request, &current)?;
+    // The old files stay beside the new ones until the overlap is over.
+    let keep = |path: &std::path::Path| -> Result<()> {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".old");
+        std::fs::rename(path, &old).with_context(|| format!("moving {} aside", path.display()))
+    };
+    keep(&chain_file)?;
+    std::fs::write(&chain_file, serde_json::to_string_pretty(&rolled.chain)?)
+        .with_context(|| format!("writing {}", chain_file.display()))?;
+    keep(&key_file)?;
+    new.write_new(&key_file)
+        .with_context(|| format!("writing {}", key_file.display()))?;
+    eprintln!(
+        "{prefix} is delegated under key {} ({}); the old key {} stays in force for the overlap.",
+        new.public().key_id(),
+        rolled.reply.record.record().identifier,
+        current.public().key_id(),
+    );
+    eprintln!(
+        "installed {} and {} (the old ones as *.old); restart the node to sign with the new key",
+        key_file.display(),
+        chain_file.display()
+    );
+    Ok(())
 }
 
 fn key_replace(id: &str, new: &std::path::Path, api: &super::provider::ApiOpts) -> Result<()> {

@@ -58,7 +58,7 @@ pub(crate) fn direct(
         resolved.node_key.key_id()
     );
     if let Some(api) = verify_log {
-        log_inclusion(api, &resolved.record, &resolved.node_key, &[])?;
+        log_inclusion(api, &resolved.record, &[resolved.node_key], &[])?;
     }
     Ok(())
 }
@@ -67,10 +67,10 @@ pub(crate) fn direct(
 fn log_inclusion(
     api: &str,
     record: &cpid::ident::record::SignedRecord,
-    key: &PublicKey,
+    keys: &[PublicKey],
     witnesses: &[cpid::tlog::cosign::CosignatureVerifier],
 ) -> Result<()> {
-    match cpid::tlog::audit::verify_inclusion(api, record, key, witnesses) {
+    match cpid::tlog::audit::verify_inclusion(api, record, keys, witnesses) {
         Ok(i) => {
             let witnessed = if i.cosigned_by.is_empty() {
                 format!("{} other signature lines", i.others)
@@ -171,9 +171,14 @@ pub(crate) fn chain(
                 let witnesses: Vec<_> = path
                     .iter()
                     .filter(|z| z.prefix != zone.prefix)
-                    .filter_map(|z| cpid::tlog::witness::verifier_of(&z.prefix, &apex, &z.key))
+                    .flat_map(|z| {
+                        z.keys()
+                            .filter_map(|k| cpid::tlog::witness::verifier_of(&z.prefix, &apex, k))
+                            .collect::<Vec<_>>()
+                    })
                     .collect();
-                log_inclusion(api, &record, &zone.key, &witnesses)?;
+                let keys: Vec<PublicKey> = zone.keys().copied().collect();
+                log_inclusion(api, &record, &keys, &witnesses)?;
             }
             Ok(())
         }

@@ -132,6 +132,12 @@ pub enum TrustError {
     WrongEnd { ends: String, node: String },
     #[error("the chain ends with key {ends}, but the node key is {node}")]
     WrongKey { ends: KeyId, node: KeyId },
+    #[error("{record} is signed by key {key}, which is not a key of zone {zone}")]
+    UnknownKey {
+        record: String,
+        zone: String,
+        key: KeyId,
+    },
     #[error("record {record} is not under zone {zone}")]
     OutOfZone { record: String, zone: String },
     #[error("record {record}: {why}")]
@@ -239,7 +245,12 @@ pub(crate) fn hex32(s: &str) -> Option<[u8; 32]> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedZone {
     pub prefix: Prefix,
+    /// The key in force: the newest delegation's.
     pub key: PublicKey,
+    /// Keys of older delegations still in their rollover overlap (newest
+    /// first): what they signed is accepted until the overlap ends, which
+    /// `valid_until` does not pass.
+    pub retiring: Vec<PublicKey>,
     /// Where its servers answer (empty for the root: those come from configuration).
     pub servers: Vec<SocketAddr>,
     /// Unix seconds after which the delegation behind it is no longer valid.
@@ -253,10 +264,59 @@ impl TrustedZone {
         TrustedZone {
             prefix,
             key,
+            retiring: Vec::new(),
             servers,
             valid_until: u64::MAX,
             via: None,
         }
+    }
+
+    /// Every key whose signatures this zone's records may carry, the key
+    /// in force first.
+    pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
+        std::iter::once(&self.key).chain(self.retiring.iter())
+    }
+
+    /// The zone's key with this id, if it is one of its keys.
+    pub fn key_for(&self, id: &KeyId) -> Option<&PublicKey> {
+        self.keys().find(|k| &k.key_id() == id)
+    }
+
+    /// The key that signed `signed`, or why it is not one of this zone's.
+    fn signer_of(&self, signed: &SignedRecord) -> Result<&PublicKey, TrustError> {
+        let issuer = signed.record().issuer;
+        self.key_for(&issuer).ok_or_else(|| TrustError::UnknownKey {
+            record: signed.record().identifier.to_string(),
+            zone: self.prefix.to_string(),
+            key: issuer,
+        })
+    }
+
+    /// One zone from two verified delegations of the same prefix (a key
+    /// rollover's overlap): the one that took effect later is in force,
+    /// the other's key retires, and the pair is trusted only as long as
+    /// both are valid, so a cache asks again when the overlap ends.
+    pub fn merge(self, other: TrustedZone) -> TrustedZone {
+        let since = |z: &TrustedZone| {
+            z.via.as_ref().map(|r| {
+                let d = Delegation::from_record(r)
+                    .map(|d| d.not_before)
+                    .unwrap_or(0);
+                (d, r.record().identifier.serial().value())
+            })
+        };
+        let (mut newer, older) = if since(&other) > since(&self) {
+            (other, self)
+        } else {
+            (self, other)
+        };
+        for k in older.keys() {
+            if newer.key_for(&k.key_id()).is_none() {
+                newer.retiring.push(*k);
+            }
+        }
+        newer.valid_until = newer.valid_until.min(older.valid_until);
+        newer
     }
 
     /// Checks a delegation record presented by this zone: issued under this
@@ -276,12 +336,13 @@ impl TrustedZone {
                 parent: self.prefix.to_string(),
             });
         }
+        let signer = self.signer_of(signed)?;
         signed
-            .verify(&self.key)
+            .verify(signer)
             .map_err(|e| TrustError::BadSignature {
                 record: record.clone(),
                 parent: self.prefix.to_string(),
-                key: self.key.key_id(),
+                key: signer.key_id(),
                 why: e.to_string(),
             })?;
         let d = Delegation::from_record(signed)?;
@@ -323,6 +384,7 @@ impl TrustedZone {
         Ok(TrustedZone {
             prefix,
             key,
+            retiring: Vec::new(),
             servers: d.addresses(),
             valid_until: d.not_after.min(self.valid_until),
             via: Some(signed.clone()),
@@ -339,10 +401,12 @@ impl TrustedZone {
                 zone: self.prefix.to_string(),
             });
         }
-        signed.verify(&self.key).map_err(|e| TrustError::BadRecord {
-            record: r.identifier.to_string(),
-            why: e.to_string(),
-        })
+        signed
+            .verify(self.signer_of(signed)?)
+            .map_err(|e| TrustError::BadRecord {
+                record: r.identifier.to_string(),
+                why: e.to_string(),
+            })
     }
 }
 
@@ -384,6 +448,38 @@ pub fn verify_node_chain(
         });
     }
     Ok(zones)
+}
+
+/// A node's chain held live, root first: read by its API and witness,
+/// replaced when its parent serves a newer one (a key rollover above it).
+#[derive(Debug, Clone, Default)]
+pub struct LiveChain(std::sync::Arc<std::sync::RwLock<Vec<SignedRecord>>>);
+
+impl LiveChain {
+    pub fn new(chain: Vec<SignedRecord>) -> LiveChain {
+        LiveChain(std::sync::Arc::new(std::sync::RwLock::new(chain)))
+    }
+
+    pub fn get(&self) -> Vec<SignedRecord> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, chain: Vec<SignedRecord>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = chain;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// The parent's key as the chain names it: the child key of the
+    /// second-to-last link (`None` for a child of the root, whose parent's
+    /// key is the trust anchor, or an empty chain).
+    pub fn parent_key(&self) -> Option<PublicKey> {
+        let chain = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let above = chain.len().checked_sub(2).and_then(|i| chain.get(i))?;
+        Delegation::from_record(above).ok()?.public_key().ok()
+    }
 }
 
 /// A chain file: the delegation records, root first, as hex.

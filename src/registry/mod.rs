@@ -71,6 +71,8 @@ pub enum RegistryError {
     Zone(#[from] ZoneError),
     #[error("delegation: {0}")]
     Delegation(String),
+    #[error("a key rollover of {prefix} is under way until {until} (unix seconds)")]
+    Rolling { prefix: String, until: u64 },
 }
 
 /// Classes whose records are commercial data: committed and signed like
@@ -145,6 +147,10 @@ pub enum Change {
     Status(RecordStatus),
     /// A signed tombstone that keeps the code taken.
     Withdraw,
+    /// The same content signed by the node's key in force (version + 1,
+    /// also for a tombstone): after a node key rollover every record moves
+    /// to the new key before the old one's overlap ends.
+    Resign,
 }
 
 /// One record-level change of a [`Plan`].
@@ -618,10 +624,11 @@ impl Registry {
             .get(id)?
             .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
         let mut record = current.record().clone();
-        if record.status == RecordStatus::Withdrawn {
+        if record.status == RecordStatus::Withdrawn && !matches!(change, Change::Resign) {
             return Err(RegistryError::Withdrawn(id.clone()));
         }
         match change {
+            Change::Resign => {}
             Change::Values(values) => record.values = values,
             Change::Status(status) => record.status = status,
             Change::Withdraw => {
@@ -742,6 +749,43 @@ impl Registry {
         self.commit_async(Plan::change(id, change, nonce))
             .await?
             .first()
+    }
+
+    /// Signs again with the node key every stored record another key
+    /// signed (the key before a rollover), `batch` records per commit;
+    /// returns how many. Each is a new version through the one commit
+    /// path, so the log, the zone and transfers see it as any change.
+    pub async fn resign_foreign(&self, batch: usize) -> Result<usize, RegistryError> {
+        let key = self.node.key.public().key_id();
+        let mut foreign = Vec::new();
+        let store = self.node.store.clone();
+        let scan = tokio::task::spawn_blocking(move || {
+            store.for_each_record(&mut |r| {
+                if r.record().issuer != key {
+                    foreign.push(r.record().identifier.clone());
+                }
+                Ok(())
+            })?;
+            Ok::<_, StoreError>(foreign)
+        });
+        let foreign = scan
+            .await
+            .map_err(|e| RegistryError::Store(StoreError::Database(e.to_string())))??;
+        let mut done = 0;
+        for ids in foreign.chunks(batch.max(1)) {
+            let plan = Plan {
+                steps: ids
+                    .iter()
+                    .map(|id| Step::Change {
+                        id: id.clone(),
+                        change: Change::Resign,
+                    })
+                    .collect(),
+                ..Plan::default()
+            };
+            done += self.commit_async(plan).await?.written().count();
+        }
+        Ok(done)
     }
 
     /// Stores a record signed elsewhere by this node's key (zone import or

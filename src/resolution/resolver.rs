@@ -308,7 +308,36 @@ impl Resolver {
     }
 
     /// Resolves an identifier to its verified record, or a negative answer.
+    /// A record signed by a key its zone was not known to hold is asked
+    /// again once after the zone's delegation is fetched afresh: the zone
+    /// may have rolled its key since the delegation was cached.
     pub async fn resolve_identifier(
+        &self,
+        id: &Identifier,
+    ) -> Result<(Outcome, Vec<TrustedZone>), ResolveError> {
+        match self.resolve_identifier_once(id).await {
+            Err(ResolveError::Trust(TrustError::UnknownKey { zone, .. }))
+                if self.forget_zone(&zone) =>
+            {
+                self.resolve_identifier_once(id).await
+            }
+            other => other,
+        }
+    }
+
+    /// Forgets the cached delegation of `prefix` (and of the zones below,
+    /// which it vouched for); false when none was cached.
+    pub fn forget_zone(&self, prefix: &str) -> bool {
+        let Ok(prefix) = Prefix::parse(prefix) else {
+            return false;
+        };
+        let mut zones = self.zones.write().unwrap_or_else(|e| e.into_inner());
+        let before = zones.len();
+        zones.retain(|p, _| !prefix.contains(p));
+        zones.len() != before
+    }
+
+    async fn resolve_identifier_once(
         &self,
         id: &Identifier,
     ) -> Result<(Outcome, Vec<TrustedZone>), ResolveError> {
@@ -329,7 +358,7 @@ impl Resolver {
             let zone_name = zone.prefix.zone_name(&self.apex);
             verify_denial(
                 &zone_name,
-                &zone.key.to_bytes(),
+                &zone.keys().map(|k| k.to_bytes()).collect::<Vec<_>>(),
                 &name,
                 rtype::CPREC,
                 &answer.message,
@@ -413,24 +442,29 @@ impl Resolver {
         let Some((cut, found)) = referral_cut(zone, name, m)? else {
             return Ok(None);
         };
-        let found = match found {
-            Some(found) => found,
-            None => {
-                let lame = |reason: String| ResolveError::Upstream {
-                    zone: zone.prefix.to_string(),
-                    reason,
-                };
-                let alias = child_of(zone, &cut)
-                    .and_then(|child| delegation::alias_name(&child, &self.apex))
-                    .and_then(|a| Name::from_ascii(a).ok())
-                    .ok_or_else(|| lame(format!("referral to {cut}, not a child prefix")))?;
-                let answer = self.ask(zone, &alias, rtype::CPREC).await?;
-                private_records(&answer.answers, rtype::CPREC)
-                    .into_iter()
-                    .find(|(owner, _)| owner.to_lowercase() == alias.to_lowercase())
-                    .map(|(_, found)| found)
-                    .ok_or_else(|| lame(format!("referral to {cut} without a delegation record")))?
+        let found = if found.is_empty() {
+            let lame = |reason: String| ResolveError::Upstream {
+                zone: zone.prefix.to_string(),
+                reason,
+            };
+            let alias = child_of(zone, &cut)
+                .and_then(|child| delegation::alias_name(&child, &self.apex))
+                .and_then(|a| Name::from_ascii(a).ok())
+                .ok_or_else(|| lame(format!("referral to {cut}, not a child prefix")))?;
+            let answer = self.ask(zone, &alias, rtype::CPREC).await?;
+            let found: Vec<(u32, Vec<u8>)> = private_records(&answer.answers, rtype::CPREC)
+                .into_iter()
+                .filter(|(owner, _)| owner.to_lowercase() == alias.to_lowercase())
+                .map(|(_, found)| found)
+                .collect();
+            if found.is_empty() {
+                return Err(lame(format!(
+                    "referral to {cut} without a delegation record"
+                )));
             }
+            found
+        } else {
+            found
         };
         verify_referral(zone, &self.apex, &cut, found, now).map(Some)
     }
@@ -454,8 +488,10 @@ pub fn referral(
 ) -> Result<Option<(TrustedZone, u32)>, ResolveError> {
     match referral_cut(zone, name, m)? {
         None => Ok(None),
-        Some((cut, Some(found))) => verify_referral(zone, apex, &cut, found, now).map(Some),
-        Some((cut, None)) => Err(ResolveError::Upstream {
+        Some((cut, found)) if !found.is_empty() => {
+            verify_referral(zone, apex, &cut, found, now).map(Some)
+        }
+        Some((cut, _)) => Err(ResolveError::Upstream {
             zone: zone.prefix.to_string(),
             reason: format!("referral to {cut} without a delegation record"),
         }),
@@ -463,13 +499,14 @@ pub fn referral(
 }
 
 /// Whether `m` is a referral toward `name`: its cut, and the delegation
-/// record (TTL, bytes) it carries there, if any.
+/// records (TTL, bytes) it carries there: none from a stock secondary,
+/// two during a key rollover's overlap.
 #[allow(clippy::type_complexity)]
 fn referral_cut(
     zone: &TrustedZone,
     name: &Name,
     m: &Message,
-) -> Result<Option<(Name, Option<(u32, Vec<u8>)>)>, ResolveError> {
+) -> Result<Option<(Name, Vec<(u32, Vec<u8>)>)>, ResolveError> {
     let is_referral = m.metadata.response_code == ResponseCode::NoError
         && m.answers.is_empty()
         && !m.metadata.authoritative
@@ -498,25 +535,62 @@ fn referral_cut(
     }
     let found = private_records(&m.authorities, rtype::CPREC)
         .into_iter()
-        .find(|(owner, _)| owner.to_lowercase() == cut)
-        .map(|(_, found)| found);
+        .filter(|(owner, _)| owner.to_lowercase() == cut)
+        .map(|(_, found)| found)
+        .collect();
     Ok(Some((cut, found)))
 }
 
-/// Checks a referral's delegation record (TTL, signed bytes) for the cut
-/// `cut` against `zone`'s key.
+/// Checks a referral's delegation records (TTL, signed bytes) for the cut
+/// `cut` against `zone`'s keys. Two records in force are a key rollover's
+/// overlap: the child is trusted under both keys. A record that fails is
+/// passed over while another verifies (an old key's delegation past its
+/// overlap); when none verifies, the first one's reason is the answer.
 fn verify_referral(
     zone: &TrustedZone,
     apex: &Apex,
     cut: &Name,
-    (ttl, bytes): (u32, Vec<u8>),
+    found: Vec<(u32, Vec<u8>)>,
     now: u64,
 ) -> Result<(TrustedZone, u32), ResolveError> {
+    let mut verified: Option<(TrustedZone, u32)> = None;
+    let mut first_error = None;
+    for (ttl, bytes) in found {
+        match verify_link(zone, apex, cut, &bytes, now) {
+            Ok(child) => {
+                verified = Some(match verified {
+                    None => (child, ttl),
+                    Some((other, t)) => (other.merge(child), t.min(ttl)),
+                });
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (verified, first_error) {
+        (Some(v), _) => Ok(v),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(ResolveError::Upstream {
+            zone: zone.prefix.to_string(),
+            reason: format!("referral to {cut} without a delegation record"),
+        }),
+    }
+}
+
+/// One delegation record of a referral, checked against `zone`'s keys.
+fn verify_link(
+    zone: &TrustedZone,
+    apex: &Apex,
+    cut: &Name,
+    bytes: &[u8],
+    now: u64,
+) -> Result<TrustedZone, ResolveError> {
     let lame = |reason: String| ResolveError::Upstream {
         zone: zone.prefix.to_string(),
         reason,
     };
-    let record = SignedRecord::decode(&bytes).map_err(|e| {
+    let record = SignedRecord::decode(bytes).map_err(|e| {
         ResolveError::Trust(TrustError::NotADelegation {
             what: cut.to_string(),
             why: e.to_string(),
@@ -531,7 +605,7 @@ fn verify_referral(
             why: format!("the record delegates {}, not {cut}", child.prefix),
         }));
     }
-    Ok((child, ttl))
+    Ok(child)
 }
 
 /// Reads an identifier's record out of its zone's answer and verifies it.
@@ -585,7 +659,8 @@ pub fn identifier_outcome(
 }
 
 /// Checks the DNSSEC denial in `m` of `name`/`qtype` in the zone `zone_name`
-/// signed by the Ed25519 key `key` (its DNSKEY, flags 257): an NSEC whose
+/// signed by one of the Ed25519 keys `keys` (its DNSKEYs, flags 257; two
+/// during a key rollover's overlap): an NSEC whose
 /// RRSIG verifies at `now`, either at the name with a bitmap that does not
 /// list `qtype` (compact denial, RFC 9824: NXNAME for a missing name, the
 /// name's types for NODATA) or covering the name (an NSEC chain, RFC 4035
@@ -593,7 +668,7 @@ pub fn identifier_outcome(
 /// covering NSEC), which a compact answer sends as NOERROR.
 pub fn verify_denial(
     zone_name: &str,
-    key: &[u8; 32],
+    keys: &[[u8; 32]],
     name: &Name,
     qtype: u16,
     m: &Message,
@@ -644,7 +719,10 @@ pub fn verify_denial(
         .filter_map(|r| raw_of(r, rtype::RRSIG))
         .filter(|d| d.get(..2) == Some(&rtype::NSEC.to_be_bytes()[..]))
         .collect();
-    let dnskey = dnssec::dnskey_rdata(dnssec::FLAGS_CSK, key);
+    let dnskeys: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| dnssec::dnskey_rdata(dnssec::FLAGS_CSK, k))
+        .collect();
     let set = dnssec::RrSetRef {
         owner: at.as_bytes(),
         rtype: rtype::NSEC,
@@ -653,13 +731,15 @@ pub fn verify_denial(
     };
     let mut last = String::from("no RRSIG over the NSEC");
     let verified = rrsigs.iter().any(|sig| {
-        match dnssec::verify_rrset(apex.as_bytes(), &dnskey, &set, sig, now) {
-            Ok(()) => true,
-            Err(e) => {
-                last = e.to_string();
-                false
+        dnskeys.iter().any(|dnskey| {
+            match dnssec::verify_rrset(apex.as_bytes(), dnskey, &set, sig, now) {
+                Ok(()) => true,
+                Err(e) => {
+                    last = e.to_string();
+                    false
+                }
             }
-        }
+        })
     });
     if !verified {
         return Err(fail(&last));

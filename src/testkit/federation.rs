@@ -239,6 +239,7 @@ async fn start_child(
     let usable = chain_file.exists()
         && Node::open(config.clone()).is_ok_and(|n| {
             n.chain
+                .get()
                 .last()
                 .and_then(|d| Delegation::from_record(d).ok())
                 .is_some_and(|d| d.api == api)

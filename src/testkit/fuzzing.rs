@@ -1570,7 +1570,7 @@ pub fn denial(data: &[u8]) {
     {
         let _ = verify_denial(
             "86.cpid.internal",
-            &key,
+            &[key],
             q.name(),
             u16::from(q.query_type()),
             &m,
@@ -1607,7 +1607,7 @@ pub fn denial(data: &[u8]) {
     let mut out = Vec::new();
     plain(fuzz_zone(), &query, Transport::Tcp, &mut out).expect("an answer");
     let answer = hickory_proto::op::Message::from_vec(&out).expect("cpid's answer decodes");
-    let missing = verify_denial("86.cpid.internal", &key, &name, rtype::TXT, &answer, now)
+    let missing = verify_denial("86.cpid.internal", &[key], &name, rtype::TXT, &answer, now)
         .unwrap_or_else(|e| panic!("cpid's own denial of {qname} does not verify: {e}"));
     assert!(missing, "the NSEC of {qname} says NXNAME");
     // Change one byte of the NSEC's next name (`\000.<label>…`, written
@@ -1620,7 +1620,7 @@ pub fn denial(data: &[u8]) {
     out[at + 1] = 1;
     if let Ok(forged) = hickory_proto::op::Message::from_vec(&out) {
         assert!(
-            verify_denial("86.cpid.internal", &key, &name, rtype::TXT, &forged, now).is_err(),
+            verify_denial("86.cpid.internal", &[key], &name, rtype::TXT, &forged, now).is_err(),
             "a changed NSEC verified"
         );
     }

@@ -101,7 +101,7 @@ pub struct Included {
 pub fn verify_inclusion(
     api: &str,
     record: &crate::ident::record::SignedRecord,
-    key: &PublicKey,
+    keys: &[PublicKey],
     witnesses: &[super::cosign::CosignatureVerifier],
 ) -> Result<Included, String> {
     let rec = record.record();
@@ -140,13 +140,19 @@ pub fn verify_inclusion(
     let served = str_of("checkpoint")?;
     let (text, _) = note::split(served).map_err(|e| format!("checkpoint: {e}"))?;
     let cp = Checkpoint::parse(text).map_err(|e| format!("checkpoint: {e}"))?;
-    let verifier = NoteVerifier::new(
-        &cp.origin,
-        ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes()).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let opened = note::open(served, std::slice::from_ref(&verifier))
-        .map_err(|e| format!("checkpoint of {}: {e}", cp.origin))?;
+    let verifiers = keys
+        .iter()
+        .map(|key| {
+            NoteVerifier::new(
+                &cp.origin,
+                ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes())
+                    .map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let opened =
+        note::open(served, &verifiers).map_err(|e| format!("checkpoint of {}: {e}", cp.origin))?;
     let (index, size) = (num("index")?, num("size")?);
     if size != cp.size {
         return Err(format!(

@@ -63,14 +63,16 @@ pub fn origin_of_zone(origin: &str, zone: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// A log this node witnesses: the node at `zone` with `key`.
+/// A log this node witnesses: the node at `zone` with `keys`.
 #[derive(Debug, Clone)]
 pub struct KnownLog {
     /// The node's prefix, as events name it.
     pub prefix: String,
     /// Its zone name without the final dot, e.g. `31.86.cpid.internal`.
     pub zone: String,
-    pub key: PublicKey,
+    /// The node's key in force first; two during its key rollover's
+    /// overlap, when its checkpoints may be signed by either.
+    pub keys: Vec<PublicKey>,
 }
 
 /// Why an `add-checkpoint` was refused, with the status the spec names.
@@ -252,10 +254,15 @@ impl Witness {
             .iter()
             .find(|l| origin_of_zone(&cp.origin, &l.zone))
             .ok_or_else(|| WitnessError::UnknownOrigin(cp.origin.clone()))?;
-        let verifier = NoteVerifier::new(&cp.origin, verifying(&log.key)?)
-            .map_err(|e| WitnessError::Signature(e.to_string()))?;
-        note::open(&req.note, std::slice::from_ref(&verifier))
-            .map_err(|e| WitnessError::Signature(e.to_string()))?;
+        let verifiers = log
+            .keys
+            .iter()
+            .map(|k| {
+                NoteVerifier::new(&cp.origin, verifying(k)?)
+                    .map_err(|e| WitnessError::Signature(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, WitnessError>>()?;
+        note::open(&req.note, &verifiers).map_err(|e| WitnessError::Signature(e.to_string()))?;
         if req.old > cp.size {
             return Err(WitnessError::Malformed(format!(
                 "old size {} is beyond the checkpoint's {}",
@@ -334,7 +341,8 @@ pub struct Target {
     pub api: String,
     /// Its zone name without the final dot.
     pub zone: String,
-    pub key: PublicKey,
+    /// The keys its cosignatures may be made with, the one in force first.
+    pub keys: Vec<PublicKey>,
 }
 
 /// Submits the log's checkpoints to its witnesses and keeps their
@@ -343,7 +351,7 @@ pub struct Submitter {
     log: Arc<Log>,
     targets: Box<dyn Fn() -> Vec<Target> + Send + Sync>,
     /// The size each witness (by API and key) last cosigned.
-    sizes: Mutex<HashMap<(String, [u8; 32]), u64>>,
+    sizes: Mutex<HashMap<(String, String), u64>>,
 }
 
 /// How long a submission waits for a witness.
@@ -368,7 +376,7 @@ impl Submitter {
             return 0;
         }
         for target in (self.targets)() {
-            let id = (target.api.clone(), target.key.to_bytes());
+            let id = (target.api.clone(), target.zone.clone());
             let known = self
                 .sizes
                 .lock()
@@ -397,9 +405,14 @@ impl Submitter {
 
     fn submit(&self, target: &Target, old: u64, note: &str, size: u64) -> Result<(), String> {
         let name = witness_name(&target.zone);
-        let verifier =
-            CosignatureVerifier::new(&name, verifying(&target.key).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+        let verifiers = target
+            .keys
+            .iter()
+            .map(|k| {
+                CosignatureVerifier::new(&name, verifying(k).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let client = crate::api::client::ApiClient::with_timeout(&target.api, SUBMIT_TIMEOUT);
         let mut old = old;
         // A 409 tells the witness's size: one more try from there.
@@ -431,7 +444,7 @@ impl Submitter {
                         let Some(sig) = parse_line(line) else {
                             continue;
                         };
-                        if verifier.verify(text, &sig).is_ok() {
+                        if verifiers.iter().any(|v| v.verify(text, &sig).is_ok()) {
                             self.log.add_cosignature(size, &name, &format!("{line}\n"));
                             ok = true;
                         }

@@ -560,7 +560,11 @@ impl Gateway {
         known.dedup_by(|a, b| a.prefix == b.prefix);
         let witnesses: Vec<_> = known
             .iter()
-            .filter_map(|z| crate::tlog::witness::verifier_of(&z.prefix, &self.apex, &z.key))
+            .flat_map(|z| {
+                z.keys()
+                    .filter_map(|k| crate::tlog::witness::verifier_of(&z.prefix, &self.apex, k))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         if witnesses.is_empty() {
             return Err(ResolveError::Unwitnessed(format!(
@@ -568,9 +572,9 @@ impl Gateway {
                 zone.prefix
             )));
         }
-        let (record, key) = (record.clone(), zone.key);
+        let (record, keys) = (record.clone(), zone.keys().copied().collect::<Vec<_>>());
         tokio::task::spawn_blocking(move || {
-            crate::tlog::audit::verify_inclusion(&api, &record, &key, &witnesses)
+            crate::tlog::audit::verify_inclusion(&api, &record, &keys, &witnesses)
         })
         .await
         .map_err(|e| ResolveError::Unwitnessed(e.to_string()))?
@@ -671,7 +675,7 @@ impl Gateway {
                 .unwrap_or_else(|| self.resolver.root().clone());
             let missing = crate::resolution::resolver::verify_denial(
                 &owner.prefix.zone_name(self.resolver.apex()),
-                &owner.key.to_bytes(),
+                &owner.keys().map(|k| k.to_bytes()).collect::<Vec<_>>(),
                 name,
                 qtype,
                 m,
