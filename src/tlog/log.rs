@@ -231,8 +231,19 @@ impl Log {
             Some(note) => {
                 let text = String::from_utf8(note)
                     .map_err(|_| LogError::Inconsistent("checkpoint is not UTF-8".into()))?;
-                let opened = super::note::open(&text, std::slice::from_ref(&signer.verifier()))?;
-                let cp = Checkpoint::parse(&opened.text)?;
+                // A checkpoint signed by another key: the node key was
+                // rolled (DESIGN §6). The tree is the same; once its root
+                // is checked against the stored hashes below, the
+                // checkpoint is signed again with the key in force.
+                let (body, rolled) =
+                    match super::note::open(&text, std::slice::from_ref(&signer.verifier())) {
+                        Ok(opened) => (opened.text, false),
+                        Err(TlogError::UnknownKey(_)) => {
+                            (super::note::split(&text)?.0.to_string(), true)
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                let cp = Checkpoint::parse(&body)?;
                 let frontier = Frontier::load(cp.size, &Stored(store.as_ref()))?;
                 if frontier.root() != cp.root {
                     return Err(LogError::Inconsistent(format!(
@@ -240,10 +251,28 @@ impl Log {
                         cp.size
                     )));
                 }
+                let note = if rolled {
+                    let note = signer.sign(&cp.to_text())?;
+                    store.write(WriteBatch {
+                        rows: vec![Row {
+                            table: CHECKPOINT,
+                            key: LATEST.to_vec(),
+                            value: note.as_bytes().to_vec(),
+                        }],
+                        ..WriteBatch::default()
+                    })?;
+                    tracing::info!(
+                        size = cp.size,
+                        "log checkpoint signed again with the node key"
+                    );
+                    note
+                } else {
+                    text
+                };
                 let signed = Signed {
                     size: cp.size,
                     root: cp.root,
-                    note: text,
+                    note,
                 };
                 (frontier, signed)
             }

@@ -881,3 +881,231 @@ fn the_gateway_takes_a_negative_answer_only_with_a_signed_denial() {
         [(ResponseCode::NXDomain, 0), (ResponseCode::NoError, 0)]
     );
 }
+
+/// The `DS` records the national node serves at Shanghai's cut.
+fn shanghai_ds(fed: &Fed) -> usize {
+    let m = query(
+        fed.f().national.running.dns_addr(),
+        "31.86.cpid.internal.",
+        rtype::DS,
+        true,
+    )
+    .unwrap();
+    m.answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::DS)
+        .count()
+}
+
+#[test]
+fn a_regional_node_rolls_its_key_and_the_federation_follows() {
+    use cpid::ident::delegation::{ChainFile, TrustError, TrustedZone, verify_node_chain};
+    use cpid::ident::keys::NodeKey;
+    use cpid::resolution::resolver::Outcome;
+
+    let mut fed = start_with(
+        Some(1),
+        |c| c.cache.max_ttl = 1,
+        |c| c.federation.chain_refresh_secs = 1,
+        None,
+    );
+    let ic = fed.ids[1].clone();
+    let ok = |fed: &Fed| {
+        let m = fed.ask(&ic, rtype::TXT);
+        m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty()
+    };
+    assert!(ok(&fed));
+    let f = fed.f();
+    let old_key = f.shanghai.node.registry.key().public();
+    let national_key = f.national.node.registry.key().public();
+    // Shanghai's one record: the delegation of the industry node, signed by
+    // the old key.
+    let industry_nd = f.shanghai.node.registry.delegations()[0].clone();
+    assert_eq!(industry_nd.record().issuer, old_key.key_id());
+    assert_eq!(shanghai_ds(&fed), 1);
+
+    // The operator rolls Shanghai's key with the CLI, against its parent.
+    let dir = f.dir.clone();
+    let new_file = dir.join("shanghai-new.pem");
+    let new_key = NodeKey::generate().unwrap();
+    new_key.write_new(&new_file).unwrap();
+    let config_file = dir.join("shanghai.toml");
+    std::fs::write(&config_file, toml::to_string(&f.shanghai.config).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpid"))
+        .args(["key", "roll", "-c"])
+        .arg(&config_file)
+        .arg("--new")
+        .arg(&new_file)
+        .args(["--overlap", "12"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cpid key roll: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rolled_at = Instant::now();
+    // The parent serves both delegations and both DS; the gateway still
+    // resolves through the old key, which Shanghai still signs with.
+    assert_eq!(
+        f.national
+            .node
+            .registry
+            .delegations_in_force(&Prefix::parse("86.31").unwrap())
+            .len(),
+        2
+    );
+    assert_eq!(shanghai_ds(&fed), 2);
+    assert!(ok(&fed));
+    // A second rollover during the overlap is refused.
+    let again = cpid::api::client::ApiClient::new(&f.national.http_url()).roll(
+        &Prefix::parse("86.31").unwrap(),
+        &cpid::api::body::RollRequest {
+            public_key: NodeKey::generate().unwrap().public().to_public_pem(),
+            overlap_secs: None,
+        },
+        &new_key,
+    );
+    assert!(
+        again
+            .unwrap_err()
+            .to_string()
+            .contains("rollover_in_progress"),
+        "one rollover at a time"
+    );
+
+    // Shanghai restarts with the new key and chain the CLI installed.
+    let Federation {
+        industry,
+        national,
+        shanghai,
+        gateway,
+        dir,
+        root_key_file,
+        knot,
+    } = fed.fed.take().unwrap();
+    let mut config = shanghai.config.clone();
+    // Back on the same HTTP port: the industry node knows its parent there.
+    config.http.listen = shanghai.running.http_addr();
+    fed.rt.block_on(shanghai.running.shutdown()).unwrap();
+    drop(shanghai.node);
+    let shanghai = fed.rt.block_on(start_member(config)).unwrap();
+    assert_eq!(
+        shanghai.node.registry.key().public().key_id(),
+        new_key.public().key_id()
+    );
+    fed.fed = Some(Federation {
+        industry,
+        national,
+        shanghai,
+        gateway,
+        dir,
+        root_key_file,
+        knot,
+    });
+    let f = fed.f();
+    let nd_id = industry_nd.record().identifier.clone();
+    until(
+        "Shanghai's records signed again with the new key",
+        Duration::from_secs(20),
+        || {
+            f.shanghai
+                .node
+                .registry
+                .get(&nd_id)
+                .unwrap()
+                .unwrap()
+                .record()
+                .issuer
+                == new_key.public().key_id()
+        },
+    );
+    until(
+        "the industry node follows with a chain through the new key",
+        Duration::from_secs(20),
+        || {
+            let chain = f.industry.node.chain.get();
+            chain.len() == 2 && chain[1].record().issuer == new_key.public().key_id()
+        },
+    );
+    let industry_chain: ChainFile = serde_json::from_str(
+        &std::fs::read_to_string(f.industry.config.federation.chain_file.as_ref().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        industry_chain.records().unwrap(),
+        f.industry.node.chain.get(),
+        "the chain file is rewritten too"
+    );
+    until(
+        "the gateway resolves through the new key",
+        Duration::from_secs(20),
+        || ok(&fed),
+    );
+    let witness = cpid::tlog::witness::witness_name("86.cpid.internal");
+    until(
+        "the national node cosigns Shanghai's checkpoints under the new key",
+        Duration::from_secs(30),
+        || f.shanghai.node.log.cosigned_by(&witness),
+    );
+
+    // The overlap ends: the parent revokes the old delegation and its DS
+    // leaves the zone.
+    until(
+        "the old delegation retired",
+        Duration::from_secs(40),
+        || {
+            f.national
+                .node
+                .registry
+                .delegations_in_force(&Prefix::parse("86.31").unwrap())
+                .len()
+                == 1
+                && shanghai_ds(&fed) == 1
+        },
+    );
+    assert!(rolled_at.elapsed() >= Duration::from_secs(11));
+    // A resolver that starts from the national key now trusts Shanghai
+    // under the new key only: what the old key signed is refused.
+    let resolver = fed.root_resolver();
+    let (outcome, path) = fed.rt.block_on(resolver.resolve_identifier(&ic)).unwrap();
+    assert!(matches!(outcome, Outcome::Record { .. }));
+    let zone: &TrustedZone = path
+        .iter()
+        .find(|z| z.prefix == Prefix::parse("86.31").unwrap())
+        .unwrap();
+    assert_eq!(zone.key.key_id(), new_key.public().key_id());
+    assert!(zone.retiring.is_empty());
+    assert!(matches!(
+        zone.verify_record(&industry_nd),
+        Err(TrustError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        zone.verify_delegation(&industry_nd, f.national.node.registry.clock().now()),
+        Err(TrustError::UnknownKey { .. })
+    ));
+    // The parent now serves the old key's delegation revoked; the chain
+    // the old key held is kept aside by the CLI.
+    let retired: Vec<_> = f
+        .national
+        .node
+        .registry
+        .delegations()
+        .iter()
+        .filter_map(|r| cpid::ident::delegation::Delegation::from_record(r).ok())
+        .filter(|d| d.key == cpid::ident::keys::to_hex(&old_key.to_bytes()))
+        .collect();
+    assert_eq!(retired.len(), 1);
+    assert!(retired[0].revoked.is_some());
+    assert!(f.dir.join("shanghai/chain.json.old").exists());
+    let root = TrustedZone::root(Prefix::parse("86").unwrap(), national_key, vec![]);
+    verify_node_chain(
+        &root,
+        &f.shanghai.node.chain.get(),
+        &Prefix::parse("86.31").unwrap(),
+        &new_key.public(),
+        f.national.node.registry.clock().now(),
+    )
+    .unwrap();
+}
