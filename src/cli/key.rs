@@ -44,6 +44,10 @@ pub(crate) enum KeyCommand {
         /// The parent's HTTP API; defaults to federation.parent_api.
         #[arg(long)]
         parent: Option<String>,
+        /// Sign with the parent's admin key instead of the node key (the
+        /// node key is lost or compromised; use --overlap 0 then).
+        #[arg(long, value_name = "FILE")]
+        parent_admin_key: Option<PathBuf>,
     },
 }
 
@@ -56,7 +60,8 @@ pub(crate) fn run(command: KeyCommand) -> Result<()> {
             new,
             overlap,
             parent,
-        } => key_roll(&node.load()?, &new, overlap, parent),
+            parent_admin_key,
+        } => key_roll(&node.load()?, &new, overlap, parent, parent_admin_key),
     }
 }
 
@@ -65,17 +70,24 @@ fn key_roll(
     new_file: &std::path::Path,
     overlap: Option<u64>,
     parent: Option<String>,
+    parent_admin_key: Option<PathBuf>,
 ) -> Result<()> {
     let prefix = config.prefix()?;
     let key_file = config.key_file();
-    let current = NodeKey::load(&key_file)
-        .with_context(|| format!("reading the node key {}", key_file.display()))?;
     let new = NodeKey::load(new_file).with_context(|| format!("reading {}", new_file.display()))?;
-    anyhow::ensure!(
-        new.public().key_id() != current.public().key_id(),
-        "{} is the node key in force already",
-        new_file.display()
-    );
+    let current = match &parent_admin_key {
+        Some(admin) => super::load_key(admin)?,
+        None => {
+            let current = NodeKey::load(&key_file)
+                .with_context(|| format!("reading the node key {}", key_file.display()))?;
+            anyhow::ensure!(
+                new.public().key_id() != current.public().key_id(),
+                "{} is the node key in force already",
+                new_file.display()
+            );
+            current
+        }
+    };
     let chain_file = config
         .federation
         .chain_file
@@ -91,6 +103,9 @@ fn key_roll(
     let rolled = cpid::api::client::ApiClient::new(&parent).roll(&prefix, &request, &current)?;
     // The old files stay beside the new ones until the overlap is over.
     let keep = |path: &std::path::Path| -> Result<()> {
+        if !path.exists() {
+            return Ok(());
+        }
         let mut old = path.as_os_str().to_owned();
         old.push(".old");
         std::fs::rename(path, &old).with_context(|| format!("moving {} aside", path.display()))
@@ -102,10 +117,10 @@ fn key_roll(
     new.write_new(&key_file)
         .with_context(|| format!("writing {}", key_file.display()))?;
     eprintln!(
-        "{prefix} is delegated under key {} ({}); the old key {} stays in force for the overlap.",
+        "{prefix} is delegated under key {} ({}); the old key stays in force for the overlap \
+         (until it ends, or revoked now with --overlap 0).",
         new.public().key_id(),
         rolled.reply.record.record().identifier,
-        current.public().key_id(),
     );
     eprintln!(
         "installed {} and {} (the old ones as *.old); restart the node to sign with the new key",

@@ -625,7 +625,16 @@ mod tests {
         // Signed by the wrong key: the industry node delegating to itself.
         let forged = delegation_record(&industry, "86.31", 2, &delegation("86.31.1005", &industry));
         assert!(matches!(
-            verify_chain(&anchor, &[l1.clone(), forged], 500),
+            verify_chain(&anchor, &[l1.clone(), forged.clone()], 500),
+            Err(TrustError::UnknownKey { .. })
+        ));
+        // The region's own link with one bit of its signature flipped.
+        let mut bytes = l2.as_bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let flipped = SignedRecord::decode(&bytes).unwrap();
+        assert!(matches!(
+            verify_chain(&anchor, &[l1.clone(), flipped], 500),
             Err(TrustError::BadSignature { .. })
         ));
         assert!(matches!(
@@ -655,6 +664,42 @@ mod tests {
             verify_node_chain(&anchor, &[l1], &p, &industry.public(), 500),
             Err(TrustError::WrongEnd { .. })
         ));
+    }
+
+    #[test]
+    fn during_a_rollover_a_zone_is_trusted_under_both_keys_and_no_other() {
+        let root = NodeKey::from_secret_bytes(&[1; 32]);
+        let (old, new, stranger) = (
+            NodeKey::from_secret_bytes(&[2; 32]),
+            NodeKey::from_secret_bytes(&[4; 32]),
+            NodeKey::from_secret_bytes(&[5; 32]),
+        );
+        let anchor = TrustedZone::root(Prefix::parse("86").unwrap(), root.public(), vec![]);
+        let mut d_old = delegation("86.31", &old);
+        d_old.not_after = 600;
+        let mut d_new = delegation("86.31", &new);
+        d_new.not_before = 400;
+        let l_old = delegation_record(&root, "86", 1, &d_old);
+        let l_new = delegation_record(&root, "86", 2, &d_new);
+        let z_old = anchor.verify_delegation(&l_old, 500).unwrap();
+        let z_new = anchor.verify_delegation(&l_new, 500).unwrap();
+        // Either order: the later delegation's key is in force.
+        for zone in [z_old.clone().merge(z_new.clone()), z_new.merge(z_old)] {
+            assert_eq!(zone.key, new.public());
+            assert_eq!(zone.retiring, vec![old.public()]);
+            assert_eq!(zone.valid_until, 600, "trusted no longer than the overlap");
+            for (key, serial) in [(&old, 1), (&new, 2)] {
+                let child = delegation_record(key, "86.31", serial, &delegation("86.31.1005", key));
+                zone.verify_record(&child).unwrap();
+                zone.verify_delegation(&child, 500).unwrap();
+            }
+            let forged =
+                delegation_record(&stranger, "86.31", 3, &delegation("86.31.1005", &stranger));
+            assert!(matches!(
+                zone.verify_record(&forged),
+                Err(TrustError::UnknownKey { .. })
+            ));
+        }
     }
 
     #[test]

@@ -399,6 +399,83 @@ fn a_revoked_delegation_stops_resolution_and_is_reported() {
 }
 
 #[test]
+fn a_compromised_node_key_is_revoked_at_once_by_the_parents_admin() {
+    use cpid::api::body::RollRequest;
+    use cpid::ident::keys::NodeKey;
+    let fed = start(Some(1), |c| c.cache.max_ttl = 1);
+    let ic = fed.ids[1].clone();
+    assert_eq!(
+        fed.ask(&ic, rtype::TXT).metadata.response_code,
+        ResponseCode::NoError
+    );
+    let shanghai = &fed.f().shanghai;
+    let client = cpid::api::client::ApiClient::new(&shanghai.http_url());
+    let path = "/v1/delegations/86.31.1005/key";
+    let new = NodeKey::generate().unwrap();
+    let request = RollRequest {
+        public_key: new.public().to_public_pem(),
+        overlap_secs: Some(0),
+    };
+    let body = serde_json::to_value(&request).unwrap();
+    // Neither the child's key nor the admin's: refused, nothing changes.
+    let stranger = client
+        .signed("POST", path, Some(&body), &NodeKey::generate().unwrap())
+        .unwrap();
+    assert_eq!(stranger.status, 401, "{}", stranger.text);
+    assert_eq!(stranger.body["error"], "unknown_key");
+    let nowhere = client
+        .signed(
+            "POST",
+            "/v1/delegations/86.31.9/key",
+            Some(&body),
+            &shanghai.admin_key().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(nowhere.status, 404);
+    let too_long = client
+        .signed(
+            "POST",
+            path,
+            Some(
+                &serde_json::to_value(RollRequest {
+                    overlap_secs: Some(40 * 86_400),
+                    ..request.clone()
+                })
+                .unwrap(),
+            ),
+            &shanghai.admin_key().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(too_long.status, 422, "{}", too_long.text);
+    let industry = Prefix::parse("86.31.1005").unwrap();
+    assert_eq!(
+        shanghai.node.registry.delegations_in_force(&industry).len(),
+        1
+    );
+    // The industry node's key is lost: the parent's admin rolls it with no
+    // overlap, and the old delegation is revoked in the same commit.
+    let rolled = client
+        .signed("POST", path, Some(&body), &shanghai.admin_key().unwrap())
+        .unwrap();
+    assert_eq!(rolled.status, 201, "{}", rolled.text);
+    assert_eq!(rolled.body["chain"].as_array().unwrap().len(), 2);
+    assert_eq!(rolled.body["retiring"].as_array().unwrap().len(), 0);
+    let in_force = shanghai.node.registry.delegations_in_force(&industry);
+    assert_eq!(in_force.len(), 1);
+    assert_eq!(in_force[0].1.public_key().unwrap(), new.public());
+    let chain = client.get("/v1/delegations/86.31.1005/chain").unwrap();
+    assert_eq!(chain.status, 200);
+    assert_eq!(chain.body["chain"], rolled.body["chain"]);
+    // The industry node still signs with the old key: once the gateway's
+    // cached delegation expires, its answers are refused.
+    until(
+        "the old key's records refused",
+        Duration::from_secs(10),
+        || fed.ask(&ic, rtype::TXT).metadata.response_code == ResponseCode::ServFail,
+    );
+}
+
+#[test]
 fn stale_answers_while_the_industry_node_is_down_then_recovery() {
     let fed = start(Some(1), |c| {
         c.cache.max_ttl = 1;
@@ -844,6 +921,26 @@ fn the_gateway_takes_a_negative_answer_only_with_a_signed_denial() {
     assert!(m.authentic_data, "AD on a verified record: {m:?}");
     let m = fed.ask(&fed.ids[1], rtype::TXT);
     assert!(!m.metadata.authentic_data, "no AD without DO");
+    // A verified denial is sent with AD too, from the cache as at first,
+    // for a missing identifier and a missing name that is not one.
+    let ic = &fed.ids[1];
+    let missing = Identifier::new(
+        ic.prefix().clone(),
+        ic.class(),
+        cpid::ident::identifier::Serial::new(99_999).unwrap(),
+    );
+    for name in [
+        fed.name(&missing),
+        "zz-nothing.1005.31.86.cpid.internal".to_string(),
+    ] {
+        for _ in 0..2 {
+            let m = cpid::testkit::validators::query_dnssec(fed.gw(), &name, rtype::TXT).unwrap();
+            assert_eq!(m.rcode, ResponseCode::NXDomain, "{name}: {m:?}");
+            assert!(m.authentic_data, "AD on a verified denial of {name}: {m:?}");
+        }
+        let m = query(fed.gw(), &name, rtype::TXT, false).unwrap();
+        assert!(!m.metadata.authentic_data, "no AD without DO");
+    }
     drop(fed);
 
     // Nodes that do not sign: an unsigned negative answer could be a

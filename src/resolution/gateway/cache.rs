@@ -33,6 +33,9 @@ pub enum Source {
         answers: Vec<Vec<u8>>,
         authorities: Vec<Vec<u8>>,
         additionals: Vec<Vec<u8>>,
+        /// A negative answer whose DNSSEC denial verified under a key the
+        /// chain of trust vouched for: sent with AD.
+        validated: bool,
     },
 }
 
@@ -181,6 +184,8 @@ pub enum Body {
         answer: Block,
         authority: Block,
         additional: Block,
+        /// Sent with AD (`Source::Message::validated`).
+        authentic: bool,
     },
 }
 
@@ -312,12 +317,19 @@ impl Entry {
                 answer,
                 authority,
                 additional,
-            } => Response::new(c, *rcode).recursion_available().write(
-                out,
-                &answer.with_ttl(ttl),
-                &authority.with_ttl(ttl),
-                &additional.with_ttl(ttl),
-            ),
+                authentic,
+            } => {
+                let mut response = Response::new(c, *rcode).recursion_available();
+                if *authentic {
+                    response = response.authentic_data();
+                }
+                response.write(
+                    out,
+                    &answer.with_ttl(ttl),
+                    &authority.with_ttl(ttl),
+                    &additional.with_ttl(ttl),
+                )
+            }
         }
     }
 

@@ -512,11 +512,13 @@ impl Gateway {
             }
             Outcome::Negative { soa, ttl } => {
                 let authorities: Vec<Vec<u8>> = soa.iter().filter_map(encode_rr).collect();
+                // The resolver verified the denial (or the tombstone).
                 let source = Source::Message {
                     rcode: Rcode::NxDomain.code() as u8,
                     answers: Vec::new(),
                     authorities,
                     additionals: Vec::new(),
+                    validated: self.resolver.validates_denial(),
                 };
                 let ttl = ttl.min(self.config.cache.max_negative_ttl);
                 self.message_entry(source, zone, stored, ttl)
@@ -622,6 +624,7 @@ impl Gateway {
             answers,
             authorities,
             additionals,
+            validated,
         } = &source
         else {
             return None;
@@ -636,6 +639,7 @@ impl Gateway {
             answer: Block::from_rrs(answers)?,
             authority: Block::from_rrs(authorities)?,
             additional: Block::from_rrs(additionals)?,
+            authentic: *validated,
         };
         let apex = self.zone_apex(&zone);
         Some(Entry::new(body, source, zone, apex, stored, ttl))
@@ -706,6 +710,9 @@ impl Gateway {
             answers: enc(&m.answers),
             authorities: enc(&m.authorities),
             additionals: enc(&m.additionals),
+            // The denial was verified above; other answers are not signed
+            // records the gateway checks.
+            validated: self.resolver.validates_denial() && m.answers.is_empty(),
         };
         self.message_entry(source, zone, self.clock.now(), ttl.unwrap_or(0).min(cap))
             .ok_or(ResolveError::Unencodable("answer"))
