@@ -979,8 +979,64 @@ fn the_gateway_takes_a_negative_answer_only_with_a_signed_denial() {
     );
 }
 
+impl Fed {
+    /// Rolls Shanghai's key as its operator would, with `cpid key roll`
+    /// against the national node (`overlap` seconds); returns the new key.
+    pub(crate) fn roll_shanghai(&self, overlap: u64) -> cpid::ident::keys::NodeKey {
+        let f = self.f();
+        let new_file = f.dir.join("shanghai-new.pem");
+        let new_key = cpid::ident::keys::NodeKey::generate().unwrap();
+        new_key.write_new(&new_file).unwrap();
+        let config_file = f.dir.join("shanghai.toml");
+        std::fs::write(&config_file, toml::to_string(&f.shanghai.config).unwrap()).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpid"))
+            .args(["key", "roll", "-c"])
+            .arg(&config_file)
+            .arg("--new")
+            .arg(&new_file)
+            .args(["--overlap", &overlap.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cpid key roll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        new_key
+    }
+
+    /// Restarts Shanghai from its configuration (and the key and chain
+    /// files it names), on the same ports.
+    pub(crate) fn restart_shanghai(&mut self) {
+        let Federation {
+            industry,
+            national,
+            shanghai,
+            gateway,
+            dir,
+            root_key_file,
+            knot,
+        } = self.fed.take().unwrap();
+        let mut config = shanghai.config.clone();
+        // Back on the same HTTP port: the industry node knows its parent there.
+        config.http.listen = shanghai.running.http_addr();
+        self.rt.block_on(shanghai.running.shutdown()).unwrap();
+        drop(shanghai.node);
+        let shanghai = self.rt.block_on(start_member(config)).unwrap();
+        self.fed = Some(Federation {
+            industry,
+            national,
+            shanghai,
+            gateway,
+            dir,
+            root_key_file,
+            knot,
+        });
+    }
+}
+
 /// The `DS` records the national node serves at Shanghai's cut.
-fn shanghai_ds(fed: &Fed) -> usize {
+pub(crate) fn shanghai_ds(fed: &Fed) -> usize {
     let m = query(
         fed.f().national.running.dns_addr(),
         "31.86.cpid.internal.",
@@ -1021,26 +1077,8 @@ fn a_regional_node_rolls_its_key_and_the_federation_follows() {
     assert_eq!(industry_nd.record().issuer, old_key.key_id());
     assert_eq!(shanghai_ds(&fed), 1);
 
-    // The operator rolls Shanghai's key with the CLI, against its parent.
-    let dir = f.dir.clone();
-    let new_file = dir.join("shanghai-new.pem");
-    let new_key = NodeKey::generate().unwrap();
-    new_key.write_new(&new_file).unwrap();
-    let config_file = dir.join("shanghai.toml");
-    std::fs::write(&config_file, toml::to_string(&f.shanghai.config).unwrap()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpid"))
-        .args(["key", "roll", "-c"])
-        .arg(&config_file)
-        .arg("--new")
-        .arg(&new_file)
-        .args(["--overlap", "12"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cpid key roll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let new_key = fed.roll_shanghai(12);
+    let f = fed.f();
     let rolled_at = Instant::now();
     // The parent serves both delegations and both DS; the gateway still
     // resolves through the old key, which Shanghai still signs with.
@@ -1071,35 +1109,11 @@ fn a_regional_node_rolls_its_key_and_the_federation_follows() {
         "one rollover at a time"
     );
 
-    // Shanghai restarts with the new key and chain the CLI installed.
-    let Federation {
-        industry,
-        national,
-        shanghai,
-        gateway,
-        dir,
-        root_key_file,
-        knot,
-    } = fed.fed.take().unwrap();
-    let mut config = shanghai.config.clone();
-    // Back on the same HTTP port: the industry node knows its parent there.
-    config.http.listen = shanghai.running.http_addr();
-    fed.rt.block_on(shanghai.running.shutdown()).unwrap();
-    drop(shanghai.node);
-    let shanghai = fed.rt.block_on(start_member(config)).unwrap();
+    fed.restart_shanghai();
     assert_eq!(
-        shanghai.node.registry.key().public().key_id(),
+        fed.f().shanghai.node.registry.key().public().key_id(),
         new_key.public().key_id()
     );
-    fed.fed = Some(Federation {
-        industry,
-        national,
-        shanghai,
-        gateway,
-        dir,
-        root_key_file,
-        knot,
-    });
     let f = fed.f();
     let nd_id = industry_nd.record().identifier.clone();
     until(

@@ -282,6 +282,50 @@ fn unbound_trusting_only_the_national_key_validates_an_industry_nodes_answers() 
     assert_eq!(bogus.rcode, ResponseCode::ServFail, "{bogus:?}");
 }
 
+#[test]
+fn unbound_keeps_validating_through_a_regional_nodes_key_rollover() {
+    if !(require_daemon("unbound", "unbound") && require_daemon("delv", "bind9-dnsutils")) {
+        return;
+    }
+    // TTLs of 1 s: Unbound takes the new DNSKEY as soon as it is served.
+    let mut fed = crate::federation::start_with(
+        Some(1),
+        |_| {},
+        |c| c.federation.chain_refresh_secs = 1,
+        None,
+    );
+    let national = fed.f().national.running.dns_addr();
+    let anchor = TrustAnchor::fetch(national, "86.cpid.internal.").unwrap();
+    let unbound = Unbound::start(std::slice::from_ref(&anchor), &federation_stubs(&fed));
+    let name = industry_name(&fed);
+    let validated = |what: &str| {
+        let txt = unbound.query(&name, QTYPE_TXT);
+        assert_eq!(txt.rcode, ResponseCode::NoError, "{what}: {txt:?}");
+        assert!(
+            txt.authentic_data,
+            "{what}: no AD on {txt:?}; log:\n{}",
+            unbound.log()
+        );
+    };
+    validated("before the rollover");
+    // Double DS at the national node: each validates the chain.
+    fed.roll_shanghai(60);
+    assert_eq!(crate::federation::shanghai_ds(&fed), 2);
+    let ds = delv(national, &anchor, "31.86.cpid.internal.", QTYPE_DS);
+    assert!(matches!(ds.verdict, Verdict::Validated), "{}", ds.output);
+    validated("old key, both DS");
+    // Shanghai signs with the new key from its restart: its DNSKEY, and the
+    // industry node's DS signed again.
+    fed.restart_shanghai();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    validated("new key, both DS");
+    let missing = unbound.query("nothere.31.86.cpid.internal.", QTYPE_TXT);
+    assert!(
+        missing.answers.is_empty() && missing.authentic_data,
+        "a denial under the new key: {missing:?}"
+    );
+}
+
 /// A UDP relay to `upstream` that changes `from` into `to` (same length)
 /// in every answer: an on-path forger. Counts the answers it changed.
 fn tampering_relay(
