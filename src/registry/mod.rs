@@ -59,7 +59,7 @@ pub enum RegistryError {
     ForeignIssuer(Identifier),
     #[error("serial space of {0} exhausted")]
     SerialsExhausted(String),
-    #[error("a plan must change at least one record")]
+    #[error("a plan must change a record, move the serial or write a row")]
     EmptyPlan,
     #[error("{0} is changed twice in one plan")]
     TwiceInPlan(Identifier),
@@ -444,7 +444,9 @@ impl Registry {
 
     /// Steps 1–3: every step built and signed into one write batch.
     fn prepare(&self, plan: Plan) -> Result<Prepared, RegistryError> {
-        if plan.steps.is_empty() {
+        // A plan may change no record when it only moves the zone serial
+        // (secondaries then transfer fresh signatures) or writes rows.
+        if plan.steps.is_empty() && plan.serial_floor.is_none() && plan.rows.is_empty() {
             return Err(RegistryError::EmptyPlan);
         }
         let at = self.clock.now();

@@ -181,6 +181,25 @@ fn a_plan_that_changes_one_record_twice_changes_nothing() {
 }
 
 #[test]
+fn a_plan_that_only_moves_the_serial_moves_the_served_serial() {
+    // What the node's re-signing task commits so that secondaries transfer
+    // fresh signatures before theirs grow old.
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path());
+    let reg = &node.registry;
+    reg.issue(new_resource(&node, 1)).unwrap();
+    let before = reg.zone().serial();
+    let plan = Plan {
+        serial_floor: Some(u64::from(before)),
+        ..Plan::default()
+    };
+    reg.commit(plan).unwrap();
+    let after = reg.zone().serial();
+    assert!(after > before, "{before} → {after}");
+    assert_eq!(after, reg.store().zone_serial().unwrap());
+}
+
+#[test]
 fn imports_skip_what_is_held_and_refuse_other_keys_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path());
