@@ -119,7 +119,18 @@ pub async fn verify(
     req: &SignedBody,
     resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
 ) -> Result<Verified, ApiError> {
-    let result = check(state, req, resolve).await;
+    verify_parsed(state, req, httpsig::parse(&req.parts.headers), resolve).await
+}
+
+/// [`verify`] for a caller that has parsed the signature headers already
+/// (to learn the `keyid` first).
+async fn verify_parsed(
+    state: &ApiState,
+    req: &SignedBody,
+    parsed: Result<httpsig::SignedRequest, SigError>,
+    resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
+) -> Result<Verified, ApiError> {
+    let result = check(state, req, parsed, resolve).await;
     // A rate-limited request was counted and reported by `api::limits`.
     if let Err(e) = &result
         && e.code != Code::RateLimited
@@ -139,10 +150,11 @@ pub async fn verify(
 async fn check(
     state: &ApiState,
     req: &SignedBody,
+    parsed: Result<httpsig::SignedRequest, SigError>,
     resolve: impl FnOnce(&str) -> Result<PublicKey, ApiError>,
 ) -> Result<Verified, ApiError> {
     let headers = &req.parts.headers;
-    let signed = httpsig::parse(headers)?;
+    let signed = parsed?;
     let p = &signed.params;
     let covers = |c: &str| p.components.iter().any(|x| x == c);
     for (needed, present) in [
@@ -355,16 +367,18 @@ pub async fn verify_party(s: &ApiState, req: &SignedBody) -> Result<(Signer, Ver
     let admin_id = s.admin_key.key_id().to_string();
     // A keyid that names an identifier is a party of another node: its key
     // is found before the signature is checked against it.
-    let foreign = match httpsig::parse(&req.parts.headers)
+    let parsed = httpsig::parse(&req.parts.headers);
+    let foreign = match parsed
+        .as_ref()
         .ok()
-        .and_then(|r| r.params.keyid)
-        .and_then(|k| Identifier::parse(&k).ok())
+        .and_then(|r| r.params.keyid.as_deref())
+        .and_then(|k| Identifier::parse(k).ok())
     {
         Some(id) => Some(foreign_party(s, &id).await?),
         None => None,
     };
     let mut party = None;
-    let verified = verify(s, req, |keyid| {
+    let verified = verify_parsed(s, req, parsed, |keyid| {
         if let Some(p) = foreign {
             let key = p.key;
             party = Some(p);

@@ -141,10 +141,7 @@ fn count(kind: &'static str, result: &Result<SignedRecord, ApiError>) {
 pub(super) fn record_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
     let mut v = crate::ident::record::to_json(signed);
     if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "issuer_public_key".into(),
-            state.registry.key().public().to_public_pem().into(),
-        );
+        obj.insert("issuer_public_key".into(), state.issuer_pem.clone().into());
     }
     v
 }

@@ -31,7 +31,7 @@ use super::error::{ApiError, Code};
 use super::httpsig;
 use super::respond::{answered_with, run_mutation};
 use super::state::{ApiState, Shared};
-use super::transactions::{kept, location, tx_json};
+use super::transactions::{TxAnswer, kept, location};
 use crate::capacity::totals::Rows;
 use crate::capacity::{Capacity, Glance};
 use crate::ident::identifier::{Identifier, Prefix};
@@ -464,7 +464,7 @@ pub(super) async fn schedule(State(state): Shared, req: SignedBody) -> Result<Re
     })
     .await?;
     let body = serde_json::json!({
-        "transaction": tx_json(&state, &signed),
+        "transaction": TxAnswer::new(&state, &signed, crate::trade::TxState::Proposed).to_value(),
         "selection": selection_json(&state, &selection, &hops),
     });
     let mut response = (StatusCode::CREATED, Json(body)).into_response();

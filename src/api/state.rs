@@ -63,6 +63,9 @@ pub struct ApiState {
     pub(super) provider_lock: tokio::sync::Mutex<()>,
     /// Verifies concurrent request signatures together.
     pub(super) batcher: Arc<batch::Batcher>,
+    /// The node key's SPKI PEM, as every answer with a record names it
+    /// (`issuer_public_key`): encoded once.
+    pub(super) issuer_pem: String,
 }
 
 impl ApiState {
@@ -97,6 +100,7 @@ impl ApiState {
             directory: None,
             provider_lock: tokio::sync::Mutex::new(()),
             batcher: Arc::new(batch::Batcher::default()),
+            issuer_pem: node.registry.key().public().to_public_pem(),
         }
     }
 

@@ -11,15 +11,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 
 use super::auth::{self, SignedBody, Signer};
 use super::error::{ApiError, Code};
-use super::respond::{answered_with, blocking, record_json, run_mutation};
+use super::respond::{answered_with, blocking, run_mutation};
 use super::situation::CheckedQuery;
 use super::state::{ApiState, Shared};
 use crate::events::Kind;
 use crate::ident::identifier::{Class, Identifier};
-use crate::ident::record::SignedRecord;
+use crate::ident::record::{RecordJson, SignedRecord};
 use crate::trade::{self, Actor, SignedRequest, StepKind, TxState};
 
 /// Most transactions in one page of a list.
@@ -51,23 +52,51 @@ pub(super) fn kept(req: &SignedBody) -> Result<SignedRequest, ApiError> {
 }
 
 /// A transaction as answered: the signed record (with `encoded`), the
-/// document and the step that made this version.
-pub(super) fn tx_json(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
-    let mut v = record_json(state, signed);
-    if let (Some((doc, step)), Some(obj)) = (trade::parse(signed), v.as_object_mut()) {
-        obj.insert("state".into(), doc.state.as_str().into());
-        obj.insert(
-            "transaction".into(),
-            serde_json::to_value(&doc).unwrap_or_default(),
-        );
-        if let Some(step) = step {
-            obj.insert(
-                "step".into(),
-                serde_json::to_value(&step).unwrap_or_default(),
-            );
+/// state, the document and the step that made this version. The document
+/// and the step are the record's own `CP.TXN` and `CP.TXSTEP` values,
+/// written out as the JSON they are (checked to be JSON, never parsed
+/// into a tree and printed again).
+#[derive(serde::Serialize)]
+pub(super) struct TxAnswer<'a> {
+    #[serde(flatten)]
+    record: RecordJson<'a>,
+    issuer_public_key: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<&'a RawValue>,
+}
+
+impl<'a> TxAnswer<'a> {
+    /// `tx_state` is the state the record's document holds: the step that
+    /// made it says so, or the document was read to check who may see it.
+    pub(super) fn new(
+        state: &'a ApiState,
+        signed: &'a SignedRecord,
+        tx_state: TxState,
+    ) -> TxAnswer<'a> {
+        let raw = |kind: &str| {
+            signed
+                .record()
+                .values
+                .iter()
+                .find(|v| v.kind.as_str() == kind)
+                .and_then(|v| serde_json::from_str::<&RawValue>(&v.data).ok())
+        };
+        TxAnswer {
+            record: RecordJson::new(signed),
+            issuer_public_key: &state.issuer_pem,
+            state: tx_state.as_str(),
+            step: raw(trade::CP_TXSTEP),
+            transaction: raw(trade::CP_TXN),
         }
     }
-    v
+
+    /// As a JSON value, for answers that embed it.
+    pub(super) fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 pub(super) fn location(id: &Identifier) -> String {
@@ -88,7 +117,8 @@ pub(super) async fn propose(State(state): Shared, req: SignedBody) -> Result<Res
         answered_with(&s, &key, result)
     })
     .await?;
-    let mut response = (StatusCode::CREATED, Json(tx_json(&state, &signed))).into_response();
+    let answer = TxAnswer::new(&state, &signed, TxState::Proposed);
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location(&signed.record().identifier)) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -144,7 +174,8 @@ pub(super) async fn step(
         answer
     })
     .await?;
-    Ok(Json(tx_json(&state, &signed)).into_response())
+    let answer = TxAnswer::new(&state, &signed, kind.transition().1);
+    Ok(Json(answer).into_response())
 }
 
 fn tx_id(prefix: &str, suffix: &str) -> Result<Identifier, ApiError> {
@@ -184,7 +215,7 @@ pub(super) async fn read(
     let found = blocking(move || Ok(s.trades.get(&lookup)?)).await?;
     match found {
         Some((signed, doc)) if may_read(&signer, &doc) => {
-            Ok(Json(tx_json(&state, &signed)).into_response())
+            Ok(Json(TxAnswer::new(&state, &signed, doc.state)).into_response())
         }
         _ => Err(ApiError::new(
             Code::NotFound,
@@ -253,20 +284,25 @@ pub(super) async fn list(
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Ok(id) = Identifier::parse(&id)
-                && let Some((signed, _)) = s.trades.get(&id)?
+                && let Some((signed, doc)) = s.trades.get(&id)?
             {
-                out.push(signed);
+                out.push((signed, doc.state));
             }
         }
         Ok(out)
     })
     .await?;
     let next = if more {
-        records.last().map(|r| r.record().identifier.to_string())
+        records
+            .last()
+            .map(|(r, _)| r.record().identifier.to_string())
     } else {
         None
     };
-    let items: Vec<serde_json::Value> = records.iter().map(|r| tx_json(&state, r)).collect();
+    let items: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(r, tx_state)| TxAnswer::new(&state, r, *tx_state).to_value())
+        .collect();
     Ok(Json(serde_json::json!({
         "party": party,
         "transactions": items,

@@ -290,18 +290,18 @@ impl fmt::Debug for PublicKey {
 /// byte: responses carry whole signed records this way).
 pub fn to_hex(bytes: &[u8]) -> String {
     /// The lower-case hex digit of a nibble (0–15).
-    fn digit(nibble: u8) -> char {
-        char::from(match nibble {
+    fn digit(nibble: u8) -> u8 {
+        match nibble {
             0..=9 => b'0' + nibble,
             _ => b'a' + (nibble - 10),
-        })
+        }
     }
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(digit(b >> 4));
-        out.push(digit(b & 0x0f));
+        out.extend_from_slice(&[digit(b >> 4), digit(b & 0x0f)]);
     }
-    out
+    // Only ASCII digits were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A key's id: the first 16 bytes of blake3's key derivation over the public

@@ -337,6 +337,11 @@ impl SignedRecord {
         &self.record
     }
 
+    /// The record, without its signature (to build the next version).
+    pub fn into_record(self) -> Record {
+        self.record
+    }
+
     pub fn signature(&self) -> &Signature {
         &self.signature
     }
@@ -435,25 +440,64 @@ impl SignedRecord {
 
 /// The record as JSON (for `cpid resolve --json` and the HTTP API).
 pub fn to_json(signed: &SignedRecord) -> serde_json::Value {
-    let r = signed.record();
-    serde_json::json!({
-        "identifier": r.identifier.to_string(),
-        "owner": r.owner.as_ref().map(ToString::to_string),
-        "version": r.version,
-        "status": r.status.as_str(),
-        "issuer": r.issuer.to_string(),
-        "created": r.created,
-        "updated": r.updated,
-        "values": r.values.iter().map(|v| serde_json::json!({
-            "index": v.index,
-            "type": v.kind.as_str(),
-            "data": v.data,
-            "ttl": v.ttl,
-            "timestamp": v.timestamp,
-        })).collect::<Vec<_>>(),
-        "signature": crate::ident::keys::to_hex(&signed.signature().0),
-        "encoded": crate::ident::keys::to_hex(signed.as_bytes()),
-    })
+    serde_json::to_value(RecordJson::new(signed)).unwrap_or_default()
+}
+
+/// The JSON form of a record, borrowed from it: what [`to_json`] makes a
+/// `serde_json::Value` of, and what an answer that embeds the record
+/// writes out directly (no tree of values in between). Fields in the
+/// order a JSON object sorts them.
+#[derive(Serialize)]
+pub struct RecordJson<'a> {
+    created: u64,
+    /// The signed record's bytes, hex: what a client verifies.
+    encoded: String,
+    identifier: String,
+    issuer: String,
+    owner: Option<String>,
+    signature: String,
+    status: &'static str,
+    updated: u64,
+    values: Vec<ValueJson<'a>>,
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct ValueJson<'a> {
+    data: &'a str,
+    index: u32,
+    timestamp: u64,
+    ttl: u32,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+impl<'a> RecordJson<'a> {
+    pub fn new(signed: &'a SignedRecord) -> RecordJson<'a> {
+        let r = signed.record();
+        RecordJson {
+            created: r.created,
+            encoded: crate::ident::keys::to_hex(signed.as_bytes()),
+            identifier: r.identifier.to_string(),
+            issuer: r.issuer.to_string(),
+            owner: r.owner.as_ref().map(ToString::to_string),
+            signature: crate::ident::keys::to_hex(&signed.signature().0),
+            status: r.status.as_str(),
+            updated: r.updated,
+            values: r
+                .values
+                .iter()
+                .map(|v| ValueJson {
+                    data: &v.data,
+                    index: v.index,
+                    timestamp: v.timestamp,
+                    ttl: v.ttl,
+                    kind: v.kind.as_str(),
+                })
+                .collect(),
+            version: r.version,
+        }
+    }
 }
 
 #[cfg(test)]

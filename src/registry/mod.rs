@@ -167,6 +167,14 @@ pub enum Step {
     },
     /// A change to a stored record (version + 1).
     Change { id: Identifier, change: Change },
+    /// [`Step::Change`] to a record the caller has just read, without
+    /// reading it again: version + 1 of `current`. The store refuses it
+    /// when `current` is no longer the stored version, as it refuses two
+    /// racing changes.
+    ChangeFrom {
+        current: SignedRecord,
+        change: Change,
+    },
     /// A record signed elsewhere by this node's key (master-file import or
     /// restore); skipped when the store holds this version or a newer one.
     Import(SignedRecord),
@@ -462,6 +470,7 @@ impl Registry {
                     values,
                 } => Some(self.build_at(identifier, owner, values, at, &mut marks)?),
                 Step::Change { id, change } => Some(self.build_change(&id, change, at)?),
+                Step::ChangeFrom { current, change } => Some(self.build_next(current, change, at)?),
                 Step::Import(signed) => self.check_import(signed, &mut marks)?,
             };
             if let Some(s) = &signed
@@ -625,9 +634,19 @@ impl Registry {
             .store
             .get(id)?
             .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
-        let mut record = current.record().clone();
+        self.build_next(current, change, at)
+    }
+
+    /// The version after `current` with `change` applied, signed.
+    fn build_next(
+        &self,
+        current: SignedRecord,
+        change: Change,
+        at: u64,
+    ) -> Result<SignedRecord, RegistryError> {
+        let mut record = current.into_record();
         if record.status == RecordStatus::Withdrawn && !matches!(change, Change::Resign) {
-            return Err(RegistryError::Withdrawn(id.clone()));
+            return Err(RegistryError::Withdrawn(record.identifier));
         }
         match change {
             Change::Resign => {}

@@ -20,12 +20,13 @@
 
 pub mod calendar;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use self::calendar::{Booking, CALENDAR, Calendar, Clash};
+use self::calendar::{Booking, CALENDAR, Calendar, Clash, Kept, Planned};
 use crate::clock::Clock;
 use crate::ident::identifier::{Class, Identifier};
 use crate::ident::record::{RecordStatus, SignedRecord, Value, ValueType};
@@ -470,35 +471,65 @@ struct Index {
     by_party: BTreeSet<(String, String)>,
     /// (accept_by, transaction) of proposals.
     due: BTreeSet<(u64, String)>,
-    /// Each resource's calendar as last committed (the store row is the
-    /// truth; this copy serves selection without a read).
-    calendars: HashMap<String, Calendar>,
+    /// Each resource's calendar as last committed, with its row's bytes
+    /// (the store row is the truth; this copy serves selection without a
+    /// read, and is what the next step on the resource expects to find).
+    calendars: HashMap<String, Kept>,
+}
+
+/// What the index reads of a transaction document: the fields it keeps,
+/// borrowed where the JSON allows; the rest is skipped, not built.
+#[derive(Deserialize)]
+struct Indexed<'a> {
+    state: TxState,
+    #[serde(borrow)]
+    buyer: Cow<'a, str>,
+    #[serde(borrow)]
+    provider: Cow<'a, str>,
+    #[serde(borrow)]
+    resource: Cow<'a, str>,
+    accept_by: u64,
 }
 
 impl Index {
-    fn apply(&mut self, id: &str, version: u64, doc: &TxDoc) {
-        if self.txs.get(id).is_some_and(|e| e.version >= version) {
+    fn apply(&mut self, id: &str, version: u64, doc: &Indexed<'_>) {
+        let old = self.txs.get(id);
+        if old.is_some_and(|e| e.version >= version) {
             return;
         }
-        if let Some(old) = self.txs.get(id)
-            && old.state == TxState::Proposed
-        {
-            self.due.remove(&(old.accept_by, id.to_string()));
+        if let Some(old) = old {
+            if old.state == TxState::Proposed {
+                self.due.remove(&(old.accept_by, id.to_string()));
+            }
+        } else {
+            // The parties are fixed at the proposal: a later version names
+            // the same two.
+            self.by_party
+                .insert((doc.buyer.to_string(), id.to_string()));
+            self.by_party
+                .insert((doc.provider.to_string(), id.to_string()));
         }
         if doc.state == TxState::Proposed {
             self.due.insert((doc.accept_by, id.to_string()));
         }
-        self.by_party.insert((doc.buyer.clone(), id.to_string()));
-        self.by_party.insert((doc.provider.clone(), id.to_string()));
-        self.txs.insert(
-            id.to_string(),
-            Entry {
-                version,
-                state: doc.state,
-                accept_by: doc.accept_by,
-                resource: doc.resource.clone(),
-            },
-        );
+        match self.txs.get_mut(id) {
+            Some(e) => {
+                e.version = version;
+                e.state = doc.state;
+                e.accept_by = doc.accept_by;
+            }
+            None => {
+                self.txs.insert(
+                    id.to_string(),
+                    Entry {
+                        version,
+                        state: doc.state,
+                        accept_by: doc.accept_by,
+                        resource: doc.resource.to_string(),
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -540,7 +571,7 @@ impl Ledger {
         let mut calendars = HashMap::new();
         let mut bad = 0u64;
         store.scan_rows(CALENDAR, b"", &mut |key, value| {
-            match (std::str::from_utf8(key), Calendar::decode(value)) {
+            match (std::str::from_utf8(key), Kept::decode(value)) {
                 (Ok(k), Some(c)) => {
                     calendars.insert(k.to_string(), c);
                 }
@@ -564,10 +595,18 @@ impl Observer for Ledger {
     fn committed(&self, records: &[SignedRecord]) {
         let mut index = None;
         for signed in records {
-            if let Some(doc) = parse_doc(signed) {
+            let r = signed.record();
+            if r.identifier.class() != Class::Tx {
+                continue;
+            }
+            let doc = r
+                .values
+                .iter()
+                .find(|v| v.kind.as_str() == CP_TXN)
+                .and_then(|v| serde_json::from_str::<Indexed<'_>>(&v.data).ok());
+            if let Some(doc) = doc {
                 let index = index
                     .get_or_insert_with(|| self.index.write().unwrap_or_else(|e| e.into_inner()));
-                let r = signed.record();
                 index.apply(&r.identifier.to_string(), r.version, &doc);
             }
         }
@@ -622,7 +661,7 @@ impl Trades {
         self.read()
             .calendars
             .get(&resource.to_string())
-            .map_or(0, |c| c.peak(start, end))
+            .map_or(0, |c| c.calendar.peak(start, end))
     }
 
     /// [`Trades::booked`] for many resources under one lock.
@@ -641,7 +680,7 @@ impl Trades {
                 index
                     .calendars
                     .get(key.as_str())
-                    .map_or(0, |c| c.peak(start, end))
+                    .map_or(0, |c| c.calendar.peak(start, end))
             })
             .collect()
     }
@@ -652,7 +691,7 @@ impl Trades {
             .read()
             .calendars
             .get(&resource.to_string())
-            .cloned()
+            .map(|c| c.calendar.clone())
             .unwrap_or_default();
         c.prune(self.clock.now());
         c
@@ -882,7 +921,7 @@ impl Trades {
         };
         let _one = self.lock_for(&resource).lock_owned().await;
         for attempt in 0..RETRIES {
-            let (_, doc) = self
+            let (current, doc) = self
                 .get(id)?
                 .ok_or_else(|| TradeError::NotFound(id.to_string()))?;
             check_party(id, kind, actor, &doc)?;
@@ -890,7 +929,7 @@ impl Trades {
             if kind != StepKind::Expire && doc.state == TxState::Proposed && now >= doc.accept_by {
                 // Overdue: it expires now, and the step is refused on that.
                 self.commit_step(
-                    id,
+                    current,
                     &doc,
                     StepKind::Expire,
                     &Actor::Node,
@@ -909,7 +948,7 @@ impl Trades {
             let read_store = attempt > 0;
             match self
                 .commit_step(
-                    id,
+                    current,
                     &doc,
                     kind,
                     actor,
@@ -932,15 +971,15 @@ impl Trades {
         Err(TradeError::Busy(resource))
     }
 
-    /// Builds the next version of `doc` for `kind` and commits it, with the
-    /// calendar row when the step books or releases units.
-    /// The calendar is the one the ledger holds (what the last commit
-    /// wrote) unless `read_store`: a retry after the expected row changed
-    /// reads the row itself.
+    /// Builds the next version of `current` (whose document is `doc`) for
+    /// `kind` and commits it, with the calendar row when the step books or
+    /// releases units. The calendar is the one the ledger holds (what the
+    /// last commit wrote) unless `read_store`: a retry after the expected
+    /// row changed reads the row itself.
     #[allow(clippy::too_many_arguments)]
     async fn commit_step(
         &self,
-        id: &Identifier,
+        current: SignedRecord,
         doc: &TxDoc,
         kind: StepKind,
         actor: &Actor,
@@ -949,6 +988,7 @@ impl Trades {
         read_store: bool,
     ) -> Result<SignedRecord, TradeError> {
         let now = self.clock.now();
+        let id = current.record().identifier.clone();
         let mut next = doc.clone();
         next.state = kind.transition().1;
         let terms = body.terms(kind)?;
@@ -976,72 +1016,92 @@ impl Trades {
             request,
         };
         let mut plan = Plan {
-            steps: vec![Step::Change {
-                id: id.clone(),
+            steps: vec![Step::ChangeFrom {
+                current,
                 change: Change::Values(values(&next, &step, now)?),
             }],
             nonce,
             ..Plan::default()
         };
-        let key = doc.resource.as_bytes().to_vec();
         let calendar = match kind {
             StepKind::Accept | StepKind::Settle => {
-                let (stored, mut cal) = if read_store {
-                    let stored = self.registry.store().row(CALENDAR, &key)?;
-                    let cal = stored
-                        .as_deref()
-                        .and_then(Calendar::decode)
-                        .unwrap_or_default();
-                    (stored, cal)
-                } else {
-                    // The ledger holds every row as last written (loaded at
-                    // start, replaced after each commit, steps on one
-                    // resource one at a time): its bytes are the row's.
-                    match self.read().calendars.get(&doc.resource) {
-                        Some(c) => (Some(c.encode()), c.clone()),
-                        None => (None, Calendar::default()),
-                    }
-                };
-                cal.prune(now);
-                if kind == StepKind::Accept {
-                    let (_, _, terms) = self.resource(&doc.resource)?;
-                    let total = terms.units_total;
-                    if let Some(clash) = cal.clash(doc.start, doc.end, doc.units, total) {
-                        return Err(TradeError::Conflict {
-                            resource: doc.resource.clone(),
-                            units: doc.units,
-                            unit: doc.unit.clone(),
-                            clash,
-                        });
-                    }
-                    cal.book(Booking {
-                        tx: id.to_string(),
-                        start: doc.start,
-                        end: doc.end,
-                        units: doc.units,
-                    });
-                } else {
-                    cal.release(&id.to_string(), now);
-                }
+                let (expected, planned) = self.plan_calendar(&id, doc, kind, now, read_store)?;
+                let key = doc.resource.as_bytes().to_vec();
                 plan.rows.push(Row {
                     table: CALENDAR,
                     key: key.clone(),
-                    value: cal.encode(),
+                    value: planned.row.clone(),
                 });
                 plan.expect.push(Expect {
                     table: CALENDAR,
                     key,
-                    value: stored,
+                    value: expected.clone(),
                 });
-                Some(cal)
+                Some((expected, planned))
             }
             _ => None,
         };
         let written = self.registry.commit_async(plan).await?.first()?;
-        if let Some(cal) = calendar {
-            self.write().calendars.insert(doc.resource.clone(), cal);
+        if let Some((expected, planned)) = calendar {
+            let mut index = self.write();
+            let kept = index.calendars.entry(doc.resource.clone()).or_default();
+            kept.apply(expected.as_deref().unwrap_or_default(), planned);
         }
         Ok(written)
+    }
+
+    /// The calendar row `kind` on `id` writes, and the row it expects to
+    /// find: the ledger's (steps on one resource take turns, so it is what
+    /// the last commit wrote), or the store's when `read_store`. An
+    /// acceptance that does not fit is refused with the clash.
+    fn plan_calendar(
+        &self,
+        id: &Identifier,
+        doc: &TxDoc,
+        kind: StepKind,
+        now: u64,
+        read_store: bool,
+    ) -> Result<(Option<Vec<u8>>, Planned), TradeError> {
+        let total = match kind {
+            StepKind::Accept => self.resource(&doc.resource)?.2.units_total,
+            _ => 0,
+        };
+        let plan = |kept: &Kept| -> Result<Planned, TradeError> {
+            if kind == StepKind::Accept {
+                let booking = Booking {
+                    tx: id.to_string(),
+                    start: doc.start,
+                    end: doc.end,
+                    units: doc.units,
+                };
+                kept.plan_booking(booking, now, total)
+                    .map_err(|clash| TradeError::Conflict {
+                        resource: doc.resource.clone(),
+                        units: doc.units,
+                        unit: doc.unit.clone(),
+                        clash,
+                    })
+            } else {
+                Ok(kept.plan_release(&id.to_string(), now))
+            }
+        };
+        if read_store {
+            let stored = self
+                .registry
+                .store()
+                .row(CALENDAR, doc.resource.as_bytes())?;
+            let kept = match &stored {
+                // A row that does not decode is read as empty, as at start.
+                Some(row) => Kept::decode(row).unwrap_or_default(),
+                None => Kept::default(),
+            };
+            return Ok((stored, plan(&kept)?));
+        }
+        let index = self.read();
+        match index.calendars.get(&doc.resource) {
+            Some(kept) => Ok((Some(kept.row.clone()), plan(kept)?)),
+            None => Ok((None, plan(&Kept::default())?)),
+        }
     }
 
     /// Expires every proposal whose acceptance deadline has passed; returns
