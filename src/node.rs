@@ -108,6 +108,12 @@ pub struct Node {
     pub chain: crate::ident::delegation::LiveChain,
 }
 
+/// Where a replaced admin key is kept (`POST /v1/admin/key`): it wins over
+/// the configured or generated one from then on.
+pub const ADMIN_KEY: crate::store::Table = crate::store::Table::new("node.admin_key");
+/// The key of that row: the raw 32-byte public key is its value.
+pub const ADMIN_KEY_ROW: &[u8] = b"public";
+
 /// A node's parent: the log it witnesses and the witness it submits to.
 #[derive(Debug, Clone)]
 pub struct Parent {
@@ -422,6 +428,25 @@ impl Node {
         )?);
         // Only now: the store's lock says no other node uses this directory.
         remove_backup_scratch(&config.node.data_dir);
+        // An admin key replaced through the API outlives the configuration.
+        let admin_key = match crate::store::Store::row(store.as_ref(), ADMIN_KEY, ADMIN_KEY_ROW)? {
+            Some(raw) => {
+                let bytes: [u8; 32] =
+                    raw.as_slice()
+                        .try_into()
+                        .map_err(|_| crate::store::StoreError::Corrupt {
+                            key: "node.admin_key".into(),
+                            reason: "not a 32-byte public key".into(),
+                        })?;
+                let stored = PublicKey::from_bytes(&bytes)?;
+                if stored.key_id() != admin_key.key_id() {
+                    tracing::info!(admin = %stored.key_id(), configured = %admin_key.key_id(),
+                        "the admin key replaced through the API is in force");
+                }
+                stored
+            }
+            None => admin_key,
+        };
 
         let zone_name = WireName::parse(&prefix.zone_name(&apex))?;
         let mut name_servers = Vec::new();

@@ -364,7 +364,7 @@ pub enum Signer {
 /// node of the federation (`keyid` its identifier, e.g. `86/US-000001-X`):
 /// that party's record and key are resolved and verified from the root key.
 pub async fn verify_party(s: &ApiState, req: &SignedBody) -> Result<(Signer, Verified), ApiError> {
-    let admin_id = s.admin_key.key_id().to_string();
+    let admin_id = s.admin.get().key_id().to_string();
     // A keyid that names an identifier is a party of another node: its key
     // is found before the signature is checked against it.
     let parsed = httpsig::parse(&req.parts.headers);
@@ -385,7 +385,7 @@ pub async fn verify_party(s: &ApiState, req: &SignedBody) -> Result<(Signer, Ver
             return Ok(key);
         }
         if keyid == admin_id {
-            return Ok(s.admin_key);
+            return Ok(s.admin.get());
         }
         let p = provider_of(s, keyid)?;
         let key = p.key;
@@ -442,12 +442,12 @@ pub async fn verify_admin(
     req: &SignedBody,
     what: &str,
 ) -> Result<Verified, ApiError> {
-    let admin_id = s.admin_key.key_id().to_string();
+    let admin_id = s.admin.get().key_id().to_string();
     let mut is_admin = false;
     let verified = verify(s, req, |keyid| {
         if keyid == admin_id {
             is_admin = true;
-            Ok(s.admin_key)
+            Ok(s.admin.get())
         } else {
             // A provider's key is verified, then refused as not the admin's.
             provider_of(s, keyid).map(|p| p.key)

@@ -84,10 +84,10 @@ pub(super) async fn roll(
                 format!("{p} has no delegation in force at this node"),
             ));
         }
-        let admin_id = s.admin_key.key_id().to_string();
+        let admin_id = s.admin.get().key_id().to_string();
         let verified = auth::verify(&s, &req, |keyid| {
             if keyid == admin_id {
-                return Ok(s.admin_key);
+                return Ok(s.admin.get());
             }
             in_force
                 .iter()

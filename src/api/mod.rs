@@ -83,6 +83,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/delegations"),
     ("DELETE", "/v1/admin/delegations/{prefix}"),
     ("POST", "/v1/delegations/{prefix}/key"),
+    ("POST", "/v1/admin/key"),
     ("GET", "/v1/delegations/{prefix}/chain"),
     ("GET", "/api/handles/{prefix}/{suffix}"),
     ("POST", "/v1/reports"),
@@ -157,6 +158,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/delegations", get(delegations::list))
         .route("/v1/delegations/{prefix}/key", post(delegations::roll))
+        .route("/v1/admin/key", post(node::replace_admin_key))
         .route("/v1/delegations/{prefix}/chain", get(delegations::chain))
         .route("/v1/admin/delegations", post(delegations::create))
         .route(

@@ -1,6 +1,7 @@
 //! The node itself: `GET /healthz` (the store answers), `GET /metrics`
-//! (Prometheus text) and `GET /v1/node` (prefix, zone, keys, policy and
-//! the delegation chain a client needs to verify this node's records).
+//! (Prometheus text), `GET /v1/node` (prefix, zone, keys, policy and
+//! the delegation chain a client needs to verify this node's records) and
+//! `POST /v1/admin/key` (the admin replaces its own key).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::auth::{self, SignedBody};
+use super::body;
+use super::error::{ApiError, Code};
 use super::respond::blocking;
 use super::state::Shared;
 use crate::telemetry;
@@ -21,7 +25,7 @@ pub(super) async fn info(State(state): Shared) -> Json<serde_json::Value> {
         "zone": reg.zone().apex().to_string(),
         "key_id": public.key_id().to_string(),
         "public_key": public.to_public_pem(),
-        "admin_key_id": state.admin_key.key_id().to_string(),
+        "admin_key_id": state.admin.get().key_id().to_string(),
         "policy": state.policy.as_str(),
         "signature_window_secs": state.signature_window_secs,
         "dns": state.dns_addr.map(|a| a.to_string()),
@@ -84,4 +88,46 @@ pub async fn metrics_text() -> Response {
         telemetry::render(),
     )
         .into_response()
+}
+
+/// `POST /v1/admin/key`: the admin key in force signs the new one in. The
+/// new key is stored in the same commit that consumes the request's nonce
+/// and wins over the configured key from then on, also after a restart.
+pub(super) async fn replace_admin_key(
+    State(state): Shared,
+    req: SignedBody,
+) -> Result<Response, ApiError> {
+    let verified = auth::verify_admin(&state, &req, "replaces the admin key").await?;
+    let body: body::KeyRequest = body::parse_json(&req.body)?;
+    let new = body.key()?;
+    if new.key_id() == state.registry.key().public().key_id() {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "the admin key must not be the record-signing node key",
+        ));
+    }
+    let old = state.admin.get();
+    if new.key_id() == old.key_id() {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "public_key is the admin key in force already",
+        ));
+    }
+    let plan = crate::registry::Plan {
+        rows: vec![crate::store::Row {
+            table: crate::node::ADMIN_KEY,
+            key: crate::node::ADMIN_KEY_ROW.to_vec(),
+            value: new.to_bytes().to_vec(),
+        }],
+        nonce: Some(verified.nonce),
+        ..Default::default()
+    };
+    state.registry.commit_async(plan).await?;
+    state.admin.set(new);
+    tracing::info!(admin = %new.key_id(), previous = %old.key_id(), "admin key replaced");
+    Ok(Json(json!({
+        "admin_key_id": new.key_id().to_string(),
+        "previous_key_id": old.key_id().to_string(),
+    }))
+    .into_response())
 }

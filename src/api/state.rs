@@ -19,6 +19,24 @@ use crate::tlog::log::Log;
 use crate::tlog::witness::Witness;
 use crate::trade::Trades;
 
+/// The admin key in force, shared by every request.
+#[derive(Debug, Clone)]
+pub struct AdminKey(Arc<std::sync::RwLock<PublicKey>>);
+
+impl AdminKey {
+    pub fn new(key: PublicKey) -> AdminKey {
+        AdminKey(Arc::new(std::sync::RwLock::new(key)))
+    }
+
+    pub fn get(&self) -> PublicKey {
+        *self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set(&self, key: PublicKey) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = key;
+    }
+}
+
 /// What the handlers share.
 pub struct ApiState {
     pub registry: Arc<Registry>,
@@ -44,8 +62,9 @@ pub struct ApiState {
     /// `[http.limits]`: the listener's, and the per-key rate [`super::auth`]
     /// applies to verified requests.
     pub limits: Arc<Limits>,
-    /// The node admin's key: approves providers; not the record-signing key.
-    pub admin_key: PublicKey,
+    /// The node admin's key: approves providers; not the record-signing
+    /// key. Replaced live by `POST /v1/admin/key`.
+    pub admin: AdminKey,
     pub default_ttl: u32,
     /// The node's data directory: where a backup is written before it is
     /// sent.
@@ -91,7 +110,7 @@ impl ApiState {
                 config.http.max_body_bytes,
                 node.events.clone(),
             )),
-            admin_key: node.admin_key,
+            admin: AdminKey::new(node.admin_key),
             default_ttl: config.node.default_ttl,
             data_dir: config.node.data_dir.clone(),
             dns_addr: None,

@@ -39,6 +39,15 @@ pub(crate) enum AdminCommand {
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,
     },
+    /// Replace this node's admin key: the admin key in force (--key) signs
+    /// the new one in; the node keeps it across restarts.
+    ReplaceKey {
+        #[command(flatten)]
+        api: ApiOpts,
+        /// The new admin key (PKCS#8 PEM, e.g. from `cpid key generate`).
+        #[arg(long, value_name = "FILE")]
+        new: PathBuf,
+    },
     /// Revoke the delegation of a child prefix (signed by the admin key).
     Revoke {
         /// Child prefix, e.g. 86.31
@@ -85,6 +94,26 @@ pub(crate) enum AdminCommand {
 
 pub(crate) fn run(command: AdminCommand) -> Result<()> {
     match command {
+        AdminCommand::ReplaceKey { api, new } => {
+            let admin = load_key(&api.key)?;
+            let new = load_key(&new)?;
+            let body = serde_json::json!({ "public_key": new.public().to_public_pem() });
+            let r = api
+                .client()?
+                .signed("POST", "/v1/admin/key", Some(&body), &admin)?;
+            anyhow::ensure!(
+                r.status == 200,
+                "POST /v1/admin/key: {} {}",
+                r.status,
+                r.text.trim()
+            );
+            eprintln!(
+                "the admin key is now {} (was {})",
+                new.public().key_id(),
+                admin.public().key_id()
+            );
+            Ok(())
+        }
         AdminCommand::Approve { id, api } => {
             let id = Identifier::parse(&id)?;
             let admin = load_key(&api.key)?;

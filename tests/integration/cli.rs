@@ -575,3 +575,79 @@ fn resolve_with_a_trust_anchor_prints_the_chain() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("BROKEN"));
 }
+
+#[test]
+fn the_admin_replaces_its_key_and_the_old_one_is_refused_after_a_restart_too() {
+    let node = TestNode::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (provider, new_admin) = (path("provider.pem"), path("admin-2.pem"));
+    ok(cpid(&["key", "generate", "-o", &provider]));
+    ok(cpid(&["key", "generate", "-o", &new_admin]));
+    let old_admin = node.node.config.admin_key_file();
+    let old_admin = old_admin.to_str().unwrap().to_string();
+    let server = |node: &TestNode| format!("http://{}", node.http_addr());
+    let register = |node: &TestNode, n: u32| {
+        let out = ok(cpid(&[
+            "provider",
+            "register",
+            "--name",
+            &format!("Provider {n}"),
+            "--organisation",
+            "91310000MA1K4XYZ",
+            "--contact",
+            "noc@p.example",
+            "--region",
+            "31",
+            "--server",
+            &server(node),
+            "--key",
+            &provider,
+        ]));
+        out.trim().to_string()
+    };
+    // The provider key cannot replace the admin key.
+    let refused = cpid(&[
+        "admin",
+        "replace-key",
+        "--new",
+        &provider,
+        "--server",
+        &server(&node),
+        "--key",
+        &provider,
+    ]);
+    assert!(!refused.status.success());
+    ok(cpid(&[
+        "admin",
+        "replace-key",
+        "--new",
+        &new_admin,
+        "--server",
+        &server(&node),
+        "--key",
+        &old_admin,
+    ]));
+    let pv = register(&node, 1);
+    let approve = |node: &TestNode, key: &str| {
+        cpid(&[
+            "admin",
+            "approve",
+            &pv,
+            "--server",
+            &server(node),
+            "--key",
+            key,
+        ])
+    };
+    let old = approve(&node, &old_admin);
+    assert!(!old.status.success(), "the old admin key is refused");
+    // Kept across a restart, over the generated admin key still on disk.
+    let node = node.restart();
+    let old = approve(&node, &old_admin);
+    assert!(
+        !old.status.success(),
+        "the old admin key is refused after a restart"
+    );
+    ok(approve(&node, &new_admin));
+}
