@@ -75,6 +75,11 @@ pub enum RegistryError {
     Rolling { prefix: String, until: u64 },
 }
 
+/// The id of the key every stored record was last found signed by
+/// ([`Registry::resign_foreign`]).
+const SIGNING_KEY: crate::store::Table = crate::store::Table::new("node.signing_key");
+const SIGNING_KEY_ROW: &[u8] = b"key_id";
+
 /// Classes whose records are commercial data: committed and signed like
 /// every record, never put in the hot tier (no DNS answer) nor shown by
 /// public reads; the parties read them with signed requests.
@@ -778,6 +783,12 @@ impl Registry {
     /// path, so the log, the zone and transfers see it as any change.
     pub async fn resign_foreign(&self, batch: usize) -> Result<usize, RegistryError> {
         let key = self.node.key.public().key_id();
+        // The scan reads every record: only when the key changed since the
+        // last one finished.
+        let signed_by = self.node.store.row(SIGNING_KEY, SIGNING_KEY_ROW)?;
+        if signed_by.as_deref() == Some(&key.0[..]) {
+            return Ok(0);
+        }
         let mut foreign = Vec::new();
         let store = self.node.store.clone();
         let scan = tokio::task::spawn_blocking(move || {
@@ -806,6 +817,15 @@ impl Registry {
             };
             done += self.commit_async(plan).await?.written().count();
         }
+        self.commit_async(Plan {
+            rows: vec![Row {
+                table: SIGNING_KEY,
+                key: SIGNING_KEY_ROW.to_vec(),
+                value: key.0.to_vec(),
+            }],
+            ..Plan::default()
+        })
+        .await?;
         Ok(done)
     }
 
