@@ -164,8 +164,15 @@ pub(super) async fn list(State(state): Shared) -> Json<serde_json::Value> {
         .iter()
         .filter_map(|signed| {
             let d = Delegation::from_record(signed).ok()?;
+            let newest = state
+                .registry
+                .delegation(&d.prefix().ok()?)
+                .map(|(r, _)| r.record().identifier.clone());
             let status = if d.revoked.is_some() {
                 "revoked"
+            } else if newest.is_some_and(|n| n != signed.record().identifier) {
+                // The old key's delegation during a rollover's overlap.
+                "retiring"
             } else if now > d.not_after {
                 "expired"
             } else if now < d.not_before {

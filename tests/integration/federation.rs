@@ -1092,6 +1092,17 @@ fn a_regional_node_rolls_its_key_and_the_federation_follows() {
     );
     assert_eq!(shanghai_ds(&fed), 2);
     assert!(ok(&fed));
+    let list = cpid::api::client::ApiClient::new(&f.national.http_url())
+        .get("/v1/delegations")
+        .unwrap();
+    let mut statuses: Vec<&str> = list.body["delegations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["active", "retiring"]);
     // A second rollover during the overlap is refused.
     let again = cpid::api::client::ApiClient::new(&f.national.http_url()).roll(
         &Prefix::parse("86.31").unwrap(),
