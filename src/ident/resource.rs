@@ -321,6 +321,106 @@ fn objects_where_objects_belong(tree: &serde_json::Value) -> Result<(), Resource
     Ok(())
 }
 
+/// What [`objects_where_objects_belong`] checks, read from the text
+/// without building a tree: the descriptor, its `price_per_unit_hour`,
+/// `declared_peak_tflops` and `link`, and each element of a `devices` array
+/// and its `peak_tflops`, are JSON objects where present. Passing implies
+/// that check passes; failing (also on a key with escapes, which cannot be
+/// borrowed) only sends the caller to the full read.
+struct ObjectsInPlace;
+
+/// Any JSON object, its contents skipped; anything else (null too) fails.
+struct AnObject;
+
+/// A `devices` value: each element of an array must be an object whose
+/// `peak_tflops` is an object; null passes.
+struct DeviceObjects;
+
+/// One element of `devices`.
+struct DeviceObject;
+
+/// A visitor that accepts a JSON object only and checks the value of each
+/// key as the function says.
+struct ObjectVisitor(fn(&str) -> Place);
+
+/// What a key's value must be, for [`ObjectVisitor`].
+enum Place {
+    Any,
+    Object,
+    Devices,
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match (self.0)(key) {
+                Place::Any => map.next_value::<serde::de::IgnoredAny>().map(drop)?,
+                Place::Object => map.next_value::<AnObject>().map(drop)?,
+                Place::Devices => map.next_value::<DeviceObjects>().map(drop)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectsInPlace {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectVisitor(|key| match key {
+            "price_per_unit_hour" | "declared_peak_tflops" | "link" => Place::Object,
+            "devices" => Place::Devices,
+            _ => Place::Any,
+        }))?;
+        Ok(ObjectsInPlace)
+    }
+}
+
+impl<'de> Deserialize<'de> for AnObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectVisitor(|_| Place::Any))?;
+        Ok(AnObject)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectVisitor(|key| match key {
+            "peak_tflops" => Place::Object,
+            _ => Place::Any,
+        }))?;
+        Ok(DeviceObject)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceObjects {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Elements;
+        impl<'de> serde::de::Visitor<'de> for Elements {
+            type Value = ();
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of objects, or null")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+                Ok(())
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while seq.next_element::<DeviceObject>()?.is_some() {}
+                Ok(())
+            }
+        }
+        d.deserialize_any(Elements)?;
+        Ok(DeviceObjects)
+    }
+}
+
 /// The field a serde message names (unknown, missing or duplicate field).
 fn named_field(message: &str) -> Option<&str> {
     let rest = message
@@ -429,6 +529,17 @@ impl ResourceDescriptor {
     /// Reads a descriptor's shape (JSON syntax, field names and types)
     /// without the rules of [`ResourceDescriptor::validate`].
     fn read(data: &str) -> Result<ResourceDescriptor, ResourceError> {
+        // Every record's descriptor is read again at start-up (by capacity
+        // and by selection), so the common case skips the tree and the
+        // path: serde reads the descriptor straight from the text and a
+        // second pass that allocates nothing checks what the tree would
+        // ([`ObjectsInPlace`]). Anything that fails either takes the full
+        // read below, which accepts and refuses exactly as before.
+        if let Ok(d) = serde_json::from_str::<ResourceDescriptor>(data)
+            && serde_json::from_str::<ObjectsInPlace>(data).is_ok()
+        {
+            return Ok(d);
+        }
         let tree: serde_json::Value = serde_json::from_str(data).map_err(|e| ResourceError {
             kind: ResourceErrorKind::Syntax,
             pointer: String::new(),
@@ -798,6 +909,36 @@ mod tests {
             "/devices/0/count"
         );
         assert_eq!(pointer(&format!("{IC} x")), "");
+    }
+
+    #[test]
+    fn the_quick_read_refuses_what_the_tree_check_refuses() {
+        let cases = [
+            IC.to_string(),
+            IC.replace(r#"{"fp16":312}"#, "[312]"),
+            IC.replace(r#"{"fp16":312}"#, "null"),
+            IC.replace(
+                r#"{"model":"A800","count":8,"peak_tflops":{"fp16":312}}"#,
+                r#"["A800",8,{"fp16":312}]"#,
+            ),
+            IC.replace(r#""units_total":8"#, r#""units_total":8,"link":[]"#),
+            IC.replace(r#""units_total":8"#, r#""units_total":8,"link":null"#),
+            IC.replace(r#""region":"31""#, r#""price_per_unit_hour":[1]"#),
+            IC.replace(r#""devices":["#, r#""devices":null,"x":["#),
+            r#"["cpid.resource/1","IC"]"#.to_string(),
+        ];
+        for case in &cases {
+            let tree: serde_json::Value = serde_json::from_str(case).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ObjectsInPlace>(case).is_ok(),
+                objects_where_objects_belong(&tree).is_ok(),
+                "{case}"
+            );
+        }
+        assert_eq!(
+            pointer(&IC.replace(r#"{"fp16":312}"#, "[312]")),
+            "/devices/0/peak_tflops"
+        );
     }
 
     #[test]
