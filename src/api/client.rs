@@ -661,17 +661,7 @@ impl ApiClient {
         let path = "/v1/admin/delegations";
         let name = format!("POST {path}");
         let r = success(&name, self.signed_body("POST", path, Some(request), admin)?)?;
-        let chain: Vec<String> = serde_json::from_value(
-            r.body.get("chain").cloned().unwrap_or_default(),
-        )
-        .map_err(|e| ClientError::Answer {
-            request: name.clone(),
-            reason: format!("chain: {e}"),
-        })?;
-        Ok(Delegated {
-            reply: record_reply(&name, r)?,
-            chain: ChainFile { chain },
-        })
+        delegated(&name, r)
     }
 
     /// `POST /v1/delegations/{prefix}/key`: the child's new node key,
@@ -689,17 +679,7 @@ impl ApiClient {
             &name,
             self.signed_body("POST", &path, Some(request), signer)?,
         )?;
-        let chain: Vec<String> = serde_json::from_value(
-            r.body.get("chain").cloned().unwrap_or_default(),
-        )
-        .map_err(|e| ClientError::Answer {
-            request: name.clone(),
-            reason: format!("chain: {e}"),
-        })?;
-        Ok(Delegated {
-            reply: record_reply(&name, r)?,
-            chain: ChainFile { chain },
-        })
+        delegated(&name, r)
     }
 
     /// `DELETE /v1/admin/delegations/{prefix}`, signed by the admin key.
@@ -877,4 +857,19 @@ pub struct ReportReply {
     /// Node time of acceptance (absent when learnt from a retry).
     #[serde(default)]
     pub at: Option<u64>,
+}
+
+/// A delegation record answer and the chain it carries, root first.
+fn delegated(name: &str, r: ApiResponse) -> Result<Delegated, ClientError> {
+    let chain: Vec<String> =
+        serde_json::from_value(r.body.get("chain").cloned().unwrap_or_default()).map_err(|e| {
+            ClientError::Answer {
+                request: name.to_string(),
+                reason: format!("chain: {e}"),
+            }
+        })?;
+    Ok(Delegated {
+        reply: record_reply(name, r)?,
+        chain: ChainFile { chain },
+    })
 }

@@ -16,9 +16,10 @@ use super::auth::{self, SignedBody};
 use super::body::{self, DelegationRequest, RollRequest};
 use super::error::{ApiError, Code};
 use super::respond::{answered, created_with, mutation, record_json, run_mutation};
-use super::state::Shared;
+use super::state::{ApiState, Shared};
 use crate::ident::delegation::{ChainFile, Delegation};
 use crate::ident::identifier::Prefix;
+use crate::ident::record::SignedRecord;
 
 pub(super) async fn create(State(state): Shared, req: SignedBody) -> Result<Response, ApiError> {
     let s = state.clone();
@@ -31,16 +32,24 @@ pub(super) async fn create(State(state): Shared, req: SignedBody) -> Result<Resp
         answered(&s, &key, result)
     };
     let signed = run_mutation("delegate", work).await?;
+    let body = with_chain(&state, &signed);
+    Ok(created_with(&signed, body))
+}
+
+/// A new delegation record as JSON with `chain`: the child's chain, root
+/// first (this node's own chain and the record), which the child is
+/// started with.
+fn with_chain(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
     let mut chain = state.chain.get();
     chain.push(signed.clone());
-    let mut body = record_json(&state, &signed);
+    let mut body = record_json(state, signed);
     if let Some(obj) = body.as_object_mut() {
         obj.insert(
             "chain".into(),
             serde_json::to_value(ChainFile::from_records(&chain).chain).unwrap_or_default(),
         );
     }
-    Ok(created_with(&signed, body))
+    body
 }
 
 pub(super) async fn revoke(
@@ -114,14 +123,8 @@ pub(super) async fn roll(
         answered(&s, &nonce_key, result)
     };
     let signed = run_mutation("roll", work).await?;
-    let mut chain = state.chain.get();
-    chain.push(signed.clone());
-    let mut body = record_json(&state, &signed);
+    let mut body = with_chain(&state, &signed);
     if let Some(obj) = body.as_object_mut() {
-        obj.insert(
-            "chain".into(),
-            serde_json::to_value(ChainFile::from_records(&chain).chain).unwrap_or_default(),
-        );
         let retiring = state
             .registry
             .delegations_in_force(&prefix)
