@@ -52,20 +52,29 @@ fn with_chain(state: &ApiState, signed: &SignedRecord) -> serde_json::Value {
     body
 }
 
+/// The child prefix of a path, or `400 invalid_prefix`.
+fn child_prefix(text: &str) -> Result<Prefix, ApiError> {
+    Prefix::parse(text).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))
+}
+
+/// `404 not_delegated` for a prefix with no delegation in force here.
+fn not_delegated(prefix: &Prefix) -> ApiError {
+    ApiError::new(
+        Code::NotDelegated,
+        format!("{prefix} has no delegation in force at this node"),
+    )
+}
+
 pub(super) async fn revoke(
     State(state): Shared,
     Path(prefix): Path<String>,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let prefix =
-        Prefix::parse(&prefix).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))?;
+    let prefix = child_prefix(&prefix)?;
     mutation(state, "revoke", false, |s| async move {
         let verified = auth::verify_admin(&s, &req, "revokes delegations").await?;
         if s.registry.delegation(&prefix).is_none() {
-            return Err(ApiError::new(
-                Code::NotDelegated,
-                format!("{prefix} has no delegation in force at this node"),
-            ));
+            return Err(not_delegated(&prefix));
         }
         let key = verified.nonce.key.clone();
         let result = s.registry.revoke(&prefix, Some(verified.nonce)).await;
@@ -81,17 +90,13 @@ pub(super) async fn roll(
     Path(prefix): Path<String>,
     req: SignedBody,
 ) -> Result<Response, ApiError> {
-    let prefix =
-        Prefix::parse(&prefix).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))?;
+    let prefix = child_prefix(&prefix)?;
     let s = state.clone();
     let p = prefix.clone();
     let work = async move {
         let in_force = s.registry.delegations_in_force(&p);
         if in_force.is_empty() {
-            return Err(ApiError::new(
-                Code::NotDelegated,
-                format!("{p} has no delegation in force at this node"),
-            ));
+            return Err(not_delegated(&p));
         }
         let admin_id = s.admin.get().key_id().to_string();
         let verified = auth::verify(&s, &req, |keyid| {
@@ -143,14 +148,11 @@ pub(super) async fn chain(
     State(state): Shared,
     Path(prefix): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let prefix =
-        Prefix::parse(&prefix).map_err(|e| ApiError::new(Code::InvalidPrefix, e.to_string()))?;
-    let (newest, _) = state.registry.delegation(&prefix).ok_or_else(|| {
-        ApiError::new(
-            Code::NotDelegated,
-            format!("{prefix} has no delegation in force at this node"),
-        )
-    })?;
+    let prefix = child_prefix(&prefix)?;
+    let (newest, _) = state
+        .registry
+        .delegation(&prefix)
+        .ok_or_else(|| not_delegated(&prefix))?;
     let mut chain = state.chain.get();
     chain.push(newest);
     Ok(Json(json!({
