@@ -26,6 +26,7 @@ pub mod query;
 pub mod response;
 pub mod rrl;
 pub mod server;
+mod signed_diff;
 pub mod signing;
 pub mod tcp;
 pub mod tsig;

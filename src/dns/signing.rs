@@ -6,9 +6,16 @@
 //! query with DO asks for it, and the RRSIG is kept with the RRset's ready
 //! bytes (so start-up costs nothing more, and a signed positive answer is
 //! still a copy). A change to the data replaces the RRset and with it its
-//! signature. A signature is valid from an hour before it was made (clock
-//! skew) for `signature_days`, and is made again on first use once less
-//! than `refresh_days` remain.
+//! signature.
+//!
+//! Validity is by epoch: time is cut into periods of `signature_days −
+//! refresh_days`, and every signature made in one period runs from an hour
+//! (clock skew) before the period's start to `signature_days` after it. So
+//! a signature always has more than `refresh_days` left, is made again on
+//! first use in a new period, and — Ed25519 being deterministic — the same
+//! RRset signed twice in one period gives the same bytes. That is what lets
+//! an IXFR of the signed zone remove exactly the RRSIGs a secondary holds
+//! without keeping them.
 //!
 //! Compact denial (RFC 9824) needs one NSEC per query name, so a negative
 //! answer's NSEC signature is made per name. Three things keep a flood of
@@ -36,7 +43,8 @@ use super::wire::{CLASS_IN, rtype};
 pub struct Policy {
     /// Seconds a signature is valid after it is made.
     pub lifetime: u32,
-    /// A signature with less than this left is made again on first use.
+    /// Every signature has more than this left: signatures are made anew
+    /// each period of `lifetime − refresh`.
     pub refresh: u32,
     /// Slots in the denial-signature cache.
     pub denial_cache: usize,
@@ -93,10 +101,26 @@ impl Signer {
         self.made.load(Ordering::Relaxed)
     }
 
+    /// The length of a signing period: every signature made in one has
+    /// the same validity.
+    fn period(&self) -> u32 {
+        self.policy
+            .lifetime
+            .saturating_sub(self.policy.refresh)
+            .max(1)
+    }
+
+    /// The start of the signing period `now` falls in. Two signatures of
+    /// the same RRset made in one period are the same bytes.
+    pub fn epoch(&self, now: u32) -> u32 {
+        now - now % self.period()
+    }
+
     fn validity(&self, now: u32) -> Validity {
+        let epoch = self.epoch(now);
         Validity {
-            inception: now.wrapping_sub(SKEW),
-            expiration: now.wrapping_add(self.policy.lifetime),
+            inception: epoch.wrapping_sub(SKEW),
+            expiration: epoch.wrapping_add(self.policy.lifetime),
         }
     }
 
@@ -110,19 +134,19 @@ impl Signer {
         age < 1 << 31 && age > self.policy.refresh / 2
     }
 
-    /// A signature made earlier is still good to send.
+    /// A signature made earlier is still good to send: it was made in the
+    /// period `now` falls in.
     fn fresh(&self, record: &[u8], now: u32) -> bool {
         match record.get(EXPIRATION_AT..EXPIRATION_AT + 4) {
             Some(&[a, b, c, d]) => {
-                let left = u32::from_be_bytes([a, b, c, d]).wrapping_sub(now);
-                left < 1 << 31 && left > self.policy.refresh
+                u32::from_be_bytes([a, b, c, d]) == self.validity(now).expiration
             }
             _ => false,
         }
     }
 
     /// Signs one RRset and returns its RRSIG record (TTL = the set's TTL).
-    fn sign(&self, set: &RrSetRef<'_>, now: u32) -> Result<SigRecord, DnssecError> {
+    pub(super) fn sign(&self, set: &RrSetRef<'_>, now: u32) -> Result<SigRecord, DnssecError> {
         let rdata = self.key.sign_rrset(set, self.validity(now))?;
         self.made.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::telemetry::DNSSEC_SIGNATURES).increment(1);
@@ -350,6 +374,34 @@ mod tests {
             later,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn in_one_period_a_set_signs_to_the_same_bytes_with_more_than_the_margin_left() {
+        let s = signer(7 * 86_400);
+        let owner = WireName::parse("x.86.cpid.internal").unwrap();
+        let bytes = prepared(300, &[b"\x02hi"]);
+        let start = s.epoch(1_800_000_000);
+        let expiration = |r: &[u8]| u32::from_be_bytes(r[18..22].try_into().unwrap());
+        let early = SigCell::default()
+            .get(&s, owner.as_bytes(), rtype::TXT, &bytes, start + 1)
+            .unwrap();
+        let late = SigCell::default()
+            .get(
+                &s,
+                owner.as_bytes(),
+                rtype::TXT,
+                &bytes,
+                start + 7 * 86_400 - 1,
+            )
+            .unwrap();
+        assert_eq!(early, late, "deterministic within a period");
+        assert!(expiration(&late) - (start + 7 * 86_400 - 1) > 7 * 86_400);
+        let next = SigCell::default()
+            .get(&s, owner.as_bytes(), rtype::TXT, &bytes, start + 7 * 86_400)
+            .unwrap();
+        assert_ne!(early, next, "a new period, a new signature");
+        assert_eq!(expiration(&next), start + 21 * 86_400);
     }
 
     #[test]

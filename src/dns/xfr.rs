@@ -21,6 +21,14 @@
 //! whole zone in AXFR form when the history does not reach its serial.
 //! Over UDP an IXFR is answered whole when it fits, otherwise with the SOA
 //! alone (RFC 1995 §2), and the secondary comes back over TCP.
+//!
+//! A signed zone goes signed in full (RFC 4035 §2): every RRset with its
+//! RRSIG and an NSEC chain. Its IXFR adds the RRSIGs and NSECs that changed
+//! (`signed_diff`) when the secondary's copy was made in the current
+//! signing period, which is when its signatures are the ones made now: the
+//! serial it asks from became current in this period, seen by this
+//! process. Otherwise (a new period, a restart since) it gets the whole
+//! zone. A signed IXFR over UDP is the SOA alone.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,7 +38,7 @@ use super::query::{self, Checked, Transport};
 use super::response::{Empty, Rcode, Response, Section, Summary};
 use super::tsig::{self, Chain, TsigError, TsigKey};
 use super::wire::{CLASS_IN, Reader, rtype};
-use super::zone::{Changes, Rr, Snapshot, Zone};
+use super::zone::{Before, Changes, Rr, Snapshot, Zone};
 use crate::clock::Clock;
 use crate::config::TransferConfig;
 use crate::telemetry;
@@ -128,6 +136,9 @@ pub struct Stream {
     /// Each message is signed at the time it is sent: a long transfer
     /// must not run past its TSIG's fudge.
     clock: Clock,
+    /// Unix seconds when the transfer was asked for: every DNSSEC
+    /// signature in it is of this time's signing period.
+    at: u32,
     body: Body,
 }
 
@@ -137,6 +148,9 @@ enum Body {
         from: u32,
         removed: Vec<Rr>,
         added: Vec<Rr>,
+        /// The names touched as they were, for a signed zone's RRSIGs and
+        /// NSECs; empty for an unsigned one.
+        before: Vec<Before>,
         to: Snapshot,
     },
 }
@@ -221,6 +235,7 @@ impl Transfers {
         };
         let qtype = allowed.checked.qtype();
         let time = self.clock.now();
+        let at = super::cookie::unix_now();
         let body = if qtype == rtype::AXFR {
             count("axfr");
             Body::Whole(self.zone.snapshot())
@@ -240,9 +255,19 @@ impl Transfers {
                     count("ixfr_current");
                     return Some(Reply::One(single_soa(&allowed, &now, time, out)));
                 }
-                // A signed zone's difference would have to carry the NSEC
-                // chain's and the signatures' changes too: it goes whole.
-                Changes::Incremental { to, .. } if to.signer().is_some() => {
+                // A signed zone's difference carries the signatures that
+                // changed, made again: only for a copy signed in this
+                // period.
+                Changes::Incremental { since, to, .. }
+                    if to
+                        .signer()
+                        .is_some_and(|s| since.is_none_or(|t| s.epoch(t) != s.epoch(at))) =>
+                {
+                    tracing::debug!(
+                        from = serial,
+                        "IXFR of the signed zone answered whole: the secondary's signatures \
+                         are from another signing period or from before a restart"
+                    );
                     count("ixfr_full");
                     Body::Whole(to)
                 }
@@ -250,17 +275,28 @@ impl Transfers {
                     from,
                     removed,
                     added,
+                    before,
                     to,
+                    ..
                 } => {
                     count("ixfr");
                     Body::Incremental {
                         from,
                         removed,
                         added,
+                        before: if to.signer().is_some() {
+                            before
+                        } else {
+                            Vec::new()
+                        },
                         to,
                     }
                 }
                 Changes::Full(to) => {
+                    tracing::debug!(
+                        from = serial,
+                        "IXFR answered whole: the history does not reach"
+                    );
                     count("ixfr_full");
                     Body::Whole(to)
                 }
@@ -270,6 +306,7 @@ impl Transfers {
             query: msg.to_vec(),
             signer: allowed.signer,
             clock: self.clock.clone(),
+            at,
             body,
         })))
     }
@@ -301,6 +338,7 @@ impl Transfers {
                 removed,
                 added,
                 to,
+                ..
             } => {
                 let records = incremental(&to, from, &removed, &added);
                 (to, Some(records))
@@ -640,7 +678,7 @@ impl Stream {
         match &self.body {
             Body::Whole(s) if s.signer().is_some() => {
                 w.push(&first);
-                w.signed_zone(s);
+                w.signed_zone(s, self.at);
                 s.for_each_cut_record(|rr| w.push(rr));
                 w.push(&first);
             }
@@ -662,12 +700,26 @@ impl Stream {
                 from,
                 removed,
                 added,
+                before,
                 to,
-            } => {
-                for rr in incremental(to, *from, removed, added) {
-                    w.push(&rr);
+            } => match to.signer() {
+                Some(signer) => {
+                    let old_soa = soa_at(to, *from);
+                    let (mut removed, mut added) = (removed.clone(), added.clone());
+                    let (sigs_out, sigs_in) =
+                        super::signed_diff::changes(to, signer, &old_soa, before, self.at);
+                    removed.extend(sigs_out);
+                    added.extend(sigs_in);
+                    for rr in incremental(to, *from, &removed, &added) {
+                        w.push(&rr);
+                    }
                 }
-            }
+                None => {
+                    for rr in incremental(to, *from, removed, added) {
+                        w.push(&rr);
+                    }
+                }
+            },
         }
         w.finish();
         metrics::counter!(telemetry::TRANSFER_MESSAGES).increment(w.messages);
@@ -713,49 +765,29 @@ impl Writer<'_, '_> {
     /// only the DS is the parent's to sign), and at every name of the chain
     /// an NSEC to the next one (RFC 4034 §4), signed. The SOA itself is
     /// the caller's, first and last; its RRSIG goes with the apex.
-    fn signed_zone(&mut self, s: &Snapshot) {
+    fn signed_zone(&mut self, s: &Snapshot, now: u32) {
+        use super::signed_diff::{chain_types, nsec, signed_here};
         let Some(signer) = s.signer() else { return };
-        let now = super::cookie::unix_now();
         let ttl = s.negative_ttl();
         let chain = s.chain();
         let apex = s.apex().as_bytes();
         for (i, link) in chain.iter().enumerate() {
-            let mut types = Vec::with_capacity(link.rrsets.len() + 3);
             for set in link.rrsets {
-                // At a cut only NS and DS are the parent's: other data
-                // there is occluded, left out of the bitmap as BIND's
-                // and Knot's signers leave it (RFC 4035 §2.3).
-                if !link.cut || set.rtype == rtype::DS {
-                    types.push(set.rtype);
-                }
                 if set.rtype != rtype::SOA {
                     self.push_set(link.owner, &set.bytes);
                 }
-                if link.cut && set.rtype != rtype::DS {
+                if !signed_here(set.rtype, link.cut) {
                     continue;
                 }
                 if let Some(sig) = set.sig.get(signer, link.owner, set.rtype, &set.bytes, now) {
                     self.push_record(link.owner, &sig);
                 }
             }
-            if link.cut {
-                types.push(rtype::NS);
-            }
-            types.extend_from_slice(&[rtype::RRSIG, rtype::NSEC]);
             let next = chain.get(i + 1).map_or(apex, |n| n.owner);
-            let Ok(rdata) = super::dnssec::nsec_rdata(next, &types) else {
+            let Some((rdata, record)) = nsec(next, &chain_types(link.rrsets, link.cut), ttl) else {
                 continue;
             };
-            let Ok(rdlen) = u16::try_from(rdata.len()) else {
-                continue;
-            };
-            let mut nsec = Vec::with_capacity(rdata.len() + 10);
-            nsec.extend_from_slice(&rtype::NSEC.to_be_bytes());
-            nsec.extend_from_slice(&super::wire::CLASS_IN.to_be_bytes());
-            nsec.extend_from_slice(&ttl.to_be_bytes());
-            nsec.extend_from_slice(&rdlen.to_be_bytes());
-            nsec.extend_from_slice(&rdata);
-            self.push_record(link.owner, &nsec);
+            self.push_record(link.owner, &record);
             if let Some(sig) = signer.denial(link.owner, &rdata, ttl, now) {
                 self.push_record(link.owner, &sig);
             }

@@ -149,17 +149,34 @@ pub struct Delta {
     pub to: u32,
     pub removed: Vec<Rr>,
     pub added: Vec<Rr>,
+    /// Every name the change touched, as it was at `from`.
+    pub before: Vec<Before>,
+    /// When `from` became the zone's serial (Unix seconds), if this process
+    /// saw it happen: a secondary holds that serial's signatures from some
+    /// time after.
+    pub since: Option<u32>,
 }
 
 impl Delta {
     fn bytes(&self) -> usize {
+        // The old RRsets of `before` are about the size of `removed`.
         self.removed
             .iter()
             .chain(&self.added)
             .map(|r| r.len() + 16)
             .sum::<usize>()
+            + self.before.len() * 48
             + 64
     }
+}
+
+/// A name as it was before a change: its RRsets and whether it was a zone
+/// cut. A signed zone's IXFR reads from it which RRSIGs and NSECs went.
+#[derive(Debug, Clone)]
+pub struct Before {
+    pub(super) owner: Key,
+    pub(super) rrsets: Arc<[Prepared]>,
+    pub(super) cut: bool,
 }
 
 /// The bounded history of changes by serial.
@@ -202,11 +219,14 @@ pub enum Changes {
     /// It already has this serial (or a newer one).
     UpToDate(Snapshot),
     /// The condensed difference from its serial to the snapshot's: every
-    /// record removed and every record added, each once.
+    /// record removed and every record added, each once; every name
+    /// touched as it was at `from`, and when `from` became the serial.
     Incremental {
         from: u32,
         removed: Vec<Rr>,
         added: Vec<Rr>,
+        before: Vec<Before>,
+        since: Option<u32>,
         to: Snapshot,
     },
     /// The history no longer reaches its serial: the whole zone.
@@ -235,6 +255,8 @@ pub(super) struct HotZone {
 struct Guarded {
     hot: HotZone,
     journal: Journal,
+    /// When the current serial became current, if this process saw it.
+    since: Option<u32>,
 }
 
 /// The hot tier of one zone, shared by every DNS worker.
@@ -330,21 +352,31 @@ enum Ready {
 }
 
 /// Counts records out (−1) and in (+1) over several edits or serials, so a
-/// record removed and put back is no change.
+/// record removed and put back is no change; keeps each name touched as it
+/// was first seen.
 #[derive(Default)]
-struct Tally(HashMap<Rr, i64>);
+struct Tally {
+    counts: HashMap<Rr, i64>,
+    before: HashMap<Key, Before>,
+}
 
 impl Tally {
     fn count(&mut self, rrs: impl IntoIterator<Item = Rr>, by: i64) {
         for rr in rrs {
-            *self.0.entry(rr).or_insert(0) += by;
+            *self.counts.entry(rr).or_insert(0) += by;
         }
     }
 
-    /// (removed, added), each in a stable order.
-    fn split(self) -> (Vec<Rr>, Vec<Rr>) {
+    /// Records a name as it was before this change; a name touched before
+    /// keeps its first state.
+    fn touch(&mut self, before: Before) {
+        self.before.entry(before.owner.clone()).or_insert(before);
+    }
+
+    /// (removed, added, touched names), each in a stable order.
+    fn split(self) -> (Vec<Rr>, Vec<Rr>, Vec<Before>) {
         let (mut removed, mut added) = (Vec::new(), Vec::new());
-        for (rr, n) in self.0 {
+        for (rr, n) in self.counts {
             if n < 0 {
                 removed.push(rr);
             } else if n > 0 {
@@ -353,7 +385,9 @@ impl Tally {
         }
         removed.sort();
         added.sort();
-        (removed, added)
+        let mut before: Vec<Before> = self.before.into_values().collect();
+        before.sort_by(|a, b| a.owner.cmp(&b.owner));
+        (removed, added, before)
     }
 }
 
@@ -487,6 +521,18 @@ impl HotZone {
         Ok(())
     }
 
+    /// The name as it is now, for a change's record of what it touched.
+    fn before(&self, owner: &[u8]) -> Before {
+        Before {
+            owner: owner.into(),
+            rrsets: self
+                .names
+                .get(owner)
+                .map_or_else(|| Arc::from(Vec::new()), |n| n.rrsets.clone()),
+            cut: self.cuts.contains_key(owner),
+        }
+    }
+
     /// The records at `name` as full records (what a transfer sends).
     fn records_at(&self, name: &[u8]) -> Vec<Rr> {
         let Some(node) = self.names.get(name) else {
@@ -500,6 +546,7 @@ impl HotZone {
         let had_data = self.names.get(owner).is_some_and(|n| !n.rrsets.is_empty());
         let rrsets: Arc<[Prepared]> = prepared.into();
         if let Some(tally) = tally {
+            tally.touch(self.before(owner));
             tally.count(self.records_at(owner), -1);
             let new = Node {
                 rrsets: rrsets.clone(),
@@ -525,11 +572,19 @@ impl HotZone {
         }
     }
 
-    fn set_cut(&mut self, cut: &WireName, referral: Option<Referral>, tally: Option<&mut Tally>) {
+    fn set_cut(
+        &mut self,
+        cut: &WireName,
+        referral: Option<Referral>,
+        mut tally: Option<&mut Tally>,
+    ) {
         let added = referral
             .as_ref()
             .map(|r| r.transfer.clone())
             .unwrap_or_default();
+        if let Some(tally) = tally.as_deref_mut() {
+            tally.touch(self.before(cut.as_bytes()));
+        }
         let old = match referral {
             Some(r) => self.cuts.insert(cut.as_bytes().into(), Arc::new(r)),
             None => self.cuts.remove(cut.as_bytes()),
@@ -600,6 +655,7 @@ impl Zone {
                     bytes: 0,
                     limit: history_bytes,
                 },
+                since: None,
             }),
         })
     }
@@ -674,6 +730,7 @@ impl Zone {
                 }
             });
         }
+        let now = super::cookie::unix_now();
         let moved = self.write(|g| {
             let current = g.hot.apex_data.serial;
             let moves = serial.filter(|s| ahead(*s, current));
@@ -689,13 +746,16 @@ impl Zone {
                 (Some(to), Some(tally)) => {
                     g.hot.apex_data.serial = to;
                     g.hot.rebuild_apex()?;
-                    let (removed, added) = tally.split();
+                    let (removed, added, before) = tally.split();
                     g.journal.push(Delta {
                         from: current,
                         to,
                         removed,
                         added,
+                        before,
+                        since: g.since,
                     });
+                    g.since = Some(now);
                     return Ok(Some(to));
                 }
                 _ if changed => {
@@ -707,6 +767,7 @@ impl Zone {
                         );
                     }
                     g.journal.clear();
+                    g.since = None;
                 }
                 _ => {}
             }
@@ -798,12 +859,17 @@ impl Zone {
         for d in &deltas {
             tally.count(d.removed.iter().cloned(), -1);
             tally.count(d.added.iter().cloned(), 1);
+            for b in &d.before {
+                tally.touch(b.clone());
+            }
         }
-        let (removed, added) = tally.split();
+        let (removed, added, before) = tally.split();
         Changes::Incremental {
             from: serial,
             removed,
             added,
+            before,
+            since: deltas.first().and_then(|d| d.since),
             to,
         }
     }
@@ -979,6 +1045,30 @@ impl Snapshot {
         names.into_iter().map(|(_, link)| link).collect()
     }
 
+    /// The RRsets at `owner` (none for a name the zone lacks).
+    pub(super) fn rrsets_at(&self, owner: &[u8]) -> &[Prepared] {
+        self.hot.names.get(owner).map_or(&[], |n| &n.rrsets[..])
+    }
+
+    /// Whether `owner` is a zone cut.
+    pub(super) fn is_cut(&self, owner: &[u8]) -> bool {
+        self.hot.cuts.contains_key(owner)
+    }
+
+    /// Calls `f` with every name of the NSEC chain (see
+    /// [`Snapshot::chain`]) in no particular order: `(owner, rrsets, cut)`.
+    pub(super) fn for_each_chain_name<'a>(
+        &'a self,
+        mut f: impl FnMut(&'a [u8], &'a [Prepared], bool),
+    ) {
+        for (owner, node) in self.hot.names.iter() {
+            let cut = self.hot.cuts.contains_key(&owner[..]);
+            if cut || !node.rrsets.is_empty() {
+                f(owner, &node.rrsets, cut);
+            }
+        }
+    }
+
     /// The NS and glue records of every zone cut (what a transfer sends
     /// for them besides the data at the cut's name).
     pub(super) fn for_each_cut_record(&self, mut f: impl FnMut(&[u8])) {
@@ -1019,7 +1109,7 @@ fn labels_from_the_right(name: &[u8]) -> Vec<&[u8]> {
 /// all), rightmost first, each ended by 0 with 0 and 1 escaped as 1 1 and
 /// 1 2, so one comparison of flat bytes decides (a list of labels compared
 /// label by label costs five times as much at 100 000 names).
-fn canonical_key(name: &[u8], apex_len: usize) -> Vec<u8> {
+pub(super) fn canonical_key(name: &[u8], apex_len: usize) -> Vec<u8> {
     let below = name
         .get(..name.len().saturating_sub(apex_len))
         .unwrap_or_default();

@@ -424,7 +424,8 @@ pub enum Settings {
 }
 
 /// The Knot configuration of a secondary of `primary` for `zone`, everything
-/// under `dir`, answering on 127.0.0.1@`port`.
+/// under `dir`, answering on 127.0.0.1@`port`. Loopback may transfer the
+/// secondary's copy out, so a test can compare it with the primary's.
 pub fn knot_secondary_conf(
     dir: &Path,
     port: u16,
@@ -468,12 +469,15 @@ log:
   - id: notify-from-primary
     address: {ip}
 {key_line}    action: notify
+  - id: copy-out
+    address: 127.0.0.1
+    action: transfer
 zone:
   - domain: {zone}
     storage: {d}
     file: zone.db
     master: primary
-    acl: notify-from-primary
+    acl: [notify-from-primary, copy-out]
 "
     )
     .unwrap();
@@ -571,7 +575,8 @@ zone:
 /// both answer alike and [`differential`] compares data, not style.
 /// `rrl-ratelimit: 0`: NSD's response-rate limiting (on by default, 200
 /// answers a second per /24) would drop or truncate answers to a long
-/// differential run from 127.0.0.1.
+/// differential run from 127.0.0.1. Loopback may transfer the secondary's
+/// copy out, as with Knot.
 pub fn nsd_secondary_conf(
     dir: &Path,
     port: u16,
@@ -644,6 +649,7 @@ pub fn nsd_secondary_conf_with(
     zonefile: \"{d}/zone.db\"
     request-xfr: {ip}@{pport} {key_name}
     allow-notify: {ip} {key_name}
+    provide-xfr: 127.0.0.1 NOKEY
 "
     )
     .unwrap();

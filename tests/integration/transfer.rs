@@ -41,9 +41,7 @@ fn node_with(key: &TsigSpec, allow: &str, notify: &[SocketAddr]) -> TestNode {
     node_signed(key, allow, notify, true)
 }
 
-/// [`node_with`], its zone signed with DNSSEC or not. A signed zone goes
-/// whole to every transfer (IXFR included): the condensed difference is
-/// the unsigned zone's.
+/// [`node_with`], its zone signed with DNSSEC or not.
 fn node_signed(key: &TsigSpec, allow: &str, notify: &[SocketAddr], dnssec: bool) -> TestNode {
     let (key, allow, notify) = (key.clone(), allow.to_string(), notify.to_vec());
     TestNode::start_with(move |c| {
@@ -215,7 +213,8 @@ fn axfr_streams_the_whole_zone_in_signed_messages_soa_first_and_last() {
 #[test]
 fn ixfr_sends_the_condensed_difference_a_single_soa_when_current_and_the_zone_when_too_old() {
     let spec = TsigSpec::random("cpid-xfr");
-    // Unsigned: a signed zone goes whole (see `node_signed`).
+    // Unsigned: the records only (the signed difference is checked in
+    // `dns::signed_diff` and against Knot and NSD below).
     let node = node_signed(&spec, "127.0.0.1", &[], false);
     let key = tsig_key(&spec);
     let zone = node.zone_name();
@@ -526,14 +525,14 @@ fn knot_and_nsd_secondaries_serve_exactly_what_cpid_serves() {
     let spec = TsigSpec::random("cpid-xfr");
     let (knot_port, nsd_port) = (reserve_port(), reserve_port());
     let loopback = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-    // Unsigned, so the changes go by IXFR (the signed zone's secondaries
-    // are checked with validators in tests/integration/validators.rs).
-    let node = node_signed(
+    // Signed (the default): the changes go by IXFR with their RRSIGs and
+    // NSECs, and each secondary's copy must be the node's, byte for byte.
+    let node = node_with(
         &spec,
         "127.0.0.1",
         &[loopback(knot_port), loopback(nsd_port)],
-        false,
     );
+    let key = tsig_key(&spec);
     let zone = node.zone_name();
     let mut recs: Vec<SignedRecord> = (0..20).map(|i| issue(&node, i)).collect();
     let knot = knot_secondary_on(knot_port, &zone, node.addr(), Some(&spec));
@@ -589,6 +588,47 @@ fn knot_and_nsd_secondaries_serve_exactly_what_cpid_serves() {
         "cpid_notify_acked_total",
     ] {
         assert!(metrics.contains(m), "{m} missing:\n{metrics}");
+    }
+    // Knot says how each change came: one AXFR to start, then IXFRs (the
+    // metrics are the whole test process's).
+    let log = knot.log();
+    let done = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains("finished"))
+            .count()
+    };
+    assert_eq!(done("AXFR, incoming"), 1, "{log}");
+    assert!(done("IXFR, incoming") >= 1, "{log}");
+    assert!(!log.contains("fallback"), "{log}");
+
+    // Each secondary holds exactly the node's signed zone: every record,
+    // RRSIG and NSEC the IXFRs removed was there, and nothing is missing.
+    let copy = |addr: SocketAddr, query: &[u8]| {
+        let mut rrs: Vec<Vec<u8>> = records(&transfer(addr, query))
+            .iter()
+            .map(|r| {
+                use hickory_proto::serialize::binary::BinEncodable;
+                r.to_bytes().unwrap()
+            })
+            .collect();
+        rrs.sort();
+        rrs
+    };
+    let mut q = request(21, &zone, AXFR, None);
+    signed(&mut q, &key);
+    let own = copy(node.addr(), &q);
+    assert!(own.len() > 200, "{}", own.len());
+    for s in [&knot, &nsd] {
+        let theirs = copy(s.addr(), &request(22, &zone, AXFR, None));
+        assert!(
+            theirs == own,
+            "{}'s copy differs: {} records against {}; only theirs {:?}, only ours {:?}",
+            s.kind(),
+            theirs.len(),
+            own.len(),
+            theirs.iter().filter(|r| !own.contains(r)).count(),
+            own.iter().filter(|r| !theirs.contains(r)).count(),
+        );
     }
 }
 
