@@ -30,7 +30,7 @@ pub fn run(o: &Options, seeded: &Seeded) {
         "\n## AXFR of {} identifiers into a Knot secondary",
         seeded.names
     );
-    let cpid = Primary::start(seeded, &[]);
+    let cpid = Primary::start(seeded, &[], false);
     let cpid_serial = cpid.serial();
     let knot = knot_primary(&cpid.zone, &seeded.zone_text(), Some(&cpid.key), &[]);
     let knot_serial = crate::primary::soa_serial(knot.addr(), &cpid.zone).unwrap();

@@ -114,8 +114,8 @@ pub fn breakdown(messages: &[Vec<u8>]) -> Breakdown {
 }
 
 /// One changed identifier in a node over `seeded`: its IXFR, measured.
-fn measure(seeded: &Seeded) -> Breakdown {
-    let node = Primary::start(seeded, &[]);
+fn measure(seeded: &Seeded, signed: bool) -> Breakdown {
+    let node = Primary::start(seeded, &[], signed);
     let provider = node.provider();
     let api = node.api();
     let before = node.serial();
@@ -156,11 +156,11 @@ fn measure(seeded: &Seeded) -> Breakdown {
     b
 }
 
-pub fn run(zones: &[&Seeded]) {
+pub fn run(zones: &[&Seeded], signed: bool) {
     println!("\n## IXFR for one changed identifier");
     let sizes: Vec<(u64, usize)> = zones
         .iter()
-        .map(|s| (s.names, measure(s).total()))
+        .map(|s| (s.names, measure(s, signed).total()))
         .collect();
     if let [(n0, b0), (n1, b1)] = sizes.as_slice() {
         println!(

@@ -81,7 +81,8 @@ pub struct Primary {
 }
 
 impl Primary {
-    pub fn start(seeded: &Seeded, notify: &[SocketAddr]) -> Primary {
+    /// A node over `seeded`, its zone signed or not, notifying `notify`.
+    pub fn start(seeded: &Seeded, notify: &[SocketAddr], signed: bool) -> Primary {
         let key = TsigSpec::random("cpid-xfr");
         let conf_dir = tempfile::tempdir().unwrap();
         let conf = conf_dir.path().join("cpid.toml");
@@ -96,9 +97,10 @@ impl Primary {
                 key.name
             ));
         }
-        // The figures are for an unsigned zone, the same one Knot sends
-        // Knot; a signed zone goes whole to every transfer (README, DNSSEC).
-        text.push_str("[dns.dnssec]\nenabled = false\n");
+        // Unsigned: the same zone Knot sends Knot.
+        if !signed {
+            text.push_str("[dns.dnssec]\nenabled = false\n");
+        }
         std::fs::write(&conf, text).unwrap();
         // The secondaries need the node's DNS port before it starts.
         let dns = SocketAddr::from(([127, 0, 0, 1], cpid::testkit::secondaries::reserve_port()));

@@ -111,7 +111,7 @@ fn summary(what: &str, lat: &[Option<Duration>]) -> (f64, f64) {
 
 fn one(o: &Options, seeded: &Seeded, settings: Settings) -> f64 {
     let (knot_port, nsd_port) = (reserve_port(), reserve_port());
-    let node = Primary::start(seeded, &[loopback(knot_port), loopback(nsd_port)]);
+    let node = Primary::start(seeded, &[loopback(knot_port), loopback(nsd_port)], o.signed);
     let key = Some(&node.key);
     let knot: Secondary = knot_secondary_with(knot_port, &node.zone, node.dns, key, settings);
     let nsd: Secondary = nsd_secondary_with(nsd_port, &node.zone, node.dns, key, settings);

@@ -139,7 +139,7 @@ pub fn run(o: &Options, seeded: &Seeded) {
         "\n## Query cost during transfers: {} UDP queries/s, {} s windows, zone of {} identifiers",
         o.qps, o.seconds, seeded.names
     );
-    let node = Primary::start(seeded, &[]);
+    let node = Primary::start(seeded, &[], false);
     let names = Arc::new(txt_owners(&seeded.zone_text()));
     assert!(!names.is_empty(), "the export has TXT names");
     let stop = Arc::new(AtomicBool::new(false));
