@@ -522,7 +522,7 @@ fn client_serial(msg: &[u8]) -> Option<u32> {
 
 /// The SOA of `snapshot` with the serial set to `serial` (the old SOA of
 /// an incremental answer).
-fn soa_at(snapshot: &Snapshot, serial: u32) -> Rr {
+pub(super) fn soa_at(snapshot: &Snapshot, serial: u32) -> Rr {
     let mut soa = snapshot.soa().into_vec();
     // The serial is the first of the five numbers that end the RDATA.
     if let Some(at) = soa.len().checked_sub(20)
