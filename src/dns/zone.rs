@@ -159,13 +159,26 @@ pub struct Delta {
 
 impl Delta {
     fn bytes(&self) -> usize {
-        // The old RRsets of `before` are about the size of `removed`.
+        // `before` keeps the touched names' old RRsets alive, the unchanged
+        // ones too.
+        let old: usize = self
+            .before
+            .iter()
+            .map(|b| {
+                b.owner.len()
+                    + 48
+                    + b.rrsets
+                        .iter()
+                        .map(|p| p.bytes.len() + std::mem::size_of::<Prepared>())
+                        .sum::<usize>()
+            })
+            .sum();
         self.removed
             .iter()
             .chain(&self.added)
             .map(|r| r.len() + 16)
             .sum::<usize>()
-            + self.before.len() * 48
+            + old
             + 64
     }
 }
