@@ -178,16 +178,50 @@ fn nsec_changes<'a>(to: &'a Snapshot, before: &'a [Before]) -> Vec<NsecChange<'a
 
     // Around each touched name, the nearest untouched names of the chain:
     // the one before (whose successor may change) and the one after (a
-    // successor). Both are the same in the two states.
+    // successor). Both are the same in the two states. A walk stops at the
+    // next touched name and takes that one's answer, so adjacent touched
+    // names (a bulk import) cost no more than the names between them.
     let k = touched.len();
-    let untouched = |(key, owner): &(&[u8], &'a [u8])| {
-        touched.binary_search_by(|(t, _)| t[..].cmp(key)).is_err() && to.in_chain(owner)
-    };
-    let mut greatest = Vec::with_capacity(k);
-    let mut least = Vec::with_capacity(k);
-    for (key, _) in &touched {
-        greatest.push(to.names_before(key).find(&untouched));
-        least.push(to.names_after(key).find(&untouched));
+    type Near<'a> = Option<(&'a [u8], &'a [u8])>;
+    let mut greatest: Vec<Near<'a>> = Vec::with_capacity(k);
+    for (i, (key, _)) in touched.iter().enumerate() {
+        let previous = i.checked_sub(1).and_then(|j| touched.get(j));
+        let mut found = None;
+        for (at, owner) in to.names_before(key) {
+            if let Some((p, _)) = previous
+                && at <= &p[..]
+            {
+                found = greatest.last().copied().flatten();
+                break;
+            }
+            if to.in_chain(owner) {
+                found = Some((at, owner));
+                break;
+            }
+        }
+        greatest.push(found);
+    }
+    let mut least: Vec<Near<'a>> = vec![None; k];
+    for i in (0..k).rev() {
+        let (Some((key, _)), next) = (touched.get(i), touched.get(i + 1)) else {
+            continue;
+        };
+        let mut found = None;
+        for (at, owner) in to.names_after(key) {
+            if let Some((n, _)) = next
+                && at >= &n[..]
+            {
+                found = least.get(i + 1).copied().flatten();
+                break;
+            }
+            if to.in_chain(owner) {
+                found = Some((at, owner));
+                break;
+            }
+        }
+        if let Some(slot) = least.get_mut(i) {
+            *slot = found;
+        }
     }
 
     let mut links: Vec<Link<'a>> = Vec::with_capacity(3 * k);
@@ -542,12 +576,26 @@ mod tests {
         apply_ixfr(&t, &mut copy, s2);
         assert_eq!(copy, axfr(&t), "after serials {s3} and {s4}");
 
+        // A bulk change: adjacent names added, adjacent names withdrawn.
+        let mut edits: Vec<Edit> = (0..30)
+            .map(|i| {
+                Edit::Set(
+                    name(&format!("ic-0020b{i:02}.1005.31")),
+                    vec![txt(300, "bulk")],
+                )
+            })
+            .collect();
+        edits.extend((30..36).map(|i| Edit::Set(name(&format!("ic-{i:04}.1005.31")), vec![])));
+        let s5 = change(&zone, edits);
+        apply_ixfr(&t, &mut copy, s4);
+        assert_eq!(copy, axfr(&t), "after serial {s5}");
+
         // Several serials at once, condensed.
         apply_ixfr(&t, &mut older, first);
-        assert_eq!(older, axfr(&t), "from {first} to {s4} at once");
+        assert_eq!(older, axfr(&t), "from {first} to {s5} at once");
 
         // Current: one SOA.
-        let (records, _) = transfer(&t, rtype::IXFR, Some(s4));
+        let (records, _) = transfer(&t, rtype::IXFR, Some(s5));
         assert_eq!(records.len(), 1);
     }
 
