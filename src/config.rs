@@ -502,10 +502,12 @@ pub struct DnsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DnssecConfig {
     pub enabled: bool,
-    /// Days a signature is valid after it is made.
+    /// Days a signature is valid after the start of the signing period
+    /// it was made in.
     pub signature_days: u32,
-    /// A signature with fewer days than this left is made again on its
-    /// next use.
+    /// Every signature has more days than this left: signing periods are
+    /// `signature_days − refresh_days` long, and a kept signature is made
+    /// again on its first use in a new one.
     pub refresh_days: u32,
     /// Slots of the denial-signature cache (about 200 bytes each when
     /// full).
