@@ -1179,9 +1179,9 @@ pub(super) fn canonical_key(name: &[u8], apex_len: usize) -> Vec<u8> {
     key
 }
 
-/// [`canonical_key`] into `key` (cleared first), allocating nothing once
-/// `key` has grown: for passes over every name of a zone.
-pub(super) fn canonical_key_into(name: &[u8], apex_len: usize, key: &mut Vec<u8>) {
+/// [`canonical_key`] into `key` (cleared first); the labels are found
+/// without allocating, as every name added to the zone passes here.
+fn canonical_key_into(name: &[u8], apex_len: usize, key: &mut Vec<u8>) {
     key.clear();
     let below = name
         .get(..name.len().saturating_sub(apex_len))
