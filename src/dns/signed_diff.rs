@@ -8,10 +8,10 @@
 //! period are the same bytes (`dns::signing`), and the history keeps every
 //! touched name as it was ([`Before`]), so the old RRSIGs and NSECs are made
 //! again from it. The old chain around the touched names is the new chain
-//! with those names as they were: one pass over the zone's names finds the
-//! nearest untouched names on either side of each touched one, and no other
-//! NSEC can have changed. The transfer uses this only when the secondary's
-//! copy was made in the current period (`dns::xfr`).
+//! with those names as they were: the hot tier's names in canonical order
+//! give the nearest untouched names on either side of each touched one, and
+//! no other NSEC can have changed. The transfer uses this only when the
+//! secondary's copy was made in the current period (`dns::xfr`).
 
 use super::dnssec::RrSetRef;
 use super::signing::Signer;
