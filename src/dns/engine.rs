@@ -644,10 +644,10 @@ mod tests {
 
     use super::*;
     use crate::config::RrlConfig;
-    use crate::dns::dnssec::{FLAGS_CSK, RrSetRef, ZoneKey, parse_nsec, verify_rrset};
-    use crate::dns::signing::{Policy, Signer};
+    use crate::dns::dnssec::{RrSetRef, parse_nsec, verify_rrset};
+    use crate::dns::signing::Signer;
     use crate::dns::wire::{WireName, txt_rdata};
-    use crate::dns::zone::{ApexData, CutSpec, RrSet, SoaTimers};
+    use crate::dns::zone::{CutSpec, RrSet};
 
     const APEX: &str = "86.cpid.internal";
 
@@ -659,33 +659,7 @@ mod tests {
     /// and glue, a child `44` without one.
     fn signed_zone() -> (Zone, Arc<Signer>) {
         let apex = name(APEX);
-        let zone = Zone::new(ApexData {
-            name_servers: vec![(
-                apex.prepend("ns1").unwrap(),
-                vec!["192.0.2.53".parse().unwrap()],
-            )],
-            hostmaster: apex.prepend("hostmaster").unwrap(),
-            apex: apex.clone(),
-            timers: SoaTimers::default(),
-            serial: 7,
-            extra: vec![],
-        })
-        .unwrap();
-        let key = ZoneKey::new(
-            apex.as_bytes(),
-            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
-            FLAGS_CSK,
-        )
-        .unwrap();
-        let signer = Arc::new(Signer::new(
-            key,
-            Policy {
-                lifetime: 14 * 86_400,
-                refresh: 7 * 86_400,
-                denial_cache: 64,
-            },
-        ));
-        zone.sign_with(signer.clone()).unwrap();
+        let (zone, signer) = crate::dns::signing::test_zone(64);
         zone.set(
             &name("ic-1.86.cpid.internal"),
             &[

@@ -301,11 +301,9 @@ mod tests {
     use hickory_proto::rr::{RData, Record};
     use hickory_proto::serialize::binary::BinEncodable;
 
-    use super::super::dnssec::{FLAGS_CSK, ZoneKey};
-    use super::super::signing::{Policy as SigningPolicy, Signer};
     use super::super::wire::{WireName, txt_rdata};
     use super::super::xfr::{Policy, Reply, Transfers};
-    use super::super::zone::{ApexData, CutSpec, Edit, RrSet, SoaTimers, Zone};
+    use super::super::zone::{CutSpec, Edit, RrSet, Zone};
     use super::*;
     use crate::config::{SecondaryConfig, TransferConfig};
 
@@ -362,34 +360,7 @@ mod tests {
     /// A signed zone of `n` identifiers under `1005.31`, one under the
     /// apex, and a cut `44` without a DS; transfers open to 127.0.0.1.
     fn signed(n: usize) -> (Arc<Zone>, Transfers) {
-        let apex = WireName::parse(APEX).unwrap();
-        let zone = Zone::new(ApexData {
-            name_servers: vec![(
-                apex.prepend("ns1").unwrap(),
-                vec!["192.0.2.53".parse().unwrap()],
-            )],
-            hostmaster: apex.prepend("hostmaster").unwrap(),
-            apex: apex.clone(),
-            timers: SoaTimers::default(),
-            serial: 7,
-            extra: vec![],
-        })
-        .unwrap();
-        let key = ZoneKey::new(
-            apex.as_bytes(),
-            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
-            FLAGS_CSK,
-        )
-        .unwrap();
-        let signer = Signer::new(
-            key,
-            SigningPolicy {
-                lifetime: 14 * 86_400,
-                refresh: 7 * 86_400,
-                denial_cache: 1024,
-            },
-        );
-        zone.sign_with(Arc::new(signer)).unwrap();
+        let (zone, _) = super::super::signing::test_zone(1024);
         let mut edits: Vec<Edit> = (0..n)
             .map(|i| {
                 Edit::Set(

@@ -290,6 +290,45 @@ impl DenialCache {
     }
 }
 
+/// An empty zone `86.cpid.internal` at serial 7 (SOA, NS `ns1` with the
+/// address 192.0.2.53) signed with a fixed key, for the tests of the
+/// signed answer and transfer paths.
+#[cfg(test)]
+pub(super) fn test_zone(denial_cache: usize) -> (super::zone::Zone, Arc<Signer>) {
+    use super::dnssec::FLAGS_CSK;
+    use super::wire::WireName;
+    use super::zone::{ApexData, SoaTimers, Zone};
+    let apex = WireName::parse("86.cpid.internal").unwrap();
+    let zone = Zone::new(ApexData {
+        name_servers: vec![(
+            apex.prepend("ns1").unwrap(),
+            vec!["192.0.2.53".parse().unwrap()],
+        )],
+        hostmaster: apex.prepend("hostmaster").unwrap(),
+        apex: apex.clone(),
+        timers: SoaTimers::default(),
+        serial: 7,
+        extra: vec![],
+    })
+    .unwrap();
+    let key = ZoneKey::new(
+        apex.as_bytes(),
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+        FLAGS_CSK,
+    )
+    .unwrap();
+    let signer = Arc::new(Signer::new(
+        key,
+        Policy {
+            lifetime: 14 * 86_400,
+            refresh: 7 * 86_400,
+            denial_cache,
+        },
+    ));
+    zone.sign_with(signer.clone()).unwrap();
+    (zone, signer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -591,19 +591,25 @@ impl HotZone {
     /// The node at `owner`, made (and put in order) if the zone lacks it.
     fn entry(&mut self, owner: &[u8]) -> &mut Node {
         if !self.names.contains_key(owner) {
-            let key: Key = owner.into();
-            let empty: Arc<[Prepared]> = Arc::from(Vec::new());
-            self.order
-                .insert(self.canonical(owner), (key.clone(), empty.clone()));
-            self.names.insert(
-                key,
-                Node {
-                    rrsets: empty,
-                    below: 0,
-                },
-            );
+            let canonical = self.canonical(owner);
+            self.insert(owner, canonical);
         }
         self.names.entry(owner.into()).or_default()
+    }
+
+    /// Adds an empty node at `owner`, which the zone lacks, under its
+    /// canonical key; both maps share the owner's bytes.
+    fn insert(&mut self, owner: &[u8], canonical: Box<[u8]>) {
+        let key: Key = owner.into();
+        let empty: Arc<[Prepared]> = Arc::from(Vec::new());
+        self.order.insert(canonical, (key.clone(), empty.clone()));
+        self.names.insert(
+            key,
+            Node {
+                rrsets: empty,
+                below: 0,
+            },
+        );
     }
 
     /// Removes the node at `owner`, from the order too.
@@ -616,15 +622,20 @@ impl HotZone {
     fn put(&mut self, name: &WireName, rrsets: Arc<[Prepared]>, had_data: bool) {
         let has_data = !rrsets.is_empty();
         let owner = name.as_bytes();
-        let node = self.entry(owner);
+        let canonical = self.canonical(owner);
+        if !self.names.contains_key(owner) {
+            self.insert(owner, canonical.clone());
+        }
+        let node = self.names.entry(owner.into()).or_default();
         node.rrsets = rrsets.clone();
         let keep = has_data || node.below > 0;
         if keep {
-            if let Some(entry) = self.order.get_mut(&self.canonical(owner)) {
+            if let Some(entry) = self.order.get_mut(&canonical) {
                 entry.1 = rrsets;
             }
         } else {
-            self.remove(owner);
+            self.names.remove(owner);
+            self.order.remove(&canonical);
         }
         match (had_data, has_data) {
             (false, true) => self.adjust_ancestors(name, true),
