@@ -356,7 +356,8 @@ impl Selection {
 
 /// What a score is computed from.
 struct Inputs<'a> {
-    price: Option<(&'a str, f64)>,
+    /// The price per unit-hour and the cheapest in its currency.
+    price: Option<(f64, f64)>,
     free: u64,
     units: u64,
     total: u64,
@@ -367,15 +368,9 @@ struct Inputs<'a> {
 }
 
 /// The component values (in [`Weights::named`] order) and the score.
-fn score(
-    x: &Inputs<'_>,
-    weights: &Weights,
-    req: &Requirement,
-    scale_ms: f64,
-    cheapest: &BTreeMap<String, f64>,
-) -> ([f64; 6], f64) {
+fn score(x: &Inputs<'_>, weights: &Weights, req: &Requirement, scale_ms: f64) -> ([f64; 6], f64) {
     let price = match x.price {
-        Some((currency, p)) if p > 0.0 => cheapest.get(currency).copied().unwrap_or(p) / p,
+        Some((p, cheapest)) if p > 0.0 => cheapest / p,
         Some(_) => 1.0,
         None => 0.0,
     };
@@ -418,10 +413,10 @@ fn rank(
     for c in cands.iter_mut() {
         let (values, sum) = score(
             &Inputs {
-                price: c
-                    .price
-                    .as_ref()
-                    .map(|p| (p.currency.as_str(), p.per_unit_hour)),
+                price: c.price.as_ref().map(|p| {
+                    let least = cheapest.get(&p.currency).copied();
+                    (p.per_unit_hour, least.unwrap_or(p.per_unit_hour))
+                }),
                 free: c.units_free,
                 units: c.units,
                 total: c.units_total,
@@ -433,7 +428,6 @@ fn rank(
             weights,
             req,
             scale_ms,
-            cheapest,
         );
         c.components = components(weights, total, values);
         c.score = sum;
@@ -498,6 +492,10 @@ pub struct Offer {
     pub memory_per_unit_gib: Option<f64>,
     pub storage_tib: Option<f64>,
     pub price: Option<Price>,
+    /// The price's currency as the index numbers it (`None` outside one):
+    /// a selection finds the cheapest per currency without reading each
+    /// offer's currency string.
+    pub currency: Option<usize>,
 }
 
 impl Offer {
@@ -552,6 +550,7 @@ impl Offer {
             memory_per_unit_gib,
             storage_tib: d.storage_tib,
             price: d.price_per_unit_hour.clone(),
+            currency: None,
         })
     }
 
@@ -663,9 +662,22 @@ struct Index {
     seen: HashMap<Identifier, (u64, Option<BucketKey>)>,
     buckets: BTreeMap<BucketKey, Bucket>,
     lines: BTreeMap<String, Line>,
+    /// Every currency an offer has named, numbered in order of appearance.
+    currencies: Vec<String>,
 }
 
 impl Index {
+    /// The number of `currency`, numbering it if it is new.
+    fn currency(&mut self, currency: &str) -> usize {
+        match self.currencies.iter().position(|c| c == currency) {
+            Some(i) => i,
+            None => {
+                self.currencies.push(currency.to_string());
+                self.currencies.len() - 1
+            }
+        }
+    }
+
     fn remove(&mut self, id: &Identifier) {
         if let Some((_, Some(key))) = self.seen.get(id)
             && let Some(b) = self.buckets.get_mut(key)
@@ -861,19 +873,23 @@ impl Selector {
                 round3(1.0 - age as f64 / stale_at as f64),
             ));
         }
-        let mut cheapest: BTreeMap<String, f64> = BTreeMap::new();
+        // The cheapest per currency, by the index's numbers.
+        let mut least = vec![f64::INFINITY; idx.currencies.len()];
         for (at, ..) in &fits {
             if let Some((o, _, _)) = fitting.get(*at)
-                && let Some(p) = &o.price
+                && let (Some(p), Some(c)) = (&o.price, o.currency)
+                && let Some(l) = least.get_mut(c)
             {
-                match cheapest.get_mut(&p.currency) {
-                    Some(c) => *c = c.min(p.amount),
-                    None => {
-                        cheapest.insert(p.currency.clone(), p.amount);
-                    }
-                }
+                *l = l.min(p.amount);
             }
         }
+        let cheapest: BTreeMap<String, f64> = idx
+            .currencies
+            .iter()
+            .zip(&least)
+            .filter(|(_, l)| l.is_finite())
+            .map(|(c, l)| (c.clone(), *l))
+            .collect();
         let scale = self.config.latency_scale_ms;
         // Scored compactly; only the best `limit` become candidates.
         let mut scored: Vec<(f64, f64, usize, u64, f64, f64)> = fits
@@ -883,7 +899,10 @@ impl Selector {
                 let path = bucket_paths.get(*slot).copied().flatten();
                 let (_, sum) = score(
                     &Inputs {
-                        price: o.price.as_ref().map(|p| (p.currency.as_str(), p.amount)),
+                        price: o.price.as_ref().map(|p| {
+                            let l = o.currency.and_then(|c| least.get(c)).copied();
+                            (p.amount, l.unwrap_or(p.amount))
+                        }),
                         free,
                         units: *units,
                         total: o.units_total,
@@ -895,7 +914,6 @@ impl Selector {
                     &weights,
                     req,
                     scale,
-                    &cheapest,
                 );
                 let price = o.price.as_ref().map_or(f64::INFINITY, |p| p.amount);
                 Some((sum, price, at, free, quality, freshness))
@@ -1075,7 +1093,8 @@ impl Selector {
                         latency_ms: link.latency_ms,
                     },
                 );
-            } else if let Some(offer) = Offer::of(r.identifier.clone(), c, &d) {
+            } else if let Some(mut offer) = Offer::of(r.identifier.clone(), c, &d) {
+                offer.currency = offer.price.as_ref().map(|p| idx.currency(&p.currency));
                 let k: BucketKey = (
                     offer.class,
                     offer.region.clone(),
@@ -1145,6 +1164,7 @@ mod tests {
             memory_per_unit_gib: Some(80.0),
             storage_tib: None,
             price: None,
+            currency: None,
         };
         let need = |tflops: &str| {
             let body = format!(r#"{{"peak":{{"precision":"fp16","tflops":{tflops}}}}}"#);

@@ -671,6 +671,25 @@ impl Trades {
         if index.calendars.is_empty() {
             return vec![0; resources.len()];
         }
+        if index.calendars.len() < resources.len() {
+            // A wide selection: look up the few resources booked in the
+            // window, rather than each resource asked about by its text.
+            let busy: HashMap<Identifier, u64> = index
+                .calendars
+                .iter()
+                .filter_map(|(k, c)| {
+                    let peak = c.calendar.peak(start, end);
+                    (peak > 0).then(|| Some((Identifier::parse(k).ok()?, peak)))?
+                })
+                .collect();
+            if busy.is_empty() {
+                return vec![0; resources.len()];
+            }
+            return resources
+                .iter()
+                .map(|id| busy.get(*id).copied().unwrap_or(0))
+                .collect();
+        }
         let mut key = String::new();
         resources
             .iter()
