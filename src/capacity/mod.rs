@@ -679,6 +679,16 @@ impl Capacity {
         let now = self.clock.now();
         let inner = self.read();
         let mut text = String::new();
+        let duplicated = inner.duplicates.counts();
+        // A wide selection: the few resources with duplicates by
+        // identifier, rather than each resource asked about by its text.
+        let parsed: Option<HashMap<Identifier, usize>> =
+            (!duplicated.is_empty() && duplicated.len() < ids.len()).then(|| {
+                duplicated
+                    .iter()
+                    .filter_map(|(k, n)| Some((Identifier::parse(k).ok()?, *n)))
+                    .collect()
+            });
         ids.iter()
             .map(|id| {
                 let e = inner.entries.get(*id).filter(|e| e.version > 0)?;
@@ -688,10 +698,12 @@ impl Capacity {
                     .map_or(Freshness::Unknown, |s| s.freshness(now));
                 let mut findings =
                     e.descriptor_findings.len() + usize::from(freshness != Freshness::Fresh);
-                if !inner.duplicates.is_empty() {
+                if let Some(parsed) = &parsed {
+                    findings += parsed.get(*id).copied().unwrap_or(0);
+                } else if !duplicated.is_empty() {
                     text.clear();
                     let _ = write!(text, "{id}");
-                    findings += inner.duplicates.findings(&text).len();
+                    findings += duplicated.get(text.as_str()).copied().unwrap_or(0);
                 }
                 if let (Some(s), Some(c)) = (&e.status, &e.contribution) {
                     findings += quality::status_findings(

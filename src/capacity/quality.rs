@@ -397,6 +397,10 @@ pub struct Duplicates {
     serials: HashMap<String, Vec<Arc<str>>>,
     endpoints: HashMap<String, Vec<Arc<str>>>,
     by_id: HashMap<Arc<str>, Keys>,
+    /// How many findings each identifier that has any gets, made on first
+    /// use after a change: a selection weighs thousands of resources, of
+    /// which few if any share a key.
+    counts: std::sync::OnceLock<HashMap<Arc<str>, usize>>,
 }
 
 /// How many shared keys a finding's detail names.
@@ -485,6 +489,7 @@ impl Duplicates {
         endpoints: impl IntoIterator<Item = String>,
     ) {
         self.remove(id);
+        self.counts.take();
         let keys = Keys {
             serials: sorted_keys(serials, serial_key),
             endpoints: sorted_keys(endpoints, endpoint_key),
@@ -505,6 +510,7 @@ impl Duplicates {
     /// Forgets `id`; nothing happens if it is not indexed.
     pub fn remove(&mut self, id: &str) {
         if let Some(keys) = self.by_id.remove(id) {
+            self.counts.take();
             unindex(&mut self.serials, &keys.serials, id);
             unindex(&mut self.endpoints, &keys.endpoints, id);
         }
@@ -540,16 +546,33 @@ impl Duplicates {
     /// The reason of every duplicate finding over all identifiers (each as
     /// [`Duplicates::findings`] gives it), visiting only shared keys.
     pub fn all_findings(&self) -> Vec<Reason> {
-        let mut involved: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        for ids in self.serials.values().chain(self.endpoints.values()) {
-            if ids.iter().any(|x| Some(x) != ids.first()) {
-                involved.extend(ids.iter().map(|x| &**x));
-            }
-        }
-        involved
+        self.involved()
             .into_iter()
             .flat_map(|id| self.findings(id).into_iter().map(|f| f.reason))
             .collect()
+    }
+
+    /// Every identifier that shares a key with another, in order.
+    fn involved(&self) -> std::collections::BTreeSet<&Arc<str>> {
+        let mut involved = std::collections::BTreeSet::new();
+        for ids in self.serials.values().chain(self.endpoints.values()) {
+            if ids.iter().any(|x| Some(x) != ids.first()) {
+                involved.extend(ids.iter());
+            }
+        }
+        involved
+    }
+
+    /// `findings(id).len()` for every identifier with findings; the others
+    /// have none.
+    pub fn counts(&self) -> &HashMap<Arc<str>, usize> {
+        self.counts.get_or_init(|| {
+            self.involved()
+                .into_iter()
+                .map(|id| (id.clone(), self.findings(id).len()))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        })
     }
 
     /// How many identifiers are indexed.
@@ -980,6 +1003,36 @@ mod tests {
         dup.remove(a);
         dup.remove(a);
         assert_eq!(dup.len(), 2);
+    }
+
+    #[test]
+    fn the_counts_follow_every_change_as_findings_does() {
+        let mut dup = Duplicates::new();
+        let ids = ["a", "b", "c", "d"];
+        let agree = |dup: &Duplicates, when: &str| {
+            for id in ids {
+                let counted = dup.counts().get(id).copied().unwrap_or(0);
+                assert_eq!(counted, dup.findings(id).len(), "{id} {when}");
+            }
+        };
+        agree(&dup, "empty");
+        dup.insert("a", strings(&["SN1", "SN2"]), strings(&["https://x/api"]));
+        dup.insert("b", strings(&["sn1"]), vec![]);
+        agree(&dup, "one shared serial");
+        dup.insert("c", strings(&["SN2"]), strings(&["https://X/api/"]));
+        agree(&dup, "a serial and an endpoint");
+        assert_eq!(
+            dup.counts().get("a"),
+            Some(&3),
+            "serials with b and c, the endpoint with c"
+        );
+        dup.insert("b", strings(&["SN9"]), vec![]);
+        agree(&dup, "b replaced");
+        dup.remove("c");
+        agree(&dup, "c withdrawn");
+        assert!(dup.counts().is_empty());
+        dup.insert("d", strings(&["SN9"]), vec![]);
+        agree(&dup, "d shares with b");
     }
 
     #[test]
