@@ -101,14 +101,30 @@ impl Options {
 
 /// A loopback address whose UDP and TCP ports were both free just now
 /// (for what must name its address before it starts).
+///
+/// The port is drawn at random below Linux's ephemeral range (32768 and
+/// up by default), from which every bind to port 0 and every outgoing
+/// connection takes its port: one of those, made by a test running beside
+/// this one, could otherwise take the port between now and its use.
 pub fn free_addr() -> std::io::Result<SocketAddr> {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let addr = udp.local_addr()?;
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    for _ in 0..1000 {
+        let mut b = [0u8; 2];
+        getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let port = LOW + u16::from_le_bytes(b) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let Ok(_udp) = std::net::UdpSocket::bind(addr) else {
+            continue;
+        };
         if std::net::TcpListener::bind(addr).is_ok() {
             return Ok(addr);
         }
     }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free port below the ephemeral range",
+    ))
 }
 
 /// The running federation.
