@@ -296,21 +296,9 @@ impl DenialCache {
 #[cfg(test)]
 pub(super) fn test_zone(denial_cache: usize) -> (super::zone::Zone, Arc<Signer>) {
     use super::dnssec::FLAGS_CSK;
-    use super::wire::WireName;
-    use super::zone::{ApexData, SoaTimers, Zone};
-    let apex = WireName::parse("86.cpid.internal").unwrap();
-    let zone = Zone::new(ApexData {
-        name_servers: vec![(
-            apex.prepend("ns1").unwrap(),
-            vec!["192.0.2.53".parse().unwrap()],
-        )],
-        hostmaster: apex.prepend("hostmaster").unwrap(),
-        apex: apex.clone(),
-        timers: SoaTimers::default(),
-        serial: 7,
-        extra: vec![],
-    })
-    .unwrap();
+    let data = crate::testkit::sample_apex(7, [192, 0, 2, 53].into()).unwrap();
+    let apex = data.apex.clone();
+    let zone = super::zone::Zone::new(data).unwrap();
     let key = ZoneKey::new(
         apex.as_bytes(),
         ed25519_dalek::SigningKey::from_bytes(&[5; 32]),

@@ -1285,18 +1285,7 @@ mod tests {
     use super::*;
 
     pub(crate) fn sample_apex() -> ApexData {
-        let apex = WireName::parse("86.cpid.internal").unwrap();
-        ApexData {
-            name_servers: vec![(
-                apex.prepend("ns1").unwrap(),
-                vec!["127.0.0.1".parse().unwrap()],
-            )],
-            hostmaster: apex.prepend("hostmaster").unwrap(),
-            apex,
-            timers: SoaTimers::default(),
-            serial: 1,
-            extra: vec![],
-        }
+        crate::testkit::sample_apex(1, [127, 0, 0, 1].into()).unwrap()
     }
 
     #[test]

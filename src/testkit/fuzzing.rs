@@ -17,7 +17,7 @@ use crate::dns::mapping;
 use crate::dns::tcp::{self, Frame};
 use crate::dns::wire::WireName;
 use crate::dns::wire::{rtype, txt_rdata};
-use crate::dns::zone::{ApexData, RrSet, SoaTimers, Zone};
+use crate::dns::zone::{RrSet, Zone};
 use crate::ident::delegation::{
     self as trust, DELEGATION_INDEX, DELEGATION_TYPE, Delegation, TrustError, TrustedZone,
 };
@@ -186,19 +186,9 @@ pub fn record(data: &[u8]) {
 fn fuzz_zone() -> &'static Arc<Zone> {
     static ZONE: OnceLock<Arc<Zone>> = OnceLock::new();
     ZONE.get_or_init(|| {
-        let apex = WireName::parse("86.cpid.internal").expect("constant fuzz zone");
-        let zone = Zone::new(ApexData {
-            name_servers: vec![(
-                apex.prepend("ns1").expect("constant fuzz zone"),
-                vec![std::net::IpAddr::from([127, 0, 0, 1])],
-            )],
-            hostmaster: apex.prepend("hostmaster").expect("constant fuzz zone"),
-            apex: apex.clone(),
-            timers: SoaTimers::default(),
-            serial: 1,
-            extra: vec![],
-        })
-        .expect("constant fuzz zone");
+        let data = super::sample_apex(1, [127, 0, 0, 1].into()).expect("constant fuzz zone");
+        let apex = data.apex.clone();
+        let zone = Zone::new(data).expect("constant fuzz zone");
         // Signed, so a query with DO goes through the signing and denial
         // paths too.
         let key = crate::dns::dnssec::ZoneKey::new(
@@ -1233,19 +1223,8 @@ fn fuzz_transfers() -> &'static crate::dns::xfr::Transfers {
     use crate::dns::zone::Edit;
     static T: OnceLock<crate::dns::xfr::Transfers> = OnceLock::new();
     T.get_or_init(|| {
-        let apex = WireName::parse("86.cpid.internal").expect("constant fuzz zone");
-        let zone = Zone::new(ApexData {
-            name_servers: vec![(
-                apex.prepend("ns1").expect("constant fuzz zone"),
-                vec![std::net::IpAddr::from([127, 0, 0, 1])],
-            )],
-            hostmaster: apex.prepend("hostmaster").expect("constant fuzz zone"),
-            apex: apex.clone(),
-            timers: SoaTimers::default(),
-            serial: 1,
-            extra: vec![],
-        })
-        .expect("constant fuzz zone");
+        let data = super::sample_apex(1, [127, 0, 0, 1].into()).expect("constant fuzz zone");
+        let zone = Zone::new(data).expect("constant fuzz zone");
         // Serial 1 → 2 in the history, so IXFR from 1 is incremental.
         let name =
             WireName::parse("ic-000001-0.1005.31.86.cpid.internal").expect("constant fuzz zone");

@@ -14,6 +14,8 @@
 //!   servers on loopback under a private trust anchor, and Knot's online
 //!   signer as the reference (the DNSSEC interop tests).
 //! - [`fuzzing`]: fuzz entry points, replayed over their corpora by the tests.
+//! - [`sample_apex`]: the apex of the small zones that tests and fuzz
+//!   targets build by hand.
 
 pub mod federation;
 // The fuzz oracle's assertions are its job: a panic is how it reports a broken invariant.
@@ -43,3 +45,20 @@ pub mod seed;
     clippy::indexing_slicing
 )]
 pub mod validators;
+
+/// The apex of a hand-built test zone: `86.cpid.internal` at `serial`, its
+/// name server `ns1.86.cpid.internal` at `ns_addr`, default timers.
+pub fn sample_apex(
+    serial: u32,
+    ns_addr: std::net::IpAddr,
+) -> Result<crate::dns::zone::ApexData, crate::dns::wire::WireError> {
+    let apex = crate::dns::wire::WireName::parse("86.cpid.internal")?;
+    Ok(crate::dns::zone::ApexData {
+        name_servers: vec![(apex.prepend("ns1")?, vec![ns_addr])],
+        hostmaster: apex.prepend("hostmaster")?,
+        apex,
+        timers: crate::dns::zone::SoaTimers::default(),
+        serial,
+        extra: vec![],
+    })
+}

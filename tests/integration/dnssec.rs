@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cpid::dns::dnssec::{self, FLAGS_CSK, RrSetRef, Validity, ZoneKey};
 use cpid::dns::wire::{WireName, rdata_presentation, rtype, txt_rdata, type_name, uri_rdata};
-use cpid::dns::zone::{ApexData, CutSpec, RrSet, SoaTimers, Zone, canonical_order};
+use cpid::dns::zone::{CutSpec, RrSet, SoaTimers, Zone, canonical_order};
 
 use crate::common::require_tool;
 
@@ -21,23 +21,14 @@ type Rr = (WireName, u16, u32, Vec<u8>);
 type RrSets = BTreeMap<(Vec<u8>, u16), (WireName, u32, Vec<Vec<u8>>)>;
 
 fn sample_zone() -> (Zone, WireName) {
-    let apex = WireName::parse("86.cpid.internal").unwrap();
-    let zone = Zone::new(ApexData {
-        name_servers: vec![(
-            apex.prepend("ns1").unwrap(),
-            vec!["192.0.2.53".parse().unwrap()],
-        )],
-        hostmaster: apex.prepend("hostmaster").unwrap(),
-        apex: apex.clone(),
-        timers: SoaTimers::default(),
-        serial: 1_800_000_000,
-        extra: vec![RrSet {
-            rtype: rtype::TXT,
-            ttl: 3600,
-            rdatas: vec![txt_rdata(&["cpid node 86"])],
-        }],
-    })
-    .unwrap();
+    let mut data = cpid::testkit::sample_apex(1_800_000_000, [192, 0, 2, 53].into()).unwrap();
+    data.extra.push(RrSet {
+        rtype: rtype::TXT,
+        ttl: 3600,
+        rdatas: vec![txt_rdata(&["cpid node 86"])],
+    });
+    let apex = data.apex.clone();
+    let zone = Zone::new(data).unwrap();
     for (id, endpoint) in [
         ("gc-000001-x.1005.31", "https://gc-1.example/v1"),
         ("ic-000002-4.1005.31", "https://ic-2.example/v1"),
